@@ -1,0 +1,3 @@
+"""lumbarview: a desktop viewer for lumbar spine MRI with measurement tools."""
+
+__version__ = "0.1.0"

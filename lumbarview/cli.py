@@ -1,0 +1,128 @@
+"""Command line: ``lumbarview info``, ``lumbarview demo`` (and later ``view``, ``measure``).
+
+``main(argv) -> int`` never lets a traceback reach the user: known problems are one line on
+stderr and exit code 2; an unexpected failure is one line too, with the traceback written to a
+log file in the user's cache folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from lumbarview import __version__
+from lumbarview.core.errors import LumbarviewError
+
+EXIT_OK = 0
+EXIT_NOTHING_OPENED = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lumbarview",
+        description="Viewer and measurement tools for lumbar spine MRI.",
+    )
+    parser.add_argument("--version", action="version", version=f"lumbarview {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    info = sub.add_parser("info", help="describe the studies, series and stacks under PATH")
+    info.add_argument("path", help="folder, DICOMDIR or file")
+    info.add_argument("--json", action="store_true", help="write JSON to stdout")
+    info.add_argument("--no-cache", action="store_true",
+                      help="ignore and do not update the header index cache")
+
+    demo = sub.add_parser("demo", help="write the built-in demo study and print where")
+    demo.add_argument("--out", help="folder to write to (default: the user cache folder)")
+    demo.add_argument("--info", action="store_true", help="also describe it as `info` does")
+    return parser
+
+
+def _demo_root(out: str | None) -> Path:
+    if out:
+        return Path(out)
+    from lumbarview.io.dicom.scan import default_cache_dir
+
+    return default_cache_dir() / "demo"
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from lumbarview.services.info import build_info, format_info
+    from lumbarview.services.open_study import open_dicom
+
+    def progress(done: int, total: int) -> None:
+        if total >= 500 and sys.stderr.isatty():
+            print(f"\rreading headers {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    collection = open_dicom(args.path, use_cache=not args.no_cache, progress=progress)
+    info = build_info(collection)
+    if args.json:
+        json.dump(info, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(format_info(info))
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from lumbarview.phantom.demo_study import write_demo_study
+
+    root = _demo_root(args.out)
+    marker = root / ".lumbarview-demo-complete"
+    if not marker.exists():
+        write_demo_study(root)
+        marker.write_text("demo study written by lumbarview\n", encoding="utf-8")
+    print(root)
+    if args.info:
+        ns = argparse.Namespace(path=str(root), json=False, no_cache=False)
+        return _cmd_info(ns)
+    return EXIT_OK
+
+
+def _log_crash() -> str:
+    from lumbarview.io.dicom.scan import default_cache_dir
+
+    log = default_cache_dir() / "crash.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(traceback.format_exc())
+        return str(log)
+    except OSError:
+        return "(could not write a log)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    handlers = {"info": _cmd_info, "demo": _cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except LumbarviewError as exc:
+        print(f"lumbarview: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    except KeyboardInterrupt:
+        print("lumbarview: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # the last guard: no traceback in the user's face
+        where = _log_crash()
+        print(f"lumbarview: internal error ({type(exc).__name__}: {exc}); details in {where}",
+              file=sys.stderr)
+        return 1
+
+
+def gui_main() -> int:
+    """Entry point of the ``lumbarview-gui`` script."""
+    return main()

@@ -1,0 +1,207 @@
+"""Immutable data carriers shared by io, services and the views.
+
+A dataset opens into ``Patient -> Study -> Series -> ImageStack``. A stack is one regular voxel
+grid (a :class:`~lumbarview.core.geometry.VolumeGeometry`); a series whose slices are not all
+parallel (angled axial blocks) has one stack per block.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lumbarview.core.geometry import VolumeGeometry
+
+
+class Severity(enum.IntEnum):
+    """How bad a load issue is. ERROR: something could not be opened or is wrong;
+    WARNING: it opened but may mislead; INFO: worth knowing."""
+
+    INFO = 10
+    WARNING = 20
+    ERROR = 30
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class LoadIssue:
+    """A problem found while opening data, returned beside the data (never raised).
+
+    ``code`` is a stable dotted identifier such as ``"dicom.uneven-spacing"``; tools and tests
+    match on it, people read ``message``.
+    """
+
+    severity: Severity
+    code: str
+    message: str
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity.label,
+            "code": self.code,
+            "message": self.message,
+            "path": self.path,
+        }
+
+
+PixelLoader = Callable[[], tuple[npt.NDArray[Any], Sequence[LoadIssue]]]
+
+
+class ImageStack:
+    """One regular grid of slices whose pixels are decoded lazily, once, on first use.
+
+    Parameters
+    ----------
+    uid : str
+        Unique within a dataset (series UID plus block number).
+    series_uid : str
+        The series it belongs to.
+    geometry : VolumeGeometry
+        Where the grid sits in LPS mm.
+    meta : Mapping
+        Acquisition facts without DICOM keywords (``slice_thickness_mm``, ``slice_gap_mm``,
+        ``patient_position``, ``window``, ``positions_lps``...).
+    loader : callable
+        Returns the ``[k, j, i]`` array and any issues found while decoding.
+    issues : sequence of LoadIssue
+        Issues found while assembling the stack.
+    """
+
+    def __init__(
+        self,
+        uid: str,
+        series_uid: str,
+        geometry: VolumeGeometry,
+        meta: Mapping[str, Any],
+        loader: PixelLoader,
+        issues: Sequence[LoadIssue] = (),
+    ) -> None:
+        self.uid = uid
+        self.series_uid = series_uid
+        self.geometry = geometry
+        self.meta: Mapping[str, Any] = dict(meta)
+        self.issues: tuple[LoadIssue, ...] = tuple(issues)
+        self._loader = loader
+        self._pixels: npt.NDArray[Any] | None = None
+        self._decode_issues: tuple[LoadIssue, ...] = ()
+        self._lock = threading.Lock()
+
+    @property
+    def n_slices(self) -> int:
+        return self.geometry.shape_kji[0]
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._pixels is not None
+
+    @property
+    def decode_issues(self) -> tuple[LoadIssue, ...]:
+        """Issues found while decoding pixels (empty until :meth:`pixels` has run)."""
+        return self._decode_issues
+
+    def pixels(self) -> npt.NDArray[Any]:
+        """The ``[k, j, i]`` pixel array (read-only), decoding it on first call.
+
+        Raises
+        ------
+        LoadError
+            When no slice of the stack could be decoded.
+        """
+        with self._lock:
+            if self._pixels is None:
+                array, issues = self._loader()
+                expected = self.geometry.shape_kji
+                if array.shape != expected:
+                    raise ValueError(f"loader returned shape {array.shape}, expected {expected}")
+                array.setflags(write=False)
+                self._pixels = array
+                self._decode_issues = tuple(issues)
+            return self._pixels
+
+    def release(self) -> None:
+        """Drop decoded pixels to free memory; the next :meth:`pixels` decodes again."""
+        with self._lock:
+            self._pixels = None
+
+    def __repr__(self) -> str:
+        k, j, i = self.geometry.shape_kji
+        return f"ImageStack({self.uid!r}, {k}x{j}x{i})"
+
+
+@dataclass
+class Series:
+    """An acquisition: one or more stacks sharing (0020,000E) *Series Instance UID*."""
+
+    uid: str
+    description: str
+    modality: str
+    number: int | None
+    stacks: list[ImageStack] = field(default_factory=list)
+    issues: list[LoadIssue] = field(default_factory=list)
+    frame_of_reference_uid: str | None = None
+
+    @property
+    def n_slices(self) -> int:
+        return sum(s.n_slices for s in self.stacks)
+
+
+@dataclass
+class Study:
+    uid: str
+    description: str = ""
+    date: str = ""
+    series: list[Series] = field(default_factory=list)
+
+
+@dataclass
+class Patient:
+    id: str
+    name: str = ""
+    studies: list[Study] = field(default_factory=list)
+
+
+@dataclass
+class StudyCollection:
+    """Everything opened from one path: patients, and issues that belong to no series."""
+
+    path: str
+    patients: list[Patient] = field(default_factory=list)
+    issues: list[LoadIssue] = field(default_factory=list)
+
+    def all_series(self) -> list[Series]:
+        return [s for p in self.patients for st in p.studies for s in st.series]
+
+    def all_stacks(self) -> list[ImageStack]:
+        return [k for s in self.all_series() for k in s.stacks]
+
+    def all_issues(self) -> list[LoadIssue]:
+        """Collection issues, then every series' and stack's issues, each once."""
+        seen: set[LoadIssue] = set()
+        out: list[LoadIssue] = []
+        groups: list[Sequence[LoadIssue]] = [self.issues]
+        for series in self.all_series():
+            groups.append(series.issues)
+            for stack in series.stacks:
+                groups.append(stack.issues)
+                groups.append(stack.decode_issues)
+        for group in groups:
+            for issue in group:
+                if issue not in seen:
+                    seen.add(issue)
+                    out.append(issue)
+        return out
+
+
+def as_float_array(value: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """A float64 copy of ``value``."""
+    return np.array(value, dtype=np.float64)

@@ -1,0 +1,456 @@
+"""Phase two of DICOM loading: turn scanned headers into patients, studies, series and stacks.
+
+Slices are ordered by the projection of (0020,0032) *Image Position (Patient)* on the normal of
+(0020,0037) *Image Orientation (Patient)*; (0020,0013) *Instance Number* is used only to break
+ties. A series whose slices are not all parallel (lumbar axial blocks angled per disc) becomes
+one stack per block, each a regular :class:`VolumeGeometry`. Irregularities are reported as
+:class:`LoadIssue` records, never silently fixed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lumbarview.core.geometry import VolumeGeometry, is_parallel
+from lumbarview.core.types import (
+    ImageStack,
+    LoadIssue,
+    Patient,
+    Series,
+    Severity,
+    Study,
+    StudyCollection,
+)
+from lumbarview.io.dicom.headers import DicomFileHeader, FrameGeometry
+from lumbarview.io.dicom.pixels import SliceSource, decode_stack
+
+_ANGLE_TOL_DEG = 0.5
+#: Positions closer than this along the normal are the same slice position.
+_SAME_POSITION_MM = 0.01
+
+
+@dataclass(frozen=True)
+class _Plane:
+    """One image plane (a single-frame file or one frame of a multi-frame file)."""
+
+    source: SliceSource
+    geometry: FrameGeometry
+
+    @property
+    def header(self) -> DicomFileHeader:
+        return self.source.header
+
+    @property
+    def has_geometry(self) -> bool:
+        g = self.geometry
+        return g.position_lps is not None and g.orientation is not None
+
+    def normal(self) -> npt.NDArray[np.float64]:
+        assert self.geometry.orientation is not None
+        o = np.asarray(self.geometry.orientation)
+        n = np.cross(o[:3], o[3:])
+        return n / np.linalg.norm(n)
+
+
+def _planes(header: DicomFileHeader) -> list[_Plane]:
+    return [_Plane(SliceSource(header, i), g) for i, g in enumerate(header.frames)]
+
+
+def _valid_orientation(o: Sequence[float] | None) -> bool:
+    if o is None:
+        return False
+    a = np.asarray(o[:3])
+    b = np.asarray(o[3:])
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return bool(abs(na - 1) < 0.05 and abs(nb - 1) < 0.05 and abs(a @ b) < 0.05)
+
+
+def _orientation_clusters(planes: list[_Plane]) -> list[list[_Plane]]:
+    """Group planes whose row and column directions agree within the angle tolerance."""
+    clusters: list[tuple[npt.NDArray[np.float64], list[_Plane]]] = []
+    cos_tol = np.cos(np.radians(_ANGLE_TOL_DEG))
+    for plane in planes:
+        o = np.asarray(plane.geometry.orientation, dtype=np.float64)
+        for ref, members in clusters:
+            if o[:3] @ ref[:3] >= cos_tol and o[3:] @ ref[3:] >= cos_tol:
+                members.append(plane)
+                break
+        else:
+            clusters.append((o, [plane]))
+    return [members for _, members in clusters]
+
+
+def _frame_spacing(plane: _Plane) -> tuple[float, float] | None:
+    return plane.geometry.pixel_spacing_rc
+
+
+def _split_key(plane: _Plane) -> tuple[Any, ...]:
+    h = plane.header
+    spacing = plane.geometry.pixel_spacing_rc
+    return (h.rows, h.cols, None if spacing is None else (round(spacing[0], 4), round(spacing[1], 4)))
+
+
+def _series_label(h: DicomFileHeader) -> str:
+    number = "" if h.series_number is None else f"#{h.series_number} "
+    return f"series {number}{h.series_description or h.series_uid}".strip()
+
+
+class _StackBuilder:
+    """Builds the stacks of one series from its planes and records what it finds."""
+
+    def __init__(self, series_uid: str, label: str) -> None:
+        self.series_uid = series_uid
+        self.label = label
+        self.issues: list[LoadIssue] = []
+        self.stacks: list[ImageStack] = []
+
+    def issue(self, severity: Severity, code: str, message: str, path: str | None) -> None:
+        self.issues.append(LoadIssue(severity, code, f"{self.label}: {message}", path))
+
+    # -- ordering, duplicates, gaps -------------------------------------------------------
+    def _dedupe(self, planes: list[_Plane], along: npt.NDArray[np.float64]) -> tuple[
+            list[list[_Plane]], list[npt.NDArray[np.float64]]]:
+        """Split by echo or temporal position when that explains duplicate positions;
+        otherwise keep the first image (lowest instance number) at each position."""
+        order = np.lexsort(([p.header.instance_number or 0 for p in planes], along))
+        planes = [planes[i] for i in order]
+        along = along[order]
+        dup = np.diff(along) < _SAME_POSITION_MM
+        if not dup.any():
+            return [planes], [along]
+        for attr, what in (("echo_number", "echo"), ("temporal_position", "temporal position"),
+                           ("acquisition_number", "acquisition")):
+            keys = {getattr(p.header, attr) for p in planes}
+            if len(keys) < 2:
+                continue
+            groups: dict[Any, list[int]] = defaultdict(list)
+            for i, p in enumerate(planes):
+                groups[getattr(p.header, attr)].append(i)
+            if all(not (np.diff(along[idx]) < _SAME_POSITION_MM).any() for idx in groups.values()):
+                self.issue(Severity.INFO, "dicom.split-by-" + attr.split("_")[0],
+                           f"{len(groups)} images share each position; split into one stack "
+                           f"per {what}", planes[0].header.path)
+                keys_sorted = sorted(groups, key=lambda k: (k is None, k))
+                return ([[planes[i] for i in groups[k]] for k in keys_sorted],
+                        [along[groups[k]] for k in keys_sorted])
+        keep = np.concatenate([[True], ~dup])
+        dropped = [p for p, k in zip(planes, keep, strict=True) if not k]
+        self.issue(Severity.WARNING, "dicom.duplicate-position",
+                   f"{len(dropped)} image(s) repeat a position already filled; kept the first "
+                   f"(by instance number) at each position. Check whether the folder mixes two "
+                   f"acquisitions", dropped[0].header.path)
+        return [[p for p, k in zip(planes, keep, strict=True) if k]], [along[keep]]
+
+    def _blocks(self, planes: list[_Plane], along: npt.NDArray[np.float64]) -> list[
+            tuple[list[_Plane | None], npt.NDArray[np.float64]]]:
+        """Split parallel planes into regular blocks, filling isolated missing slices."""
+        if len(planes) < 3:
+            return [(list(planes), along)]
+        steps = np.diff(along)
+        d = float(np.median(steps))
+        blocks: list[tuple[list[_Plane | None], list[float]]] = [([planes[0]], [float(along[0])])]
+        for plane, pos, step in zip(planes[1:], along[1:], steps, strict=True):
+            ratio = step / d
+            n = int(round(ratio))
+            current = blocks[-1]
+            if ratio < 1.5:
+                current[0].append(plane)
+                current[1].append(float(pos))
+            elif n <= 4 and abs(ratio - n) < 0.2:
+                for m in range(1, n):
+                    current[0].append(None)
+                    current[1].append(float(current[1][-1] + d))
+                current[0].append(plane)
+                current[1].append(float(pos))
+                self.issue(Severity.WARNING, "dicom.missing-slices",
+                           f"{n - 1} slice(s) missing between {current[1][-n - 1]:.1f} and "
+                           f"{pos:.1f} mm along the normal (expected every {d:.2f} mm); shown "
+                           "black", plane.header.path)
+            else:
+                self.issue(Severity.INFO, "dicom.split-blocks",
+                           f"a jump of {step:.1f} mm between slices (spacing {d:.2f} mm) "
+                           "starts a separate block", plane.header.path)
+                blocks.append(([plane], [float(pos)]))
+        return [(p, np.asarray(a)) for p, a in blocks]
+
+    # -- building one stack ---------------------------------------------------------------
+    def build(self, slots: list[_Plane | None], along: npt.NDArray[np.float64]) -> None:
+        present = [p for p in slots if p is not None]
+        first_plane = next(p for p in slots if p is not None)
+        first = first_plane.header
+        o = np.asarray(first_plane.geometry.orientation, dtype=np.float64)
+        row_dir, col_dir = o[:3] / np.linalg.norm(o[:3]), o[3:] / np.linalg.norm(o[3:])
+        normal = np.cross(row_dir, col_dir)
+        spacing_rc = first_plane.geometry.pixel_spacing_rc
+        if spacing_rc is None or min(spacing_rc) <= 0:
+            self.issue(Severity.WARNING, "dicom.no-pixel-spacing",
+                       "(0028,0030) Pixel Spacing is missing; distances assume 1 mm pixels and "
+                       "are NOT real millimetres", first.path)
+            spacing_rc = (1.0, 1.0)
+        row_spacing, col_spacing = spacing_rc
+        thicknesses = [p.geometry.slice_thickness_mm for p in present
+                       if p.geometry.slice_thickness_mm]
+        thickness = float(np.median(thicknesses)) if thicknesses else None
+        n = len(slots)
+        positions = [np.asarray(p.geometry.position_lps, dtype=np.float64) if p is not None
+                     else None for p in slots]
+        k0 = next(i for i, p in enumerate(positions) if p is not None)
+        k1 = max(i for i, p in enumerate(positions) if p is not None)
+        p0 = positions[k0]
+        assert p0 is not None
+        if k1 > k0:
+            p1 = positions[k1]
+            assert p1 is not None
+            step_vec = (p1 - p0) / (k1 - k0)
+        else:
+            nominal = first.spacing_between_slices_mm or thickness or 1.0
+            step_vec = normal * nominal
+        origin = p0 - k0 * step_vec
+        affine = np.eye(4)
+        affine[:3, 0] = row_dir * col_spacing
+        affine[:3, 1] = col_dir * row_spacing
+        affine[:3, 2] = step_vec
+        affine[:3, 3] = origin
+        geometry = VolumeGeometry((n, first.rows, first.cols), affine)
+
+        stack_issues: list[LoadIssue] = []
+        if n > 2:
+            expected = np.array([origin + k * step_vec for k in range(n)])
+            actual = [(k, p) for k, p in enumerate(positions) if p is not None]
+            worst_k, worst = max(((k, float(np.linalg.norm(p - expected[k]))) for k, p in actual),
+                                 key=lambda t: t[1])
+            step_mm = float(np.linalg.norm(step_vec))
+            if worst > max(0.05, 0.05 * step_mm):
+                self.issue(Severity.WARNING, "dicom.uneven-spacing",
+                           f"slice positions are irregular: slice {worst_k + 1} lies "
+                           f"{worst:.2f} mm from a regular {step_mm:.2f} mm grid; the stack is "
+                           "shown on the regular grid", first.path)
+        slice_step_mm = float(abs(step_vec @ normal)) if n > 1 else (
+            first.spacing_between_slices_mm or thickness or 1.0)
+        gap = None if thickness is None else slice_step_mm - thickness
+        if gap is not None and n > 1 and abs(gap) > 0.01:
+            code = "dicom.slice-gap" if gap > 0 else "dicom.slice-overlap"
+            what = "gap" if gap > 0 else "overlap"
+            self.issue(Severity.INFO, code,
+                       f"slices are {thickness:.2f} mm thick every {slice_step_mm:.2f} mm: a "
+                       f"{abs(gap):.2f} mm {what} between slices", first.path)
+        shear = float(np.degrees(np.arccos(min(1.0, abs(step_vec @ normal) /
+                                               max(np.linalg.norm(step_vec), 1e-12))))) if n > 1 else 0.0
+        if shear > _ANGLE_TOL_DEG:
+            self.issue(Severity.INFO, "dicom.sheared-stack",
+                       f"slices are offset in-plane from one another (a {shear:.1f} degree "
+                       "shear, as with gantry tilt); geometry follows the true positions",
+                       first.path)
+        window = None
+        if first.window_center is not None and first.window_width and first.window_width > 0:
+            window = (first.window_center, first.window_width)
+        meta: dict[str, Any] = {
+            "series_uid": self.series_uid,
+            "patient_position": first.patient_position,
+            "slice_thickness_mm": thickness,
+            "slice_spacing_mm": slice_step_mm,
+            "slice_gap_mm": gap,
+            "spacing_between_slices_tag_mm": first.spacing_between_slices_mm,
+            "window": window,
+            "frame_of_reference_uid": first.frame_of_reference_uid,
+            "modality": first.modality,
+            "description": first.series_description,
+            "transfer_syntax": first.transfer_syntax,
+            "bits_stored": first.bits_stored,
+            "has_patient_geometry": True,
+            "positions_lps": [None if p is None else p.tolist() for p in positions],
+            "files": [None if p is None else p.header.path for p in slots],
+            "frames": [None if p is None else p.source.frame for p in slots],
+        }
+        sources = [None if p is None else p.source for p in slots]
+        shape_rc = (first.rows, first.cols)
+        uid = f"{self.series_uid}#{len(self.stacks) + 1}"
+        self.stacks.append(ImageStack(uid, self.series_uid, geometry, meta,
+                                      _make_loader(sources, shape_rc), stack_issues))
+
+    def build_flat(self, planes: list[_Plane]) -> None:
+        """Images without 3D geometry: stacked in file order with 1 mm pixels, and said so."""
+        first = planes[0].header
+        planes = sorted(planes, key=lambda p: (p.header.instance_number or 0, p.header.path,
+                                               p.source.frame))
+        spacing = planes[0].geometry.pixel_spacing_rc or (1.0, 1.0)
+        geometry = VolumeGeometry.from_directions(
+            (len(planes), first.rows, first.cols), (0.0, 0.0, 0.0), (1, 0, 0), (0, 1, 0),
+            (spacing[1], spacing[0], 1.0))
+        self.issue(Severity.WARNING, "dicom.no-geometry",
+                   "the images carry no (0020,0032)/(0020,0037) patient geometry; they are "
+                   "shown in file order without cross-references, and positions are not in "
+                   "patient space", first.path)
+        meta: dict[str, Any] = {
+            "series_uid": self.series_uid, "patient_position": first.patient_position,
+            "slice_thickness_mm": None, "slice_spacing_mm": None, "slice_gap_mm": None,
+            "spacing_between_slices_tag_mm": None, "window": None,
+            "frame_of_reference_uid": first.frame_of_reference_uid, "modality": first.modality,
+            "description": first.series_description, "transfer_syntax": first.transfer_syntax,
+            "bits_stored": first.bits_stored, "has_patient_geometry": False,
+            "positions_lps": [None] * len(planes),
+            "files": [p.header.path for p in planes], "frames": [p.source.frame for p in planes],
+        }
+        uid = f"{self.series_uid}#{len(self.stacks) + 1}"
+        self.stacks.append(ImageStack(uid, self.series_uid, geometry, meta,
+                                      _make_loader([p.source for p in planes],
+                                                   (first.rows, first.cols))))
+
+
+def _make_loader(sources: list[SliceSource | None], shape_rc: tuple[int, int]):  # type: ignore[no-untyped-def]
+    def load() -> tuple[npt.NDArray[Any], list[LoadIssue]]:
+        array, issues = decode_stack(sources, shape_rc)
+        issues.extend(_padding_issues(array, sources))
+        return array, issues
+    return load
+
+
+def _padding_issues(array: npt.NDArray[Any], sources: Sequence[SliceSource | None]) -> list[LoadIssue]:
+    """Report all-black slices at either end of a stack (padding, as in LSS-MRI-AISSLab)."""
+    if array.shape[0] < 2:
+        return []
+    black = [not np.any(array[k]) and sources[k] is not None for k in range(array.shape[0])]
+    if all(black):
+        return []
+    out = []
+    for k, is_black in enumerate(black):
+        if is_black:
+            src = sources[k]
+            out.append(LoadIssue(Severity.INFO, "dicom.padding-slice",
+                                 f"slice {k + 1} is entirely black (a padding slice?)",
+                                 None if src is None else src.header.path))
+    return out
+
+
+def _build_series(headers: list[DicomFileHeader]) -> Series:
+    first = headers[0]
+    series = Series(uid=first.series_uid, description=first.series_description,
+                    modality=first.modality, number=first.series_number,
+                    frame_of_reference_uid=first.frame_of_reference_uid or None)
+    builder = _StackBuilder(first.series_uid, _series_label(first))
+    planes = [p for h in headers for p in _planes(h)]
+    with_geom = [p for p in planes if p.has_geometry and _valid_orientation(p.geometry.orientation)]
+    without = [p for p in planes if not (p.has_geometry and _valid_orientation(p.geometry.orientation))]
+    if with_geom and without:
+        pads = [p for p in without if os.path.basename(p.header.path).lower().startswith("pad")]
+        if pads:
+            builder.issue(Severity.INFO, "dicom.padding-slice",
+                          f"{len(pads)} padding image(s) without geometry left out",
+                          pads[0].header.path)
+        others = [p for p in without if p not in pads]
+        if others:
+            builder.issue(Severity.WARNING, "dicom.missing-geometry",
+                          f"{len(others)} image(s) lack (0020,0032)/(0020,0037) geometry and were "
+                          "left out of the stack", others[0].header.path)
+    if not with_geom:
+        groups: dict[tuple[int, int], list[_Plane]] = defaultdict(list)
+        for p in without:
+            groups[(p.header.rows, p.header.cols)].append(p)
+        for members in groups.values():
+            builder.build_flat(members)
+    else:
+        by_grid: dict[tuple[Any, ...], list[_Plane]] = defaultdict(list)
+        for p in with_geom:
+            by_grid[_split_key(p)].append(p)
+        if len({k[:2] for k in by_grid}) > 1:
+            sizes = sorted({f"{k[0]}x{k[1]}" for k in by_grid})
+            builder.issue(Severity.WARNING, "dicom.mixed-matrix-in-series",
+                          f"images of different sizes ({', '.join(sizes)}) are split into "
+                          "separate stacks", first.path)
+        for grid_planes in by_grid.values():
+            for cluster in _orientation_clusters(grid_planes):
+                normal = cluster[0].normal()
+                along = np.array([np.asarray(p.geometry.position_lps) @ normal for p in cluster])
+                groups_, alongs = builder._dedupe(cluster, along)
+                for group, group_along in zip(groups_, alongs, strict=True):
+                    for slots, block_along in builder._blocks(list(group), np.asarray(group_along)):
+                        builder.build(slots, block_along)
+        if len(builder.stacks) > 1:
+            normals = [s.geometry.slice_normal for s in builder.stacks]
+            if not all(is_parallel(normals[0], n) for n in normals[1:]):
+                builder.issue(Severity.INFO, "dicom.angled-blocks",
+                              f"slices are not all parallel: {len(builder.stacks)} blocks at "
+                              "different angles, each shown as its own stack", first.path)
+    series.stacks = builder.stacks
+    series.issues = builder.issues
+    return series
+
+
+_NON_IMAGE_CLASSES = {"1.2.840.10008.1.3.10"}
+
+
+def assemble(headers: Sequence[DicomFileHeader], path: str,
+             issues: Sequence[LoadIssue] = ()) -> StudyCollection:
+    """Group headers into patients, studies and series, and build each series' stacks."""
+    collection = StudyCollection(path=path, issues=list(issues))
+    images: list[DicomFileHeader] = []
+    for h in headers:
+        if h.sop_class_uid in _NON_IMAGE_CLASSES:
+            continue
+        if not h.has_pixels or h.rows <= 0 or h.cols <= 0:
+            collection.issues.append(LoadIssue(
+                Severity.INFO, "dicom.no-image",
+                f"not an image ({h.modality or 'unknown modality'}, SOP class "
+                f"{h.sop_class_uid or 'unknown'}); skipped", h.path))
+            continue
+        images.append(h)
+    by_series: dict[tuple[str, str, str, int], list[DicomFileHeader]] = defaultdict(list)
+    for h in images:
+        series_uid = h.series_uid
+        if not series_uid:
+            series_uid = f"folder:{os.path.dirname(h.path)}:{h.series_number}"
+            collection.issues.append(LoadIssue(
+                Severity.WARNING, "dicom.no-series-uid",
+                "(0020,000E) Series Instance UID is missing; images are grouped by folder",
+                h.path))
+            h = _with_series(h, series_uid)
+        # (0020,0011) Series Number is part of the key: some exports reuse one Series Instance
+        # UID for several series (dcm_qa_ts stores each transfer syntax as its own series).
+        number = -1 if h.series_number is None else h.series_number
+        by_series[(h.patient_id, h.study_uid, series_uid, number)].append(h)
+    numbers_per_uid: dict[str, set[int]] = defaultdict(set)
+    for key in by_series:
+        numbers_per_uid[key[2]].add(key[3])
+    for uid, numbers in numbers_per_uid.items():
+        if len(numbers) > 1:
+            collection.issues.append(LoadIssue(
+                Severity.WARNING, "dicom.series-uid-reused",
+                f"series numbers {', '.join(str(n) for n in sorted(numbers))} share one Series "
+                f"Instance UID ({uid}); they are kept apart by series number", None))
+
+    patients: dict[str, Patient] = {}
+    studies: dict[tuple[str, str], Study] = {}
+    for (patient_id, study_uid, _, _), members in sorted(by_series.items(), key=lambda kv: kv[0]):
+        first = members[0]
+        patient = patients.get(patient_id)
+        if patient is None:
+            patient = patients[patient_id] = Patient(id=patient_id, name=first.patient_name)
+        study = studies.get((patient_id, study_uid))
+        if study is None:
+            study = studies[(patient_id, study_uid)] = Study(
+                uid=study_uid, description=first.study_description, date=first.study_date)
+            patient.studies.append(study)
+        study.series.append(_build_series(members))
+    for study in studies.values():
+        study.series.sort(key=lambda s: (s.number is None, s.number or 0, s.description))
+        sizes = sorted({f"{k.geometry.shape_kji[1]}x{k.geometry.shape_kji[2]}"
+                        for s in study.series for k in s.stacks})
+        if len(sizes) > 1:
+            collection.issues.append(LoadIssue(
+                Severity.INFO, "dicom.mixed-matrix",
+                f"study {study.uid} mixes image sizes: {', '.join(sizes)}", None))
+    collection.patients = sorted(patients.values(), key=lambda p: p.id)
+    return collection
+
+
+def _with_series(h: DicomFileHeader, series_uid: str) -> DicomFileHeader:
+    from dataclasses import replace
+
+    return replace(h, series_uid=series_uid)

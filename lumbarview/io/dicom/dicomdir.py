@@ -1,0 +1,72 @@
+"""DICOMDIR (PS3.10 media directory) reading through pydicom's FileSet."""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.errors import InvalidDicomError
+from pydicom.fileset import FileSet
+
+from lumbarview.core.types import LoadIssue, Severity
+
+
+@dataclass
+class DicomdirListing:
+    """The instances a DICOMDIR references, and what was wrong with it."""
+
+    path: str
+    files: list[str] = field(default_factory=list)
+    n_patients: int = 0
+    n_series: int = 0
+    issues: list[LoadIssue] = field(default_factory=list)
+
+
+def is_dicomdir(path: str | Path) -> bool:
+    """True when ``path`` is a file named DICOMDIR (any case) or with the
+    Media Storage Directory SOP Class in its file meta."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    if p.name.upper() == "DICOMDIR":
+        return True
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" and b"1.2.840.10008.1.3.10" in head
+
+
+def read_dicomdir(path: str | Path) -> DicomdirListing:
+    """List the files a DICOMDIR references. Never raises for a bad DICOMDIR: the problem is
+    an issue, and the caller falls back to walking the folder."""
+    listing = DicomdirListing(path=str(path))
+    try:
+        fs = FileSet(str(path))
+    except (InvalidDicomError, ValueError, OSError, KeyError, AttributeError, TypeError,
+            EOFError, struct.error, NotImplementedError) as exc:
+        listing.issues.append(LoadIssue(
+            Severity.WARNING, "dicomdir.unreadable",
+            f"the DICOMDIR cannot be read ({type(exc).__name__}: {exc}); the folder is scanned "
+            "file by file instead", str(path)))
+        return listing
+    series: set[str] = set()
+    patients: set[str] = set()
+    for instance in fs:
+        file_path = instance.path
+        listing.files.append(str(file_path))
+        series.add(str(getattr(instance, "SeriesInstanceUID", "") or ""))
+        patients.add(str(getattr(instance, "PatientID", "") or ""))
+        if not os.path.exists(file_path):
+            listing.issues.append(LoadIssue(
+                Severity.WARNING, "dicomdir.missing-file",
+                "the DICOMDIR references a file that is not on disk", str(file_path)))
+    listing.n_series = len(series)
+    listing.n_patients = len(patients)
+    if not listing.files:
+        listing.issues.append(LoadIssue(Severity.WARNING, "dicomdir.empty",
+                                        "the DICOMDIR references no images", str(path)))
+    return listing

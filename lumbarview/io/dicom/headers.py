@@ -1,0 +1,357 @@
+"""Reading one DICOM file's header into a compact, serialisable record (no pixel data).
+
+This is phase one of loading (the scan). Only the attributes the assembler and the viewer need
+are decoded; the pixel data is located (byte offset and length) but not read, so that phase two
+can read native pixels straight from disk.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from lumbarview.core.types import LoadIssue, Severity
+
+MEDIA_STORAGE_DIRECTORY_UID = "1.2.840.10008.1.3.10"
+_PIXEL_DATA_TAG = (0x7FE0, 0x0010)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+#: Attributes read in the scan. Functional group sequences carry per-frame geometry in
+#: Enhanced MR (PS3.3 C.7.6.16).
+SCAN_KEYWORDS: tuple[str, ...] = (
+    "SOPClassUID", "SOPInstanceUID", "PatientID", "PatientName", "StudyInstanceUID",
+    "StudyDescription", "StudyDate", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription",
+    "Modality", "FrameOfReferenceUID", "Rows", "Columns", "BitsAllocated", "BitsStored",
+    "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames",
+    "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth", "PatientPosition",
+    "SpacingBetweenSlices", "SliceThickness", "AcquisitionNumber", "EchoNumbers",
+    "TemporalPositionIdentifier", "InstanceNumber", "ImagePositionPatient",
+    "ImageOrientationPatient", "PixelSpacing", "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence", "ImageType",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameGeometry:
+    """Geometry of one image plane, straight from its header (may be incomplete)."""
+
+    position_lps: tuple[float, float, float] | None
+    orientation: tuple[float, float, float, float, float, float] | None
+    pixel_spacing_rc: tuple[float, float] | None  # (row spacing, column spacing), as (0028,0030)
+    slice_thickness_mm: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DicomFileHeader:
+    """What the scan keeps of one DICOM file. Serialisable as a flat row for the index cache."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sop_class_uid: str
+    sop_instance_uid: str
+    patient_id: str
+    patient_name: str
+    study_uid: str
+    study_description: str
+    study_date: str
+    series_uid: str
+    series_number: int | None
+    series_description: str
+    modality: str
+    frame_of_reference_uid: str
+    rows: int
+    cols: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    samples_per_pixel: int
+    photometric: str
+    transfer_syntax: str
+    n_frames: int
+    rescale_slope: float
+    rescale_intercept: float
+    window_center: float | None
+    window_width: float | None
+    patient_position: str
+    spacing_between_slices_mm: float | None
+    acquisition_number: int | None
+    echo_number: int | None
+    temporal_position: int | None
+    instance_number: int | None
+    has_pixels: bool
+    pixel_offset: int | None  # byte offset of native little-endian pixel data, else None
+    pixel_length: int | None
+    frames: tuple[FrameGeometry, ...]
+
+    @property
+    def is_directory(self) -> bool:
+        return self.sop_class_uid == MEDIA_STORAGE_DIRECTORY_UID
+
+    def to_row(self) -> list[Any]:
+        row: list[Any] = [getattr(self, name) for name in _FIELDS[:-1]]
+        row.append([[f.position_lps, f.orientation, f.pixel_spacing_rc, f.slice_thickness_mm]
+                    for f in self.frames])
+        return row
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> DicomFileHeader:
+        frames = tuple(
+            FrameGeometry(
+                None if p is None else (float(p[0]), float(p[1]), float(p[2])),
+                None if o is None else tuple(float(v) for v in o),  # type: ignore[arg-type]
+                None if s is None else (float(s[0]), float(s[1])),
+                t,
+            )
+            for p, o, s, t in row[-1]
+        )
+        return cls(*row[:-1], frames=frames)
+
+
+_FIELDS: tuple[str, ...] = tuple(DicomFileHeader.__dataclass_fields__)
+
+
+class NotDicomError(Exception):
+    """Internal: the file is not DICOM (becomes an INFO issue, never reaches the user raw)."""
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, pydicom.multival.MultiValue):
+            value = value[0]
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(ds: Dataset, keyword: str) -> float | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, pydicom.multival.MultiValue):
+            value = value[0]
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if result == result else None  # NaN counts as missing
+
+
+def _floats(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
+    if ds is None:
+        return None
+    value = ds.get(keyword)
+    if value is None:
+        return None
+    try:
+        values = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if len(values) != n or any(v != v for v in values):
+        return None
+    return values
+
+
+def _first_item(ds: Dataset | None, keyword: str) -> Dataset | None:
+    if ds is None:
+        return None
+    seq = ds.get(keyword)
+    if not seq:
+        return None
+    item = seq[0]
+    return item if isinstance(item, Dataset) else None
+
+
+def _frame_geometries(ds: Dataset, n_frames: int) -> tuple[FrameGeometry, ...]:
+    """Per-frame geometry: classic attributes, or Enhanced functional groups (C.7.6.16)."""
+    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if shared is None and not per_frame:
+        thickness = _float(ds, "SliceThickness")
+        geom = FrameGeometry(
+            _floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
+            _floats(ds, "ImageOrientationPatient", 6),  # type: ignore[arg-type]
+            _floats(ds, "PixelSpacing", 2),  # type: ignore[arg-type]
+            thickness,
+        )
+        if n_frames == 1:
+            return (geom,)
+        # Classic multi-frame with one position: frames have no 3D placement of their own.
+        return tuple(FrameGeometry(None, geom.orientation, geom.pixel_spacing_rc, thickness)
+                     for _ in range(n_frames))
+
+    shared_orient = _first_item(shared, "PlaneOrientationSequence")
+    shared_measures = _first_item(shared, "PixelMeasuresSequence")
+    shared_pos = _first_item(shared, "PlanePositionSequence")
+    frames: list[FrameGeometry] = []
+    for index in range(n_frames):
+        item = per_frame[index] if per_frame and index < len(per_frame) else None
+        pos = _first_item(item, "PlanePositionSequence") or shared_pos
+        orient = _first_item(item, "PlaneOrientationSequence") or shared_orient
+        measures = _first_item(item, "PixelMeasuresSequence") or shared_measures
+        frames.append(FrameGeometry(
+            _floats(pos, "ImagePositionPatient", 3),  # type: ignore[arg-type]
+            _floats(orient, "ImageOrientationPatient", 6),  # type: ignore[arg-type]
+            _floats(measures, "PixelSpacing", 2),  # type: ignore[arg-type]
+            None if measures is None else _float(measures, "SliceThickness"),
+        ))
+    return tuple(frames)
+
+
+def _locate_native_pixels(fp: BinaryIO, ds: Dataset, file_size: int) -> tuple[int | None, int | None]:
+    """Byte offset and length of native (uncompressed) little-endian pixel data, or
+    (None, None) when the pixels must go through pydicom (compressed, big endian, deflated)."""
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        return None, None
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        return None, None
+    group, element = struct.unpack("<HH", head[:4])
+    if (group, element) != _PIXEL_DATA_TAG:
+        return None, None
+    if ts == ExplicitVRLittleEndian:
+        if len(head) < 12 or head[4:6] not in (b"OB", b"OW"):
+            return None, None
+        (length,) = struct.unpack("<I", head[8:12])
+        offset = start + 12
+    else:
+        (length,) = struct.unpack("<I", head[4:8])
+        offset = start + 8
+    if length == _UNDEFINED_LENGTH:
+        return None, None
+    return offset, int(length)
+
+
+def _sniff(fp: BinaryIO) -> bool:
+    """True when the file has the DICM prefix. Raises NotDicomError when it clearly is not
+    DICOM; returns False for preamble-less files that may be raw DICOM datasets."""
+    head = fp.read(132)
+    fp.seek(0)
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return True
+    # Files written without the Part 10 preamble start directly with a group 0002 or 0008
+    # element (little or big endian).
+    if len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08", b"\x00\x02"):
+        return False
+    raise NotDicomError("no DICM prefix and no DICOM element at the start")
+
+
+def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFileHeader:
+    """Read the header of one file.
+
+    Raises
+    ------
+    NotDicomError
+        The file is not DICOM.
+    OSError
+        The file cannot be read.
+    InvalidDicomError, ValueError, EOFError, struct.error
+        The header is damaged (the caller turns these into issues).
+    """
+    path = str(path)
+    st = stat or os.stat(path)
+    with open(path, "rb") as fp:
+        has_prefix = _sniff(fp)
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=not has_prefix)
+        except InvalidDicomError as exc:
+            raise NotDicomError(str(exc)) from exc
+        if not has_prefix and "SOPClassUID" not in ds and "Rows" not in ds:
+            raise NotDicomError("forced read found no DICOM image attributes")
+        ds_end = fp.tell()
+        sop_class = _text(ds, "SOPClassUID")
+        if not sop_class and hasattr(ds, "file_meta"):
+            sop_class = str(ds.file_meta.get("MediaStorageSOPClassUID", ""))
+        fp.seek(ds_end)
+        offset, length = _locate_native_pixels(fp, ds, st.st_size)
+        fp.seek(ds_end)
+        has_pixels = fp.read(4)[:4] in (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
+    ts = ""
+    if hasattr(ds, "file_meta"):
+        ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
+    if not ts and not has_prefix:
+        ts = str(ImplicitVRLittleEndian) if ds.is_implicit_VR else str(ExplicitVRLittleEndian)
+    n_frames = _int(ds, "NumberOfFrames") or 1
+    if n_frames < 1:
+        n_frames = 1
+    return DicomFileHeader(
+        path=path,
+        size=int(st.st_size),
+        mtime_ns=int(st.st_mtime_ns),
+        sop_class_uid=sop_class,
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        patient_id=_text(ds, "PatientID"),
+        patient_name=_text(ds, "PatientName"),
+        study_uid=_text(ds, "StudyInstanceUID"),
+        study_description=_text(ds, "StudyDescription"),
+        study_date=_text(ds, "StudyDate"),
+        series_uid=_text(ds, "SeriesInstanceUID"),
+        series_number=_int(ds, "SeriesNumber"),
+        series_description=_text(ds, "SeriesDescription"),
+        modality=_text(ds, "Modality"),
+        frame_of_reference_uid=_text(ds, "FrameOfReferenceUID"),
+        rows=_int(ds, "Rows") or 0,
+        cols=_int(ds, "Columns") or 0,
+        bits_allocated=_int(ds, "BitsAllocated") or 0,
+        bits_stored=_int(ds, "BitsStored") or (_int(ds, "BitsAllocated") or 0),
+        pixel_representation=_int(ds, "PixelRepresentation") or 0,
+        samples_per_pixel=_int(ds, "SamplesPerPixel") or 1,
+        photometric=_text(ds, "PhotometricInterpretation"),
+        transfer_syntax=ts,
+        n_frames=n_frames,
+        rescale_slope=_float(ds, "RescaleSlope") or 1.0,
+        rescale_intercept=_float(ds, "RescaleIntercept") or 0.0,
+        window_center=_float(ds, "WindowCenter"),
+        window_width=_float(ds, "WindowWidth"),
+        patient_position=_text(ds, "PatientPosition"),
+        spacing_between_slices_mm=_float(ds, "SpacingBetweenSlices"),
+        acquisition_number=_int(ds, "AcquisitionNumber"),
+        echo_number=_int(ds, "EchoNumbers"),
+        temporal_position=_int(ds, "TemporalPositionIdentifier"),
+        instance_number=_int(ds, "InstanceNumber"),
+        has_pixels=has_pixels,
+        pixel_offset=offset,
+        pixel_length=length,
+        frames=_frame_geometries(ds, n_frames),
+    )
+
+
+def transfer_syntax_name(uid: str) -> str:
+    """Readable name of a transfer syntax UID."""
+    try:
+        return str(UID(uid).name) if uid else "unknown transfer syntax"
+    except (ValueError, KeyError):
+        return uid
+
+
+def header_issue(path: str, exc: BaseException) -> LoadIssue:
+    """Turn a header-read failure into an issue record."""
+    if isinstance(exc, NotDicomError):
+        return LoadIssue(Severity.INFO, "dicom.not-dicom", "skipped: not a DICOM file", path)
+    if isinstance(exc, OSError):
+        return LoadIssue(Severity.WARNING, "io.unreadable",
+                         f"cannot read the file ({exc.strerror or exc}); check its permissions",
+                         path)
+    return LoadIssue(
+        Severity.ERROR, "dicom.corrupt-header",
+        f"the DICOM header is damaged ({type(exc).__name__}: {exc}); the file was skipped, "
+        "re-export or re-copy it from the source", path)

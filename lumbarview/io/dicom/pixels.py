@@ -1,0 +1,240 @@
+"""Phase two of DICOM loading: decode the pixels of one stack, in parallel.
+
+Native little-endian pixel data is read straight from the offset found by the scan
+(``numpy.fromfile`` releases the GIL, so threads overlap the reads); everything else
+(compressed, big endian, deflated, multi-frame) goes through pydicom's decoders, which use
+pylibjpeg and python-gdcm when installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from lumbarview.core.errors import CorruptFileError, LoadError, MissingDecoderError
+from lumbarview.core.types import LoadIssue, Severity
+from lumbarview.io.dicom.headers import DicomFileHeader, transfer_syntax_name
+
+_COMPRESSION_HINT = (
+    "install a decoder for it: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
+    "python-gdcm (lumbarview's own install includes them; a 12-bit lossy JPEG needs python-gdcm)"
+)
+
+
+@dataclass(frozen=True)
+class SliceSource:
+    """Where the pixels of one slice come from: a file, and a frame within it."""
+
+    header: DicomFileHeader
+    frame: int = 0
+
+
+def _native_dtype(h: DicomFileHeader) -> np.dtype[Any] | None:
+    if h.bits_allocated not in (8, 16, 32) or h.samples_per_pixel != 1:
+        return None
+    kind = "i" if h.pixel_representation == 1 else "u"
+    return np.dtype(f"<{kind}{h.bits_allocated // 8}")
+
+
+def _fix_stored_bits(array: npt.NDArray[Any], h: DicomFileHeader) -> npt.NDArray[Any]:
+    """Keep only (0028,0101) *Bits Stored* bits, sign-extending signed data, as pydicom does:
+    12-bit data stored in 16-bit words may carry overlay or garbage bits above bit 11."""
+    stored, allocated = h.bits_stored, h.bits_allocated
+    if not 0 < stored < allocated:
+        return array
+    if h.pixel_representation == 1:
+        shift = allocated - stored
+        return (array << shift) >> shift  # arithmetic shift restores the sign
+    return array & np.array((1 << stored) - 1, dtype=array.dtype)
+
+
+def _read_native(source: SliceSource) -> npt.NDArray[Any]:
+    h = source.header
+    dtype = _native_dtype(h)
+    assert dtype is not None and h.pixel_offset is not None and h.pixel_length is not None
+    per_frame = h.rows * h.cols * dtype.itemsize
+    offset = h.pixel_offset + source.frame * per_frame
+    available = os.path.getsize(h.path) - offset
+    if available < per_frame or h.pixel_length < per_frame * (source.frame + 1):
+        raise CorruptFileError(
+            h.path,
+            f"pixel data is truncated: frame {source.frame + 1} needs {per_frame} bytes, "
+            f"{max(0, min(available, h.pixel_length - source.frame * per_frame))} are present",
+            "re-copy the file from its source; the other slices are shown",
+        )
+    pixels = np.fromfile(h.path, dtype=dtype, count=h.rows * h.cols, offset=offset)
+    return _fix_stored_bits(pixels.reshape(h.rows, h.cols), h)
+
+
+def _to_grey(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Luminance (ITU-R BT.601) of an RGB array ``[..., 3]``."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return (array.astype(np.float32) @ weights).astype(np.float32)
+
+
+def decode_file(header: DicomFileHeader) -> npt.NDArray[Any]:
+    """All frames of one file as ``[frame, row, col]`` through pydicom.
+
+    Raises
+    ------
+    MissingDecoderError
+        Compressed pixel data that no installed plugin can decode.
+    CorruptFileError
+        Truncated or damaged pixel data.
+    """
+    path = header.path
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+            raise CorruptFileError(path, "the file has no pixel data",
+                                   "it is not an image; open the image series instead")
+        if header.photometric == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+
+            array = _to_grey(apply_color_lut(ds.pixel_array, ds))
+        else:
+            array = ds.pixel_array
+            if header.samples_per_pixel == 3:
+                array = _to_grey(array)
+    except (MissingDecoderError, CorruptFileError):
+        raise
+    except NotImplementedError as exc:
+        raise MissingDecoderError(
+            path, f"no decoder for {transfer_syntax_name(header.transfer_syntax)} "
+            f"pixel data ({exc})", _COMPRESSION_HINT) from exc
+    except RuntimeError as exc:
+        text = str(exc)
+        if "plugin" in text.lower() or "decod" in text.lower():
+            raise MissingDecoderError(
+                path, f"cannot decode {transfer_syntax_name(header.transfer_syntax)} pixel "
+                f"data: {text.splitlines()[0]}", _COMPRESSION_HINT) from exc
+        raise CorruptFileError(path, f"pixel data cannot be read: {text.splitlines()[0]}",
+                               "re-copy the file from its source") from exc
+    except (ValueError, EOFError, InvalidDicomError, AttributeError, TypeError, KeyError,
+            IndexError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CorruptFileError(path, f"pixel data cannot be read ({first})",
+                               "the file may be truncated or damaged; re-copy it from "
+                               "its source") from exc
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    return array
+
+
+def _rescale_needed(sources: Sequence[SliceSource | None]) -> bool:
+    return any(s is not None and (s.header.rescale_slope != 1.0 or s.header.rescale_intercept != 0.0)
+               for s in sources)
+
+
+def _output_dtype(sources: Sequence[SliceSource | None], raw: np.dtype[Any]) -> np.dtype[Any]:
+    """int dtype when every (0028,1053) *Rescale Slope* and (0028,1052) *Rescale Intercept*
+    is integral, else float32."""
+    if raw.kind == "f":
+        return np.dtype(np.float32)
+    if not _rescale_needed(sources):
+        return raw
+    present = [s.header for s in sources if s is not None]
+    if all(float(h.rescale_slope).is_integer() and float(h.rescale_intercept).is_integer()
+           for h in present):
+        return np.dtype(np.int32)
+    return np.dtype(np.float32)
+
+
+def decode_stack(
+    sources: Sequence[SliceSource | None],
+    shape_rc: tuple[int, int],
+    workers: int | None = None,
+) -> tuple[npt.NDArray[Any], list[LoadIssue]]:
+    """Decode the slices of one stack into a ``[k, j, i]`` array, rescaled to stored units.
+
+    ``None`` entries are missing slices (filled with zeros; the assembler already reported
+    them). A slice that cannot be decoded is zero-filled and reported; if none can be decoded,
+    the first error is raised.
+
+    Raises
+    ------
+    LoadError
+        When not a single slice could be decoded.
+    """
+    rows, cols = shape_rc
+    issues: list[LoadIssue] = []
+    file_cache: dict[str, npt.NDArray[Any] | LoadError] = {}
+
+    def _one(source: SliceSource | None) -> npt.NDArray[Any] | LoadError | None:
+        if source is None:
+            return None
+        h = source.header
+        try:
+            if (h.pixel_offset is not None and _native_dtype(h) is not None):
+                return _read_native(source)
+            cached = file_cache.get(h.path)
+            if cached is None:
+                try:
+                    cached = decode_file(h)
+                except LoadError as exc:
+                    cached = exc
+                file_cache[h.path] = cached
+            if isinstance(cached, LoadError):
+                return cached
+            if source.frame >= cached.shape[0]:
+                return CorruptFileError(h.path, f"frame {source.frame + 1} is missing",
+                                        "the file is truncated")
+            return cached[source.frame]
+        except LoadError as exc:
+            return exc
+
+    # Multi-frame files are decoded once: group by file so threads don't decode twice.
+    has_multiframe = any(s is not None and s.header.n_frames > 1 for s in sources)
+    n_workers = 1 if has_multiframe else (workers or min(8, (os.cpu_count() or 1) * 2))
+    if n_workers > 1 and len(sources) > 1:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            results = list(pool.map(_one, sources))
+    else:
+        results = [_one(s) for s in sources]
+
+    arrays = [r for r in results if isinstance(r, np.ndarray)]
+    errors = [r for r in results if isinstance(r, LoadError)]
+    if not arrays:
+        if errors:
+            raise errors[0]
+        raise CorruptFileError(None, "the stack has no decodable slice", "")
+    raw_dtype = np.result_type(*{a.dtype for a in arrays})
+    out_dtype = _output_dtype(sources, raw_dtype)
+    out = np.zeros((len(sources), rows, cols), dtype=out_dtype)
+    reported: set[str] = set()
+    rescale = _rescale_needed(sources)
+    for k, (source, result) in enumerate(zip(sources, results, strict=True)):
+        if isinstance(result, LoadError):
+            if result.path not in reported:
+                reported.add(result.path or "")
+                code = ("dicom.missing-decoder" if isinstance(result, MissingDecoderError)
+                        else "dicom.truncated-pixels" if "truncated" in result.problem
+                        else "dicom.corrupt-pixels")
+                issues.append(LoadIssue(Severity.ERROR, code,
+                                        f"slice {k + 1} is shown black: {result.problem}. "
+                                        f"{result.action}", result.path))
+            continue
+        if result is None or source is None:
+            continue
+        if result.shape != (rows, cols):
+            issues.append(LoadIssue(
+                Severity.ERROR, "dicom.matrix-mismatch",
+                f"slice {k + 1} is {result.shape[0]}x{result.shape[1]} but the stack is "
+                f"{rows}x{cols}; it is shown black", source.header.path))
+            continue
+        if rescale:
+            h = source.header
+            out[k] = (result.astype(np.float64) * h.rescale_slope + h.rescale_intercept).astype(
+                out_dtype)
+        else:
+            out[k] = result
+    return out, issues

@@ -1,0 +1,69 @@
+"""Use case: open a path (folder, DICOMDIR or file) as DICOM studies."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+from lumbarview.core.errors import NothingToOpenError
+from lumbarview.core.types import LoadIssue, StudyCollection
+from lumbarview.io.dicom.assemble import assemble
+from lumbarview.io.dicom.dicomdir import is_dicomdir, read_dicomdir
+from lumbarview.io.dicom.scan import IndexCache, ProgressCallback, scan_paths
+
+
+def open_dicom(
+    path: str | Path,
+    use_cache: bool = True,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> StudyCollection:
+    """Scan and assemble every DICOM series under ``path``; pixels stay on disk until a stack's
+    :meth:`~lumbarview.core.types.ImageStack.pixels` is called.
+
+    Raises
+    ------
+    NothingToOpenError
+        ``path`` does not exist or holds no DICOM image.
+    """
+    path = os.path.abspath(str(path))
+    if not os.path.exists(path):
+        raise NothingToOpenError(path, "no such file or folder", "Check the path and try again")
+    cache = IndexCache(cache_dir) if use_cache else None
+    pre_issues: list[LoadIssue] = []
+    if os.path.isfile(path) and is_dicomdir(path):
+        listing = read_dicomdir(path)
+        pre_issues.extend(listing.issues)
+        folder = os.path.dirname(path)
+        if listing.files:
+            scan = scan_paths(folder, files=[f for f in listing.files if os.path.exists(f)],
+                              cache=cache, progress=progress, cancel=cancel)
+        else:
+            scan = scan_paths(folder, cache=cache, progress=progress, cancel=cancel)
+    else:
+        if os.path.isdir(path):
+            for name in ("DICOMDIR", "dicomdir"):
+                candidate = os.path.join(path, name)
+                if os.path.isfile(candidate):
+                    pre_issues.extend(read_dicomdir(candidate).issues)
+                    break
+        scan = scan_paths(path, cache=cache, progress=progress, cancel=cancel)
+    collection = assemble(scan.headers, path, [*pre_issues, *scan.issues])
+    if not collection.all_series():
+        raise NothingToOpenError(path, _nothing_found_message(scan.n_files, collection),
+                                 "Point lumbarview at a folder of DICOM files (.dcm, .ima or no "
+                                 "extension), a DICOMDIR, or a single DICOM image")
+    return collection
+
+
+def _nothing_found_message(n_files: int, collection: StudyCollection) -> str:
+    if n_files == 0:
+        return "the folder holds no files"
+    counts = Counter(issue.code for issue in collection.issues)
+    parts = ", ".join(f"{code} x{n}" for code, n in counts.most_common(4))
+    first_error = next((i for i in collection.issues if i.severity.name == "ERROR"), None)
+    detail = f" ({first_error.message})" if first_error is not None else ""
+    return f"no DICOM image found in {n_files} file(s) [{parts}]{detail}"
