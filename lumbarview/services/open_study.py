@@ -53,15 +53,21 @@ def open_dicom(
         scan = scan_paths(path, cache=cache, progress=progress, cancel=cancel)
     collection = assemble(scan.headers, path, [*pre_issues, *scan.issues])
     if not collection.all_series():
-        raise NothingToOpenError(path, _nothing_found_message(scan.n_files, collection),
+        raise NothingToOpenError(path, _nothing_found_message(scan.n_files, collection,
+                                                              os.path.isfile(path)),
                                  "Point lumbarview at a folder of DICOM files (.dcm, .ima or no "
                                  "extension), a DICOMDIR, or a single DICOM image")
     return collection
 
 
-def _nothing_found_message(n_files: int, collection: StudyCollection) -> str:
+def _nothing_found_message(n_files: int, collection: StudyCollection, is_file: bool) -> str:
     if n_files == 0:
         return "the folder holds no files"
+    if is_file and collection.issues:
+        if collection.issues[0].code == "dicom.not-dicom":
+            return ("the file is not DICOM: it has no 'DICM' prefix at byte 128 and does not "
+                    "start with a DICOM element")
+        return collection.issues[0].message.rstrip(".")
     counts = Counter(issue.code for issue in collection.issues)
     parts = ", ".join(f"{code} x{n}" for code, n in counts.most_common(4))
     first_error = next((i for i in collection.issues if i.severity.name == "ERROR"), None)

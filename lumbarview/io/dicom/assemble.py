@@ -401,6 +401,11 @@ def assemble(headers: Sequence[DicomFileHeader], path: str,
                 f"{h.sop_class_uid or 'unknown'}); skipped", h.path))
             continue
         images.append(h)
+        for note in h.notes:
+            collection.issues.append(LoadIssue(
+                Severity.WARNING, "dicom.invalid-value",
+                f"the header has an invalid value ({note}); it was read as well as possible",
+                h.path))
     by_series: dict[tuple[str, str, str, int], list[DicomFileHeader]] = defaultdict(list)
     for h in images:
         series_uid = h.series_uid

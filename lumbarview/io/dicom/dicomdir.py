@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,15 @@ def read_dicomdir(path: str | Path) -> DicomdirListing:
     an issue, and the caller falls back to walking the folder."""
     listing = DicomdirListing(path=str(path))
     try:
-        fs = FileSet(str(path))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fs = FileSet(str(path))
+        for w in caught:
+            # pydicom says it "will update" non-standard DICOMDIRs when writing; we never write.
+            text = str(w.message).split(" and will be updated")[0]
+            listing.issues.append(LoadIssue(
+                Severity.INFO, "dicomdir.nonstandard",
+                f"{text}; it was read as it is (lumbarview never modifies source data)", str(path)))
     except (InvalidDicomError, ValueError, OSError, KeyError, AttributeError, TypeError,
             EOFError, struct.error, NotImplementedError) as exc:
         listing.issues.append(LoadIssue(

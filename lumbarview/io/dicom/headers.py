@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,7 @@ class DicomFileHeader:
     has_pixels: bool
     pixel_offset: int | None  # byte offset of native little-endian pixel data, else None
     pixel_length: int | None
+    notes: tuple[str, ...]  # warnings pydicom raised while reading (invalid values...)
     frames: tuple[FrameGeometry, ...]
 
     @property
@@ -114,7 +116,9 @@ class DicomFileHeader:
             )
             for p, o, s, t in row[-1]
         )
-        return cls(*row[:-1], frames=frames)
+        fields = list(row[:-1])
+        fields[-1] = tuple(fields[-1])
+        return cls(*fields, frames=frames)
 
 
 _FIELDS: tuple[str, ...] = tuple(DicomFileHeader.__dataclass_fields__)
@@ -272,9 +276,15 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
     with open(path, "rb") as fp:
         has_prefix = _sniff(fp)
         try:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=not has_prefix)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=not has_prefix)
+                # Values are decoded lazily: touch what the scan reads while still recording.
+                for keyword in SCAN_KEYWORDS:
+                    ds.get(keyword)
         except InvalidDicomError as exc:
             raise NotDicomError(str(exc)) from exc
+        notes = tuple(sorted({str(w.message).split(". Please see")[0] for w in caught}))
         if not has_prefix and "SOPClassUID" not in ds and "Rows" not in ds:
             raise NotDicomError("forced read found no DICOM image attributes")
         ds_end = fp.tell()
@@ -284,7 +294,10 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
         fp.seek(ds_end)
         offset, length = _locate_native_pixels(fp, ds, st.st_size)
         fp.seek(ds_end)
-        has_pixels = fp.read(4)[:4] in (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
+        # Deflated or odd files leave the raw file position elsewhere; image attributes then
+        # stand in for the tag check, and decoding reports a missing Pixel Data clearly.
+        has_pixels = fp.read(4)[:4] in (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10") or (
+            "Rows" in ds and "Columns" in ds and "BitsAllocated" in ds)
     ts = ""
     if hasattr(ds, "file_meta"):
         ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
@@ -331,6 +344,7 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
         has_pixels=has_pixels,
         pixel_offset=offset,
         pixel_length=length,
+        notes=notes,
         frames=_frame_geometries(ds, n_frames),
     )
 

@@ -113,9 +113,15 @@ def decode_file(header: DicomFileHeader) -> npt.NDArray[Any]:
     except RuntimeError as exc:
         text = str(exc)
         if "plugin" in text.lower() or "decod" in text.lower():
+            # pydicom's GDCM plugin refuses 12-bit lossy JPEG (JPEG Extended) although GDCM's
+            # own reader decodes it; try that before giving up.
+            fallback = _decode_with_gdcm(header)
+            if fallback is not None:
+                return fallback
+            reasons = "; ".join(line.strip() for line in text.splitlines()[1:] if line.strip())
             raise MissingDecoderError(
-                path, f"cannot decode {transfer_syntax_name(header.transfer_syntax)} pixel "
-                f"data: {text.splitlines()[0]}", _COMPRESSION_HINT) from exc
+                path, f"no installed decoder could read its {transfer_syntax_name(header.transfer_syntax)}"
+                f" pixel data ({reasons or text.splitlines()[0]})", _COMPRESSION_HINT) from exc
         raise CorruptFileError(path, f"pixel data cannot be read: {text.splitlines()[0]}",
                                "re-copy the file from its source") from exc
     except (ValueError, EOFError, InvalidDicomError, AttributeError, TypeError, KeyError,
@@ -128,6 +134,32 @@ def decode_file(header: DicomFileHeader) -> npt.NDArray[Any]:
     if array.ndim == 2:
         array = array[np.newaxis]
     return array
+
+
+def _decode_with_gdcm(header: DicomFileHeader) -> npt.NDArray[Any] | None:
+    """Decode with python-gdcm's own ImageReader, or None when it is missing or fails."""
+    try:
+        import gdcm
+    except ImportError:
+        return None
+    gdcm.Trace.WarningOff()
+    gdcm.Trace.ErrorOff()
+    reader = gdcm.ImageReader()
+    reader.SetFileName(header.path)
+    if not reader.Read():
+        return None
+    image = reader.GetImage()
+    dtypes = {"UINT8": "u1", "INT8": "i1", "UINT16": "<u2", "INT16": "<i2", "UINT32": "<u4",
+              "INT32": "<i4"}
+    kind = dtypes.get(image.GetPixelFormat().GetScalarTypeAsString())
+    if kind is None or image.GetPixelFormat().GetSamplesPerPixel() != 1:
+        return None
+    raw = image.GetBuffer().encode("utf-8", "surrogateescape")
+    frames = header.n_frames
+    expected = frames * header.rows * header.cols * np.dtype(kind).itemsize
+    if len(raw) != expected:
+        return None
+    return np.frombuffer(raw, dtype=kind).reshape(frames, header.rows, header.cols).copy()
 
 
 def _rescale_needed(sources: Sequence[SliceSource | None]) -> bool:
