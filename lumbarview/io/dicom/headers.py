@@ -11,11 +11,12 @@ import os
 import struct
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -183,16 +184,113 @@ def _first_item(ds: Dataset | None, keyword: str) -> Dataset | None:
     return item if isinstance(item, Dataset) else None
 
 
-def _frame_geometries(ds: Dataset, n_frames: int) -> tuple[FrameGeometry, ...]:
+_TAGS: dict[str, int] = {kw: int(tag_for_keyword(kw) or 0) for kw in SCAN_KEYWORDS}
+_BINARY_INT_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
+#: Tags whose value is a binary unsigned short in every transfer syntax (PS3.3 C.7.6.3).
+_US_TAGS = {0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280103, 0x00280002}
+_PLAIN_CHARSETS = {"", "ISO_IR 6", "ISO_IR 100", "ISO 2022 IR 6", "ISO 2022 IR 100"}
+
+
+class _RawValues:
+    """Reads the scan's attributes straight from pydicom's raw (not yet converted) elements.
+
+    Converting values through ``Dataset.__getattr__`` costs twice the parse itself; the scan
+    only needs strings and numbers, which are cheap to decode from the raw bytes. Sequences,
+    and text in character sets other than ASCII/Latin-1, still go through pydicom.
+    Invalid values (an IS of "1A") become ``notes`` instead of warnings.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        self.notes: list[str] = []
+        charset = ds.get_item(0x00080005)
+        raw = b"" if charset is None else charset.value
+        text = raw.decode("latin-1").strip(" \x00") if isinstance(raw, bytes) else str(raw or "")
+        self.plain_text = text in _PLAIN_CHARSETS
+
+    def _raw(self, keyword: str) -> tuple[bytes | None, Any]:
+        elem = self.ds.get_item(_TAGS[keyword])
+        if elem is None:
+            return None, None
+        value = elem.value
+        if isinstance(value, bytes):
+            return value, elem
+        return None, elem
+
+    def text(self, keyword: str) -> str:
+        raw, elem = self._raw(keyword)
+        if raw is not None and (self.plain_text or keyword.endswith("UID")):
+            return raw.decode("latin-1").strip(" \x00")
+        if elem is None:
+            return ""
+        value = self.ds.get(keyword)
+        return "" if value is None else str(value).strip()
+
+    def _strings(self, keyword: str) -> list[str] | None:
+        raw, elem = self._raw(keyword)
+        if raw is None:
+            if elem is None or elem.value is None:
+                return None
+            value = self.ds.get(keyword)
+            if value is None or value == "":
+                return None
+            items = list(value) if isinstance(value, pydicom.multival.MultiValue | list | tuple) else [value]
+            return [str(v) for v in items]
+        text = raw.decode("latin-1").strip(" \x00")
+        return None if not text else [t.strip(" \x00") for t in text.split("\\")]
+
+    def int_(self, keyword: str) -> int | None:
+        tag = _TAGS[keyword]
+        raw, elem = self._raw(keyword)
+        if raw is not None:
+            vr = getattr(elem, "VR", None)
+            fmt = _BINARY_INT_VRS.get(str(vr)) if vr else ("H" if tag in _US_TAGS else None)
+            if fmt is not None:
+                size = struct.calcsize(fmt)
+                if len(raw) < size:
+                    self.notes.append(f"{keyword} is too short ({len(raw)} bytes)")
+                    return None
+                order = "<" if getattr(elem, "is_little_endian", True) else ">"
+                return int(struct.unpack(order + fmt, raw[:size])[0])
+        items = self._strings(keyword)
+        if not items:
+            return None
+        try:
+            return int(float(items[0]))
+        except ValueError:
+            self.notes.append(f"invalid value for {keyword}: {items[0]!r}")
+            return None
+
+    def floats(self, keyword: str, n: int | None = None) -> tuple[float, ...] | None:
+        items = self._strings(keyword)
+        if not items:
+            return None
+        joined = "\\".join(items)
+        try:
+            values = tuple(float(v) for v in items)
+        except ValueError:
+            self.notes.append(f"invalid value for {keyword}: {joined!r}")
+            return None
+        if (n is not None and len(values) != n) or any(v != v for v in values):
+            self.notes.append(f"{keyword} should have {n} finite values, has {joined!r}")
+            return None
+        return values
+
+    def float_(self, keyword: str) -> float | None:
+        values = self.floats(keyword)
+        return None if values is None else values[0]
+
+
+def _frame_geometries(ds: Dataset, n_frames: int, raw: _RawValues) -> tuple[FrameGeometry, ...]:
     """Per-frame geometry: classic attributes, or Enhanced functional groups (C.7.6.16)."""
     shared = _first_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if shared is None and not per_frame:
-        thickness = _float(ds, "SliceThickness")
+        thickness = raw.float_("SliceThickness")
         geom = FrameGeometry(
-            _floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
-            _floats(ds, "ImageOrientationPatient", 6),  # type: ignore[arg-type]
-            _floats(ds, "PixelSpacing", 2),  # type: ignore[arg-type]
+            raw.floats("ImagePositionPatient", 3),  # type: ignore[arg-type]
+            raw.floats("ImageOrientationPatient", 6),  # type: ignore[arg-type]
+            raw.floats("PixelSpacing", 2),  # type: ignore[arg-type]
             thickness,
         )
         if n_frames == 1:
@@ -279,16 +377,13 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 ds = pydicom.dcmread(fp, stop_before_pixels=True, force=not has_prefix)
-                # Values are decoded lazily: touch what the scan reads while still recording.
-                for keyword in SCAN_KEYWORDS:
-                    ds.get(keyword)
         except InvalidDicomError as exc:
             raise NotDicomError(str(exc)) from exc
-        notes = tuple(sorted({str(w.message).split(". Please see")[0] for w in caught}))
         if not has_prefix and "SOPClassUID" not in ds and "Rows" not in ds:
             raise NotDicomError("forced read found no DICOM image attributes")
         ds_end = fp.tell()
-        sop_class = _text(ds, "SOPClassUID")
+        raw = _RawValues(ds)
+        sop_class = raw.text("SOPClassUID")
         if not sop_class and hasattr(ds, "file_meta"):
             sop_class = str(ds.file_meta.get("MediaStorageSOPClassUID", ""))
         fp.seek(ds_end)
@@ -303,50 +398,62 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
         ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
     if not ts and not has_prefix:
         ts = str(ImplicitVRLittleEndian) if ds.is_implicit_VR else str(ExplicitVRLittleEndian)
-    n_frames = _int(ds, "NumberOfFrames") or 1
+    n_frames = raw.int_("NumberOfFrames") or 1
     if n_frames < 1:
         n_frames = 1
-    return DicomFileHeader(
+    with warnings.catch_warnings(record=True) as caught_late:
+        warnings.simplefilter("always")
+        frames = _frame_geometries(ds, n_frames, raw)
+    window_center = raw.floats("WindowCenter")
+    window_width = raw.floats("WindowWidth")
+    header = DicomFileHeader(
         path=path,
         size=int(st.st_size),
         mtime_ns=int(st.st_mtime_ns),
         sop_class_uid=sop_class,
-        sop_instance_uid=_text(ds, "SOPInstanceUID"),
-        patient_id=_text(ds, "PatientID"),
-        patient_name=_text(ds, "PatientName"),
-        study_uid=_text(ds, "StudyInstanceUID"),
-        study_description=_text(ds, "StudyDescription"),
-        study_date=_text(ds, "StudyDate"),
-        series_uid=_text(ds, "SeriesInstanceUID"),
-        series_number=_int(ds, "SeriesNumber"),
-        series_description=_text(ds, "SeriesDescription"),
-        modality=_text(ds, "Modality"),
-        frame_of_reference_uid=_text(ds, "FrameOfReferenceUID"),
-        rows=_int(ds, "Rows") or 0,
-        cols=_int(ds, "Columns") or 0,
-        bits_allocated=_int(ds, "BitsAllocated") or 0,
-        bits_stored=_int(ds, "BitsStored") or (_int(ds, "BitsAllocated") or 0),
-        pixel_representation=_int(ds, "PixelRepresentation") or 0,
-        samples_per_pixel=_int(ds, "SamplesPerPixel") or 1,
-        photometric=_text(ds, "PhotometricInterpretation"),
+        sop_instance_uid=raw.text("SOPInstanceUID"),
+        patient_id=raw.text("PatientID"),
+        patient_name=raw.text("PatientName"),
+        study_uid=raw.text("StudyInstanceUID"),
+        study_description=raw.text("StudyDescription"),
+        study_date=raw.text("StudyDate"),
+        series_uid=raw.text("SeriesInstanceUID"),
+        series_number=raw.int_("SeriesNumber"),
+        series_description=raw.text("SeriesDescription"),
+        modality=raw.text("Modality"),
+        frame_of_reference_uid=raw.text("FrameOfReferenceUID"),
+        rows=raw.int_("Rows") or 0,
+        cols=raw.int_("Columns") or 0,
+        bits_allocated=raw.int_("BitsAllocated") or 0,
+        bits_stored=raw.int_("BitsStored") or (raw.int_("BitsAllocated") or 0),
+        pixel_representation=raw.int_("PixelRepresentation") or 0,
+        samples_per_pixel=raw.int_("SamplesPerPixel") or 1,
+        photometric=raw.text("PhotometricInterpretation"),
         transfer_syntax=ts,
         n_frames=n_frames,
-        rescale_slope=_float(ds, "RescaleSlope") or 1.0,
-        rescale_intercept=_float(ds, "RescaleIntercept") or 0.0,
-        window_center=_float(ds, "WindowCenter"),
-        window_width=_float(ds, "WindowWidth"),
-        patient_position=_text(ds, "PatientPosition"),
-        spacing_between_slices_mm=_float(ds, "SpacingBetweenSlices"),
-        acquisition_number=_int(ds, "AcquisitionNumber"),
-        echo_number=_int(ds, "EchoNumbers"),
-        temporal_position=_int(ds, "TemporalPositionIdentifier"),
-        instance_number=_int(ds, "InstanceNumber"),
+        rescale_slope=raw.float_("RescaleSlope") or 1.0,
+        rescale_intercept=raw.float_("RescaleIntercept") or 0.0,
+        window_center=None if not window_center else window_center[0],
+        window_width=None if not window_width else window_width[0],
+        patient_position=raw.text("PatientPosition"),
+        spacing_between_slices_mm=raw.float_("SpacingBetweenSlices"),
+        acquisition_number=raw.int_("AcquisitionNumber"),
+        echo_number=raw.int_("EchoNumbers"),
+        temporal_position=raw.int_("TemporalPositionIdentifier"),
+        instance_number=raw.int_("InstanceNumber"),
         has_pixels=has_pixels,
         pixel_offset=offset,
         pixel_length=length,
-        notes=notes,
-        frames=_frame_geometries(ds, n_frames),
+        notes=(),
+        frames=frames,
     )
+    # Only pydicom's own warnings describe the file (garbage collection can emit unrelated
+    # ResourceWarnings inside the recording window).
+    messages = [*raw.notes, *(str(w.message).split(". Please see")[0]
+                              for w in [*caught, *caught_late] if "pydicom" in w.filename)]
+    if messages:
+        header = replace(header, notes=tuple(sorted(set(messages))))
+    return header
 
 
 def transfer_syntax_name(uid: str) -> str:

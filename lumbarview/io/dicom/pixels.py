@@ -52,8 +52,11 @@ def _fix_stored_bits(array: npt.NDArray[Any], h: DicomFileHeader) -> npt.NDArray
         return array
     if h.pixel_representation == 1:
         shift = allocated - stored
-        return (array << shift) >> shift  # arithmetic shift restores the sign
-    return array & np.array((1 << stored) - 1, dtype=array.dtype)
+        np.left_shift(array, shift, out=array)
+        np.right_shift(array, shift, out=array)  # arithmetic shift restores the sign
+        return array
+    np.bitwise_and(array, np.array((1 << stored) - 1, dtype=array.dtype), out=array)
+    return array
 
 
 def _read_native(source: SliceSource) -> npt.NDArray[Any]:
@@ -181,6 +184,58 @@ def _output_dtype(sources: Sequence[SliceSource | None], raw: np.dtype[Any]) -> 
     return np.dtype(np.float32)
 
 
+def _decode_native_stack(
+    sources: Sequence[SliceSource | None], shape_rc: tuple[int, int], workers: int | None
+) -> tuple[npt.NDArray[Any], list[LoadIssue]] | None:
+    """The common case, fast: every slice is single-frame native little-endian data of one
+    type without rescale. Threads read each slice straight into its place in the output
+    (``readinto`` releases the GIL). Returns None when the case does not apply or any slice
+    fails, so that the general path handles and reports it."""
+    present = [s for s in sources if s is not None]
+    if not present or _rescale_needed(sources):
+        return None
+    first = present[0].header
+    dtype = _native_dtype(first)
+    if dtype is None:
+        return None
+    for s in present:
+        h = s.header
+        if (h.pixel_offset is None or h.pixel_length is None or h.n_frames != 1
+                or _native_dtype(h) != dtype or (h.rows, h.cols) != shape_rc
+                or h.bits_stored != first.bits_stored
+                or h.pixel_length < shape_rc[0] * shape_rc[1] * dtype.itemsize):
+            return None
+    out = np.zeros((len(sources), *shape_rc), dtype=dtype)
+    n_bytes = shape_rc[0] * shape_rc[1] * dtype.itemsize
+
+    def _read_into(k: int) -> bool:
+        source = sources[k]
+        if source is None:
+            return True
+        h = source.header
+        assert h.pixel_offset is not None
+        try:
+            with open(h.path, "rb", buffering=0) as fh:
+                fh.seek(h.pixel_offset)
+                return fh.readinto(memoryview(out[k]).cast("B")) == n_bytes
+        except OSError:
+            return False
+
+    n_workers = workers or min(8, (os.cpu_count() or 1) * 2)
+    if n_workers > 1 and len(sources) > 1:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            ok = all(pool.map(_read_into, range(len(sources))))
+    else:
+        ok = all(_read_into(k) for k in range(len(sources)))
+    if not ok:
+        return None
+    if 0 < first.bits_stored < first.bits_allocated:
+        fixed = _fix_stored_bits(out, first)
+        if fixed is not out:
+            out = fixed
+    return out, []
+
+
 def decode_stack(
     sources: Sequence[SliceSource | None],
     shape_rc: tuple[int, int],
@@ -198,6 +253,9 @@ def decode_stack(
         When not a single slice could be decoded.
     """
     rows, cols = shape_rc
+    fast = _decode_native_stack(sources, shape_rc, workers)
+    if fast is not None:
+        return fast
     issues: list[LoadIssue] = []
     file_cache: dict[str, npt.NDArray[Any] | LoadError] = {}
 
