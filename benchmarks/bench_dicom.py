@@ -30,10 +30,10 @@ import pydicom
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lumbarview.core.geometry import VolumeGeometry  # noqa: E402
-from lumbarview.io.dicom.scan import IndexCache, scan_paths  # noqa: E402
-from lumbarview.phantom.dicom_writer import SeriesSpec, make_uid, slice_dataset, write_block  # noqa: E402
-from lumbarview.services.open_study import open_dicom  # noqa: E402
+from lumbarview.core.geometry import VolumeGeometry
+from lumbarview.io.dicom.scan import IndexCache, scan_paths
+from lumbarview.phantom.dicom_writer import SeriesSpec, make_uid, slice_dataset, write_block
+from lumbarview.services.open_study import open_dicom
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

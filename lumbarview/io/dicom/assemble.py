@@ -158,13 +158,13 @@ class _StackBuilder:
         blocks: list[tuple[list[_Plane | None], list[float]]] = [([planes[0]], [float(along[0])])]
         for plane, pos, step in zip(planes[1:], along[1:], steps, strict=True):
             ratio = step / d
-            n = int(round(ratio))
+            n = round(ratio)
             current = blocks[-1]
             if ratio < 1.5:
                 current[0].append(plane)
                 current[1].append(float(pos))
             elif n <= 4 and abs(ratio - n) < 0.2:
-                for m in range(1, n):
+                for _ in range(1, n):
                     current[0].append(None)
                     current[1].append(float(current[1][-1] + d))
                 current[0].append(plane)
