@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    ExplicitVRLittleEndian,
+    MRImageStorage,
+    generate_uid,
+)
 
 from lumbarview.core.geometry import VolumeGeometry
 
@@ -77,6 +82,10 @@ def slice_dataset(
     ds.StudyDescription = spec.study_description
     ds.StudyDate = spec.study_date
     ds.StudyTime = "120000"
+    ds.StudyID = "1"
+    ds.AccessionNumber = ""
+    ds.PatientBirthDate = ""
+    ds.PatientSex = "O"
     ds.SeriesInstanceUID = spec.series_uid
     ds.SeriesNumber = spec.series_number
     ds.SeriesDescription = spec.description
