@@ -31,15 +31,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lumbarview {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    info = sub.add_parser("info", help="describe the studies, series and stacks under PATH")
-    info.add_argument("path", help="folder, DICOMDIR or file")
+    info = sub.add_parser("info", help="describe the dataset, cases, series, stacks and overlays under PATH")
+    info.add_argument("path", help="dataset root, folder, DICOMDIR or file")
     info.add_argument("--json", action="store_true", help="write JSON to stdout")
     info.add_argument("--no-cache", action="store_true",
                       help="ignore and do not update the header index cache")
+    info.add_argument("--labels", metavar="SCHEME.json",
+                      help="label scheme for a dataset lumbarview does not know")
 
-    demo = sub.add_parser("demo", help="write the built-in demo study and print where")
+    demo = sub.add_parser("demo", help="write the demo dataset (the lumbar phantom in the five "
+                                       "dataset layouts) and print where")
     demo.add_argument("--out", help="folder to write to (default: the user cache folder)")
-    demo.add_argument("--info", action="store_true", help="also describe it as `info` does")
+    demo.add_argument("--small", action="store_true", help="small images (fast; for trying things)")
+    demo.add_argument("--info", action="store_true", help="also describe each layout as `info` does")
     return parser
 
 
@@ -52,35 +56,36 @@ def _demo_root(out: str | None) -> Path:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from lumbarview.services.info import build_info, format_info
-    from lumbarview.services.open_study import open_dicom
+    from lumbarview.services.info import build_dataset_info, format_dataset_info
+    from lumbarview.services.open_dataset import open_path
 
     def progress(done: int, total: int) -> None:
         if total >= 500 and sys.stderr.isatty():
             print(f"\rreading headers {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    collection = open_dicom(args.path, use_cache=not args.no_cache, progress=progress)
-    info = build_info(collection)
+    dataset = open_path(args.path, use_cache=not args.no_cache, progress=progress,
+                        scheme_path=getattr(args, "labels", None))
+    info = build_dataset_info(dataset)
     if args.json:
         json.dump(info, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     else:
-        print(format_info(info))
+        print(format_dataset_info(info))
     return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from lumbarview.phantom.demo_study import write_demo_study
+    from lumbarview.services.demo import ensure_demo
 
-    root = _demo_root(args.out)
-    marker = root / ".lumbarview-demo-complete"
-    if not marker.exists():
-        write_demo_study(root)
-        marker.write_text("demo study written by lumbarview\n", encoding="utf-8")
-    print(root)
+    roots = ensure_demo(_demo_root(args.out), small=args.small)
+    for root in roots.values():
+        print(root)
     if args.info:
-        ns = argparse.Namespace(path=str(root), json=False, no_cache=False)
-        return _cmd_info(ns)
+        for root in roots.values():
+            print()
+            code = _cmd_info(argparse.Namespace(path=str(root), json=False, no_cache=False, labels=None))
+            if code != EXIT_OK:
+                return code
     return EXIT_OK
 
 

@@ -277,7 +277,8 @@ def foramen_box_px(phantom: LumbarPhantom, geometry: VolumeGeometry, k: int, lev
     for a in (16.0, 16.0 + width):
         for u in (-d.hl[side], d.hu[side]):
             corners.append(phantom.to_lps(d.frame.point(x_spine, a, u)))
-    px = plane.lps_to_pixel(np.array(corners))
+    # VOC image coordinates put the image's top-left corner at (0, 0): pixel centres at +0.5.
+    px = plane.lps_to_pixel(np.array(corners)) + 0.5
     return (int(math.floor(px[:, 0].min())), int(math.floor(px[:, 1].min())),
             int(math.ceil(px[:, 0].max())), int(math.ceil(px[:, 1].max())))
 

@@ -75,13 +75,25 @@ def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
     assert "damaged" in done.stderr or "not an image" in done.stderr
 
 
-def test_demo_writes_a_study_that_info_describes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "demo")
-    assert main(["info", str(tmp_path / "demo"), "--json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    series = doc["patients"][0]["studies"][0]["series"]
-    assert [s["description"] for s in series] == ["T2_TSE_SAG_384", "T2_TSE_TRA_384"]
-    assert [len(s["stacks"]) for s in series] == [1, 3]
-    files = list((tmp_path / "demo").rglob("*.ima"))
-    assert len(files) == 15 + 12
+def test_demo_writes_five_layouts_that_info_describes(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--small", "--out", str(tmp_path / "demo")]) == 0
+    roots = capsys.readouterr().out.split()
+    assert [Path(r).name for r in roots] == ["sudirman", "unidata", "spider", "aisslab", "bids"]
+    layouts = {}
+    for root in roots:
+        assert main(["info", root, "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        layouts[Path(root).name] = doc
+    assert {k: v["layout"] for k, v in layouts.items()} == {
+        "sudirman": "sudirman", "unidata": "dicomdir", "spider": "spider", "aisslab": "aisslab",
+        "bids": "bids"}
+    series = layouts["sudirman"]["patients"][0]["studies"][0]["series"]
+    assert [s["description"] for s in series] == ["LOCALIZER", "T2_TSE_SAG_384", "T1_TSE_SAG_320",
+                                                  "T2_TSE_TRA_384", "T1_TSE_TRA"]
+    assert [len(s["stacks"]) for s in series] == [3, 1, 1, 3, 3]
+    assert len(list((tmp_path / "demo" / "sudirman").rglob("*.ima"))) == 3 + 2 * 11 + 2 * 12
+    # A second call reuses the finished demo instead of writing it again.
+    stamp = (tmp_path / "demo" / ".lumbarview-demo-complete").stat().st_mtime_ns
+    assert main(["demo", "--small", "--out", str(tmp_path / "demo")]) == 0
+    assert (tmp_path / "demo" / ".lumbarview-demo-complete").stat().st_mtime_ns == stamp

@@ -59,6 +59,10 @@ class _Plane:
         return n / np.linalg.norm(n)
 
 
+def _is_padding_file(path: str) -> bool:
+    return os.path.basename(path).lower().startswith("pad_")
+
+
 def _planes(header: DicomFileHeader) -> list[_Plane]:
     return [_Plane(SliceSource(header, i), g) for i, g in enumerate(header.frames)]
 
@@ -112,19 +116,39 @@ class _StackBuilder:
         self.stacks: list[ImageStack] = []
 
     def issue(self, severity: Severity, code: str, message: str, path: str | None) -> None:
-        self.issues.append(LoadIssue(severity, code, f"{self.label}: {message}", path))
+        text = f"{self.label}: {message}"
+        # One record per finding: the blocks of an angled series share their gap, say.
+        if any(i.code == code and i.message == text for i in self.issues):
+            return
+        self.issues.append(LoadIssue(severity, code, text, path))
 
     # -- ordering, duplicates, gaps -------------------------------------------------------
     def _dedupe(self, planes: list[_Plane], along: npt.NDArray[np.float64]) -> tuple[
             list[list[_Plane]], list[npt.NDArray[np.float64]]]:
         """Split by echo or temporal position when that explains duplicate positions;
         otherwise keep the first image (lowest instance number) at each position."""
-        order = np.lexsort(([p.header.instance_number or 0 for p in planes], along))
+        # Padding files (LSS-MRI-AISSLab's black pad_NNN.dcm) sort after real images at a
+        # shared position, so the real image is the one kept.
+        is_pad = [_is_padding_file(p.header.path) for p in planes]
+        order = np.lexsort(([p.header.instance_number or 0 for p in planes], is_pad, along))
         planes = [planes[i] for i in order]
         along = along[order]
         dup = np.diff(along) < _SAME_POSITION_MM
         if not dup.any():
             return [planes], [along]
+        keep = np.concatenate([[True], ~dup])
+        pads = [p for p, k in zip(planes, keep, strict=True) if not k and _is_padding_file(p.header.path)]
+        if pads:
+            self.issue(Severity.INFO, "dicom.padding-slice",
+                       f"{len(pads)} padding image(s) repeat the position of a real slice; left out",
+                       pads[0].header.path)
+            drop = {id(p) for p in pads}
+            kept = [(p, a) for p, a in zip(planes, along, strict=True) if id(p) not in drop]
+            planes = [p for p, _ in kept]
+            along = np.array([a for _, a in kept])
+            dup = np.diff(along) < _SAME_POSITION_MM
+            if not dup.any():
+                return [planes], [along]
         for attr, what in (("echo_number", "echo"), ("temporal_position", "temporal position"),
                            ("acquisition_number", "acquisition")):
             keys = {getattr(p.header, attr) for p in planes}
@@ -253,6 +277,7 @@ class _StackBuilder:
             window = (first.window_center, first.window_width)
         meta: dict[str, Any] = {
             "series_uid": self.series_uid,
+            "study_uid": first.study_uid,
             "patient_position": first.patient_position,
             "slice_thickness_mm": thickness,
             "slice_spacing_mm": slice_step_mm,

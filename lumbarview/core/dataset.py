@@ -1,0 +1,150 @@
+"""The opened-dataset model: cases with their images, overlays and tables, all in LPS mm.
+
+Overlays are bound to the image they belong to (``bound_to`` is an :class:`ImageStack` uid)
+or live directly in patient space (points, meshes). Nothing here assumes that two grids are
+aligned: a mask on a different grid keeps its own geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lumbarview.core.geometry import FloatArray
+from lumbarview.core.labels import LabelScheme
+from lumbarview.core.types import ImageStack, LoadIssue, Series
+
+
+@dataclass
+class LabelMap:
+    """Integer labels on their own grid (``stack``), named through ``scheme``."""
+
+    name: str
+    stack: ImageStack
+    scheme: LabelScheme
+    source: str
+    bound_to: str | None = None  # uid of the image stack it annotates
+    resampled_from: str | None = None  # set when it was resampled onto its image's grid
+
+
+@dataclass(frozen=True)
+class Box:
+    """A 2D box drawn on one slice (PASCAL VOC), with its corners in LPS.
+
+    ``corners_lps`` are the box's outer corners (pixel edges) in display order: top-left,
+    top-right, bottom-right, bottom-left.
+    """
+
+    name: str
+    side: str | None  # "left" | "right"
+    level: str | None  # "L4-L5"
+    severity: int | None  # 0 normal .. 3 severe
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    stack_uid: str | None
+    slice_index: int | None
+    corners_lps: FloatArray | None
+    source: str
+
+
+@dataclass
+class BoxSet:
+    name: str
+    source: str
+    boxes: list[Box] = field(default_factory=list)
+
+
+@dataclass
+class PointSet:
+    """Markup points or a curve (Slicer markups), converted to LPS."""
+
+    name: str
+    kind: str  # "points" | "curve" | "closed-curve" | "line"
+    points_lps: FloatArray
+    labels: list[str]
+    source: str
+    coordinate_system: str  # as found in the file ("LPS" or "RAS")
+
+
+@dataclass
+class Mesh:
+    """A triangle surface in LPS mm."""
+
+    name: str
+    vertices_lps: FloatArray
+    faces: npt.NDArray[np.int64]
+    source: str
+
+    @property
+    def n_triangles(self) -> int:
+        return int(self.faces.shape[0])
+
+
+@dataclass
+class Table:
+    """A table joined to the case (gradings, overview, QC), rows as dicts."""
+
+    name: str
+    kind: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    source: str
+
+
+@dataclass
+class Case:
+    """One patient or subject."""
+
+    id: str
+    series: list[Series] = field(default_factory=list)
+    label_maps: list[LabelMap] = field(default_factory=list)
+    box_sets: list[BoxSet] = field(default_factory=list)
+    point_sets: list[PointSet] = field(default_factory=list)
+    meshes: list[Mesh] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    sidecars: dict[str, dict[str, Any]] = field(default_factory=dict)  # stack uid -> JSON
+    attachments: list[str] = field(default_factory=list)
+    issues: list[LoadIssue] = field(default_factory=list)
+
+    def stacks(self) -> list[ImageStack]:
+        return [k for s in self.series for k in s.stacks]
+
+    def stack(self, uid: str) -> ImageStack | None:
+        return next((k for k in self.stacks() if k.uid == uid), None)
+
+
+@dataclass
+class Dataset:
+    """Everything opened from one root folder."""
+
+    path: str
+    layout: str
+    cases: list[Case] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    attachments: list[str] = field(default_factory=list)
+    issues: list[LoadIssue] = field(default_factory=list)
+
+    def case(self, case_id: str) -> Case | None:
+        return next((c for c in self.cases if c.id == case_id), None)
+
+    def all_issues(self) -> list[LoadIssue]:
+        out = list(self.issues)
+        for case in self.cases:
+            out.extend(case.issues)
+            for series in case.series:
+                out.extend(series.issues)
+                for stack in series.stacks:
+                    out.extend(stack.issues)
+                    out.extend(stack.decode_issues)
+        seen: set[LoadIssue] = set()
+        unique = []
+        for issue in out:
+            if issue not in seen:
+                seen.add(issue)
+                unique.append(issue)
+        return unique
