@@ -69,18 +69,34 @@ def read_stl(path: str | Path, name: str | None = None) -> tuple[Mesh, list[Load
     if not head:
         raise CorruptFileError(path, "the file is empty", "re-export the mesh")
     binary, space = _check(path, head, size)
+    if binary:
+        # VTK aborts on non-finite binary vertices without saying why: look first.
+        records = np.fromfile(path, dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]),
+                              offset=84)
+        bad = ~np.isfinite(records["v"]).all(axis=(1, 2))
+        if bad.any():
+            raise CorruptFileError(path, f"{int(bad.sum())} triangle(s) have vertices that are not "
+                                   "finite numbers (NaN or infinity)",
+                                   "re-export the mesh; it cannot be placed in patient space")
     from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkCommonCore import vtkObject
     from vtkmodules.vtkIOGeometry import vtkSTLReader
 
     reader = vtkSTLReader()
     reader.SetFileName(path)
     reader.MergingOff()  # keep the file's vertices as written
-    reader.Update()
+    was_shown = vtkObject.GetGlobalWarningDisplay()
+    vtkObject.GlobalWarningDisplayOff()  # VTK's own log lines would reach the user's terminal
+    try:
+        reader.Update()
+    finally:
+        vtkObject.SetGlobalWarningDisplay(was_shown)
     poly = reader.GetOutput()
     if poly is None or poly.GetNumberOfPoints() == 0 or poly.GetNumberOfPolys() == 0:
         if not binary and b"facet" not in head.lower():
             raise UnsupportedFormatError(path, "not an STL file", "open an STL mesh")
-        raise CorruptFileError(path, "no triangles could be read", "re-export the mesh")
+        raise CorruptFileError(path, "no triangles could be read (numbers that are not numbers, "
+                               "or a damaged file)", "re-export the mesh")
     vertices = vtk_to_numpy(poly.GetPoints().GetData()).astype(np.float64)
     cells = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).astype(np.int64)
     offsets = vtk_to_numpy(poly.GetPolys().GetOffsetsArray()).astype(np.int64)
