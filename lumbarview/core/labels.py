@@ -73,7 +73,7 @@ class LabelScheme:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "default_role": self.default_role.value, "labels": [
             {"value": e.value, "name": e.name, "role": e.role.value, "level": e.level,
-             "color": "#%02x%02x%02x" % e.color_rgb} for e in self.entries.values()]}
+             "color": "#{:02x}{:02x}{:02x}".format(*e.color_rgb)} for e in self.entries.values()]}
 
 
 def _palette(value: int) -> tuple[int, int, int]:

@@ -77,7 +77,11 @@ def read_volume_header(path: str | Path) -> tuple[sitk.ImageFileReader, VolumeGe
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
+        header_error = exc
+    else:
+        header_error = None
+    if header_error is not None:
+        first = str(header_error).strip().splitlines()
         detail = next((line for line in first if "Description" in line or "ERROR" in line.upper()),
                       first[-1] if first else "")
         raise CorruptFileError(path, f"the volume header cannot be read ({detail.strip()[:200]})",

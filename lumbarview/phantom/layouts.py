@@ -269,8 +269,7 @@ def foramen_box_px(phantom: LumbarPhantom, geometry: VolumeGeometry, k: int, lev
     """Pixel bounding box (xmin, ymin, xmax, ymax; columns, rows) of a foramen on slice k."""
     truth = phantom.ground_truth()["levels"][level]["foramen"][side]
     d = phantom.disc(level)
-    width, height = truth["width_mm"], truth["height_mm"]
-    sign = 1 if side == "left" else -1
+    width, _height = truth["width_mm"], truth["height_mm"]
     plane = geometry.slice_plane(k)
     x_spine = phantom.to_spine(plane.origin_lps)[0]
     corners = []
@@ -279,8 +278,8 @@ def foramen_box_px(phantom: LumbarPhantom, geometry: VolumeGeometry, k: int, lev
             corners.append(phantom.to_lps(d.frame.point(x_spine, a, u)))
     # VOC image coordinates put the image's top-left corner at (0, 0): pixel centres at +0.5.
     px = plane.lps_to_pixel(np.array(corners)) + 0.5
-    return (int(math.floor(px[:, 0].min())), int(math.floor(px[:, 1].min())),
-            int(math.ceil(px[:, 0].max())), int(math.ceil(px[:, 1].max())))
+    return (math.floor(px[:, 0].min()), math.floor(px[:, 1].min()),
+            math.ceil(px[:, 0].max()), math.ceil(px[:, 1].max()))
 
 
 def write_aisslab(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(),
@@ -383,7 +382,8 @@ def _markup(points_lps: FloatArray, kind: str, system: str, name: str) -> dict[s
     }
 
 
-def tube_mesh(path_points: FloatArray, radius: float | FloatArray, n_around: int = 16) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+def tube_mesh(path_points: FloatArray, radius: float | FloatArray,
+              n_around: int = 16) -> tuple[FloatArray, npt.NDArray[np.int64]]:
     """Triangle mesh (vertices, faces) of a closed tube along a polyline."""
     pts = np.asarray(path_points, dtype=np.float64)
     radii = np.broadcast_to(np.asarray(radius, dtype=np.float64), (len(pts),))
@@ -397,7 +397,7 @@ def tube_mesh(path_points: FloatArray, radius: float | FloatArray, n_around: int
         n2 = np.cross(t, n1)
         angles = np.linspace(0, 2 * np.pi, n_around, endpoint=False)
         verts.append(p + r * (np.cos(angles)[:, None] * n1 + np.sin(angles)[:, None] * n2))
-    v = np.concatenate(verts + [pts[:1], pts[-1:]])
+    v = np.concatenate([*verts, pts[:1], pts[-1:]])
     faces = []
     m = len(pts)
     for i in range(m - 1):

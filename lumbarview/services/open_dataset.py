@@ -13,6 +13,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from os.path import commonpath
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +295,8 @@ class _Opener:
                 if not is_volume_file(path):
                     continue
                 stem = volume_stem(path)
-                stack = self.guarded(case, lambda p=path, s=stem: open_volume(p, uid=f"{sub}:{s}", description=s))
+                stack = self.guarded(case, lambda p=path, s=stem, u=f"{sub}:{stem}": open_volume(
+                    p, uid=u, description=s))
                 if stack is None:
                     continue
                 case.series.append(Series(uid=stack.uid, description=stem.removeprefix(f"{sub}_"),
@@ -340,8 +342,9 @@ class _Opener:
     def open_folder(self) -> None:
         root = self.root
         case = Case(id=root.stem if root.is_file() else root.name)
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()
-                                                     and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
         volumes = [p for p in files if is_volume_file(p)]
         label_like = [p for p in volumes if re.search(r"(seg|label|mask)", p.name, re.IGNORECASE)]
         image_vols = [p for p in volumes if p not in label_like]
@@ -516,7 +519,7 @@ def _best_image_for(label_path: Path, images: list[Path]) -> Path | None:
     candidates = [p for p in images if p.parent == label_path.parent] or images
     if not candidates:
         return None
-    return max(candidates, key=lambda p: (len(os.path.commonprefix([p.name, label_path.name])), -len(p.name)))
+    return max(candidates, key=lambda p: (len(commonpath([p.name, label_path.name])), -len(p.name)))
 
 
 def _natural_key(text: str) -> tuple[Any, ...]:

@@ -14,7 +14,7 @@ _QT = "{'PySide6', 'pyqtgraph', 'vtk', 'vtkmodules', 'superqt', 'shiboken6'}"
 
 def test_core_packages_never_load_qt_or_vtk() -> None:
     code = ("import sys, lumbarview.core.geometry, lumbarview.core.types, lumbarview.services.info, "
-            "lumbarview.services.open_study, lumbarview.io.dicom.assemble, lumbarview.phantom.demo_study;"
+            "lumbarview.services.open_study, lumbarview.io.dicom.assemble, lumbarview.phantom.layouts;"
             f"bad = {_QT} & set(sys.modules);"
             "sys.exit(', '.join(sorted(bad)) or None)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

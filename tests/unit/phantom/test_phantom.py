@@ -25,7 +25,8 @@ def phantom(request: pytest.FixtureRequest) -> LumbarPhantom:
     return LumbarPhantom(PhantomParams(tilt_deg=request.param))
 
 
-def _plane_grid(centre: np.ndarray, e1: np.ndarray, e2: np.ndarray, half: float, step: float) -> tuple[np.ndarray, float]:
+def _plane_grid(centre: np.ndarray, e1: np.ndarray, e2: np.ndarray, half: float,
+                step: float) -> tuple[np.ndarray, float]:
     t = np.arange(-half, half + step / 2, step)
     a, b = np.meshgrid(t, t, indexing="ij")
     return centre + a[..., None] * e1 + b[..., None] * e2, step * step

@@ -44,7 +44,7 @@ def test_truncated_and_mismatched_mha(tmp_path: Path, phantom: LumbarPhantom) ->
     # A header that claims more voxels than the file holds.
     mha = root / "images" / "3_t1.mha"
     data = mha.read_bytes()
-    head, _, body = data.partition(b"ElementDataFile = LOCAL\n")
+    head, _, _body = data.partition(b"ElementDataFile = LOCAL\n")
     head = head.replace(b"CompressedData = True", b"CompressedData = False")
     mha.write_bytes(head + b"ElementDataFile = LOCAL\n" + b"\0" * 100)
     ds = open_path(root, use_cache=False)

@@ -130,8 +130,18 @@ def test_aisslab_boxes_sit_on_the_foramina(layouts: dict[str, Path], phantom: Lu
         # is the foramen's size to within a pixel on each edge.
         c = plane.lps_to_pixel(np.asarray(f["centre_lps"])) + 0.5
         assert box.xmin <= c[0] <= box.xmax and box.ymin <= c[1] <= box.ymax
-        px_mm = plane.spacing_mm[0]
-        assert (box.xmax - box.xmin) * px_mm == pytest.approx(f["width_mm"] * np.cos(np.radians(0)), abs=2 * px_mm + 2.5)
+        # The foramen rectangle's corners, built here from the truth (centre, disc normal,
+        # width, height) and projected on the slice, give the box to within a pixel.
+        normal = np.asarray(truth["levels"][expected["level"]]["disc_normal_lps"])
+        ap = np.cross(normal, (1.0, 0.0, 0.0))
+        centre = np.asarray(f["centre_lps"])
+        corners = [centre + sa * f["width_mm"] / 2 * ap + su * f["height_mm"] / 2 * normal
+                   for sa in (-1, 1) for su in (-1, 1)]
+        px = plane.lps_to_pixel(np.array(corners)) + 0.5
+        assert box.xmin == pytest.approx(px[:, 0].min(), abs=1.0)
+        assert box.xmax == pytest.approx(px[:, 0].max(), abs=1.0)
+        assert box.ymin == pytest.approx(px[:, 1].min(), abs=1.0)
+        assert box.ymax == pytest.approx(px[:, 1].max(), abs=1.0)
         assert np.allclose(plane.signed_distance_mm(box.corners_lps), 0.0, atol=1e-6)
     detection = next(b for b in case.box_sets if b.name == "Foramina_Detection")
     assert all(b.corners_lps is not None for b in detection.boxes)
@@ -162,7 +172,8 @@ def test_bids_markers_meshes_and_sidecars(layouts: dict[str, Path]) -> None:
     truth = _truth(layouts["bids"])
     assert {s.description for s in case.series} == {"T2TSE", "CISS"}
     t2 = next(s for s in case.series if s.description == "T2TSE").stacks[0]
-    assert np.allclose(t2.geometry.row_direction_lps, (0, 1, 0)) and np.allclose(t2.geometry.column_direction_lps, (0, 0, -1))
+    assert np.allclose(t2.geometry.row_direction_lps, (0, 1, 0))
+    assert np.allclose(t2.geometry.column_direction_lps, (0, 0, -1))
     assert case.sidecars[t2.uid]["ProtocolName"] == "IV_t2_tse_sag_384_L2-S"
     assert any(i.code == "bids.composed" for i in case.issues)
     by_name = {p.name: p for p in case.point_sets}
