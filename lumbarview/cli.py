@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--labels", metavar="SCHEME.json",
                       help="label scheme for a dataset lumbarview does not know")
 
+    view = sub.add_parser("view", help="the viewer (the default command)")
+    view.add_argument("path", nargs="?", help="dataset root, folder, DICOMDIR or file")
+    view.add_argument("--demo", action="store_true", help="open the built-in demo dataset")
+    view.add_argument("--screenshot", metavar="OUT.png",
+                      help="render headless, save the window as PNG and exit")
+    view.add_argument("--size", metavar="WxH", help="window size, e.g. 1600x900")
+
     demo = sub.add_parser("demo", help="write the demo dataset (the lumbar phantom in the five "
                                        "dataset layouts) and print where")
     demo.add_argument("--out", help="folder to write to (default: the user cache folder)")
@@ -102,14 +109,33 @@ def _log_crash() -> str:
         return "(could not write a log)"
 
 
+_COMMANDS = ("info", "demo", "view")
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    size = None
+    if args.size:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            print(f"lumbarview: --size must look like 1600x900, not {args.size!r}", file=sys.stderr)
+            return EXIT_NOTHING_OPENED
+        size = (w, h)
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from lumbarview.ui.app import run
+
+    return run(args.path, screenshot=args.screenshot, size=size, demo=args.demo)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+    """Run the command line; returns the process exit code. ``view`` is the default command."""
     parser = _parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_OK
-    handlers = {"info": _cmd_info, "demo": _cmd_demo}
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or (arguments[0] not in _COMMANDS and arguments[0] not in ("-h", "--help", "--version")):
+        arguments.insert(0, "view")
+    args = parser.parse_args(arguments)
+    handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:

@@ -1,0 +1,524 @@
+"""SliceView: draws one ViewState (pyqtgraph) and forwards user input to the model.
+
+Scene units are in-plane millimetres of the current stack: the centre of pixel (column c, row r)
+is at (c * sx, r * sy). Every overlay (crosshair, reference lines) is computed from patient
+space (LPS), never from another view's pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from lumbarview.core.geometry import FloatArray, SlicePlane
+from lumbarview.core.types import ImageStack, Series
+from lumbarview.model.cursor import CursorModel
+from lumbarview.model.view_state import SliceRef, ViewState, WindowLevel
+from lumbarview.slicing.cache import SliceCache
+from lumbarview.ui import theme
+
+SERIES_MIME = "application/x-lumbarview-series"
+_INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
+_LINE_PICK_PX = 6.0
+
+
+class _ViewBox(pg.ViewBox):
+    """ViewBox with radiology mouse bindings: left sets the crosshair, right drag is window/level,
+    middle drag pans, the wheel scrolls slices and Ctrl+wheel zooms."""
+
+    def __init__(self, view: SliceView) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._view = view
+        self.setMouseEnabled(x=False, y=False)
+
+    def mouseClickEvent(self, ev: Any) -> None:
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._view.pick(self.mapSceneToView(ev.scenePos()), snap=True)
+        else:
+            ev.ignore()
+
+    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:
+        button = ev.button()
+        ev.accept()
+        if button == QtCore.Qt.MouseButton.LeftButton:
+            self._view.pick(self.mapSceneToView(ev.scenePos()), snap=ev.isStart())
+        elif button == QtCore.Qt.MouseButton.MiddleButton:
+            delta = self.mapSceneToView(ev.scenePos()) - self.mapSceneToView(ev.lastScenePos())
+            self.translateBy(x=-delta.x(), y=-delta.y())
+        elif button == QtCore.Qt.MouseButton.RightButton:
+            d = ev.screenPos() - ev.lastScreenPos()
+            self._view.adjust_window(d.x(), d.y(), start=ev.isStart())
+
+    def wheelEvent(self, ev: Any, axis: Any = None) -> None:
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        ev.accept()
+        if ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
+            factor = 0.85 if delta > 0 else 1 / 0.85
+            self.scaleBy((factor, factor), center=self.mapSceneToView(ev.scenePos()))
+        else:
+            self._view.scroll(-1 if delta > 0 else 1)
+
+
+class ScaleBar(QtWidgets.QWidget):
+    """A bar of a round length in mm, drawn over the image's bottom-right corner."""
+
+    def __init__(self, parent: QtWidgets.QWidget) -> None:
+        super().__init__(parent)
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._mm_per_px = 0.0
+        self.resize(140, 30)
+
+    def set_scale(self, mm_per_px: float) -> None:
+        self._mm_per_px = mm_per_px
+        self.update()
+
+    def bar(self) -> tuple[float, int]:
+        """(length in mm, length in screen pixels) of the bar for the current zoom."""
+        if self._mm_per_px <= 0:
+            return 0.0, 0
+        target = 100 * self._mm_per_px
+        nice = [1, 2, 5, 10, 20, 25, 50, 100, 200, 500]
+        mm = max([n for n in nice if n <= target] or [nice[0]])
+        return float(mm), round(mm / self._mm_per_px)
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
+        mm, px = self.bar()
+        if px <= 0:
+            return
+        painter = QtGui.QPainter(self)
+        painter.setPen(QtGui.QPen(QtGui.QColor(theme.TEXT), 2))
+        x1 = self.width() - 8
+        x0 = x1 - px
+        y = self.height() - 8
+        painter.drawLine(x0, y, x1, y)
+        painter.drawLine(x0, y - 4, x0, y + 1)
+        painter.drawLine(x1, y - 4, x1, y + 1)
+        painter.drawText(QtCore.QRect(x0 - 40, 0, px + 40, y - 4),
+                         int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignBottom),
+                         f"{mm:g} mm")
+        painter.end()
+
+
+class SliceView(QtWidgets.QWidget):
+    """One linked slice view. Owns no state of its own that the model does not have."""
+
+    hover_text = QtCore.Signal(str)
+    series_dropped = QtCore.Signal(str)  # series uid
+    painted = QtCore.Signal()
+
+    def __init__(self, name: str, cursor: CursorModel, cache: SliceCache,
+                 window_memory: dict[str, WindowLevel],
+                 default_window: Callable[[ImageStack], WindowLevel],
+                 prefetch: Callable[[ImageStack, list[int]], None] | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.cursor = cursor
+        self.cache = cache
+        self.state: ViewState | None = None
+        self.case_label = ""
+        self._window_memory = window_memory
+        self._default_window = default_window
+        self._prefetch = prefetch
+        self._references: list[tuple[ViewState, bool]] = []
+        self._ref_items: list[tuple[pg.PlotCurveItem, SliceRef, FloatArray, FloatArray]] = []
+        self._stack_uid: str | None = None
+        self._wl_start: WindowLevel | None = None
+        self.setAcceptDrops(True)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(200, 200)
+
+        self.graphics = pg.GraphicsLayoutWidget(parent=self)
+        self.graphics.setBackground("#0c0c0d")
+        self.graphics.ci.setContentsMargins(0, 0, 0, 0)
+        self.viewbox = _ViewBox(self)
+        self.graphics.addItem(self.viewbox)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.viewbox.addItem(self.image)
+        pen = pg.mkPen(theme.CROSSHAIR, width=1, style=QtCore.Qt.PenStyle.DashLine)
+        self.cross_v = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        self.cross_h = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        for line in (self.cross_v, self.cross_h):
+            line.setZValue(20)
+            self.viewbox.addItem(line, ignoreBounds=True)
+
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Vertical, self)
+        self.slider.setInvertedAppearance(True)
+        self.slider.valueChanged.connect(self._on_slider)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.slider)
+
+        self.labels: dict[str, QtWidgets.QLabel] = {}
+        for key in ("top", "bottom", "left", "right", "tl", "tr", "bl", "br", "center"):
+            label = QtWidgets.QLabel(self.graphics)
+            label.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            size = "13px" if key in ("top", "bottom", "left", "right") else "11px"
+            weight = "bold" if key in ("top", "bottom", "left", "right") else "normal"
+            label.setStyleSheet(f"color: {theme.TEXT}; background: transparent; font-size: {size};"
+                                f" font-weight: {weight}; font-family: monospace;")
+            self.labels[key] = label
+        self.labels["center"].setStyleSheet(f"color: {theme.TEXT}; background: rgba(0,0,0,120); "
+                                            "font-size: 13px; padding: 6px;")
+        self.scale_bar = ScaleBar(self.graphics)
+        self.viewbox.sigRangeChanged.connect(self._on_range_changed)
+        self._hover_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60,
+                                           slot=self._on_mouse_moved)
+        self.cine = QtCore.QTimer(self)
+        self.cine.setInterval(150)
+        self.cine.timeout.connect(self._cine_step)
+        cursor.crosshair_changed.connect(self._on_crosshair_changed)
+        self.show_message("Drop a series here, or open a dataset")
+
+    # -- model binding --------------------------------------------------------------------
+    def set_series(self, series: Series, case_label: str = "") -> None:
+        self.case_label = case_label
+        if self.state is None:
+            self.state = ViewState(series, self.cursor)
+            self.state.slice_changed.connect(self._on_slice_changed)
+            self.state.window_changed.connect(self._on_window_changed)
+        else:
+            self.state.set_series(series)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, self.state.n_slices - 1))
+        self.slider.blockSignals(False)
+        self._stack_uid = None
+        self._on_slice_changed(self.state.current)
+
+    def add_reference(self, other: ViewState, all_slices: bool) -> None:
+        """Draw where ``other``'s slices cut this view: all of them faint (``all_slices``) and
+        its current slice bright."""
+        self._references.append((other, all_slices))
+        other.slice_changed.connect(lambda _: self.update_reference_lines())
+        other.series_changed.connect(lambda _: self.update_reference_lines())
+        self.update_reference_lines()
+
+    @property
+    def plane(self) -> SlicePlane | None:
+        current = self.state.current if self.state else None
+        return None if current is None else current.plane
+
+    # -- drawing --------------------------------------------------------------------------
+    def show_message(self, text: str) -> None:
+        label = self.labels["center"]
+        label.setText(text)
+        label.setVisible(bool(text))
+        label.adjustSize()
+        self._place_labels()
+
+    def _on_slice_changed(self, ref: SliceRef | None) -> None:
+        if self.state is None:
+            return
+        if ref is None:
+            self.image.clear()
+            self.show_message(f"The crosshair is outside\n{self.state.series.description or 'this series'}"
+                              "\n(scroll to enter it)")
+            for key in ("top", "bottom", "left", "right"):
+                self.labels[key].setText("")
+            self._update_corner_text()
+            self.update_reference_lines()
+            return
+        self.show_message("")
+        stack = ref.stack
+        pixels = self.cache.get(stack, ref.k)
+        window = self._window_memory.get(self.state.series.uid)
+        if window is None:
+            window = self._default_window(stack)
+            self._window_memory[self.state.series.uid] = window
+        if self.state.window != window:
+            self.state.set_window(window)  # emits window_changed -> levels
+        if stack.uid != self._stack_uid:
+            sx, sy = stack.geometry.spacing_mm[:2]
+            self.image.setTransform(QtGui.QTransform(sx, 0, 0, sy, -0.5 * sx, -0.5 * sy))
+            first = self._stack_uid is None
+            self._stack_uid = stack.uid
+            self.image.setImage(pixels, autoLevels=False, levels=window.levels)
+            if first:
+                self.fit()
+        else:
+            # Scrolling: only the pixels change; the levels belong to the view state.
+            self.image.setImage(pixels, autoLevels=False)
+        self.image.setLookupTable(_INVERT_LUT if window.invert else None)
+        letters = ref.plane.edge_letters()
+        for key in ("top", "bottom", "left", "right"):
+            self.labels[key].setText(getattr(letters, key))
+        self.slider.blockSignals(True)
+        self.slider.setValue(ref.series_index)
+        self.slider.blockSignals(False)
+        self._update_crosshair()
+        self._update_corner_text()
+        self.update_reference_lines()
+        self._place_labels()
+        if self._prefetch is not None:
+            self._prefetch(stack, [ref.k + d for d in (1, -1, 2, -2, 3, -3)])
+        self.painted.emit()
+
+    def _on_window_changed(self, window: WindowLevel) -> None:
+        self.image.setLevels(window.levels)
+        self.image.setLookupTable(_INVERT_LUT if window.invert else None)
+        self._update_corner_text()
+
+    def _on_crosshair_changed(self, _lps: FloatArray) -> None:
+        self._update_crosshair()
+        self._update_corner_text()
+
+    def to_scene(self, lps: FloatArray) -> tuple[float, float] | None:
+        ref = self.state.current if self.state else None
+        if ref is None:
+            return None
+        plane = ref.plane
+        c, r = plane.lps_to_pixel(lps)
+        return float(c * plane.spacing_mm[0]), float(r * plane.spacing_mm[1])
+
+    def to_lps(self, x_mm: float, y_mm: float) -> FloatArray | None:
+        plane = self.plane
+        if plane is None:
+            return None
+        return plane.pixel_to_lps(np.array([x_mm / plane.spacing_mm[0], y_mm / plane.spacing_mm[1]]))
+
+    def _update_crosshair(self) -> None:
+        pos = self.to_scene(self.cursor.crosshair)
+        visible = pos is not None
+        self.cross_v.setVisible(visible)
+        self.cross_h.setVisible(visible)
+        if pos is not None:
+            self.cross_v.setValue(pos[0])
+            self.cross_h.setValue(pos[1])
+
+    def update_reference_lines(self) -> None:
+        for item, *_ in self._ref_items:
+            self.viewbox.removeItem(item)
+        self._ref_items = []
+        plane = self.plane
+        if plane is None:
+            return
+        sx, sy = plane.spacing_mm
+        for other, all_slices in self._references:
+            current = other.current
+            refs = other.slices() if all_slices else ([current] if current is not None else [])
+            for ref in refs:
+                seg = plane.intersection(ref.plane)
+                if seg is None:
+                    continue
+                is_current = current is not None and ref.stack is current.stack and ref.k == current.k
+                a = plane.lps_to_pixel(seg.start_lps) * (sx, sy)
+                b = plane.lps_to_pixel(seg.end_lps) * (sx, sy)
+                pen = pg.mkPen(theme.ACCENT if is_current else theme.REFERENCE_FAINT,
+                               width=2 if is_current else 1)
+                item = pg.PlotCurveItem([a[0], b[0]], [a[1], b[1]], pen=pen)
+                item.setZValue(15 if is_current else 10)
+                item.setOpacity(1.0 if is_current else 0.55)
+                self.viewbox.addItem(item, ignoreBounds=True)
+                self._ref_items.append((item, ref, seg.start_lps, seg.end_lps))
+
+    def reference_segments(self) -> list[tuple[SliceRef, FloatArray, FloatArray]]:
+        """The reference lines drawn now: (slice of the other view, start LPS, end LPS)."""
+        return [(ref, a, b) for _, ref, a, b in self._ref_items]
+
+    def _update_corner_text(self) -> None:
+        state = self.state
+        if state is None:
+            return
+        ref = state.current
+        series = state.series
+        self.labels["tl"].setText(f"{self.case_label}\n{series.description or series.uid}"
+                                  + (f"\n#{series.number}" if series.number is not None else ""))
+        if ref is not None:
+            meta = ref.stack.meta
+            normal = ref.plane.normal_lps
+            pos = float(self.cursor.crosshair @ normal)
+            thick = meta.get("slice_thickness_mm")
+            self.labels["tr"].setText(
+                f"slice {ref.series_index + 1}/{state.n_slices}\n"
+                f"pos {pos:.1f} mm\n" + (f"thk {thick:.1f} mm" if thick else "thk ?"))
+        else:
+            self.labels["tr"].setText(f"-/{state.n_slices}")
+        window = state.window
+        zoom = self.zoom_factor()
+        self.labels["bl"].setText(
+            (f"W {window.width:.0f} L {window.center:.0f}{' inv' if window.invert else ''}\n" if window else "")
+            + f"zoom {zoom:.2f}")
+        for label in self.labels.values():
+            label.adjustSize()
+        self._place_labels()
+
+    def zoom_factor(self) -> float:
+        """Screen pixels per image pixel along a row."""
+        plane = self.plane
+        if plane is None:
+            return 1.0
+        mm_per_screen_px = self.viewbox.viewPixelSize()[0]
+        return plane.spacing_mm[0] / mm_per_screen_px if mm_per_screen_px > 0 else 1.0
+
+    def _on_range_changed(self, *_: Any) -> None:
+        self.scale_bar.set_scale(self.viewbox.viewPixelSize()[0])
+        self._update_corner_text()
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        w, h = self.graphics.width(), self.graphics.height()
+        m = 6
+        lab = self.labels
+        lab["top"].move((w - lab["top"].width()) // 2, m)
+        lab["bottom"].move((w - lab["bottom"].width()) // 2, h - lab["bottom"].height() - m)
+        lab["left"].move(m, (h - lab["left"].height()) // 2)
+        lab["right"].move(w - lab["right"].width() - m, (h - lab["right"].height()) // 2)
+        lab["tl"].move(m, m)
+        lab["tr"].move(w - lab["tr"].width() - m, m)
+        lab["bl"].move(m, h - lab["bl"].height() - m)
+        lab["center"].move((w - lab["center"].width()) // 2, (h - lab["center"].height()) // 2)
+        self.scale_bar.move(w - self.scale_bar.width() - m, h - self.scale_bar.height() - m - 14)
+        for label in lab.values():
+            label.raise_()
+        self.scale_bar.raise_()
+
+    def fit(self) -> None:
+        """Fit the current slice to the view."""
+        plane = self.plane
+        if plane is None:
+            return
+        rows, cols = plane.shape_rc
+        sx, sy = plane.spacing_mm
+        self.viewbox.setRange(QtCore.QRectF(-0.5 * sx, -0.5 * sy, cols * sx, rows * sy), padding=0.0)
+
+    # -- input ----------------------------------------------------------------------------
+    def pick(self, scene_point: QtCore.QPointF, snap: bool) -> None:
+        """Set the crosshair at a point of this view (snapped onto a reference line when the
+        click is within a few pixels of one: that goes to the other view's slice)."""
+        x, y = scene_point.x(), scene_point.y()
+        plane = self.plane
+        if plane is None:
+            return
+        if snap:
+            snapped = self._snap_to_reference(x, y)
+            if snapped is not None:
+                self.cursor.set_crosshair(snapped)
+                return
+        lps = self.to_lps(x, y)
+        if lps is not None:
+            self.cursor.set_crosshair(lps)
+
+    def _snap_to_reference(self, x: float, y: float) -> FloatArray | None:
+        plane = self.plane
+        if plane is None or not self._ref_items:
+            return None
+        sx, sy = plane.spacing_mm
+        px_mm = max(self.viewbox.viewPixelSize())
+        best: tuple[float, FloatArray] | None = None
+        p = np.array([x, y])
+        for _, _ref, a_lps, b_lps in self._ref_items:
+            a = plane.lps_to_pixel(a_lps) * (sx, sy)
+            b = plane.lps_to_pixel(b_lps) * (sx, sy)
+            d = b - a
+            t = float(np.clip((p - a) @ d / max(d @ d, 1e-12), 0.0, 1.0))
+            dist_px = float(np.linalg.norm(a + t * d - p)) / px_mm
+            if dist_px <= _LINE_PICK_PX and (best is None or dist_px < best[0]):
+                best = (dist_px, a_lps + t * (b_lps - a_lps))
+        return None if best is None else best[1]
+
+    def scroll(self, n: int) -> None:
+        if self.state is not None:
+            self.state.scroll(n)
+
+    def adjust_window(self, dx: float, dy: float, start: bool) -> None:
+        """Right-drag: horizontal changes the width, vertical the level (drag up = brighter)."""
+        state = self.state
+        if state is None or state.window is None:
+            return
+        w = state.window
+        scale = max(w.width, 1.0) / 200.0
+        new = WindowLevel(w.center - dy * scale, max(1.0, w.width + dx * scale), w.invert)
+        state.set_window(new)
+        self._window_memory[state.series.uid] = new
+
+    def set_window(self, window: WindowLevel) -> None:
+        if self.state is not None:
+            self.state.set_window(window)
+            self._window_memory[self.state.series.uid] = window
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
+        key = event.key()
+        k = QtCore.Qt.Key
+        state = self.state
+        if state is None:
+            return super().keyPressEvent(event)
+        step = max(1, state.n_slices // 10)
+        if key in (k.Key_Up, k.Key_Left):
+            state.scroll(-1)
+        elif key in (k.Key_Down, k.Key_Right):
+            state.scroll(1)
+        elif key == k.Key_PageUp:
+            state.scroll(-step)
+        elif key == k.Key_PageDown:
+            state.scroll(step)
+        elif key == k.Key_Home:
+            state.go_to(0)
+        elif key == k.Key_End:
+            state.go_to(state.n_slices - 1)
+        else:
+            return super().keyPressEvent(event)
+        event.accept()
+        return None
+
+    def toggle_cine(self) -> None:
+        if self.cine.isActive():
+            self.cine.stop()
+        elif self.state is not None and self.state.n_slices > 1:
+            self.cine.start()
+
+    def _cine_step(self) -> None:
+        state = self.state
+        if state is None:
+            return
+        current = state.current
+        nxt = 0 if current is None or current.series_index >= state.n_slices - 1 else current.series_index + 1
+        state.go_to(nxt)
+
+    def _on_slider(self, value: int) -> None:
+        if self.state is not None:
+            self.state.go_to(value)
+
+    def _on_mouse_moved(self, args: tuple[QtCore.QPointF]) -> None:
+        scene_pos = args[0]
+        if not self.viewbox.sceneBoundingRect().contains(scene_pos):
+            self.cursor.set_hover(None)
+            return
+        p = self.viewbox.mapSceneToView(scene_pos)
+        lps = self.to_lps(p.x(), p.y())
+        self.cursor.set_hover(lps)
+        ref = self.state.current if self.state else None
+        if lps is None or ref is None:
+            self.hover_text.emit("")
+            return
+        plane = ref.plane
+        c, r = (math.floor(v + 0.5) for v in plane.lps_to_pixel(lps))
+        rows, cols = plane.shape_rc
+        value = ""
+        if 0 <= r < rows and 0 <= c < cols:
+            v = self.cache.get(ref.stack, ref.k)[r, c]
+            value = f"value {v:g}  at column {c}, row {r}  "
+        self.hover_text.emit(f"{self.name}: {value}LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm")
+
+    # -- drag and drop of series ----------------------------------------------------------
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
+        if event.mimeData().hasFormat(SERIES_MIME):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        data = event.mimeData()
+        if data.hasFormat(SERIES_MIME):
+            self.series_dropped.emit(bytes(data.data(SERIES_MIME).data()).decode())
+            event.acceptProposedAction()
