@@ -56,7 +56,13 @@ ensure_venv() {
 case "$cmd" in
     run)
         ensure_apt; ensure_venv
-        exec "$venv/bin/lumbarview" demo --info "$@" ;;
+        if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -z "${QT_QPA_PLATFORM:-}" ]; then
+            # No screen here: render the viewer offscreen and save what it shows.
+            out="$here/lumbarview-demo.png"
+            echo "dev.sh: no display; rendering the viewer offscreen to $out" >&2
+            exec "$venv/bin/lumbarview" view --demo --screenshot "$out" --size 1600x900 "$@"
+        fi
+        exec "$venv/bin/lumbarview" view --demo "$@" ;;
     test)
         ensure_apt; ensure_venv
         cd "$here"

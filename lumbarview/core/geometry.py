@@ -352,9 +352,17 @@ class VolumeGeometry:
         return k if 0 <= k < self.shape_kji[0] else None
 
     def slice_plane(self, k: int) -> SlicePlane:
-        """The plane of slice ``k`` (0-based)."""
+        """The plane of slice ``k`` (0-based). Planes are immutable and memoised: views ask for
+        them on every slice step."""
         if not 0 <= k < self.shape_kji[0]:
             raise IndexError(f"slice {k} is outside 0..{self.shape_kji[0] - 1}")
+        cache: dict[int, SlicePlane] = self.__dict__.setdefault("_planes", {})
+        found = cache.get(k)
+        if found is None:
+            found = cache[k] = self._make_slice_plane(k)
+        return found
+
+    def _make_slice_plane(self, k: int) -> SlicePlane:
         di, dj, _ = self.spacing_mm
         return SlicePlane(
             origin_lps=self.index_to_lps((0.0, 0.0, float(k))),

@@ -71,6 +71,7 @@ class ViewState:
         self._cursor = cursor
         self._series = series
         self._slices = order_slices(series)
+        self._build_index()
         self._window: WindowLevel | None = None
         self._current = self._nearest(cursor.crosshair)
         cursor.crosshair_changed.connect(self._on_crosshair_changed)
@@ -94,20 +95,27 @@ class ViewState:
     def set_series(self, series: Series) -> None:
         self._series = series
         self._slices = order_slices(series)
+        self._build_index()
         self._window = None
         self.series_changed.emit(series)
         self._update(self._cursor.crosshair, force=True)
 
     def _nearest(self, lps: FloatArray) -> SliceRef | None:
+        # One nearest-slice test per stack (not per slice): this runs on every cursor move.
         best: tuple[float, SliceRef] | None = None
-        for i, (stack, k) in enumerate(self._slices):
-            g = stack.geometry
-            if g.nearest_slice(lps) != k:
+        for stack in self._index_of:
+            k = stack.geometry.nearest_slice(lps)
+            if k is None:
                 continue
-            dist = abs(float(g.slice_plane(k).signed_distance_mm(lps)))
+            dist = abs(float(stack.geometry.slice_plane(k).signed_distance_mm(lps)))
             if best is None or dist < best[0]:
-                best = (dist, SliceRef(stack, k, i))
+                best = (dist, SliceRef(stack, k, self._index_of[stack][k]))
         return None if best is None else best[1]
+
+    def _build_index(self) -> None:
+        self._index_of: dict[ImageStack, dict[int, int]] = {}
+        for i, (stack, k) in enumerate(self._slices):
+            self._index_of.setdefault(stack, {})[k] = i
 
     def _update(self, lps: FloatArray, force: bool = False) -> None:
         new = self._nearest(lps)

@@ -65,21 +65,40 @@ class _ViewBox(pg.ViewBox):
             self._view.scroll(-1 if delta > 0 else 1)
 
 
-class ScaleBar(QtWidgets.QWidget):
-    """A bar of a round length in mm, drawn over the image's bottom-right corner."""
+class Hud(QtWidgets.QWidget):
+    """Everything written over the image (orientation letters, corner text, a message and the
+    scale bar), painted in one pass by one transparent widget: nine label widgets would each
+    repaint on every slice step."""
+
+    KEYS = ("top", "bottom", "left", "right", "tl", "tr", "bl", "center")
 
     def __init__(self, parent: QtWidgets.QWidget) -> None:
         super().__init__(parent)
         self.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._texts = dict.fromkeys(self.KEYS, "")
         self._mm_per_px = 0.0
-        self.resize(140, 30)
+        self._font = QtGui.QFont("monospace")
+        self._font.setStyleHint(QtGui.QFont.StyleHint.Monospace)
+        self._font.setPixelSize(11)
+        self._bold = QtGui.QFont(self._font)
+        self._bold.setPixelSize(13)
+        self._bold.setBold(True)
+
+    def text(self, key: str) -> str:
+        return self._texts[key]
+
+    def set_text(self, key: str, text: str) -> None:
+        if self._texts[key] != text:
+            self._texts[key] = text
+            self.update()
 
     def set_scale(self, mm_per_px: float) -> None:
-        self._mm_per_px = mm_per_px
-        self.update()
+        if abs(mm_per_px - self._mm_per_px) > 1e-9:
+            self._mm_per_px = mm_per_px
+            self.update()
 
     def bar(self) -> tuple[float, int]:
-        """(length in mm, length in screen pixels) of the bar for the current zoom."""
+        """(length in mm, length in screen pixels) of the scale bar at the current zoom."""
         if self._mm_per_px <= 0:
             return 0.0, 0
         target = 100 * self._mm_per_px
@@ -88,20 +107,35 @@ class ScaleBar(QtWidgets.QWidget):
         return float(mm), round(mm / self._mm_per_px)
 
     def paintEvent(self, event: QtGui.QPaintEvent) -> None:
-        mm, px = self.bar()
-        if px <= 0:
-            return
         painter = QtGui.QPainter(self)
-        painter.setPen(QtGui.QPen(QtGui.QColor(theme.TEXT), 2))
-        x1 = self.width() - 8
-        x0 = x1 - px
-        y = self.height() - 8
-        painter.drawLine(x0, y, x1, y)
-        painter.drawLine(x0, y - 4, x0, y + 1)
-        painter.drawLine(x1, y - 4, x1, y + 1)
-        painter.drawText(QtCore.QRect(x0 - 40, 0, px + 40, y - 4),
-                         int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignBottom),
-                         f"{mm:g} mm")
+        painter.setPen(QtGui.QColor(theme.TEXT))
+        rect = self.rect().adjusted(6, 6, -6, -6)
+        a = QtCore.Qt.AlignmentFlag
+        painter.setFont(self._bold)
+        for key, flags in (("top", a.AlignHCenter | a.AlignTop), ("bottom", a.AlignHCenter | a.AlignBottom),
+                           ("left", a.AlignLeft | a.AlignVCenter), ("right", a.AlignRight | a.AlignVCenter)):
+            if self._texts[key]:
+                painter.drawText(rect, int(flags), self._texts[key])
+        painter.setFont(self._font)
+        for key, flags in (("tl", a.AlignLeft | a.AlignTop), ("tr", a.AlignRight | a.AlignTop),
+                           ("bl", a.AlignLeft | a.AlignBottom)):
+            if self._texts[key]:
+                painter.drawText(rect, int(flags), self._texts[key])
+        if self._texts["center"]:
+            box = painter.boundingRect(rect, int(a.AlignCenter), self._texts["center"]).adjusted(-8, -6, 8, 6)
+            painter.fillRect(box, QtGui.QColor(0, 0, 0, 140))
+            painter.drawText(rect, int(a.AlignCenter), self._texts["center"])
+        mm, px = self.bar()
+        if px > 0:
+            painter.setPen(QtGui.QPen(QtGui.QColor(theme.TEXT), 2))
+            x1 = rect.right()
+            x0 = x1 - px
+            y = rect.bottom() - 18
+            painter.drawLine(x0, y, x1, y)
+            painter.drawLine(x0, y - 4, x0, y + 1)
+            painter.drawLine(x1, y - 4, x1, y + 1)
+            painter.drawText(QtCore.QRect(x0 - 40, y - 20, px + 40, 16), int(a.AlignRight | a.AlignBottom),
+                             f"{mm:g} mm")
         painter.end()
 
 
@@ -129,6 +163,7 @@ class SliceView(QtWidgets.QWidget):
         self._references: list[tuple[ViewState, bool]] = []
         self._ref_items: list[tuple[pg.PlotCurveItem, SliceRef, FloatArray, FloatArray]] = []
         self._stack_uid: str | None = None
+        self._letters_for: str | None = None
         self._wl_start: WindowLevel | None = None
         self.setAcceptDrops(True)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
@@ -157,18 +192,8 @@ class SliceView(QtWidgets.QWidget):
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.slider)
 
-        self.labels: dict[str, QtWidgets.QLabel] = {}
-        for key in ("top", "bottom", "left", "right", "tl", "tr", "bl", "br", "center"):
-            label = QtWidgets.QLabel(self.graphics)
-            label.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-            size = "13px" if key in ("top", "bottom", "left", "right") else "11px"
-            weight = "bold" if key in ("top", "bottom", "left", "right") else "normal"
-            label.setStyleSheet(f"color: {theme.TEXT}; background: transparent; font-size: {size};"
-                                f" font-weight: {weight}; font-family: monospace;")
-            self.labels[key] = label
-        self.labels["center"].setStyleSheet(f"color: {theme.TEXT}; background: rgba(0,0,0,120); "
-                                            "font-size: 13px; padding: 6px;")
-        self.scale_bar = ScaleBar(self.graphics)
+        self.hud = Hud(self.graphics)
+        self.graphics.installEventFilter(self)
         self.viewbox.sigRangeChanged.connect(self._on_range_changed)
         self._hover_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60,
                                            slot=self._on_mouse_moved)
@@ -191,6 +216,7 @@ class SliceView(QtWidgets.QWidget):
         self.slider.setRange(0, max(0, self.state.n_slices - 1))
         self.slider.blockSignals(False)
         self._stack_uid = None
+        self._letters_for = None
         self._on_slice_changed(self.state.current)
 
     def add_reference(self, other: ViewState, all_slices: bool) -> None:
@@ -208,11 +234,7 @@ class SliceView(QtWidgets.QWidget):
 
     # -- drawing --------------------------------------------------------------------------
     def show_message(self, text: str) -> None:
-        label = self.labels["center"]
-        label.setText(text)
-        label.setVisible(bool(text))
-        label.adjustSize()
-        self._place_labels()
+        self.hud.set_text("center", text)
 
     def _on_slice_changed(self, ref: SliceRef | None) -> None:
         if self.state is None:
@@ -222,7 +244,7 @@ class SliceView(QtWidgets.QWidget):
             self.show_message(f"The crosshair is outside\n{self.state.series.description or 'this series'}"
                               "\n(scroll to enter it)")
             for key in ("top", "bottom", "left", "right"):
-                self.labels[key].setText("")
+                self.hud.set_text(key, "")
             self._update_corner_text()
             self.update_reference_lines()
             return
@@ -246,17 +268,18 @@ class SliceView(QtWidgets.QWidget):
         else:
             # Scrolling: only the pixels change; the levels belong to the view state.
             self.image.setImage(pixels, autoLevels=False)
-        self.image.setLookupTable(_INVERT_LUT if window.invert else None)
-        letters = ref.plane.edge_letters()
-        for key in ("top", "bottom", "left", "right"):
-            self.labels[key].setText(getattr(letters, key))
+        if stack.uid != self._letters_for:
+            self._letters_for = stack.uid
+            self.image.setLookupTable(_INVERT_LUT if window.invert else None)
+            letters = ref.plane.edge_letters()  # the same for every slice of a stack
+            for key in ("top", "bottom", "left", "right"):
+                self.hud.set_text(key, getattr(letters, key))
         self.slider.blockSignals(True)
         self.slider.setValue(ref.series_index)
         self.slider.blockSignals(False)
         self._update_crosshair()
         self._update_corner_text()
         self.update_reference_lines()
-        self._place_labels()
         if self._prefetch is not None:
             self._prefetch(stack, [ref.k + d for d in (1, -1, 2, -2, 3, -3)])
         self.painted.emit()
@@ -329,26 +352,19 @@ class SliceView(QtWidgets.QWidget):
             return
         ref = state.current
         series = state.series
-        self.labels["tl"].setText(f"{self.case_label}\n{series.description or series.uid}"
-                                  + (f"\n#{series.number}" if series.number is not None else ""))
+        self.hud.set_text("tl", f"{self.case_label}\n{series.description or series.uid}"
+                          + (f"\n#{series.number}" if series.number is not None else ""))
         if ref is not None:
             meta = ref.stack.meta
-            normal = ref.plane.normal_lps
-            pos = float(self.cursor.crosshair @ normal)
+            pos = float(self.cursor.crosshair @ ref.plane.normal_lps)
             thick = meta.get("slice_thickness_mm")
-            self.labels["tr"].setText(
-                f"slice {ref.series_index + 1}/{state.n_slices}\n"
-                f"pos {pos:.1f} mm\n" + (f"thk {thick:.1f} mm" if thick else "thk ?"))
+            self.hud.set_text("tr", f"slice {ref.series_index + 1}/{state.n_slices}\n"
+                              f"pos {pos:.1f} mm\n" + (f"thk {thick:.1f} mm" if thick else "thk ?"))
         else:
-            self.labels["tr"].setText(f"-/{state.n_slices}")
+            self.hud.set_text("tr", f"-/{state.n_slices}")
         window = state.window
-        zoom = self.zoom_factor()
-        self.labels["bl"].setText(
-            (f"W {window.width:.0f} L {window.center:.0f}{' inv' if window.invert else ''}\n" if window else "")
-            + f"zoom {zoom:.2f}")
-        for label in self.labels.values():
-            label.adjustSize()
-        self._place_labels()
+        self.hud.set_text("bl", (f"W {window.width:.0f} L {window.center:.0f}{' inv' if window.invert else ''}\n"
+                                 if window else "") + f"zoom {self.zoom_factor():.2f}")
 
     def zoom_factor(self) -> float:
         """Screen pixels per image pixel along a row."""
@@ -359,29 +375,13 @@ class SliceView(QtWidgets.QWidget):
         return plane.spacing_mm[0] / mm_per_screen_px if mm_per_screen_px > 0 else 1.0
 
     def _on_range_changed(self, *_: Any) -> None:
-        self.scale_bar.set_scale(self.viewbox.viewPixelSize()[0])
+        self.hud.set_scale(self.viewbox.viewPixelSize()[0])
         self._update_corner_text()
 
-    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._place_labels()
-
-    def _place_labels(self) -> None:
-        w, h = self.graphics.width(), self.graphics.height()
-        m = 6
-        lab = self.labels
-        lab["top"].move((w - lab["top"].width()) // 2, m)
-        lab["bottom"].move((w - lab["bottom"].width()) // 2, h - lab["bottom"].height() - m)
-        lab["left"].move(m, (h - lab["left"].height()) // 2)
-        lab["right"].move(w - lab["right"].width() - m, (h - lab["right"].height()) // 2)
-        lab["tl"].move(m, m)
-        lab["tr"].move(w - lab["tr"].width() - m, m)
-        lab["bl"].move(m, h - lab["bl"].height() - m)
-        lab["center"].move((w - lab["center"].width()) // 2, (h - lab["center"].height()) // 2)
-        self.scale_bar.move(w - self.scale_bar.width() - m, h - self.scale_bar.height() - m - 14)
-        for label in lab.values():
-            label.raise_()
-        self.scale_bar.raise_()
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        if watched is self.graphics and event.type() == QtCore.QEvent.Type.Resize:
+            self.hud.setGeometry(self.graphics.rect())
+        return False
 
     def fit(self) -> None:
         """Fit the current slice to the view."""

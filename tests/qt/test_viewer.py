@@ -106,7 +106,7 @@ def test_orientation_letters_supine_and_prone(qtbot, window, tmp_path: Path) -> 
             patient_position=position))
         open_and_wait(qtbot, window, folder)
         view = window.sagittal
-        letters[position] = {k: view.labels[k].text() for k in ("left", "right", "top", "bottom")}
+        letters[position] = {k: view.hud.text(k) for k in ("left", "right", "top", "bottom")}
     assert letters["HFS"] == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
     assert letters["HFP"] == {"left": "P", "right": "A", "top": "S", "bottom": "I"}
 
