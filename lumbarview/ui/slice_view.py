@@ -241,6 +241,7 @@ class SliceView(QtWidgets.QWidget):
             return
         if ref is None:
             self.image.clear()
+            self.hud.set_scale(0.0)
             self.show_message(f"The crosshair is outside\n{self.state.series.description or 'this series'}"
                               "\n(scroll to enter it)")
             for key in ("top", "bottom", "left", "right"):
@@ -249,6 +250,7 @@ class SliceView(QtWidgets.QWidget):
             self.update_reference_lines()
             return
         self.show_message("")
+        self.hud.set_scale(self.viewbox.viewPixelSize()[0])
         stack = ref.stack
         pixels = self.cache.get(stack, ref.k)
         window = self._window_memory.get(self.state.series.uid)
@@ -375,7 +377,7 @@ class SliceView(QtWidgets.QWidget):
         return plane.spacing_mm[0] / mm_per_screen_px if mm_per_screen_px > 0 else 1.0
 
     def _on_range_changed(self, *_: Any) -> None:
-        self.hud.set_scale(self.viewbox.viewPixelSize()[0])
+        self.hud.set_scale(self.viewbox.viewPixelSize()[0] if self.plane is not None else 0.0)
         self._update_corner_text()
 
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
