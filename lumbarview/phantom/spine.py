@@ -434,18 +434,30 @@ class LumbarPhantom:
         return images, labels
 
     # -- ground truth ----------------------------------------------------------------------
+    def disc_height_at(self, disc: Disc, a: float, x: float = 0.0) -> float:
+        """Disc height along the disc normal at antero-posterior position ``a`` (disc frame)."""
+        start = disc.frame.point(x, a, 0.0)
+        t = []
+        for plane_point, plane_normal in ((disc.below.superior_centre, disc.below.frame.u),
+                                          (disc.above.inferior_centre, disc.above.frame.u)):
+            t.append(float(((plane_point - start) @ plane_normal) / (disc.frame.u @ plane_normal)))
+        return t[1] - t[0]
+
     def disc_heights(self, disc: Disc) -> dict[str, float]:
-        """Anterior, middle and posterior disc heights along the disc normal (x = 0)."""
-        out = {}
-        for name, a in (("anterior", -_BODY_HALF_AP), ("middle", 0.0), ("posterior", _POSTERIOR_WALL)):
-            start = disc.frame.point(0.0, a, 0.0)
-            t = []
-            for plane_point, plane_normal in ((disc.below.superior_centre, disc.below.frame.u),
-                                              (disc.above.inferior_centre, disc.above.frame.u)):
-                # Slip moves the upper body; its endplate plane is unchanged.
-                t.append(float(((plane_point - start) @ plane_normal) / (disc.frame.u @ plane_normal)))
-            out[name] = t[1] - t[0]
-        return out
+        """Anterior, middle and posterior disc heights on the mid-sagittal plane, at 10 % of the
+        disc's depth in from its margins (a = -16 and +16: depth 32 mm) and at its middle."""
+        depth = _BODY_HALF_AP + _POSTERIOR_WALL
+        return {"anterior": self.disc_height_at(disc, -_BODY_HALF_AP + 0.1 * depth),
+                "middle": self.disc_height_at(disc, 0.0),
+                "posterior": self.disc_height_at(disc, _POSTERIOR_WALL - 0.1 * depth)}
+
+    def posterior_disc_height_foraminal(self, disc: Disc) -> float:
+        """Disc height at 10 % of the disc's depth from its posterior wall, on the parasagittal
+        plane through the middle of the pedicles (where the foramen is measured)."""
+        x = (_PEDICLE_X[0] + _PEDICLE_X[1]) / 2
+        a_ant = -_BODY_HALF_AP * math.sqrt(1 - (x / _BODY_HALF_LR) ** 2)
+        depth = _POSTERIOR_WALL - a_ant
+        return self.disc_height_at(disc, _POSTERIOR_WALL - 0.1 * depth, x)
 
     def ground_truth(self) -> dict[str, Any]:
         """Per disc level: canal, foramina (per side) and disc heights, with the planes (LPS)."""
@@ -483,7 +495,7 @@ class LumbarPhantom:
                 "canal_area_min_mm2": math.pi * a_half * b_half,
                 "canal_area_min_offset_mm": 0.0,
                 "foramen": foramen,
-                "posterior_disc_height_mm": heights["posterior"],
+                "posterior_disc_height_mm": self.posterior_disc_height_foraminal(d),
                 "disc_height_anterior_mm": heights["anterior"],
                 "disc_height_middle_mm": heights["middle"],
                 "disc_height_posterior_mm": heights["posterior"],
@@ -501,8 +513,10 @@ class LumbarPhantom:
                 "canal": "thecal sac on the plane through the disc centre, normal to the disc",
                 "foramen": "parasagittal rectangle between the pedicles (height, along the disc "
                            "normal), the posterior wall and the facet (width)",
-                "disc_heights": "along the disc normal at the anterior margin, centre and "
-                                "posterior wall (x = 0)",
+                "disc_heights": "along the disc normal on the mid-sagittal plane, at 10 % of the "
+                                "disc depth from its anterior and posterior margins and at its middle",
+                "posterior_disc_height": "the same, 10 % in from the posterior wall, on the "
+                                         "parasagittal plane through the middle of the pedicles",
                 "dhi": "mean(anterior, middle, posterior disc height) / body height",
             },
             "params": self.params.to_json(),

@@ -1,0 +1,1 @@
+"""Measurements: pure functions on arrays and geometry, results with units (no Qt)."""
