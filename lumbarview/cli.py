@@ -39,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--labels", metavar="SCHEME.json",
                       help="label scheme for a dataset lumbarview does not know")
 
+    measure = sub.add_parser("measure", help="measure canal, foramina and discs of every case under PATH")
+    measure.add_argument("path", help="dataset root, case folder or label file")
+    out = measure.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per value, per line (NDJSON)")
+    out.add_argument("--csv", metavar="OUT", help="write rows to OUT (appends and resumes: finished cases "
+                                                   "listed in OUT.done are skipped)")
+    measure.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    measure.add_argument("--no-cache", action="store_true", help="ignore the header index cache")
+
     view = sub.add_parser("view", help="the viewer (the default command)")
     view.add_argument("path", nargs="?", help="dataset root, folder, DICOMDIR or file")
     view.add_argument("--demo", action="store_true", help="open the built-in demo dataset")
@@ -109,7 +118,81 @@ def _log_crash() -> str:
         return "(could not write a log)"
 
 
-_COMMANDS = ("info", "demo", "view")
+_COMMANDS = ("info", "demo", "view", "measure")
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    import csv
+
+    from lumbarview.services.measure_all import EXTRA_KEYS, ROW_KEYS, jobs_for, run_jobs
+    from lumbarview.services.open_dataset import open_path
+
+    dataset = open_path(args.path, use_cache=not args.no_cache)
+    jobs, skipped = jobs_for(dataset)
+    for note in skipped:
+        print(f"lumbarview: skipped {note}", file=sys.stderr)
+    if not jobs:
+        print(f"lumbarview: {args.path}: no 3D label map with named disc levels to measure "
+              f"({len(dataset.cases)} case(s) opened)", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    keys = [*ROW_KEYS, *EXTRA_KEYS]
+    done_keys: set[str] = set()
+    csv_file = done_file = writer = None
+    if args.csv:
+        out_path = Path(args.csv)
+        done_path = out_path.with_name(out_path.name + ".done")
+        if done_path.exists():
+            done_keys = {line.strip() for line in done_path.read_text(encoding="utf-8").splitlines() if line.strip()}
+        before = len(jobs)
+        jobs = [j for j in jobs if f"{j.case}\t{j.labels_path}" not in done_keys]
+        if before != len(jobs):
+            print(f"lumbarview: resuming: {before - len(jobs)} case(s) already in {out_path}", file=sys.stderr)
+        new_file = not out_path.exists() or out_path.stat().st_size == 0
+        csv_file = open(out_path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed below
+        done_file = open(done_path, "a", encoding="utf-8")  # noqa: SIM115
+        writer = csv.DictWriter(csv_file, fieldnames=keys, extrasaction="ignore")
+        if new_file:
+            writer.writeheader()
+
+    def progress(done: int, total: int, job: object) -> None:
+        print(f"\rmeasured {done}/{total} ({getattr(job, 'case', '')})", end="" if done < total else "\n",
+              file=sys.stderr, flush=True)
+
+    n_rows = 0
+    try:
+        for job, rows in run_jobs(jobs, workers=args.jobs, on_progress=progress):
+            n_rows += len(rows)
+            if writer is not None and csv_file is not None and done_file is not None:
+                for row in rows:
+                    writer.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
+                csv_file.flush()
+                os.fsync(csv_file.fileno())
+                done_file.write(f"{job.case}\t{job.labels_path}\n")
+                done_file.flush()
+            elif args.json:
+                for row in rows:
+                    sys.stdout.write(json.dumps(row, allow_nan=False) + "\n")
+                sys.stdout.flush()
+            else:
+                _print_rows(rows)
+    finally:
+        if csv_file is not None:
+            csv_file.close()
+        if done_file is not None:
+            done_file.close()
+    return EXIT_OK
+
+
+def _print_rows(rows: list[dict[str, object]]) -> None:
+    for r in rows:
+        value = r["value"]
+        text = "n/a" if value is None else f"{value:.1f}" if r["unit"] != "ratio" else f"{value:.2f}"
+        side = f" {r['side']}" if r["side"] else ""
+        why = f"  ({r['reason']})" if r["reason"] else ""
+        flag = f"  ! {r['flag']}" if r["flag"] else ""
+        grade = f"  [{r['dataset_grade']}]" if r.get("dataset_grade") else ""
+        print(f"{r['case']:>8} {r['series']:<10} {r['level'] or '':<6}{side:<7} {r['quantity'] or '':<22} "
+              f"{text:>7} {r['unit'] or '':<5} {r['confidence']:<6}{flag}{grade}{why}")
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
@@ -135,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not arguments or (arguments[0] not in _COMMANDS and arguments[0] not in ("-h", "--help", "--version")):
         arguments.insert(0, "view")
     args = parser.parse_args(arguments)
-    handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view}
+    handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:

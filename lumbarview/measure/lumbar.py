@@ -119,7 +119,7 @@ class LabelMapMeasurer:
         taken, so that neither the centroid's error nor one line's voxel phase decides it."""
         offsets = np.linspace(-sweep_half, sweep_half, 9)
         chords = np.array([self.bundle_run_length(volume, centre + o * sweep, direction, (-25.0, 25.0),
-                                                  (out_of_plane, sweep), (0.5, 0.0), 3) for o in offsets])
+                                                  (out_of_plane, sweep), (1.0, 0.0), 5) for o in offsets])
         if not np.all(np.isfinite(chords)) or chords.max() <= 0:
             return NAN
         c2, c1, c0 = np.polyfit(offsets, chords**2, 2)
@@ -491,16 +491,33 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     # Height and width with sub-voxel edges: partial-volume run lengths of free space (1 - walls)
     # along lines across the middle half of the region, averaged.
     free = 1.0 - m.soft(walls)
-    heights, widths = [], []
+    heights: list[float] = []
+    widths: list[float] = []
     for frac in np.linspace(0.25, 0.75, 7):
-        a = a_lo + frac * (a_hi - a_lo)
-        u = u_lo + frac * (u_hi - u_lo)
-        p_mid_u = origin + a * e_ap + (u_lo + u_hi) / 2 * normal
-        heights.append(m.first_exit(free, p_mid_u, normal, 40.0) + m.first_exit(free, p_mid_u, -normal, 40.0))
-        p_mid_a = origin + (a_lo + a_hi) / 2 * e_ap + u * normal
-        widths.append(m.first_exit(free, p_mid_a, e_ap, 40.0) + m.first_exit(free, p_mid_a, -e_ap, 40.0))
+        # Each line starts in the middle of the region's own pixels on that column / row.
+        col = int(np.argmin(np.abs(s_ap - (a_lo + frac * (a_hi - a_lo)))))
+        in_col = np.nonzero(region[col, :])[0]
+        if in_col.size:
+            p = origin + s_ap[col] * e_ap + s_u[in_col].mean() * normal
+            heights.append(m.first_exit(free, p, normal, 40.0) + m.first_exit(free, p, -normal, 40.0))
+        row = int(np.argmin(np.abs(s_u - (u_lo + frac * (u_hi - u_lo)))))
+        in_row = np.nonzero(region[:, row])[0]
+        if in_row.size:
+            p = origin + s_ap[in_row].mean() * e_ap + s_u[row] * normal
+            across = (np.cross(e_ap, normal), normal)
+            widths.append(m.bundle_exit(free, p, e_ap, 40.0, across, (0.6, 0.3), 3)
+                          + m.bundle_exit(free, p, -e_ap, 40.0, across, (0.6, 0.3), 3))
     height = float(np.nanmean(heights)) if np.isfinite(heights).any() else NAN
-    width = float(np.nanmean(widths)) if np.isfinite(widths).any() else NAN
+    # Width is the narrowest gap (a slipped body or a bulge narrows one part only): the mean of
+    # the lines within 0.5 mm of the narrowest, so that one line's voxel phase does not decide.
+    # A gap that varies by less than 0.75 mm is uniform: then all lines count.
+    finite_w = np.asarray(widths)[np.isfinite(widths)]
+    if finite_w.size == 0:
+        width = NAN
+    elif np.ptp(finite_w) <= 0.75:
+        width = float(finite_w.mean())
+    else:
+        width = float(finite_w[finite_w <= finite_w.min() + 0.5].mean())
     # Posterior disc height on this plane, 10 % of the disc's depth in from its posterior margin.
     row0 = int(np.argmin(np.abs(s_u)))
     cols = np.nonzero(is_disc[:, row0])[0]
@@ -519,7 +536,7 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
               method + "; extent along the disc normal (partial-volume edges, mean over its middle half)", conf, why + plane_note,
               side, label, "foraminal height ≤ 15 mm (Hasegawa 1995)" if height <= 15 else None,
               position_lps=centroid.tolist()),
-        Value(level, "foramen_width", width, "mm", method + "; antero-posterior gap (partial-volume edges, mean over its middle half)",
+        Value(level, "foramen_width", width, "mm", method + "; narrowest antero-posterior gap over its middle half (partial-volume edges)",
               conf, why + plane_note, side, label, _width_flag(width), position_lps=centroid.tolist()),
         Value(level, "foramen_area", area, "mm2", method + "; region area", conf, why + plane_note, side, label,
               position_lps=centroid.tolist()),

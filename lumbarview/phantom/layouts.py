@@ -552,3 +552,30 @@ def write_all(root: str | Path, params: PhantomParams | None = None, sizes: Size
         target.mkdir(parents=True, exist_ok=True)
         out[name] = WRITERS[name](target, phantom, sizes)
     return out
+
+
+def level_roi_geometry(phantom: LumbarPhantom, level: str, in_plane_mm: float, slice_mm: float,
+                       margin_mm: tuple[float, float, float] = (27.0, 45.0, 47.0)) -> VolumeGeometry:
+    """A sagittal stack around one disc level (its discs, bodies, canal and foramina), for
+    measurement tests: columns run anterior to posterior, rows head to feet, slices right to left
+    every ``slice_mm`` (equal to ``in_plane_mm`` for an isotropic grid)."""
+    truth = phantom.ground_truth()["levels"][level]
+    centre = np.asarray(truth["disc_centre_lps"]) + np.array([0.0, 12.0, 0.0])
+    mx, my, mz = margin_mm
+    n_slices = int(2 * mx / slice_mm) + 1
+    n_cols = int(2 * my / in_plane_mm) + 1
+    n_rows = int(2 * mz / in_plane_mm) + 1
+    origin = centre + np.array([mx, -my, mz])
+    return VolumeGeometry.from_directions((n_slices, n_rows, n_cols), origin, (0, 1, 0), (0, 0, -1),
+                                          (in_plane_mm, in_plane_mm, slice_mm), slice_direction_lps=(-1, 0, 0))
+
+
+def render_labels(phantom: LumbarPhantom, geometry: VolumeGeometry) -> npt.NDArray[np.int16]:
+    """The phantom's labels (SPIDER numbering) at every voxel centre of ``geometry``."""
+    k, j, i = geometry.shape_kji
+    out = np.zeros(geometry.shape_kji, dtype=np.int16)
+    jj, ii = np.meshgrid(np.arange(j, dtype=np.float64), np.arange(i, dtype=np.float64), indexing="ij")
+    for kk in range(k):
+        ijk = np.stack([ii.ravel(), jj.ravel(), np.full(ii.size, float(kk))], axis=1)
+        out[kk] = to_spider_labels(phantom.labels_at(geometry.index_to_lps(ijk))).reshape(j, i)
+    return out

@@ -1,0 +1,155 @@
+"""Use case: measure every case of a dataset (``lumbarview measure``), in parallel, streaming.
+
+Each case's label maps are measured in a worker process from their files; rows come back as
+plain dicts (the output contract) as soon as a case is done, so an interrupted run keeps what it
+finished and a rerun can skip it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lumbarview.core.dataset import Case, Dataset
+from lumbarview.core.errors import LumbarviewError
+from lumbarview.core.labels import LabelScheme, Role
+from lumbarview.io.volume import open_label_volume, open_volume, resample_labels_to, same_grid
+from lumbarview.measure.lumbar import Value, measure_label_map
+
+#: The keys of a measurement row: a contract other tools read.
+ROW_KEYS = ("case", "series", "level", "label", "side", "quantity", "value", "unit", "method",
+            "confidence", "flag")
+EXTRA_KEYS = ("confidence_reason", "reason", "dataset_grade", "position_lps")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One label map to measure, described by files so that a worker process can open it."""
+
+    case: str
+    series: str
+    labels_path: str
+    image_path: str | None
+    scheme: LabelScheme
+    grades: tuple[tuple[str, str | None, str], ...]  # (level, side or None, text)
+
+
+def _grades(case: Case) -> list[tuple[str, str | None, str]]:
+    """Dataset grades to report beside the measurements (never used to compute them)."""
+    out: list[tuple[str, str | None, str]] = []
+    for table in case.tables:
+        if table.kind == "spider-gradings":
+            for row in table.rows:
+                if row.get("level"):
+                    fields = ", ".join(f"{k} {row[k]}" for k in ("Pfirrman grade", "Modic", "Disc narrowing",
+                                                                  "Disc herniation", "Disc bulging",
+                                                                  "Spondylolisthesis") if k in row)
+                    out.append((str(row["level"]), None, f"SPIDER gradings: {fields}"))
+    for box_set in case.box_sets:
+        for box in box_set.boxes:
+            if box.level and box.side and box.severity is not None:
+                out.append((box.level, box.side, f"LSS-MRI-AISSLab foraminal severity {box.severity} (0-3)"))
+    return out
+
+
+def jobs_for(dataset: Dataset) -> tuple[list[Job], list[str]]:
+    """The measurable label maps of every case, and why others are skipped."""
+    jobs, skipped = [], []
+    for case in dataset.cases:
+        grades = tuple(_grades(case))
+        for label_map in case.label_maps:
+            if not label_map.scheme.values_with_role(Role.DISC) or not any(
+                    e.level for e in label_map.scheme.entries.values() if e.role is Role.DISC):
+                skipped.append(f"case {case.id}: {label_map.name}: its labels do not name disc levels")
+                continue
+            if label_map.stack.geometry.shape_kji[0] < 2 or Path(label_map.source).suffix.lower() not in (
+                    ".mha", ".mhd", ".nii", ".gz", ".nrrd", ".nhdr"):
+                skipped.append(f"case {case.id}: {label_map.name}: a 2D mask; the engine measures 3D label maps")
+                continue
+            image = case.stack(label_map.bound_to or "")
+            image_path = image.meta.get("source") if image is not None else None
+            series = image.meta.get("description") if image is not None else label_map.name
+            jobs.append(Job(case.id, str(series), label_map.source, image_path, label_map.scheme, grades))
+    return jobs, skipped
+
+
+def _row(job: Job, v: Value, unit: str | None = None, value: float | None = None) -> dict[str, Any]:
+    val = v.value if value is None else value
+    grade = "; ".join(text for level, side, text in job.grades
+                      if level == v.level and (side is None or side == v.side))
+    return {
+        "case": job.case, "series": job.series, "level": v.level, "label": v.label, "side": v.side,
+        "quantity": v.quantity, "value": None if not math.isfinite(val) else round(val, 4),
+        "unit": unit or v.unit, "method": v.method, "confidence": v.confidence, "flag": v.flag,
+        "confidence_reason": v.confidence_reason, "reason": v.reason, "dataset_grade": grade or None,
+        "position_lps": None if v.position_lps is None else [round(c, 3) for c in v.position_lps],
+    }
+
+
+def measure_job(job: Job) -> list[dict[str, Any]]:
+    """Measure one label map (runs in a worker process)."""
+    labels_stack = open_label_volume(job.labels_path)
+    labels = labels_stack.pixels()
+    geometry = labels_stack.geometry
+    if job.image_path:
+        image = open_volume(job.image_path)
+        if not same_grid(labels_stack.geometry, image.geometry):
+            labels = resample_labels_to(labels_stack, image.geometry)
+            geometry = image.geometry
+    rows = []
+    for v in measure_label_map(labels, geometry, job.scheme):
+        rows.append(_row(job, v))
+        if v.quantity == "slip":
+            pct = v.extra.get("slip_percent", float("nan"))
+            rows.append(_row(job, v, unit="%", value=pct))
+    return rows
+
+
+def _failed_rows(job: Job, error: BaseException) -> list[dict[str, Any]]:
+    reason = f"the case could not be measured: {error}"
+    return [{"case": job.case, "series": job.series, "level": None, "label": None, "side": None,
+             "quantity": None, "value": None, "unit": None, "method": "", "confidence": "none", "flag": None,
+             "confidence_reason": reason, "reason": reason, "dataset_grade": None, "position_lps": None}]
+
+
+def run_jobs(jobs: list[Job], workers: int | None = None,
+             on_progress: Callable[[int, int, Job], None] | None = None) -> Iterator[tuple[Job, list[dict[str, Any]]]]:
+    """Measure ``jobs``; yields each job's rows as soon as it finishes (in completion order)."""
+    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    done = 0
+    if n_workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            try:
+                rows = measure_job(job)
+            except (LumbarviewError, ValueError, MemoryError) as exc:
+                rows = _failed_rows(job, exc)
+            done += 1
+            if on_progress:
+                on_progress(done, len(jobs), job)
+            yield job, rows
+        return
+    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        pending: dict[Future[list[dict[str, Any]]], Job] = {}
+        queue = list(jobs)
+        try:
+            while queue or pending:
+                while queue and len(pending) < 2 * n_workers:
+                    job = queue.pop(0)
+                    pending[pool.submit(measure_job, job)] = job
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    job = pending.pop(future)
+                    error = future.exception()
+                    rows = _failed_rows(job, error) if error is not None else future.result()
+                    done += 1
+                    if on_progress:
+                        on_progress(done, len(jobs), job)
+                    yield job, rows
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
