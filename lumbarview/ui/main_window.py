@@ -12,7 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
 from lumbarview.core.errors import LumbarviewError
-from lumbarview.core.types import ImageStack, Series
+from lumbarview.core.types import ImageStack, LoadIssue, Series, Severity
 from lumbarview.io.dicom.scan import ScanCancelled
 from lumbarview.model.cursor import CursorModel
 from lumbarview.model.view_state import WindowLevel
@@ -20,7 +20,11 @@ from lumbarview.model.window_presets import default_window, preset_window
 from lumbarview.services.open_dataset import open_path
 from lumbarview.slicing.cache import SliceCache
 from lumbarview.ui import theme
-from lumbarview.ui.panels import IssuesPanel, ShortcutsDialog, TagPanel
+from lumbarview.model.flags import FlagStore, default_flag_file
+from lumbarview.model.overlays import OverlayModel
+from lumbarview.services.annotations import case_annotations, case_summary
+from lumbarview.ui.overlay_items import OverlayItems
+from lumbarview.ui.panels import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
 from lumbarview.ui.slice_view import SERIES_MIME, SliceView
 from lumbarview.ui.threading import Worker, call_in_gui_thread
 
@@ -94,6 +98,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.axial = SliceView("axial", self.cursor, self.cache, self.window_memory, default_window,
                                self._prefetch)
         self.views = [self.sagittal, self.axial]
+        self.overlays = OverlayModel()
+        for view in self.views:
+            view.overlay = OverlayItems(view, self.overlays)
+        self.flags: FlagStore | None = None
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         for view in self.views:
             self.splitter.addWidget(view)
@@ -113,6 +121,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.issues_dock = self._dock("Load issues", self.issues_panel, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tag_panel = TagPanel()
         self.tag_dock = self._dock("DICOM tags", self.tag_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.layer_panel = LayerPanel(self.overlays)
+        self.layer_dock = self._dock("Layers", self.layer_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.annotation_panel = AnnotationPanel()
+        self.annotation_panel.jump.connect(self._jump_to_annotation)
+        self.annotation_dock = self._dock("Annotations", self.annotation_panel,
+                                          QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.summary_panel = SummaryPanel()
+        self.summary_dock = self._dock("Case summary", self.summary_panel, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tag_dock.hide()
         self.issues_dock.hide()
         self.sagittal.painted.connect(self._on_view_painted)
@@ -191,8 +207,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self._action(wl_menu, {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(name, name),
                          lambda _=False, p=name: self._apply_preset(p), f"Ctrl+{n}")
         view_menu.addSeparator()
-        for dock in (self.browser_dock, self.issues_dock, self.tag_dock):
+        for dock in (self.browser_dock, self.layer_dock, self.annotation_dock, self.summary_dock,
+                     self.issues_dock, self.tag_dock):
             view_menu.addAction(dock.toggleViewAction())
+        case_menu = bar.addMenu("&Case")
+        self._action(case_menu, "&Next case", lambda: self.step_case(1), "Alt+Right")
+        self._action(case_menu, "&Previous case", lambda: self.step_case(-1), "Alt+Left")
+        self._action(case_menu, "Next &annotation", lambda: self.annotation_panel.step(1), "Alt+Down")
+        self._action(case_menu, "Previous a&nnotation", lambda: self.annotation_panel.step(-1), "Alt+Up")
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", lambda: ShortcutsDialog(self).exec(), "F1")
 
@@ -269,6 +291,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if n_issues:
             self.issues_dock.show()
         self.setWindowTitle(f"lumbarview — {Path(path).name} ({dataset.layout})")
+        self.flags = FlagStore(default_flag_file(dataset.path), dataset.path)
+        if self.flags.load_error:
+            self.statusBar().showMessage(self.flags.load_error)
         self.stack.setCurrentWidget(self.splitter)
         self.dataset_loaded.emit(dataset)
         if dataset.cases:
@@ -285,13 +310,23 @@ class MainWindow(QtWidgets.QMainWindow):
         stacks = [k for _, s in wanted for k in s.stacks]
         self.statusBar().showMessage(f"Loading case {case.id}…")
 
-        def load() -> None:
+        def load() -> list[Any]:
             for stack in stacks:
                 stack.pixels()  # decode off the GUI thread
             for stack in stacks:
                 default_window(stack)
+            for label_map in case.label_maps:
+                try:
+                    label_map.stack.pixels()
+                except LumbarviewError as exc:
+                    case.issues.append(LoadIssue(Severity.ERROR, "labels.unreadable", str(exc), label_map.source))
+            case.label_maps[:] = [m for m in case.label_maps if m.stack.is_loaded]
+            return case_annotations(case)
 
-        def done(_: Any) -> None:
+        def done(annotations: Any) -> None:
+            self.overlays.set_case(case, {k.uid for _, series in wanted for k in series.stacks})
+            self.annotation_panel.set_rows(annotations, self.flags)
+            self.summary_panel.show_summary(case.id, case_summary(case))
             # Start at the middle of the axial series (or the sagittal one): both views show it.
             anchor = ax or sag
             assert anchor is not None
@@ -307,9 +342,35 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._linked = True
             self.statusBar().showMessage(f"Case {case.id}: {len(case.series)} series")
             self._update_tags()
+            self._prefetch_case(1)
             QtCore.QTimer.singleShot(0, self.views_ready.emit)
 
         self.worker.submit(load, done, lambda e: self.statusBar().showMessage(f"Cannot load case {case.id}: {e}"))
+
+    def step_case(self, delta: int) -> None:
+        """Next / previous case of the dataset."""
+        if self.dataset is None or not self.dataset.cases:
+            return
+        i = self.dataset.cases.index(self.case) if self.case in self.dataset.cases else 0
+        j = (i + delta) % len(self.dataset.cases)
+        self.show_case(self.dataset.cases[j])
+
+    def _prefetch_case(self, delta: int) -> None:
+        """Decode the next case's series in the background while this one is read."""
+        if self.dataset is None or self.case not in self.dataset.cases or len(self.dataset.cases) < 2:
+            return
+        nxt = self.dataset.cases[(self.dataset.cases.index(self.case) + delta) % len(self.dataset.cases)]
+
+        def load() -> None:
+            for series in (best_series(nxt, "sagittal"), best_series(nxt, "axial")):
+                for stack in series.stacks if series else []:
+                    stack.pixels()
+
+        self.worker.submit(load, lambda _: None, lambda e: None)
+
+    def _jump_to_annotation(self, annotation: Any) -> None:
+        if annotation.position_lps is not None:
+            self.cursor.set_crosshair(annotation.position_lps)
 
     def show_series_in(self, view: SliceView, uid: str) -> None:
         found = self._series_by_uid.get(uid)

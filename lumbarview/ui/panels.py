@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -102,3 +103,193 @@ class ShortcutsDialog(QtWidgets.QDialog):
         layout.addWidget(table)
         self.resize(560, 480)
         self.setWindowFlag(QtCore.Qt.WindowType.WindowContextHelpButtonHint, False)
+
+
+class LayerPanel(QtWidgets.QTreeWidget):
+    """Layers of the case: visibility, opacity, fill/outline, order, and a legend per label map
+    (each label can be hidden)."""
+
+    def __init__(self, model: Any, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.setHeaderLabels(["Layer", "Opacity", "Mode"])
+        self.setColumnWidth(0, 230)
+        self._updating = False
+        model.layers_changed.connect(self.rebuild)
+        self.itemChanged.connect(self._on_item_changed)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        from lumbarview.ui.overlay_items import colour_icon
+
+        self._updating = True
+        self.clear()
+        for layer in self.model.layers:
+            item = QtWidgets.QTreeWidgetItem([f"{layer.name}  [{layer.kind}]", "", ""])
+            item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(0, QtCore.Qt.CheckState.Checked if layer.visible else QtCore.Qt.CheckState.Unchecked)
+            item.setData(0, QtCore.Qt.ItemDataRole.UserRole, ("layer", id(layer)))
+            self.addTopLevelItem(item)
+            spin = QtWidgets.QSpinBox()
+            spin.setRange(0, 100)
+            spin.setSuffix(" %")
+            spin.setValue(round(layer.opacity * 100))
+            spin.valueChanged.connect(lambda v, lay=layer: self.model.update(lay, opacity=v / 100))
+            self.setItemWidget(item, 1, spin)
+            if layer.kind == "labels":
+                mode = QtWidgets.QComboBox()
+                mode.addItems(["fill", "outline"])
+                mode.setCurrentIndex(1 if layer.outline else 0)
+                mode.currentIndexChanged.connect(lambda i, lay=layer: self.model.update(lay, outline=i == 1))
+                self.setItemWidget(item, 2, mode)
+                for value in layer.label_values():
+                    entry = layer.source.scheme.entry(value)
+                    child = QtWidgets.QTreeWidgetItem([f"{entry.name} ({value})", "", entry.role.value])
+                    child.setIcon(0, colour_icon(entry.color_rgb))
+                    child.setFlags(child.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+                    child.setCheckState(0, QtCore.Qt.CheckState.Unchecked if value in layer.hidden_labels
+                                        else QtCore.Qt.CheckState.Checked)
+                    child.setData(0, QtCore.Qt.ItemDataRole.UserRole, ("label", id(layer), value))
+                    item.addChild(child)
+            buttons = QtWidgets.QWidget()
+            row = QtWidgets.QHBoxLayout(buttons)
+            row.setContentsMargins(0, 0, 0, 0)
+            for text, delta in (("▲", -1), ("▼", 1)):
+                b = QtWidgets.QToolButton()
+                b.setText(text)
+                b.setToolTip("draw earlier" if delta < 0 else "draw later (on top)")
+                b.clicked.connect(lambda _=False, lay=layer, d=delta: self.model.move(lay, d))
+                row.addWidget(b)
+            if layer.kind != "labels":
+                self.setItemWidget(item, 2, buttons)
+        self._updating = False
+
+    def _layer(self, key: int) -> Any:
+        return next((lay for lay in self.model.layers if id(lay) == key), None)
+
+    def _on_item_changed(self, item: QtWidgets.QTreeWidgetItem, column: int) -> None:
+        if self._updating or column != 0:
+            return
+        data = item.data(0, QtCore.Qt.ItemDataRole.UserRole)
+        if not data:
+            return
+        checked = item.checkState(0) == QtCore.Qt.CheckState.Checked
+        layer = self._layer(data[1])
+        if layer is None:
+            return
+        if data[0] == "layer":
+            self.model.update(layer, visible=checked)
+        else:
+            hidden = set(layer.hidden_labels)
+            (hidden.discard if checked else hidden.add)(data[2])
+            self.model.update(layer, hidden_labels=hidden)
+
+
+class AnnotationPanel(QtWidgets.QWidget):
+    """The case's annotations: filter by level, side and severity; jump to one (sets the
+    crosshair and so the slices); previous/next annotated slice; flag as suspect with a note;
+    export the flags."""
+
+    jump = QtCore.Signal(object)  # Annotation
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Any] = []
+        self.shown: list[Any] = []
+        self.store: Any = None
+        layout = QtWidgets.QVBoxLayout(self)
+        filters = QtWidgets.QHBoxLayout()
+        self.level = QtWidgets.QComboBox()
+        self.side = QtWidgets.QComboBox()
+        self.severity = QtWidgets.QComboBox()
+        self.level.addItems(["all levels", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"])
+        self.side.addItems(["both sides", "left", "right"])
+        self.severity.addItems(["any grade", "0", "1", "2", "3"])
+        for box in (self.level, self.side, self.severity):
+            box.currentIndexChanged.connect(self.refresh)
+            filters.addWidget(box)
+        layout.addLayout(filters)
+        self.table = QtWidgets.QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Kind", "Level", "Side", "Grade", "Annotation"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.itemSelectionChanged.connect(self._on_selected)
+        layout.addWidget(self.table)
+        buttons = QtWidgets.QHBoxLayout()
+        for text, slot in (("◀ Previous", lambda: self.step(-1)), ("Next ▶", lambda: self.step(1)),
+                           ("Flag as suspect…", self.flag_selected), ("Export flags…", self.export_flags)):
+            b = QtWidgets.QPushButton(text)
+            b.clicked.connect(slot)
+            buttons.addWidget(b)
+        layout.addLayout(buttons)
+
+    def set_rows(self, rows: list[Any], store: Any) -> None:
+        self.rows = rows
+        self.store = store
+        self.refresh()
+
+    def refresh(self) -> None:
+        from lumbarview.services.annotations import filter_annotations
+
+        level = None if self.level.currentIndex() == 0 else self.level.currentText()
+        side = None if self.side.currentIndex() == 0 else self.side.currentText()
+        severity = None if self.severity.currentIndex() == 0 else int(self.severity.currentText())
+        self.shown = filter_annotations(self.rows, level, side, severity)
+        self.table.setRowCount(len(self.shown))
+        for r, a in enumerate(self.shown):
+            flagged = self.store.get(a.id) if self.store is not None else None
+            cells = [a.kind, a.level or "", a.side or "", "" if a.severity is None else str(a.severity),
+                     a.text + (f"   ⚑ {flagged.note}" if flagged else "")]
+            for c, text in enumerate(cells):
+                item = QtWidgets.QTableWidgetItem(text)
+                if flagged:
+                    item.setForeground(QtGui.QColor("#ffb74d"))
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+
+    def _on_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            annotation = self.shown[rows[0].row()]
+            if annotation.position_lps is not None:
+                self.jump.emit(annotation)
+
+    def step(self, delta: int) -> None:
+        if not self.shown:
+            return
+        rows = self.table.selectionModel().selectedRows()
+        current = rows[0].row() if rows else (-1 if delta > 0 else len(self.shown))
+        target = (current + delta) % len(self.shown)
+        self.table.selectRow(target)
+
+    def flag_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows or self.store is None:
+            return
+        annotation = self.shown[rows[0].row()]
+        note, ok = QtWidgets.QInputDialog.getText(self, "Flag as suspect", f"Note for: {annotation.text}")
+        if ok:
+            self.store.flag(annotation.id, annotation.case, note)
+            self.refresh()
+
+    def export_flags(self) -> None:
+        if self.store is None:
+            return
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export flags", "lumbarview-flags.csv", "CSV (*.csv)")
+        if path:
+            self.store.export_csv(path)
+
+
+class SummaryPanel(QtWidgets.QTextBrowser):
+    def show_summary(self, case_id: str, summary: dict[str, Any]) -> None:
+        parts = [f"<b>Case {case_id}</b><br>"]
+        boxes = summary["boxes_by_side_and_grade"]
+        parts.append("Boxes: " + (", ".join(f"{k}: {v}" for k, v in boxes.items()) or "none") + "<br>")
+        parts.append("Discs with gradings: " + (", ".join(summary["levels_with_gradings"]) or "none") + "<br>")
+        parts.append("Disc levels labelled: " + (", ".join(summary["levels_labelled"]) or "none") + "<br>")
+        missing = summary["levels_missing_labels"]
+        if missing:
+            parts.append(f"<span style='color:#ffb74d'>Levels without a disc label: {', '.join(missing)}</span>")
+        self.setHtml("".join(parts))

@@ -161,6 +161,7 @@ class SliceView(QtWidgets.QWidget):
         self._default_window = default_window
         self._prefetch = prefetch
         self._references: list[tuple[ViewState, bool]] = []
+        self.overlay: Any = None  # OverlayItems, set by the window
         self._ref_items: list[tuple[pg.PlotCurveItem, SliceRef, FloatArray, FloatArray]] = []
         self._stack_uid: str | None = None
         self._letters_for: str | None = None
@@ -242,6 +243,8 @@ class SliceView(QtWidgets.QWidget):
         if ref is None:
             self.image.clear()
             self.hud.set_scale(0.0)
+            if self.overlay is not None:
+                self.overlay.refresh()
             self.show_message(f"The crosshair is outside\n{self.state.series.description or 'this series'}"
                               "\n(scroll to enter it)")
             for key in ("top", "bottom", "left", "right"):
@@ -282,6 +285,8 @@ class SliceView(QtWidgets.QWidget):
         self._update_crosshair()
         self._update_corner_text()
         self.update_reference_lines()
+        if self.overlay is not None:
+            self.overlay.refresh()
         if self._prefetch is not None:
             self._prefetch(stack, [ref.k + d for d in (1, -1, 2, -2, 3, -3)])
         self.painted.emit()
@@ -510,7 +515,12 @@ class SliceView(QtWidgets.QWidget):
         if 0 <= r < rows and 0 <= c < cols:
             v = self.cache.get(ref.stack, ref.k)[r, c]
             value = f"value {v:g}  at column {c}, row {r}  "
-        self.hover_text.emit(f"{self.name}: {value}LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm")
+        labels = ""
+        if self.overlay is not None:
+            col, row = plane.lps_to_pixel(lps)
+            described = self.overlay.describe(float(col), float(row))
+            labels = f"  |  {described}" if described else ""
+        self.hover_text.emit(f"{self.name}: {value}LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm{labels}")
 
     # -- drag and drop of series ----------------------------------------------------------
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:

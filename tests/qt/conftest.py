@@ -26,7 +26,7 @@ def demo_small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from lumbarview.phantom.spine import PhantomParams
 
     return write_all(tmp_path_factory.mktemp("demo"), PhantomParams(), Sizes.small(),
-                     layouts=("sudirman", "spider"))
+                     layouts=("sudirman", "spider", "aisslab"))
 
 
 @pytest.fixture

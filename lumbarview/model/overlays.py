@@ -1,0 +1,95 @@
+"""Overlay layers of a case: what is shown over the slice views, and how. No Qt.
+
+A layer refers to one label map, box set or point set of the case (by index); its display
+state (visible, opacity, fill or outline, hidden labels, per-label opacity, order) lives here
+and is observed by every view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lumbarview.core.dataset import BoxSet, Case, LabelMap, PointSet
+from lumbarview.core.events import Signal
+
+
+@dataclass
+class Layer:
+    name: str
+    kind: str  # "labels" | "boxes" | "points"
+    source: LabelMap | BoxSet | PointSet
+    visible: bool = True
+    opacity: float = 0.45
+    outline: bool = False
+    hidden_labels: set[int] = field(default_factory=set)
+    label_opacity: dict[int, float] = field(default_factory=dict)
+
+    def colour_table(self) -> npt.NDArray[np.uint8]:
+        """RGBA per label value (index = value) for a label layer, with visibility and opacity
+        applied; value 0 is transparent."""
+        assert isinstance(self.source, LabelMap)
+        values = self._values()
+        size = max([*values, 0]) + 1
+        table = np.zeros((size, 4), dtype=np.uint8)
+        for v in values:
+            if v == 0 or v in self.hidden_labels:
+                continue
+            r, g, b = self.source.scheme.entry(v).color_rgb
+            alpha = self.opacity * self.label_opacity.get(v, 1.0)
+            table[v] = (r, g, b, int(round(255 * max(0.0, min(1.0, alpha)))))
+        return table
+
+    def _values(self) -> list[int]:
+        assert isinstance(self.source, LabelMap)
+        cached: list[int] | None = getattr(self, "_value_cache", None)
+        if cached is None:
+            cached = [int(v) for v in np.unique(self.source.stack.pixels())]
+            self._value_cache = cached
+        return cached
+
+    def label_values(self) -> list[int]:
+        return [v for v in self._values() if v != 0]
+
+
+class OverlayModel:
+    """The layers of the case on screen, in drawing order (first drawn first)."""
+
+    layers_changed = Signal()  # the list changed
+    layer_changed = Signal(object)  # Layer whose display state changed
+
+    def __init__(self) -> None:
+        self.layers: list[Layer] = []
+        self.case: Case | None = None
+
+    def set_case(self, case: Case | None, shown_stacks: set[str] | None = None) -> None:
+        """Layers of ``case``. Label maps bound to an image that is not on screen start hidden
+        (they are placed correctly anyway, but two masks of one anatomy would overlap)."""
+        self.case = case
+        self.layers = []
+        if case is not None:
+            for m in case.label_maps:
+                visible = shown_stacks is None or m.bound_to is None or m.bound_to in shown_stacks
+                self.layers.append(Layer(m.name, "labels", m, visible=visible))
+            for b in case.box_sets:
+                self.layers.append(Layer(b.name, "boxes", b, opacity=1.0))
+            for p in case.point_sets:
+                self.layers.append(Layer(p.name, "points", p, opacity=1.0, visible=len(case.point_sets) <= 12))
+        self.layers_changed.emit()
+
+    def update(self, layer: Layer, **changes: Any) -> None:
+        for key, value in changes.items():
+            if not hasattr(layer, key):
+                raise AttributeError(f"a layer has no {key!r}")
+            setattr(layer, key, value)
+        self.layer_changed.emit(layer)
+
+    def move(self, layer: Layer, delta: int) -> None:
+        i = self.layers.index(layer)
+        j = int(np.clip(i + delta, 0, len(self.layers) - 1))
+        if i != j:
+            self.layers.insert(j, self.layers.pop(i))
+            self.layers_changed.emit()
