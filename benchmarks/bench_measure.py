@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lumbarview.phantom.layouts import Sizes, write_spider  # noqa: E402
-from lumbarview.phantom.spine import LumbarPhantom  # noqa: E402
+from lumbarview.phantom.layouts import Sizes, write_spider
+from lumbarview.phantom.spine import LumbarPhantom
 
 
 def main() -> int:
@@ -41,7 +41,8 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "lumbarview", "measure", str(root), "--csv", str(out),
                             "--jobs", str(jobs), "--no-cache"], check=True, capture_output=True)
             dt = time.perf_counter() - t0
-            rows = sum(1 for _ in open(out)) - 1
+            with open(out) as fh:
+                rows = sum(1 for _ in fh) - 1
             print(f"{jobs} process(es): {args.cases} cases ({n_maps} label maps, {rows} rows) in {dt:.1f} s = "
                   f"{args.cases / dt:.2f} cases/s")
     return 0

@@ -69,7 +69,7 @@ def slice_step(sizes: tuple[int, ...], n_steps: int) -> None:
 
         # lumbarview: model change -> SliceView -> painted.
         g = VolumeGeometry.from_directions((64, n, n), (0, 0, 0), (0, 1, 0), (0, 0, -1), (0.8, 0.8, 3.0))
-        stack = ImageStack("bench", "bench", g, {}, lambda: (volume, []))
+        stack = ImageStack("bench", "bench", g, {}, lambda v=volume: (v, []))
         series = Series("bench", "bench", "MR", 1, [stack])
         cursor = CursorModel(g.index_to_lps((n / 2, n / 2, 0)))
         cache = SliceCache(512 * 2**20)
@@ -95,6 +95,70 @@ def slice_step(sizes: tuple[int, ...], n_steps: int) -> None:
         p95 = sorted(ours[5:])[int(0.95 * n_steps)] * 1000
         print(f"{n}x{n}: slice step median {o:.2f} ms (p95 {p95:.2f}), bare pyqtgraph floor {b:.2f} ms, "
               f"ratio {o / b:.2f}x")
+
+
+def overlay_step(n: int, n_steps: int) -> None:
+    """Slice step with three overlays shown (a label map on the image's grid, a box set, a
+    point set) against the same step without them, in the same run."""
+    import numpy as np
+
+    from lumbarview.core.dataset import Box, BoxSet, Case, LabelMap, PointSet
+    from lumbarview.core.geometry import VolumeGeometry
+    from lumbarview.core.labels import spider_scheme
+    from lumbarview.core.types import ImageStack, Series
+    from lumbarview.model.cursor import CursorModel
+    from lumbarview.model.overlays import OverlayModel
+    from lumbarview.model.view_state import WindowLevel
+    from lumbarview.slicing.cache import SliceCache
+    from lumbarview.ui.app import make_app
+    from lumbarview.ui.overlay_items import OverlayItems
+    from lumbarview.ui.slice_view import SliceView
+
+    app = make_app()
+    rng = np.random.default_rng(0)
+    volume = rng.integers(0, 4096, size=(64, n, n), dtype=np.uint16)
+    labels = np.zeros((64, n, n), dtype=np.int32)
+    labels[:, n // 4: n // 2, n // 3: n // 2] = 202
+    labels[:, n // 2: 3 * n // 4, n // 2: 2 * n // 3] = 100
+    g = VolumeGeometry.from_directions((64, n, n), (0, 0, 0), (0, 1, 0), (0, 0, -1), (0.8, 0.8, 3.0))
+    stack = ImageStack("img", "img", g, {}, lambda: (volume, []))
+    label_stack = ImageStack("lab", "img", g, {}, lambda: (labels, []))
+    boxes = [Box("LFS", "left", "L4-L5", 2, 10, 10, 40, 40, "img", k,
+                 g.slice_plane(k).pixel_to_lps(np.array([[10, 10], [40, 10], [40, 40], [10, 40]], float)), "")
+             for k in range(64)]
+    points = g.index_to_lps(np.array([[n / 2, n / 2, k] for k in range(64)], float))
+    case = Case("bench", series=[Series("img", "img", "MR", 1, [stack])],
+                label_maps=[LabelMap("mask", label_stack, spider_scheme(), "", "img")],
+                box_sets=[BoxSet("boxes", "", boxes)],
+                point_sets=[PointSet("points", "points", points, [], "", "LPS")])
+    results = {}
+    for with_overlays in (False, True):
+        cursor = CursorModel(g.index_to_lps((n / 2, n / 2, 0)))
+        cache = SliceCache(512 * 2**20)
+        view = SliceView("bench", cursor, cache, {}, lambda s: WindowLevel(2000.0, 3000.0))
+        model = OverlayModel()
+        if with_overlays:
+            view.overlay = OverlayItems(view, model)
+        view.resize(720, 700)
+        view.show()
+        view.set_series(case.series[0])
+        model.set_case(case)
+        for k in range(64):
+            cache.get(stack, k)
+        app.processEvents()
+        times = []
+        direction = 1
+        for i in range(n_steps + 5):
+            if view.state.current.series_index in (0, 63):
+                direction = -direction if i else 1
+            t0 = time.perf_counter()
+            view.state.scroll(direction)
+            view.graphics.viewport().repaint()
+            times.append(time.perf_counter() - t0)
+        view.close()
+        results[with_overlays] = statistics.median(times[5:]) * 1000
+    print(f"{n}x{n}: slice step with 3 overlays {results[True]:.2f} ms, without {results[False]:.2f} ms, "
+          f"ratio {results[True] / results[False]:.2f}x")
 
 
 def startup_child(root: str) -> None:
@@ -158,3 +222,5 @@ if __name__ == "__main__":
         startup()
     else:
         slice_step((320, 512), args.steps)
+        for n in (320, 512):
+            overlay_step(n, args.steps)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lumbarview.core.labels import spider_scheme  # noqa: E402
-from lumbarview.measure.accuracy import errors  # noqa: E402
-from lumbarview.measure.lumbar import measure_label_map  # noqa: E402
-from lumbarview.phantom.layouts import level_roi_geometry, render_labels  # noqa: E402
-from lumbarview.phantom.spine import LumbarPhantom, PhantomParams  # noqa: E402
+from lumbarview.core.labels import spider_scheme
+from lumbarview.measure.accuracy import errors
+from lumbarview.measure.lumbar import measure_label_map
+from lumbarview.phantom.layouts import level_roi_geometry, render_labels
+from lumbarview.phantom.spine import LumbarPhantom, PhantomParams
 
 LEVEL = "L4-L5"
 

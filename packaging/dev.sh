@@ -67,6 +67,7 @@ case "$cmd" in
         ensure_apt; ensure_venv
         cd "$here"
         "$venv/bin/lint-imports"
+        "$venv/bin/ruff" check lumbarview tests benchmarks
         exec "$venv/bin/python" -m pytest "$@" ;;
     *)
         echo "usage: bash packaging/dev.sh run|test [args]" >&2; exit 64 ;;

@@ -150,7 +150,7 @@ class LabelMapMeasurer:
         pts = self.g.index_to_lps(kji[:, ::-1].astype(np.float64))
         centre = pts.mean(axis=0)
         cov = np.cov((pts - centre).T)
-        evals, evecs = np.linalg.eigh(cov)
+        _evals, evecs = np.linalg.eigh(cov)
         normal = evecs[:, 0]
         if normal[2] < 0:
             normal = -normal
@@ -255,8 +255,8 @@ def _disc_heights(m: LabelMapMeasurer, level: str, label: int, disc: npt.NDArray
     res = m.resolution_along(normal)
     conf, why = _confidence(res, "the disc normal")
     method = ("disc mask sampled along the disc normal (linear interpolation; mean of 25 parallel lines "
-              "within ±1 mm left-right and ±2 mm antero-posterior), at 10 % of the disc depth from its anterior and posterior margins and at the "
-              "middle, on the mid-sagittal plane")
+              "within ±1 mm left-right and ±2 mm antero-posterior), at 10 % of the disc depth from its "
+              "anterior and posterior margins and at the middle, on the mid-sagittal plane")
     if not (math.isfinite(post) and math.isfinite(ant)):
         return _missing(level, label, "the disc's antero-posterior margins were not found",
                         ("disc_height_anterior", "disc_height_middle", "disc_height_posterior", "dhi", "slip"))
@@ -359,8 +359,8 @@ def _canal_flag(quantity: str, value: float) -> str | None:
     return None
 
 
-def _canal_section(m: LabelMapMeasurer, canal: npt.NDArray[np.float32], point: FloatArray,
-                   e_lr: FloatArray, e_ap: FloatArray, half: float = 20.0) -> tuple[float, float, float, FloatArray] | str:
+def _canal_section(m: LabelMapMeasurer, canal: npt.NDArray[np.float32], point: FloatArray, e_lr: FloatArray,
+                   e_ap: FloatArray, half: float = 20.0) -> tuple[float, float, float, FloatArray] | str:
     pts, s1, s2 = m.plane_points(point, e_lr, e_ap, (-half, half), (-half, half), m.fine)
     w = m.sample(canal, pts, order=1)
     total = float(w.sum())
@@ -530,13 +530,16 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     method = (f"closed unlabelled region behind the disc on parasagittal planes (nearest-label reslice, "
               f"{step:.2f} mm grid); the middle of {len(found)} plane(s) where it is closed, "
               f"{offset:.1f} mm {side} of the disc centre")
-    plane_note = f"; planes {lateral_step:.2f} mm apart, the mask samples left-right every {m.resolution_along(e_lr):.1f} mm"
+    plane_note = (f"; planes {lateral_step:.2f} mm apart, the mask samples left-right every "
+                  f"{m.resolution_along(e_lr):.1f} mm")
     rows = [
         Value(level, "foramen_height", height, "mm",
-              method + "; extent along the disc normal (partial-volume edges, mean over its middle half)", conf, why + plane_note,
+              method + "; extent along the disc normal (partial-volume edges, mean over its middle half)",
+              conf, why + plane_note,
               side, label, "foraminal height ≤ 15 mm (Hasegawa 1995)" if height <= 15 else None,
               position_lps=centroid.tolist()),
-        Value(level, "foramen_width", width, "mm", method + "; narrowest antero-posterior gap over its middle half (partial-volume edges)",
+        Value(level, "foramen_width", width, "mm",
+              method + "; narrowest antero-posterior gap over its middle half (partial-volume edges)",
               conf, why + plane_note, side, label, _width_flag(width), position_lps=centroid.tolist()),
         Value(level, "foramen_area", area, "mm2", method + "; region area", conf, why + plane_note, side, label,
               position_lps=centroid.tolist()),

@@ -3,6 +3,7 @@ written atomically so that a crash or a kill during a save leaves the previous f
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -50,10 +51,8 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 

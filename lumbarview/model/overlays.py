@@ -40,7 +40,7 @@ class Layer:
                 continue
             r, g, b = self.source.scheme.entry(v).color_rgb
             alpha = self.opacity * self.label_opacity.get(v, 1.0)
-            table[v] = (r, g, b, int(round(255 * max(0.0, min(1.0, alpha)))))
+            table[v] = (r, g, b, round(255 * max(0.0, min(1.0, alpha))))
         return table
 
     def _values(self) -> list[int]:

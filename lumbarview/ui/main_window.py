@@ -15,14 +15,14 @@ from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.types import ImageStack, LoadIssue, Series, Severity
 from lumbarview.io.dicom.scan import ScanCancelled
 from lumbarview.model.cursor import CursorModel
+from lumbarview.model.flags import FlagStore, default_flag_file
+from lumbarview.model.overlays import OverlayModel
 from lumbarview.model.view_state import WindowLevel
 from lumbarview.model.window_presets import default_window, preset_window
+from lumbarview.services.annotations import case_annotations, case_summary
 from lumbarview.services.open_dataset import open_path
 from lumbarview.slicing.cache import SliceCache
 from lumbarview.ui import theme
-from lumbarview.model.flags import FlagStore, default_flag_file
-from lumbarview.model.overlays import OverlayModel
-from lumbarview.services.annotations import case_annotations, case_summary
 from lumbarview.ui.overlay_items import OverlayItems
 from lumbarview.ui.panels import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
 from lumbarview.ui.slice_view import SERIES_MIME, SliceView

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import BoxSet, LabelMap, PointSet
 from lumbarview.model.overlays import Layer, OverlayModel
-from lumbarview.slicing.cut import boxes_on_plane, curve_crossings, cut_labels, points_near_plane
+from lumbarview.slicing.cut import curve_crossings, cut_labels, points_near_plane
 
 SEVERITY_COLOURS = {0: "#6fcf6f", 1: "#e8d44d", 2: "#f09a3e", 3: "#e5534b", None: "#b0b0b0"}
 _CUT_CACHE = 256
@@ -28,16 +28,61 @@ def outline(labels: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.where(edge, labels, 0)
 
 
+def premultiplied_bgra(table: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """An RGBA colour table as premultiplied B, G, R, A bytes (QImage ARGB32 in memory on
+    little-endian machines), so a label slice becomes an image with one lookup."""
+    alpha = table[:, 3].astype(np.uint16)
+    out = np.empty_like(table)
+    out[:, 0] = (table[:, 2] * alpha // 255).astype(np.uint8)
+    out[:, 1] = (table[:, 1] * alpha // 255).astype(np.uint8)
+    out[:, 2] = (table[:, 0] * alpha // 255).astype(np.uint8)
+    out[:, 3] = table[:, 3]
+    return out
+
+
+class MaskItem(QtWidgets.QGraphicsObject):
+    """An RGBA overlay drawn as one premultiplied ARGB32 image: QPainter blends that format on
+    its fast path, while a plain RGBA ImageItem costs a second full conversion per paint."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._image: QtGui.QImage | None = None
+        self._rect = QtCore.QRectF()
+        self._buffer: npt.NDArray[np.uint8] | None = None
+
+    def set_bgra_premultiplied(self, pre: npt.NDArray[np.uint8], spacing: tuple[float, float]) -> None:
+        h, w = pre.shape[:2]
+        self._buffer = np.ascontiguousarray(pre)
+        self._image = QtGui.QImage(self._buffer.data, w, h, 4 * w, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+        sx, sy = spacing
+        rect = QtCore.QRectF(-0.5 * sx, -0.5 * sy, w * sx, h * sy)
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = rect
+        self.update()
+
+    def boundingRect(self) -> QtCore.QRectF:
+        return self._rect
+
+    def paint(self, painter: QtGui.QPainter, option: Any, widget: Any = None) -> None:
+        if self._image is not None:
+            painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
+            painter.drawImage(self._rect, self._image)
+
+
 class OverlayItems:
     """Draws every visible layer of ``model`` over ``view``; refreshed on each slice change."""
 
     def __init__(self, view: Any, model: OverlayModel) -> None:
         self.view = view
         self.model = model
-        self._label_items: dict[int, pg.ImageItem] = {}
-        self._vector_items: list[Any] = []
+        self._label_items: dict[int, MaskItem] = {}
+        self._rgba: OrderedDict[tuple[int, str, int, bool], npt.NDArray[np.uint8]] = OrderedDict()
+        self._pool: dict[str, list[Any]] = {"curve": [], "text": [], "scatter": []}
+        self._used: dict[str, int] = {}
         self._cuts: OrderedDict[tuple[int, str, int], npt.NDArray[Any]] = OrderedDict()
         self._tables: dict[int, npt.NDArray[np.uint8]] = {}
+        self._box_corners: dict[int, tuple[list[Any], npt.NDArray[np.float64]]] = {}
         self.shown_boxes: list[tuple[Any, npt.NDArray[np.float64]]] = []
         self.shown_points: list[tuple[Layer, npt.NDArray[np.float64]]] = []
         model.layers_changed.connect(self._on_layers_changed)
@@ -50,11 +95,33 @@ class OverlayItems:
         self._label_items.clear()
         self._tables.clear()
         self._cuts.clear()
+        self._rgba.clear()
+        self._box_corners.clear()
         self.refresh()
 
     def _on_layer_changed(self, layer: Layer) -> None:
         self._tables.pop(id(layer), None)
+        self._rgba.clear()
         self.refresh()
+
+    def _take(self, kind: str) -> Any:
+        """A pooled vector item (created once, reused on every slice step)."""
+        pool = self._pool[kind]
+        n = self._used.get(kind, 0)
+        if n == len(pool):
+            if kind == "curve":
+                item: Any = pg.PlotCurveItem()
+            elif kind == "text":
+                item = pg.TextItem(anchor=(0, 1))
+            else:
+                item = pg.ScatterPlotItem(size=9, symbol="o", pen=pg.mkPen("#101010", width=1),
+                                          brush=pg.mkBrush("#5ad1e6"))
+            self.view.viewbox.addItem(item, ignoreBounds=True)
+            pool.append(item)
+        self._used[kind] = n + 1
+        item = pool[n]
+        item.setVisible(True)
+        return item
 
     # -- drawing --------------------------------------------------------------------------
     def cut(self, layer: Layer) -> npt.NDArray[Any] | None:
@@ -77,15 +144,14 @@ class OverlayItems:
         return found
 
     def refresh(self) -> None:
-        for item in self._vector_items:
-            self.view.viewbox.removeItem(item)
-        self._vector_items = []
+        self._used = {}
         self.shown_boxes = []
         self.shown_points = []
         ref = self.view.state.current if self.view.state else None
         if ref is None:
             for item in self._label_items.values():
                 item.setVisible(False)
+            self._hide_unused()
             return
         plane = ref.plane
         sx, sy = plane.spacing_mm
@@ -99,6 +165,12 @@ class OverlayItems:
                 self._draw_boxes(layer, plane, half_slice, sx, sy, z)
             elif layer.kind == "points" and isinstance(layer.source, PointSet):
                 self._draw_points(layer, plane, half_slice, sx, sy, z)
+        self._hide_unused()
+
+    def _hide_unused(self) -> None:
+        for kind, pool in self._pool.items():
+            for item in pool[self._used.get(kind, 0):]:
+                item.setVisible(False)
 
     def _draw_labels(self, layer: Layer, z: int, sx: float, sy: float) -> None:
         item = self._label_items.get(id(layer))
@@ -109,36 +181,51 @@ class OverlayItems:
         labels = self.cut(layer)
         if labels is None:
             return
-        table = self._tables.get(id(layer))
-        if table is None:
-            table = self._tables[id(layer)] = layer.colour_table()
-        shown = outline(labels) if layer.outline else labels
-        rgba = table[np.clip(shown, 0, len(table) - 1)]
+        ref = self.view.state.current
+        key = (id(layer), ref.stack.uid, ref.k, layer.outline)
+        rgba = self._rgba.get(key)
+        if rgba is None:
+            table = self._tables.get(id(layer))
+            if table is None:
+                table = self._tables[id(layer)] = premultiplied_bgra(layer.colour_table())
+            shown = outline(labels) if layer.outline else labels
+            rgba = self._rgba[key] = np.take(table, shown, axis=0, mode="clip")
+            while len(self._rgba) > _CUT_CACHE:
+                self._rgba.popitem(last=False)
         if item is None:
-            item = pg.ImageItem(axisOrder="row-major")
+            item = MaskItem()
             self._label_items[id(layer)] = item
             self.view.viewbox.addItem(item)
-        item.setTransform(QtGui.QTransform(sx, 0, 0, sy, -0.5 * sx, -0.5 * sy))
-        item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        item.set_bgra_premultiplied(rgba, (sx, sy))
         item.setZValue(5 + 0.01 * z)
         item.setVisible(True)
 
     def _draw_boxes(self, layer: Layer, plane: Any, half_slice: float, sx: float, sy: float, z: int) -> None:
         assert isinstance(layer.source, BoxSet)
-        for box, px in boxes_on_plane(layer.source.boxes, plane, half_slice):
+        placed = self._box_corners.get(id(layer))
+        if placed is None:
+            boxes = [b for b in layer.source.boxes if b.corners_lps is not None]
+            corners = np.array([b.corners_lps for b in boxes]).reshape(-1, 4, 3) if boxes else np.zeros((0, 4, 3))
+            placed = self._box_corners[id(layer)] = (boxes, corners)
+        boxes, corners = placed
+        if not boxes:
+            return
+        # All boxes at once: those whose four corners lie within half a slice of this plane.
+        on = np.all(np.abs(plane.signed_distance_mm(corners)) <= half_slice, axis=1)
+        for index in np.nonzero(on)[0]:
+            box = boxes[index]
+            px = plane.lps_to_pixel(corners[index])
             colour = SEVERITY_COLOURS.get(box.severity, SEVERITY_COLOURS[None])
-            xs = [*(px[:, 0] * sx), px[0, 0] * sx]
-            ys = [*(px[:, 1] * sy), px[0, 1] * sy]
-            curve = pg.PlotCurveItem(xs, ys, pen=pg.mkPen(colour, width=2))
+            xs = np.array([*(px[:, 0] * sx), px[0, 0] * sx])
+            ys = np.array([*(px[:, 1] * sy), px[0, 1] * sy])
+            curve = self._take("curve")
+            curve.setData(xs, ys, pen=pg.mkPen(colour, width=2))
             curve.setZValue(30 + 0.01 * z)
             side = {"left": "L", "right": "R"}.get(box.side or "", "?")
-            text = pg.TextItem(f"{box.level or '?'} {side} {'' if box.severity is None else box.severity}",
-                               color=colour, anchor=(0, 1))
+            text = self._take("text")
+            text.setText(f"{box.level or '?'} {side} {'' if box.severity is None else box.severity}", color=colour)
             text.setPos(float(px[:, 0].min() * sx), float(px[:, 1].min() * sy))
             text.setZValue(31)
-            for item in (curve, text):
-                self.view.viewbox.addItem(item, ignoreBounds=True)
-                self._vector_items.append(item)
             self.shown_boxes.append((box, px))
 
     def _draw_points(self, layer: Layer, plane: Any, half_slice: float, sx: float, sy: float, z: int) -> None:
@@ -151,11 +238,9 @@ class OverlayItems:
             px = all_px[near]
         if len(px) == 0:
             return
-        item = pg.ScatterPlotItem(px[:, 0] * sx, px[:, 1] * sy, size=9, symbol="o",
-                                  pen=pg.mkPen("#101010", width=1), brush=pg.mkBrush("#5ad1e6"))
+        item = self._take("scatter")
+        item.setData(px[:, 0] * sx, px[:, 1] * sy)
         item.setZValue(40 + 0.01 * z)
-        self.view.viewbox.addItem(item, ignoreBounds=True)
-        self._vector_items.append(item)
         self.shown_points.append((layer, px))
 
     # -- hover ----------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_stenosis_and_slip_raise_flags_with_their_sources() -> None:
     params = PhantomParams(tilt_deg=5.0)
     params.levels[LEVEL] = LevelParams(disc_height_mm=5.0, canal_ap_mm=6.0, canal_transverse_mm=14.0,
                                        foramen_height_left_mm=12.0, foramen_width_left_mm=2.5, slip_mm=6.0)
-    values, truth = _measure(5.0, 0.7, 0.7, params)
+    values, _truth = _measure(5.0, 0.7, 0.7, params)
     by_q = {(v.quantity, v.side): v for v in values}
     area = by_q[("canal_area", None)]
     assert area.value == pytest.approx(math.pi * 3 * 7, rel=0.04)
