@@ -68,6 +68,7 @@ case "$cmd" in
         cd "$here"
         "$venv/bin/lint-imports"
         "$venv/bin/ruff" check lumbarview tests benchmarks
+        "$venv/bin/mypy"
         exec "$venv/bin/python" -m pytest "$@" ;;
     *)
         echo "usage: bash packaging/dev.sh run|test [args]" >&2; exit 64 ;;

@@ -70,7 +70,7 @@ def direction_letters(direction_lps: npt.ArrayLike, min_component: float = 0.25)
     """
     d = _unit(direction_lps, "direction")
     order = np.argsort(-np.abs(d), kind="stable")
-    letters = []
+    letters: list[str] = []
     for axis in order:
         c = d[axis]
         if letters and abs(c) < min_component:

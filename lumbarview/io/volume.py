@@ -77,7 +77,7 @@ def read_volume_header(path: str | Path) -> tuple[sitk.ImageFileReader, VolumeGe
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        header_error = exc
+        header_error: RuntimeError | None = exc
     else:
         header_error = None
     if header_error is not None:

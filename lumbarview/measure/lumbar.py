@@ -131,7 +131,8 @@ class LabelMapMeasurer:
     def sample(self, volume: npt.NDArray[Any], points_lps: FloatArray, order: int) -> npt.NDArray[Any]:
         ijk = self.g.lps_to_index(points_lps.reshape(-1, 3))
         coords = ijk[:, ::-1].T  # k, j, i
-        out = ndimage.map_coordinates(volume, coords, order=order, mode="constant", cval=0)
+        out: npt.NDArray[Any] = np.asarray(
+            ndimage.map_coordinates(volume, coords, order=order, mode="constant", cval=0))
         return out.reshape(points_lps.shape[:-1])
 
     def plane_points(self, centre: FloatArray, e1: FloatArray, e2: FloatArray, r1: tuple[float, float],
@@ -454,7 +455,7 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     sign = 1.0 if side == "left" else -1.0
     step = max(m.fine * 1.5, 0.25)
     lateral_step = min(0.5, m.resolution_along(e_lr) / 2)
-    found = []
+    found: list[Any] = []
     for offset in np.arange(8.0, 35.0, lateral_step):
         if found and found[-1][0] < offset - 1.5 * lateral_step:
             break  # the foramen's planes are contiguous: past them, stop looking

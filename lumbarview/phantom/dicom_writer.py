@@ -17,6 +17,7 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     ExplicitVRLittleEndian,
     MRImageStorage,
     generate_uid,
@@ -65,7 +66,7 @@ def slice_dataset(
     if pixels.ndim != 2:
         raise ValueError("pixels must be one 2D slice")
     rows, cols = pixels.shape
-    sop_uid = make_uid(spec.series_uid, "sop", instance_number)
+    sop_uid = UID(make_uid(spec.series_uid, "sop", instance_number))
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
     meta.MediaStorageSOPInstanceUID = sop_uid

@@ -109,7 +109,7 @@ def write_sudirman(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(),
     last three discs (4 mm thick every 4.4 mm)."""
     study = root / "01_MRI_Data" / patient / "L-SPINE_LSS_20160309_091629_240000"
     study_uid = make_uid("sudirman", patient, "study")
-    common = {"patient_id": patient, "study_uid": study_uid, "patient_name": f"ANON^{patient}",
+    common: dict[str, Any] = {"patient_id": patient, "study_uid": study_uid, "patient_name": f"ANON^{patient}",
               "study_description": "L-SPINE^LSS", "study_date": "20160309"}
 
     def spec(number: int, description: str, thickness: float, window: tuple[float, float]) -> SeriesSpec:
@@ -170,7 +170,7 @@ def write_unidata(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes()) ->
 
     root.mkdir(parents=True, exist_ok=True)
     study_uid = make_uid("unidata", "study")
-    common = {"patient_id": "UD0001", "study_uid": study_uid, "patient_name": "ANON^UNIDATA",
+    common: dict[str, Any] = {"patient_id": "UD0001", "study_uid": study_uid, "patient_name": "ANON^UNIDATA",
               "study_description": "MR LUMBAR SPINE", "study_date": "20230512"}
     sag = sagittal_geometry(phantom, sizes.sag_matrix, sizes.sag_pixel_mm, sizes.sag_slices,
                             sizes.sag_spacing_mm)
@@ -352,7 +352,8 @@ def write_aisslab(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(),
 
 def _to_8bit(image: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     lo, hi = np.percentile(image, (1, 99))
-    return np.clip((image - lo) / max(hi - lo, 1) * 255, 0, 255).astype(np.uint8)
+    out: npt.NDArray[np.uint8] = np.clip((image - lo) / max(hi - lo, 1) * 255, 0, 255).astype(np.uint8)
+    return out
 
 
 def _save_png(path: Path, array: npt.NDArray[Any]) -> None:

@@ -325,11 +325,10 @@ class LumbarPhantom:
         cord = (us > 8.0) & ((xs / 4.0) ** 2 + ((as_ - canal_centre_a) / 3.0) ** 2 <= 1.0)
         out[cord & (out == LABEL_CANAL)] = LABEL_CORD
         # Exiting nerve roots through each foramen.
-        for seg in self.root_segments_spine():
-            start, end, radius = seg
-            d = end - start
-            t = np.clip(((p - start) @ d) / (d @ d), 0.0, 1.0)
-            near = np.linalg.norm(p - (start + t[:, None] * d), axis=1) <= radius
+        for start, end, radius in self.root_segments_spine():
+            axis = end - start
+            t = np.clip(((p - start) @ axis) / (axis @ axis), 0.0, 1.0)
+            near = np.linalg.norm(p - (start + t[:, None] * axis), axis=1) <= radius
             out[near & ((out == 0) | (out == LABEL_CANAL))] = LABEL_ROOT
         return out
 

@@ -65,13 +65,13 @@ def case_annotations(case: Case) -> list[Annotation]:
         if table.kind != "spider-gradings":
             continue
         for row in table.rows:
-            level = row.get("level")
+            row_level = row.get("level")
             text = ", ".join(f"{k} {row[k]}" for k in ("Pfirrman grade", "Modic", "Disc narrowing",
                                                          "Disc herniation", "Disc bulging", "Spondylolisthesis")
                              if k in row)
-            rows.append(Annotation(f"{case.id}|grading|{row.get('IVD label')}", case.id, "grading", level, None,
-                                   None, f"gradings {level or 'IVD ' + str(row.get('IVD label'))}: {text}",
-                                   by_level.get(level) if level else None))
+            rows.append(Annotation(f"{case.id}|grading|{row.get('IVD label')}", case.id, "grading", row_level, None,
+                                   None, f"gradings {row_level or 'IVD ' + str(row.get('IVD label'))}: {text}",
+                                   by_level.get(row_level) if row_level else None))
     return rows
 
 

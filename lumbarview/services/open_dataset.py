@@ -13,7 +13,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from os.path import commonpath
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ class _Opener:
         folder = target.parent
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() in (".csv", ".tsv"):
-                table = self.guarded(None, lambda p=path: read_table(p, "export"))
+                table = self.guarded(None, partial(read_table, path, "export"))
                 if table is not None:
                     self.dataset.tables.append(table[0])
                     self.dataset.issues.extend(table[1])
@@ -182,8 +182,7 @@ class _Opener:
             stem = volume_stem(path)
             case_id = stem.split("_")[0]
             case = by_case.setdefault(case_id, Case(id=case_id))
-            stack = self.guarded(case, lambda p=path, s=stem: open_volume(p, uid=f"spider:{s}",
-                                                                          description=s))
+            stack = self.guarded(case, partial(open_volume, path, uid=f"spider:{stem}", description=stem))
             if stack is None:
                 continue
             seq = stem.split("_", 1)[1] if "_" in stem else stem
@@ -200,7 +199,7 @@ class _Opener:
         self.dataset.cases = sorted(by_case.values(), key=lambda c: _natural_key(c.id))
         overview = self.root / "overview.csv"
         if overview.is_file():
-            result = self.guarded(None, lambda: read_table(overview, "spider-overview", SPIDER_OVERVIEW_COLUMNS))
+            result = self.guarded(None, partial(read_table, overview, "spider-overview", SPIDER_OVERVIEW_COLUMNS))
             if result is not None:
                 table, issues = result
                 self.dataset.tables.append(table)
@@ -216,7 +215,7 @@ class _Opener:
                          known={"overview.csv", "radiological_gradings.csv"})
 
     def join_spider_gradings(self, path: Path, scheme: LabelScheme) -> None:
-        result = self.guarded(None, lambda: read_table(path, "spider-gradings", SPIDER_GRADING_COLUMNS))
+        result = self.guarded(None, partial(read_table, path, "spider-gradings", SPIDER_GRADING_COLUMNS))
         if result is None:
             return
         table, issues = result
@@ -280,7 +279,7 @@ class _Opener:
         deriv = self.root / "derivatives"
         for name in ("participants.tsv",):
             if (raw / name).is_file():
-                result = self.guarded(None, lambda p=raw / name: read_table(p, "participants"))
+                result = self.guarded(None, partial(read_table, raw / name, "participants"))
                 if result is not None:
                     self.dataset.tables.append(result[0])
         subjects = sorted({p.name for p in raw.iterdir() if p.is_dir() and p.name.startswith("sub-")}
@@ -295,38 +294,37 @@ class _Opener:
                 if not is_volume_file(path):
                     continue
                 stem = volume_stem(path)
-                stack = self.guarded(case, lambda p=path, s=stem, u=f"{sub}:{stem}": open_volume(
-                    p, uid=u, description=s))
+                stack = self.guarded(case, partial(open_volume, path, uid=f"{sub}:{stem}", description=stem))
                 if stack is None:
                     continue
                 case.series.append(Series(uid=stack.uid, description=stem.removeprefix(f"{sub}_"),
                                           modality="MR", number=None, stacks=[stack]))
                 sidecar = sidecars.pop(stem, None)
                 if sidecar is not None:
-                    doc = self.guarded(case, lambda p=sidecar: read_json(p))
+                    doc = self.guarded(case, partial(read_json, sidecar))
                     if isinstance(doc, dict):
                         case.sidecars[stack.uid] = doc
                         self.sidecar_notes(case, sidecar, doc)
             for stem, sidecar in sidecars.items():
-                doc = self.guarded(case, lambda p=sidecar: read_json(p))
+                doc = self.guarded(case, partial(read_json, sidecar))
                 if isinstance(doc, dict):
                     case.sidecars[f"{sub}:{stem}"] = doc
                     self.sidecar_notes(case, sidecar, doc)
                 self.issue(Severity.WARNING, "bids.missing-image",
                            f"sidecar {sidecar.name} has no image beside it", sidecar, case)
             for path in sorted((deriv / "markers" / sub).glob("*.json")) if deriv.is_dir() else []:
-                result = self.guarded(case, lambda p=path: read_markups(p))
+                result = self.guarded(case, partial(read_markups, path))
                 if result is not None:
                     case.point_sets.extend(result[0])
                     case.issues.extend(result[1])
             for path in sorted((deriv / "model" / sub).glob("*")) if deriv.is_dir() else []:
                 if path.suffix.lower() == ".stl":
-                    result = self.guarded(case, lambda p=path: read_stl(p))
+                    result = self.guarded(case, partial(read_stl, path))
                     if result is not None:
                         case.meshes.append(result[0])
                         case.issues.extend(result[1])
             for path in sorted((deriv / "anatqc" / sub).rglob("*.csv")) if deriv.is_dir() else []:
-                result = self.guarded(case, lambda p=path: read_table(p, "mriqc"))
+                result = self.guarded(case, partial(read_table, path, "mriqc"))
                 if result is not None:
                     case.tables.append(result[0])
                     case.issues.extend(result[1])
@@ -361,7 +359,7 @@ class _Opener:
                 self.dicom_error = exc
         stacks: dict[Path, ImageStack] = {}
         for path in image_vols:
-            stack = self.guarded(case, lambda p=path: open_volume(p, uid=f"file:{p}", description=volume_stem(p)))
+            stack = self.guarded(case, partial(open_volume, path, uid=f"file:{path}", description=volume_stem(path)))
             if stack is not None:
                 stacks[path] = stack
                 case.series.append(Series(uid=stack.uid, description=volume_stem(path), modality="MR",
@@ -378,19 +376,19 @@ class _Opener:
         for path in others:
             suffix = path.suffix.lower()
             if suffix == ".stl":
-                result = self.guarded(case, lambda p=path: read_stl(p))
+                result = self.guarded(case, partial(read_stl, path))
                 if result is not None:
                     case.meshes.append(result[0])
                     case.issues.extend(result[1])
             elif suffix == ".json" and path.name != USER_SCHEME_FILE:
-                doc = self.guarded(case, lambda p=path: read_json(p))
+                doc = self.guarded(case, partial(read_json, path))
                 if is_markups(doc):
-                    result = self.guarded(case, lambda p=path: read_markups(p))
+                    result = self.guarded(case, partial(read_markups, path))
                     if result is not None:
                         case.point_sets.extend(result[0])
                         case.issues.extend(result[1])
             elif suffix in (".csv", ".tsv"):
-                result = self.guarded(case, lambda p=path: read_table(p))
+                result = self.guarded(case, partial(read_table, path))
                 if result is not None:
                     case.tables.append(result[0])
                     case.issues.extend(result[1])
@@ -519,7 +517,9 @@ def _best_image_for(label_path: Path, images: list[Path]) -> Path | None:
     candidates = [p for p in images if p.parent == label_path.parent] or images
     if not candidates:
         return None
-    return max(candidates, key=lambda p: (len(commonpath([p.name, label_path.name])), -len(p.name)))
+    # A character-wise common prefix of the file names (t2 / t2_seg-manual), not of path components.
+    return max(candidates, key=lambda p: (len(os.path.commonprefix([p.name, label_path.name])),  # noqa: RUF071
+                                          -len(p.name)))
 
 
 def _natural_key(text: str) -> tuple[Any, ...]:

@@ -55,7 +55,7 @@ class _Plane:
     def normal(self) -> npt.NDArray[np.float64]:
         assert self.geometry.orientation is not None
         o = np.asarray(self.geometry.orientation)
-        n = np.cross(o[:3], o[3:])
+        n: npt.NDArray[np.float64] = np.cross(o[:3], o[3:])
         return n / np.linalg.norm(n)
 
 
@@ -130,7 +130,7 @@ class _StackBuilder:
         # Padding files (LSS-MRI-AISSLab's black pad_NNN.dcm) sort after real images at a
         # shared position, so the real image is the one kept.
         is_pad = [_is_padding_file(p.header.path) for p in planes]
-        order = np.lexsort(([p.header.instance_number or 0 for p in planes], is_pad, along))
+        order = np.lexsort((np.array([p.header.instance_number or 0 for p in planes]), np.array(is_pad), along))
         planes = [planes[i] for i in order]
         along = along[order]
         dup = np.diff(along) < _SAME_POSITION_MM

@@ -114,7 +114,7 @@ class DicomFileHeader:
                           None if sp is None else tuple(sp), t)
             for p, o, sp, t in row[-1]
         )
-        return cls(*row[:-2], tuple(row[-2]), frames)  # type: ignore[arg-type]
+        return cls(*row[:-2], tuple(row[-2]), frames)  # type: ignore[call-arg]  # (checked by tests)
 
 
 _FIELDS: tuple[str, ...] = tuple(DicomFileHeader.__dataclass_fields__)

@@ -100,7 +100,7 @@ def decode_file(header: DicomFileHeader) -> npt.NDArray[Any]:
             raise CorruptFileError(path, "the file has no pixel data",
                                    "it is not an image; open the image series instead")
         if header.photometric == "PALETTE COLOR":
-            from pydicom.pixels import apply_color_lut
+            from pydicom.pixels.processing import apply_color_lut
 
             array = _to_grey(apply_color_lut(ds.pixel_array, ds))
         else:
@@ -278,7 +278,8 @@ def decode_stack(
             if source.frame >= cached.shape[0]:
                 return CorruptFileError(h.path, f"frame {source.frame + 1} is missing",
                                         "the file is truncated")
-            return cached[source.frame]
+            frame: npt.NDArray[Any] = cached[source.frame]
+            return frame
         except LoadError as exc:
             return exc
 

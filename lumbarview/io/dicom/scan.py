@@ -357,11 +357,11 @@ def scan_paths(
         stats = []
         for f in files:
             try:
-                st = os.stat(f)
+                info = os.stat(f)
             except OSError:
                 stats.append(_FileStat(str(f), -1, -1))
                 continue
-            stats.append(_FileStat(str(f), st.st_size, st.st_mtime_ns))
+            stats.append(_FileStat(str(f), info.st_size, info.st_mtime_ns))
     result = ScanResult(root=root, n_files=len(stats))
     with _gc_paused():
         known = cache.load_index(root) if cache is not None else _Index()
