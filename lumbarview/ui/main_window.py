@@ -71,6 +71,32 @@ class _SeriesTree(QtWidgets.QTreeWidget):
         return data
 
 
+class WindowMemory(dict):  # type: ignore[type-arg]
+    """Window/level per series, remembered across sessions in QSettings (keyed by series UID)."""
+
+    def __init__(self, settings: QtCore.QSettings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        stored = self._settings.value(f"windows/{key}")
+        if isinstance(stored, str):
+            try:
+                center, width, invert = stored.split(",")
+                value = WindowLevel(float(center), float(width), invert == "1")
+            except ValueError:
+                return default
+            super().__setitem__(key, value)
+            return value
+        return default
+
+    def __setitem__(self, key: str, value: WindowLevel) -> None:
+        super().__setitem__(key, value)
+        self._settings.setValue(f"windows/{key}", f"{value.center},{value.width},{int(value.invert)}")
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """Owns the session: dataset, cursor, slice cache and the views observing them."""
 
@@ -85,7 +111,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cursor = CursorModel()
         self.cache = SliceCache(cache_bytes)
         self.worker = Worker(max_workers=2)
-        self.window_memory: dict[str, WindowLevel] = {}
+        self.window_memory: dict[str, WindowLevel] = WindowMemory(self.settings)
         self.dataset: Dataset | None = None
         self.case: Case | None = None
         self._series_by_uid: dict[str, tuple[Case, Series]] = {}

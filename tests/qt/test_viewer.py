@@ -156,3 +156,15 @@ def test_window_presets_and_memory_per_series(opened) -> None:  # type: ignore[n
     assert w.sagittal.state.window.center == 1000 and w.sagittal.state.window.width == 2000
     assert auto != w.sagittal.state.window
     assert w.window_memory[w.sagittal.state.series.uid] == w.sagittal.state.window
+
+
+def test_window_level_is_remembered_across_sessions(opened, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from lumbarview.model.view_state import WindowLevel
+    from lumbarview.ui.main_window import MainWindow
+
+    w = opened
+    uid = w.sagittal.state.series.uid
+    w.sagittal.set_window(WindowLevel(1234.0, 567.0, True))
+    later = MainWindow()
+    qtbot.addWidget(later)
+    assert later.window_memory.get(uid) == WindowLevel(1234.0, 567.0, True)
