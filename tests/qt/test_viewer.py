@@ -168,3 +168,4 @@ def test_window_level_is_remembered_across_sessions(opened, qtbot) -> None:  # t
     later = MainWindow()
     qtbot.addWidget(later)
     assert later.window_memory.get(uid) == WindowLevel(1234.0, 567.0, True)
+    later.settings.remove("windows")  # leave no remembered window for other tests
