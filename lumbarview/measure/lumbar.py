@@ -135,13 +135,22 @@ class LabelMapMeasurer:
             ndimage.map_coordinates(volume, coords, order=order, mode="constant", cval=0))
         return out.reshape(points_lps.shape[:-1])
 
-    def plane_points(self, centre: FloatArray, e1: FloatArray, e2: FloatArray, r1: tuple[float, float],
-                     r2: tuple[float, float], step: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    def sample_plane(self, volume: npt.NDArray[Any], centre: FloatArray, e1: FloatArray, e2: FloatArray,
+                     r1: tuple[float, float], r2: tuple[float, float], step: float,
+                     order: int) -> tuple[npt.NDArray[Any], FloatArray, FloatArray]:
+        """``volume`` sampled on a grid of a plane (first axis along ``e1``). The grid is built
+        directly in voxel-index space (the affine is linear), which skips an (N, 3) LPS array
+        and a matrix product per point."""
         s1 = np.arange(r1[0], r1[1] + step / 2, step)
         s2 = np.arange(r2[0], r2[1] + step / 2, step)
-        a, b = np.meshgrid(s1, s2, indexing="ij")
-        pts = centre + a[..., None] * e1 + b[..., None] * e2
-        return pts, s1, s2
+        m = self.g.lps_to_ijk[:3, :3]
+        c = self.g.lps_to_index(centre)
+        d1, d2 = m @ e1, m @ e2
+        # coordinates in (k, j, i) order for map_coordinates
+        coords = [c[a] + s1[:, None] * d1[a] + s2[None, :] * d2[a] for a in (2, 1, 0)]
+        out: npt.NDArray[Any] = np.asarray(ndimage.map_coordinates(volume, coords, order=order, mode="constant",
+                                                                    cval=0))
+        return out, s1, s2
 
     # -- level frame ----------------------------------------------------------------------
     def disc_frame(self, value: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | str:
@@ -361,9 +370,10 @@ def _canal_flag(quantity: str, value: float) -> str | None:
 
 
 def _canal_section(m: LabelMapMeasurer, canal: npt.NDArray[np.float32], point: FloatArray, e_lr: FloatArray,
-                   e_ap: FloatArray, half: float = 20.0) -> tuple[float, float, float, FloatArray] | str:
-    pts, s1, s2 = m.plane_points(point, e_lr, e_ap, (-half, half), (-half, half), m.fine)
-    w = m.sample(canal, pts, order=1)
+                   e_ap: FloatArray, half: float = 18.0,
+                   step: float | None = None) -> tuple[float, float, float, FloatArray] | str:
+    step = m.fine if step is None else step
+    w, s1, s2 = m.sample_plane(canal, point, e_lr, e_ap, (-half, half), (-half, half), step, 1)
     total = float(w.sum())
     if total <= 0:
         return "the canal mask does not cross the disc plane"
@@ -376,7 +386,7 @@ def _canal_section(m: LabelMapMeasurer, canal: npt.NDArray[np.float32], point: F
             return f"the canal section is wider than the {2 * half:.0f} mm window (or not closed)"
         w = np.where(keep, w, 0.0)
         total = float(w.sum())
-    area = total * m.fine * m.fine
+    area = total * step * step
     a, b = np.meshgrid(s1, s2, indexing="ij")
     ma, mb = float((w * a).sum() / total), float((w * b).sum() / total)
     cov = np.array([[(w * (a - ma) ** 2).sum(), (w * (a - ma) * (b - mb)).sum()],
@@ -432,11 +442,18 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
                       conf, why, None, label, _canal_flag("canal_area", area), position_lps=centroid.tolist()))
     # Minimum over the disc slab (± half the middle disc height).
     half = disc_height / 2 if math.isfinite(disc_height) else 4.0
-    best = (area, 0.0, centroid)
+    # Search on a grid twice as coarse (areas are sums: the coarser grid costs accuracy only at
+    # the edge), then measure the best plane on the fine grid.
+    best_t, best_area = 0.0, math.inf
     for t in np.arange(-half, half + 1e-9, 0.5):
-        sec = _canal_section(m, canal, point + t * normal, e_lr, e_ap)
-        if not isinstance(sec, str) and sec[0] < best[0]:
-            best = (sec[0], float(t), sec[3])
+        sec = _canal_section(m, canal, point + t * normal, e_lr, e_ap, step=2 * m.fine)
+        if not isinstance(sec, str) and sec[0] < best_area:
+            best_t, best_area = float(t), sec[0]
+    best = (area, 0.0, centroid)
+    if best_t != 0.0:
+        sec = _canal_section(m, canal, point + best_t * normal, e_lr, e_ap)
+        if not isinstance(sec, str) and sec[0] < area:
+            best = (sec[0], best_t, sec[3])
     rows.append(Value(level, "canal_area_min", best[0], "mm2",
                       method + f"minimum over planes parallel to it within ±{half:.1f} mm (half the disc height)",
                       conf, why, None, label, _canal_flag("canal_area_min", best[0]),
@@ -454,36 +471,27 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
                       "the mask has no bone labels") for q in quantities]
     sign = 1.0 if side == "left" else -1.0
     step = max(m.fine * 1.5, 0.25)
+    detect = max(step, 0.5)  # the search for closed planes runs on a coarser grid
     lateral_step = min(0.5, m.resolution_along(e_lr) / 2)
     found: list[Any] = []
     for offset in np.arange(8.0, 35.0, lateral_step):
         if found and found[-1][0] < offset - 1.5 * lateral_step:
             break  # the foramen's planes are contiguous: past them, stop looking
         origin = centre + sign * offset * e_lr
-        pts, s_ap, s_u = m.plane_points(origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step)
-        lab = m.sample(m.labels, pts, order=0)
-        is_wall = np.isin(lab, list(walls))
-        is_disc = lab == label
-        row0 = int(np.argmin(np.abs(s_u)))
-        disc_cols = np.nonzero(is_disc[:, row0])[0]
-        if disc_cols.size == 0:
-            continue
-        a_post = disc_cols.max()
-        free_after = np.nonzero(~is_wall[a_post:, row0])[0]
-        if free_after.size == 0:
-            continue
-        seed = (a_post + free_after[0], row0)
-        comps, _ = ndimage.label(~is_wall)
-        region = comps == comps[seed]
-        if region[0, :].any() or region[-1, :].any() or region[:, 0].any() or region[:, -1].any():
-            continue  # open: not a foramen on this plane
-        found.append((offset, region, s_ap, s_u, origin, is_disc, a_post))
+        closed = _closed_foramen(m, origin, e_ap, normal, walls, label, detect)
+        if closed is not None:
+            found.append((offset, origin))
     r_in = max(m.resolution_along(e_ap), m.resolution_along(normal))
     if not found:
         reason = ("no closed foramen on the parasagittal planes: the mask must label the posterior "
                   "elements (pedicles, facets) as well as the bodies and discs")
         return [Value(level, q, NAN, UNITS[q], "", "none", reason, side, label, None, reason) for q in quantities]
-    offset, region, s_ap, s_u, origin, is_disc, a_post = found[len(found) // 2]
+    offset, origin = found[len(found) // 2]
+    fine_region = _closed_foramen(m, origin, e_ap, normal, walls, label, step)
+    if fine_region is None:
+        reason = "the foramen closes on the coarse search grid but not on the fine one (a gap under 0.5 mm)"
+        return [Value(level, q, NAN, UNITS[q], "", "none", reason, side, label, None, reason) for q in quantities]
+    region, s_ap, s_u, is_disc, a_post = fine_region
     area = float(region.sum() * step * step)
     coords = np.argwhere(region)
     a_lo, a_hi = s_ap[coords[:, 0]].min(), s_ap[coords[:, 0]].max()
@@ -554,6 +562,29 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
             if r.quantity in ("foramen_height", "posterior_disc_height"):
                 r.flag = (r.flag or "") + "; both Hasegawa criteria met (root compression in 80 % of such foramina)"
     return rows
+
+
+def _closed_foramen(m: LabelMapMeasurer, origin: FloatArray, e_ap: FloatArray, normal: FloatArray,
+                    walls: set[int], label: int, step: float) -> tuple[Any, FloatArray, FloatArray, Any, int] | None:
+    """The closed unlabelled region behind the disc on one parasagittal plane (on a grid of
+    ``step`` mm), or None when the region behind the disc is open on this plane."""
+    lab, s_ap, s_u = m.sample_plane(m.labels, origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step, 0)
+    is_wall = np.isin(lab, list(walls))
+    is_disc = lab == label
+    row0 = int(np.argmin(np.abs(s_u)))
+    disc_cols = np.nonzero(is_disc[:, row0])[0]
+    if disc_cols.size == 0:
+        return None
+    a_post = int(disc_cols.max())
+    free_after = np.nonzero(~is_wall[a_post:, row0])[0]
+    if free_after.size == 0:
+        return None
+    seed = (a_post + int(free_after[0]), row0)
+    comps, _ = ndimage.label(~is_wall)
+    region = comps == comps[seed]
+    if region[0, :].any() or region[-1, :].any() or region[:, 0].any() or region[:, -1].any():
+        return None  # open: not a foramen on this plane
+    return region, s_ap, s_u, is_disc, a_post
 
 
 def _width_flag(width: float) -> str | None:

@@ -117,6 +117,14 @@ def _failed_rows(job: Job, error: BaseException) -> list[dict[str, Any]]:
              "confidence_reason": reason, "reason": reason, "dataset_grade": None, "position_lps": None}]
 
 
+def _single_threaded_worker() -> None:
+    """Each worker process computes on one thread: numpy's BLAS would otherwise start a thread
+    per core in every process, and two processes on two cores would fight over four threads."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def run_jobs(jobs: list[Job], workers: int | None = None,
              on_progress: Callable[[int, int, Job], None] | None = None) -> Iterator[tuple[Job, list[dict[str, Any]]]]:
     """Measure ``jobs``; yields each job's rows as soon as it finishes (in completion order)."""
@@ -133,7 +141,7 @@ def run_jobs(jobs: list[Job], workers: int | None = None,
                 on_progress(done, len(jobs), job)
             yield job, rows
         return
-    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+    with ProcessPoolExecutor(max_workers=n_workers, initializer=_single_threaded_worker) as pool:
         pending: dict[Future[list[dict[str, Any]]], Job] = {}
         queue = list(jobs)
         try:
