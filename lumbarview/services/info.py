@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from lumbarview.core.dataset import Dataset
-from lumbarview.core.types import ImageStack, Series, Severity, StudyCollection
+from lumbarview.core.types import ImageStack, Series, Severity
 
 
 def _num(value: float | None, digits: int = 4) -> float | None:
@@ -41,74 +41,6 @@ def series_orientation(series: Series) -> str:
     return names.pop() if len(names) == 1 else "mixed"
 
 
-def build_info(collection: StudyCollection) -> dict[str, Any]:
-    """The ``lumbarview info --json`` document. Its keys are a contract read by other tools."""
-    patients = []
-    for patient in collection.patients:
-        studies = []
-        for study in patient.studies:
-            series_list = []
-            for series in study.series:
-                first = series.stacks[0].geometry.shape_kji if series.stacks else (0, 0, 0)
-                series_list.append({
-                    "uid": series.uid,
-                    "number": series.number,
-                    "description": series.description,
-                    "modality": series.modality,
-                    "orientation": series_orientation(series),
-                    "rows": first[1],
-                    "cols": first[2],
-                    "n_slices": series.n_slices,
-                    "frame_of_reference_uid": series.frame_of_reference_uid,
-                    "stacks": [stack_info(s) for s in series.stacks],
-                })
-            studies.append({"uid": study.uid, "description": study.description,
-                            "date": study.date, "series": series_list})
-        patients.append({"id": patient.id, "name": patient.name, "studies": studies})
-    return {
-        "path": collection.path,
-        "patients": patients,
-        "issues": [i.to_dict() for i in collection.all_issues()],
-    }
-
-
-def _fmt(value: float | None, unit: str = " mm") -> str:
-    return "?" if value is None else f"{value:g}{unit}"
-
-
-def format_info(info: dict[str, Any]) -> str:
-    """Human-readable tree of :func:`build_info`'s document."""
-    lines = [f"{info['path']}"]
-    for patient in info["patients"]:
-        lines.append(f"patient {patient['id'] or '(no id)'}  {patient['name']}".rstrip())
-        for study in patient["studies"]:
-            lines.append(f"  study {study['uid']}  {study['description']} {study['date']}".rstrip())
-            for s in study["series"]:
-                number = "" if s["number"] is None else f"#{s['number']} "
-                lines.append(
-                    f"    series {number}{s['description'] or '(no description)'}  "
-                    f"[{s['modality']}, {s['orientation']}, {s['n_slices']} slices, "
-                    f"{len(s['stacks'])} stack(s)]")
-                for k, st in enumerate(s["stacks"], 1):
-                    sp = st["spacing_mm"]
-                    gap = st["slice_gap_mm"]
-                    gap_text = "" if gap is None or abs(gap) < 0.01 else f", gap {gap:g} mm"
-                    normal = ", ".join(f"{v:+.3f}" for v in st["normal_lps"])
-                    lines.append(
-                        f"      stack {k}: {st['orientation']}, {st['n_slices']} x "
-                        f"{st['rows']}x{st['cols']}, spacing {_fmt(sp[0], '')} x "
-                        f"{_fmt(sp[1], '')} x {_fmt(sp[2])}, thickness "
-                        f"{_fmt(st['slice_thickness_mm'])}{gap_text}, normal ({normal}), "
-                        f"{st['patient_position'] or 'no patient position'}")
-    issues = info["issues"]
-    if issues:
-        lines.append(f"issues ({len(issues)}):")
-        for issue in sorted(issues, key=lambda i: -Severity[i["severity"].upper()]):
-            where = f"  [{issue['path']}]" if issue["path"] else ""
-            lines.append(f"  {issue['severity']:7s} {issue['code']}: {issue['message']}{where}")
-    return "\n".join(lines)
-
-
 def _series_info(series: Series) -> dict[str, Any]:
     first = series.stacks[0].geometry.shape_kji if series.stacks else (0, 0, 0)
     return {
@@ -123,6 +55,10 @@ def _series_info(series: Series) -> dict[str, Any]:
         "frame_of_reference_uid": series.frame_of_reference_uid,
         "stacks": [stack_info(s) for s in series.stacks],
     }
+
+
+def _fmt(value: float | None, unit: str = " mm") -> str:
+    return "?" if value is None else f"{value:g}{unit}"
 
 
 def build_dataset_info(dataset: Dataset) -> dict[str, Any]:

@@ -126,23 +126,6 @@ class NotDicomError(Exception):
     """Internal: the file is not DICOM (becomes an INFO issue, never reaches the user raw)."""
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    return "" if value is None else str(value).strip()
-
-
-def _int(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, pydicom.multival.MultiValue):
-            value = value[0]
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _float(ds: Dataset, keyword: str) -> float | None:
     value = ds.get(keyword)
     if value is None or value == "":
