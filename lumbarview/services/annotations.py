@@ -94,5 +94,9 @@ def case_summary(case: Case) -> dict[str, Any]:
         "boxes_by_side_and_grade": {f"{side} grade {grade}": n for (side, grade), n in sorted(boxes.items())},
         "levels_with_gradings": graded,
         "levels_labelled": labelled,
-        "levels_missing_labels": [lv for lv in DISC_LEVELS if lv not in labelled] if case.label_maps else [],
+        # Only maps that name disc levels can miss one (a 2D class mask names none).
+        "levels_missing_labels": [lv for lv in DISC_LEVELS if lv not in labelled] if any(
+            m.stack.geometry.shape_kji[0] > 1 and any(e.level for e in m.scheme.entries.values()
+                                                     if e.role is Role.DISC)
+            for m in case.label_maps) else [],
     }

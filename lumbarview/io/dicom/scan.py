@@ -38,7 +38,7 @@ from lumbarview.io.dicom.headers import (
 ProgressCallback = Callable[[int, int], None]
 
 #: Below this many files to read, a process pool costs more than it saves.
-_PARALLEL_MIN_FILES = 400
+_PARALLEL_MIN_FILES = 100
 _CHUNK = 64
 _INDEX_VERSION = 4
 _HEADER_ERRORS = (NotDicomError, OSError, InvalidDicomError, ValueError, EOFError,
