@@ -115,7 +115,9 @@ class LayerPanel(QtWidgets.QTreeWidget):
         self.setHeaderLabels(["Layer", "Opacity", "Mode"])
         self.setColumnWidth(0, 230)
         self._updating = False
+        self._widgets: dict[int, tuple[QtWidgets.QTreeWidgetItem, QtWidgets.QSpinBox, Any]] = {}
         model.layers_changed.connect(self.rebuild)
+        model.layer_changed.connect(self._sync)
         self.itemChanged.connect(self._on_item_changed)
         self.rebuild()
 
@@ -124,6 +126,7 @@ class LayerPanel(QtWidgets.QTreeWidget):
 
         self._updating = True
         self.clear()
+        self._widgets = {}
         for layer in self.model.layers:
             item = QtWidgets.QTreeWidgetItem([f"{layer.name}  [{layer.kind}]", "", ""])
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
@@ -162,6 +165,26 @@ class LayerPanel(QtWidgets.QTreeWidget):
                 row.addWidget(b)
             if layer.kind != "labels":
                 self.setItemWidget(item, 2, buttons)
+            self._widgets[id(layer)] = (item, spin, mode if layer.kind == "labels" else None)
+        self._updating = False
+
+    def _sync(self, layer: Any) -> None:
+        """Show a change made elsewhere (a menu, a script) without rebuilding the tree."""
+        found = self._widgets.get(id(layer))
+        if found is None:
+            return
+        item, spin, mode = found
+        self._updating = True
+        item.setCheckState(0, QtCore.Qt.CheckState.Checked if layer.visible else QtCore.Qt.CheckState.Unchecked)
+        for widget, value in ((spin, round(layer.opacity * 100)), (mode, 1 if layer.outline else 0)):
+            if widget is None:
+                continue
+            widget.blockSignals(True)
+            if isinstance(widget, QtWidgets.QSpinBox):
+                widget.setValue(value)
+            else:
+                widget.setCurrentIndex(value)
+            widget.blockSignals(False)
         self._updating = False
 
     def _layer(self, key: int) -> Any:
