@@ -352,6 +352,9 @@ class MainWindow(QtWidgets.QMainWindow):
         def done(annotations: Any) -> None:
             self.overlays.set_case(case, {k.uid for _, series in wanted for k in series.stacks})
             self.annotation_panel.set_rows(annotations, self.flags)
+            # Panels with nothing to show give their room to the images.
+            self.layer_dock.setVisible(bool(self.overlays.layers))
+            self.annotation_dock.setVisible(bool(annotations))
             self.summary_panel.show_summary(case.id, case_summary(case))
             # Start at the middle of the axial series (or the sagittal one): both views show it.
             anchor = ax or sag
