@@ -12,28 +12,20 @@ Writes one SPIDER-layout case (448x448x15 image + mask, two sequences) and one B
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_dicom import median_seconds as median
 
 from lumbarview.phantom.layouts import Sizes, write_bids, write_spider
 from lumbarview.phantom.spine import LumbarPhantom
 from lumbarview.services.open_dataset import open_path
-
-
-def median(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> int:

@@ -33,6 +33,21 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+def scroll_times(view, n: int) -> list[float]:  # type: ignore[no-untyped-def]
+    """Seconds per slice step, model change to pixels painted, scrolling back and forth."""
+    times = []
+    direction = 1
+    last = view.state.n_slices - 1
+    for i in range(n):
+        if view.state.current.series_index in (0, last):
+            direction = -direction if i else 1
+        t0 = time.perf_counter()
+        view.state.scroll(direction)
+        view.graphics.viewport().repaint()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def slice_step(sizes: tuple[int, ...], n_steps: int) -> None:
     import numpy as np
     import pyqtgraph as pg
@@ -80,15 +95,7 @@ def slice_step(sizes: tuple[int, ...], n_steps: int) -> None:
         for k in range(64):
             cache.get(stack, k)  # what prefetching does off the GUI thread while reading
         app.processEvents()
-        ours = []
-        direction = 1
-        for i in range(n_steps + 5):
-            if view.state.current.series_index in (0, 63):
-                direction = -direction if i else 1
-            t0 = time.perf_counter()
-            view.state.scroll(direction)
-            view.graphics.viewport().repaint()
-            ours.append(time.perf_counter() - t0)
+        ours = scroll_times(view, n_steps + 5)
         view.close()
         b = statistics.median(bare[5:]) * 1000
         o = statistics.median(ours[5:]) * 1000
@@ -146,15 +153,7 @@ def overlay_step(n: int, n_steps: int) -> None:
         for k in range(64):
             cache.get(stack, k)
         app.processEvents()
-        times = []
-        direction = 1
-        for i in range(n_steps + 5):
-            if view.state.current.series_index in (0, 63):
-                direction = -direction if i else 1
-            t0 = time.perf_counter()
-            view.state.scroll(direction)
-            view.graphics.viewport().repaint()
-            times.append(time.perf_counter() - t0)
+        times = scroll_times(view, n_steps + 5)
         view.close()
         results[with_overlays] = statistics.median(times[5:]) * 1000
     print(f"{n}x{n}: slice step with 3 overlays {results[True]:.2f} ms, without {results[False]:.2f} ms, "

@@ -38,6 +38,5 @@ def shared_data() -> Path:
     if found is None:
         if os.environ.get("CI"):
             pytest.fail("../shared/data is missing on CI; the real-file tests cannot run")
-        pytest.skip("the real files in ../shared/data are not beside this checkout "
-                    "(set LUMBARVIEW_SHARED_DATA to their folder)")
+        pytest.skip(reason="../shared/data is not beside this checkout (set LUMBARVIEW_SHARED_DATA)")
     return found
