@@ -65,16 +65,16 @@ class _ViewBox(pg.ViewBox):
             self._view.scroll(-1 if delta > 0 else 1)
 
 
-class Hud(QtWidgets.QWidget):
+class Hud:
     """Everything written over the image (orientation letters, corner text, a message and the
-    scale bar), painted in one pass by one transparent widget: nine label widgets would each
-    repaint on every slice step."""
+    scale bar), painted by the graphics view itself as its foreground, in the same pass as the
+    image: overlay widgets (one per label, or even one for all) each cost a repaint of their own
+    on every slice step."""
 
     KEYS = ("top", "bottom", "left", "right", "tl", "tr", "bl", "center")
 
-    def __init__(self, parent: QtWidgets.QWidget) -> None:
-        super().__init__(parent)
-        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+    def __init__(self, view: QtWidgets.QGraphicsView) -> None:
+        self._view = view
         self._texts = dict.fromkeys(self.KEYS, "")
         self._mm_per_px = 0.0
         self._font = QtGui.QFont("monospace")
@@ -106,10 +106,12 @@ class Hud(QtWidgets.QWidget):
         mm = max([n for n in nice if n <= target] or [nice[0]])
         return float(mm), round(mm / self._mm_per_px)
 
-    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
-        painter = QtGui.QPainter(self)
+    def update(self) -> None:
+        self._view.viewport().update()
+
+    def paint(self, painter: QtGui.QPainter, area: QtCore.QRect) -> None:
         painter.setPen(QtGui.QColor(theme.TEXT))
-        rect = self.rect().adjusted(6, 6, -6, -6)
+        rect = area.adjusted(6, 6, -6, -6)
         a = QtCore.Qt.AlignmentFlag
         painter.setFont(self._bold)
         for key, flags in (("top", a.AlignHCenter | a.AlignTop), ("bottom", a.AlignHCenter | a.AlignBottom),
@@ -136,7 +138,20 @@ class Hud(QtWidgets.QWidget):
             painter.drawLine(x1, y - 4, x1, y + 1)
             painter.drawText(QtCore.QRect(x0 - 40, y - 20, px + 40, 16), int(a.AlignRight | a.AlignBottom),
                              f"{mm:g} mm")
-        painter.end()
+
+
+class _Graphics(pg.GraphicsLayoutWidget):
+    """The graphics view, with the HUD drawn as its foreground in viewport pixels."""
+
+    hud: Hud | None = None
+
+    def drawForeground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:
+        super().drawForeground(painter, rect)
+        if self.hud is not None:
+            painter.save()
+            painter.resetTransform()
+            self.hud.paint(painter, self.viewport().rect())
+            painter.restore()
 
 
 class SliceView(QtWidgets.QWidget):
@@ -170,7 +185,7 @@ class SliceView(QtWidgets.QWidget):
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(200, 200)
 
-        self.graphics = pg.GraphicsLayoutWidget(parent=self)
+        self.graphics = _Graphics(parent=self)
         self.graphics.setBackground("#0c0c0d")
         self.graphics.ci.setContentsMargins(0, 0, 0, 0)
         self.viewbox = _ViewBox(self)
@@ -194,7 +209,7 @@ class SliceView(QtWidgets.QWidget):
         layout.addWidget(self.slider)
 
         self.hud = Hud(self.graphics)
-        self.graphics.installEventFilter(self)
+        self.graphics.hud = self.hud
         self.viewbox.sigRangeChanged.connect(self._on_range_changed)
         self._hover_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60,
                                            slot=self._on_mouse_moved)
@@ -385,10 +400,6 @@ class SliceView(QtWidgets.QWidget):
         self.hud.set_scale(self.viewbox.viewPixelSize()[0] if self.plane is not None else 0.0)
         self._update_corner_text()
 
-    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
-        if watched is self.graphics and event.type() == QtCore.QEvent.Type.Resize:
-            self.hud.setGeometry(self.graphics.rect())
-        return False
 
     def fit(self) -> None:
         """Fit the current slice to the view."""
