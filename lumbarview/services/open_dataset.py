@@ -561,8 +561,9 @@ def open_path(
         if opener.dicom_error is not None and not dataset.issues:
             raise opener.dicom_error
         problems = "; ".join(sorted({i.message for i in dataset.issues if i.severity >= Severity.WARNING})[:3])
-        raise NothingToOpenError(root, f"nothing could be opened in this {LAYOUT_NAMES[layout]}"
-                                 + (f" ({problems})" if problems else ""),
+        empty = root.is_dir() and not any(p.is_file() for p in root.rglob("*"))
+        what = "the folder is empty" if empty else f"nothing could be opened (read as {LAYOUT_NAMES[layout]})"
+        raise NothingToOpenError(root, what + (f" ({problems})" if problems else ""),
                                  "Point lumbarview at a dataset root, a DICOM folder, a DICOMDIR or an "
                                  "image file (.dcm, .ima, .mha, .nii.gz, .nrrd)")
     return replace(dataset)
