@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,8 +217,3 @@ def load_scheme(path: str | Path) -> LabelScheme:
         raise CorruptFileError(path, f"the label scheme cannot be read ({exc})",
                                "check that it is UTF-8 JSON") from exc
     return scheme_from_json(data, str(path))
-
-
-def present_entries(scheme: LabelScheme, values: Iterable[int]) -> list[LabelEntry]:
-    """Entries for the values present in a label map (0 excluded)."""
-    return [scheme.entry(v) for v in sorted(set(int(v) for v in values)) if v != 0]

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
 from lumbarview.core.geometry import VolumeGeometry
@@ -200,8 +199,3 @@ class StudyCollection:
                     seen.add(issue)
                     out.append(issue)
         return out
-
-
-def as_float_array(value: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """A float64 copy of ``value``."""
-    return np.array(value, dtype=np.float64)

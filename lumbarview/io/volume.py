@@ -6,7 +6,6 @@ The header is read first (geometry, pixel type); pixels are read on first use.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -194,10 +193,3 @@ def same_grid(a: VolumeGeometry, b: VolumeGeometry, tolerance_mm: float = 1e-3) 
     corners = np.array([[0, 0, 0], [i - 1, 0, 0], [0, j - 1, 0], [0, 0, k - 1], [i - 1, j - 1, k - 1]],
                        dtype=np.float64)
     return bool(np.abs(a.index_to_lps(corners) - b.index_to_lps(corners)).max() <= tolerance_mm)
-
-
-def file_size_ok(path: str | Path) -> bool:
-    try:
-        return os.path.getsize(path) > 0
-    except OSError:
-        return False

@@ -33,7 +33,6 @@ class SliceCache:
         self.max_bytes = max_bytes
         self._used = 0
         self._entries: OrderedDict[SliceRequest, npt.NDArray[Any]] = OrderedDict()
-        self._stacks: dict[str, ImageStack] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -51,7 +50,6 @@ class SliceCache:
                 self.hits += 1
                 return hit
             self.misses += 1
-            self._stacks[stack.uid] = stack
         pixels = np.ascontiguousarray(stack.pixels()[k])  # decoding may take long: no lock held
         pixels.setflags(write=False)
         with self._lock:

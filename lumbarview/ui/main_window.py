@@ -347,15 +347,17 @@ class MainWindow(QtWidgets.QMainWindow):
                 except LumbarviewError as exc:
                     case.issues.append(LoadIssue(Severity.ERROR, "labels.unreadable", str(exc), label_map.source))
             case.label_maps[:] = [m for m in case.label_maps if m.stack.is_loaded]
-            return case_annotations(case)
+            # The summary shares the disc centroids' cost: both are worked out here, off the GUI thread.
+            return case_annotations(case), case_summary(case)
 
-        def done(annotations: Any) -> None:
+        def done(result: Any) -> None:
+            annotations, summary = result
             self.overlays.set_case(case, {k.uid for _, series in wanted for k in series.stacks})
             self.annotation_panel.set_rows(annotations, self.flags)
             # Panels with nothing to show give their room to the images.
             self.layer_dock.setVisible(bool(self.overlays.layers))
             self.annotation_dock.setVisible(bool(annotations))
-            self.summary_panel.show_summary(case.id, case_summary(case))
+            self.summary_panel.show_summary(case.id, summary)
             # Start at the middle of the axial series (or the sagittal one): both views show it.
             anchor = ax or sag
             assert anchor is not None

@@ -180,7 +180,6 @@ class SliceView(QtWidgets.QWidget):
         self._ref_items: list[tuple[pg.PlotCurveItem, SliceRef, FloatArray, FloatArray]] = []
         self._stack_uid: str | None = None
         self._letters_for: str | None = None
-        self._wl_start: WindowLevel | None = None
         self.setAcceptDrops(True)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(200, 200)
