@@ -96,16 +96,15 @@ def _entry(value: int, name: str, role: Role, level: str | None = None) -> Label
     return LabelEntry(value, name, role, _ROLE_COLOURS.get(role, _palette(value)), level)
 
 
-def spider_scheme(n_vertebrae: int = 9) -> LabelScheme:
-    """SPIDER masks: vertebrae 1..n counted from the bottom (1 = L5), canal 100, partially
+def spider_scheme() -> LabelScheme:
+    """SPIDER masks: vertebrae 1..99 counted from the bottom (1 = L5), canal 100, partially
     visible vertebrae 101-125, discs 201-225 where disc ``200 + v`` lies below vertebra ``v``
     (201 = L5-S1). Source: the SPIDER baseline's data checker (see docs/datasets.md)."""
     entries: dict[int, LabelEntry] = {}
     bottom_up = list(reversed(VERTEBRAE_TOP_DOWN[:-1]))  # L5, L4, ..., T10
     for v in range(1, 100):
         name = bottom_up[v - 1] if v <= len(bottom_up) else f"vertebra {v}"
-        if v <= n_vertebrae or v <= len(bottom_up):
-            entries[v] = _entry(v, name, Role.VERTEBRA, name)
+        entries[v] = _entry(v, name, Role.VERTEBRA, name if v <= len(bottom_up) else None)
     entries[100] = _entry(100, "spinal canal", Role.CANAL)
     for v in range(101, 126):
         entries[v] = _entry(v, f"partial vertebra {v - 100}", Role.PARTIAL_VERTEBRA)
