@@ -55,3 +55,7 @@ class NothingToOpenError(LoadError):
 
 class MeasurementError(LumbarviewError):
     """A measurement could not be computed from its inputs."""
+
+
+class Cancelled(LumbarviewError):
+    """The user (or a newer request) cancelled the work; not a failure, never an issue."""

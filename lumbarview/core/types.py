@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy.typing as npt
 
+from lumbarview.core.errors import CorruptFileError, LoadError
 from lumbarview.core.geometry import VolumeGeometry
 
 
@@ -118,14 +119,34 @@ class ImageStack:
         """
         with self._lock:
             if self._pixels is None:
-                array, issues = self._loader()
+                array, issues = self._guarded_load()
                 expected = self.geometry.shape_kji
                 if array.shape != expected:
-                    raise ValueError(f"loader returned shape {array.shape}, expected {expected}")
+                    raise CorruptFileError(self.meta.get("source"),
+                                           f"the pixel data decodes to {array.shape}, not the "
+                                           f"{expected} its header declares",
+                                           "the file is damaged; re-copy it from its source")
                 array.setflags(write=False)
                 self._pixels = array
                 self._decode_issues = tuple(issues)
             return self._pixels
+
+    def _guarded_load(self) -> tuple[npt.NDArray[Any], Sequence[LoadIssue]]:
+        """The loader, with anything but a :class:`LoadError` turned into one: a damaged file
+        must never surface as a bare exception (or a traceback) far from where it was read."""
+        source = self.meta.get("source") or (self.meta.get("files") or [None])[0]
+        try:
+            return self._loader()
+        except LoadError:
+            raise
+        except MemoryError as exc:
+            raise LoadError(source, "there is not enough memory to decode this image",
+                            "close other cases or programs, or open a smaller series") from exc
+        except (Exception, RecursionError) as exc:  # a reader bug or a hostile file
+            raise CorruptFileError(source, f"the pixel data cannot be decoded ({type(exc).__name__}: "
+                                   f"{str(exc)[:160]})",
+                                   "the file is damaged or in a variant lumbarview does not read; "
+                                   "re-copy it from its source") from exc
 
     def release(self) -> None:
         """Drop decoded pixels to free memory; the next :meth:`pixels` decodes again."""

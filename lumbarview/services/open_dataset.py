@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lumbarview.core.dataset import Box, BoxSet, Case, Dataset, LabelMap, Table
-from lumbarview.core.errors import LoadError, NothingToOpenError
+from lumbarview.core.errors import Cancelled, LoadError, NothingToOpenError
 from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.core.labels import (
     LabelScheme,
@@ -30,6 +30,7 @@ from lumbarview.core.labels import (
     sct_scheme,
     spider_scheme,
 )
+from lumbarview.core.limits import ResourceLimitError
 from lumbarview.core.types import ImageStack, LoadIssue, Series, Severity, StudyCollection
 from lumbarview.io.annotations import (
     SPIDER_GRADING_COLUMNS,
@@ -107,13 +108,30 @@ class _Opener:
         target = case.issues if case is not None else self.dataset.issues
         target.append(LoadIssue(severity, code, message, None if path is None else str(path)))
 
-    def guarded(self, case: Case | None, what: Callable[[], Any]) -> Any:
-        """Run one reader; a LoadError becomes an ERROR issue and the rest goes on."""
+    def guarded(self, case: Case | None, what: Callable[[], Any], path: str | Path | None = None) -> Any:
+        r"""Run one reader for one file: whatever goes wrong with that file becomes one ERROR
+        issue and the rest of the dataset goes on. Readers raise typed :class:`LoadError`\ s;
+        anything else (a reader bug met by a hostile file) is caught here too, as the last line."""
+        if path is None:
+            path = getattr(what, "args", (None,))[0] if isinstance(what, partial) and what.args else None
         try:
             return what()
+        except Cancelled:
+            raise
         except LoadError as exc:
-            self.issue(Severity.ERROR, "load.failed", f"{exc.problem}. {exc.action}".strip(". ") + ".",
-                       exc.path, case)
+            code = "load.limit" if isinstance(exc, ResourceLimitError) else "load.failed"
+            self.issue(Severity.ERROR, code, f"{exc.problem}. {exc.action}".strip(". ") + ".",
+                       exc.path or path, case)
+            return None
+        except MemoryError:
+            self.issue(Severity.ERROR, "load.memory", "there is not enough memory to read this file. "
+                       "Close other programs or raise the machine's memory; the rest of the dataset opened",
+                       path, case)
+            return None
+        except (Exception, RecursionError) as exc:
+            self.issue(Severity.ERROR, "load.unreadable",
+                       f"the file cannot be read ({type(exc).__name__}: {str(exc)[:160]}). It is damaged or "
+                       "in a variant lumbarview does not read; the rest of the dataset opened", path, case)
             return None
 
     # -- DICOM helpers --------------------------------------------------------------------
@@ -402,7 +420,7 @@ class _Opener:
 
     # -- binding overlays to images -------------------------------------------------------
     def bind_label_volume(self, case: Case, path: Path, image: ImageStack, scheme: LabelScheme) -> None:
-        labels = self.guarded(case, lambda: open_label_volume(path, uid=f"labels:{path}"))
+        labels = self.guarded(case, partial(open_label_volume, path, uid=f"labels:{path}"))
         if labels is None:
             return
         if same_grid(labels.geometry, image.geometry):
@@ -431,7 +449,7 @@ class _Opener:
                        f"no DICOM slice named {stem!r} in case {case.id}; the mask is not shown", path, case)
             return
         stack, k = target
-        mask = self.guarded(case, lambda: read_png_mask(path))
+        mask = self.guarded(case, partial(read_png_mask, path))
         if mask is None:
             return
         rows, cols = stack.geometry.shape_kji[1:]
@@ -452,7 +470,7 @@ class _Opener:
 
     def bind_voc(self, case: Case, path: Path, slices: dict[str, tuple[ImageStack, int]], stem: str,
                  set_name: str) -> None:
-        voc = self.guarded(case, lambda: read_voc(path))
+        voc = self.guarded(case, partial(read_voc, path))
         if voc is None:
             return
         case.issues.extend(voc.issues)
@@ -548,14 +566,16 @@ def open_path(
     scheme_file = Path(scheme_path) if scheme_path else (root / USER_SCHEME_FILE if root.is_dir() else None)
     opener = _Opener(root, cache_dir, use_cache, progress, cancel, None)
     if scheme_file is not None and scheme_file.is_file():
-        scheme = opener.guarded(None, lambda: load_scheme(scheme_file))
+        scheme = opener.guarded(None, partial(load_scheme, scheme_file))
         opener.user_scheme = scheme
     layout = detect_layout(root)
     opener.dataset.layout = layout
     handlers = {"sudirman": opener.open_sudirman, "dicomdir": opener.open_dicomdir,
                 "spider": opener.open_spider, "aisslab": opener.open_aisslab, "bids": opener.open_bids,
                 "folder": opener.open_folder}
-    handlers[layout]()
+    # Each file is guarded where it is read; this is the last line for the layout's own logic,
+    # so that a surprise in one place still leaves what opened before it.
+    opener.guarded(None, handlers[layout], root)
     dataset = opener.dataset
     if not dataset.cases:
         if opener.dicom_error is not None and not dataset.issues:

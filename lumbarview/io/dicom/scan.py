@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from pydicom.errors import InvalidDicomError
 
+from lumbarview.core.errors import Cancelled
 from lumbarview.core.types import LoadIssue, Severity
 from lumbarview.io.dicom.headers import (
     HEADER_FIELDS as _HEADER_FIELDS,
@@ -45,7 +46,7 @@ _HEADER_ERRORS = (NotDicomError, OSError, InvalidDicomError, ValueError, EOFErro
                   struct.error, KeyError, AttributeError, TypeError, IndexError)
 
 
-class ScanCancelled(Exception):
+class ScanCancelled(Cancelled):
     """The scan was cancelled by the caller."""
 
 

@@ -1,0 +1,130 @@
+"""Resource budgets checked *before* anything is allocated or parsed.
+
+Every reader asks for its budget here, so that a file that claims a huge size (a 413-byte
+MetaImage header claiming 1000 x 1000 x 1800 voxels, a PNG or zlib bomb, a 10,000-deep JSON)
+fails at once with a message naming the limit and how to raise it, instead of eating memory.
+
+The volume budget follows the machine's memory (a quarter of it, at least 1 GiB); every limit
+can be raised or lowered through an environment variable, read each time a budget is asked for,
+so a test or a user can change it without restarting anything:
+
+=================================  ===========================================  ==============
+variable                           what                                         default
+=================================  ===========================================  ==============
+``LUMBARVIEW_MAX_VOLUME_MB``       bytes of one decoded volume / series          1/4 of memory
+``LUMBARVIEW_MAX_VOXELS``          voxels of one volume / series                 2,000,000,000
+``LUMBARVIEW_MAX_IMAGE_PIXELS``    pixels of one 2D image (PNG mask, frame)      100,000,000
+``LUMBARVIEW_MAX_STL_TRIANGLES``   triangles of one STL mesh                     20,000,000
+``LUMBARVIEW_MAX_TEXT_MB``         size of one CSV / JSON / XML file             256
+``LUMBARVIEW_MAX_CSV_FIELD``       characters in one CSV cell                    65,536
+``LUMBARVIEW_MAX_JSON_DEPTH``      nesting depth of a JSON document              64
+``LUMBARVIEW_MAX_INT_DIGITS``      digits of one integer in a text file          30
+=================================  ===========================================  ==============
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lumbarview.core.errors import LoadError
+
+_MIB = 1024 * 1024
+
+
+class ResourceLimitError(LoadError):
+    """A file asks for more than a budget allows. ``limit`` names the environment variable
+    that raises the budget."""
+
+    def __init__(self, path: str | Path | None, problem: str, variable: str, current: str) -> None:
+        self.variable = variable
+        super().__init__(path, problem,
+                         f"If the file is genuine, raise the limit (now {current}) by setting "
+                         f"{variable} and open it again")
+
+
+def _machine_memory_bytes() -> int:
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES")
+        size = os.sysconf("SC_PAGE_SIZE")
+        if pages > 0 and size > 0:
+            return int(pages * size)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return 8 * 1024 * _MIB
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip().replace("_", "")
+    if not text:
+        return default
+    try:
+        value = int(float(text)) if len(text) < 30 else default
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The budgets in force (see the module docstring for the variables)."""
+
+    max_volume_bytes: int
+    max_voxels: int
+    max_image_pixels: int
+    max_stl_triangles: int
+    max_text_bytes: int
+    max_csv_field_chars: int
+    max_json_depth: int
+    max_int_digits: int
+
+    # -- checks: each raises ResourceLimitError naming its variable ------------------------
+    def check_volume(self, path: str | Path | None, voxels: int, bytes_per_voxel: int, what: str = "volume") -> None:
+        """A volume (or DICOM series) of ``voxels`` voxels of ``bytes_per_voxel`` bytes."""
+        if voxels > self.max_voxels:
+            raise ResourceLimitError(path, f"the {what} claims {voxels:,} voxels, more than the "
+                                     f"{self.max_voxels:,} allowed", "LUMBARVIEW_MAX_VOXELS", f"{self.max_voxels:,}")
+        nbytes = voxels * max(1, bytes_per_voxel)
+        if nbytes > self.max_volume_bytes:
+            raise ResourceLimitError(
+                path, f"the {what} would take {nbytes / _MIB:,.0f} MB of memory, more than the "
+                f"{self.max_volume_bytes / _MIB:,.0f} MB budget for one volume",
+                "LUMBARVIEW_MAX_VOLUME_MB (in MB)", f"{self.max_volume_bytes // _MIB} MB")
+
+    def check_image(self, path: str | Path | None, pixels: int, what: str = "image") -> None:
+        if pixels > self.max_image_pixels:
+            raise ResourceLimitError(path, f"the {what} claims {pixels:,} pixels, more than the "
+                                     f"{self.max_image_pixels:,} allowed", "LUMBARVIEW_MAX_IMAGE_PIXELS",
+                                     f"{self.max_image_pixels:,}")
+
+    def check_triangles(self, path: str | Path | None, triangles: int) -> None:
+        if triangles > self.max_stl_triangles:
+            raise ResourceLimitError(path, f"the mesh claims {triangles:,} triangles, more than the "
+                                     f"{self.max_stl_triangles:,} allowed", "LUMBARVIEW_MAX_STL_TRIANGLES",
+                                     f"{self.max_stl_triangles:,}")
+
+    def check_text_file(self, path: str | Path, size_bytes: int | None = None) -> None:
+        """A text file (CSV, JSON, XML) no larger than the text budget."""
+        if size_bytes is None:
+            size_bytes = os.stat(path).st_size
+        if size_bytes > self.max_text_bytes:
+            raise ResourceLimitError(path, f"the file is {size_bytes / _MIB:,.0f} MB, more than the "
+                                     f"{self.max_text_bytes / _MIB:,.0f} MB allowed for a text file",
+                                     "LUMBARVIEW_MAX_TEXT_MB (in MB)", f"{self.max_text_bytes // _MIB} MB")
+
+
+def limits() -> Limits:
+    """The budgets in force now (environment read at each call: cheap, and testable)."""
+    memory = _machine_memory_bytes()
+    default_volume = max(1024 * _MIB, memory // 4)
+    return Limits(
+        max_volume_bytes=_env_int("LUMBARVIEW_MAX_VOLUME_MB", default_volume // _MIB) * _MIB,
+        max_voxels=_env_int("LUMBARVIEW_MAX_VOXELS", 2_000_000_000),
+        max_image_pixels=_env_int("LUMBARVIEW_MAX_IMAGE_PIXELS", 100_000_000),
+        max_stl_triangles=_env_int("LUMBARVIEW_MAX_STL_TRIANGLES", 20_000_000),
+        max_text_bytes=_env_int("LUMBARVIEW_MAX_TEXT_MB", 256) * _MIB,
+        max_csv_field_chars=_env_int("LUMBARVIEW_MAX_CSV_FIELD", 65_536),
+        max_json_depth=_env_int("LUMBARVIEW_MAX_JSON_DEPTH", 64),
+        max_int_digits=_env_int("LUMBARVIEW_MAX_INT_DIGITS", 30),
+    )
