@@ -110,7 +110,7 @@ class _Opener:
 
     def guarded(self, case: Case | None, what: Callable[[], Any], path: str | Path | None = None) -> Any:
         r"""Run one reader for one file: whatever goes wrong with that file becomes one ERROR
-        issue and the rest of the dataset goes on. Readers raise typed :class:`LoadError`\ s;
+        issue and the rest of the dataset goes on. Readers raise typed LoadErrors;
         anything else (a reader bug met by a hostile file) is caught here too, as the last line."""
         if path is None:
             path = getattr(what, "args", (None,))[0] if isinstance(what, partial) and what.args else None
