@@ -11,9 +11,8 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
-from lumbarview.core.errors import LumbarviewError
+from lumbarview.core.errors import Cancelled, LumbarviewError
 from lumbarview.core.types import ImageStack, LoadIssue, Series, Severity
-from lumbarview.io.dicom.scan import ScanCancelled
 from lumbarview.model.cursor import CursorModel
 from lumbarview.model.flags import FlagStore, default_flag_file
 from lumbarview.model.overlays import OverlayModel
@@ -32,10 +31,10 @@ ORG, APP = "lumbarview", "lumbarview"
 _MAX_RECENT = 8
 
 
-def best_series(case: Case, orientation: str) -> Series | None:
+def best_series(case: Case, orientation: str, exclude: set[str] | frozenset[str] = frozenset()) -> Series | None:
     """The series a reader would start with: the right orientation, T2 before T1, then the most
-    slices."""
-    candidates = [s for s in case.series if s.stacks and all(
+    slices (series in ``exclude``, e.g. those that failed to decode, are passed over)."""
+    candidates = [s for s in case.series if s.uid not in exclude and s.stacks and all(
         k.geometry.orientation.value == orientation for k in s.stacks)
         and s.stacks[0].meta.get("has_patient_geometry", True)]
     if not candidates:
@@ -295,7 +294,7 @@ class MainWindow(QtWidgets.QMainWindow):
         def failed(error: BaseException) -> None:
             dialog.reset()
             self._progress = None
-            if isinstance(error, ScanCancelled):
+            if isinstance(error, Cancelled):
                 self.statusBar().showMessage("Opening cancelled")
                 return
             message = str(error) if isinstance(error, LumbarviewError) else (
@@ -326,21 +325,42 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_case(dataset.cases[0])
 
     def show_case(self, case: Case) -> None:
-        """Fill the views with the case's best sagittal and axial series."""
+        """Fill the views with the case's best sagittal and axial series that decode."""
         self.case = case
-        sag = best_series(case, "sagittal")
-        ax = best_series(case, "axial")
-        if sag is None and ax is None and case.series:
-            sag = case.series[0]
-        wanted = [(v, s) for v, s in ((self.sagittal, sag), (self.axial, ax)) if s is not None]
-        stacks = [k for _, s in wanted for k in s.stacks]
         self.statusBar().showMessage(f"Loading case {case.id}…")
+        wanted: list[tuple[SliceView, Series]] = []
+        sag: Series | None = None
+        ax: Series | None = None
+
+        def decodes(series: Series) -> bool:
+            for stack in series.stacks:
+                try:
+                    stack.pixels()  # decode off the GUI thread
+                except LumbarviewError as exc:  # one damaged series: say so, try the next best
+                    case.issues.append(LoadIssue(Severity.ERROR, "image.unreadable", str(exc),
+                                                 stack.meta.get("source")))
+                    return False
+                default_window(stack)
+            return True
+
+        def choose(orientation: str | None, failed: set[str]) -> Series | None:
+            while True:
+                if orientation is None:
+                    series = next((s for s in case.series if s.uid not in failed and s.stacks), None)
+                else:
+                    series = best_series(case, orientation, exclude=failed)
+                if series is None or decodes(series):
+                    return series
+                failed.add(series.uid)
 
         def load() -> list[Any]:
-            for stack in stacks:
-                stack.pixels()  # decode off the GUI thread
-            for stack in stacks:
-                default_window(stack)
+            nonlocal sag, ax, wanted
+            failed: set[str] = set()
+            sag = choose("sagittal", failed)
+            ax = choose("axial", failed)
+            if sag is None and ax is None:
+                sag = choose(None, failed)
+            wanted = [(v, s) for v, s in ((self.sagittal, sag), (self.axial, ax)) if s is not None]
             for label_map in case.label_maps:
                 try:
                     label_map.stack.pixels()
@@ -352,6 +372,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def done(result: Any) -> None:
             annotations, summary = result
+            if case.issues:
+                self.issues_panel.set_issues(self.dataset.all_issues() if self.dataset else case.issues)
+            if not wanted:
+                self.statusBar().showMessage(f"Case {case.id}: no image could be decoded; see the issues panel")
+                self.issues_dock.show()
+                QtCore.QTimer.singleShot(0, self.views_ready.emit)
+                return
             self.overlays.set_case(case, {k.uid for _, series in wanted for k in series.stacks})
             self.annotation_panel.set_rows(annotations, self.flags)
             # Panels with nothing to show give their room to the images.
@@ -453,7 +480,11 @@ class MainWindow(QtWidgets.QMainWindow):
             qimage = QtGui.QImage(np.ascontiguousarray(array).data, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
             item.setIcon(0, QtGui.QIcon(QtGui.QPixmap.fromImage(qimage.copy())))
 
-        self.worker.submit(make, show, lambda e: None)
+        def failed(error: BaseException) -> None:
+            item.setToolTip(0, f"cannot be decoded: {error}")
+            item.setForeground(0, QtGui.QBrush(QtGui.QColor("#d08080")))
+
+        self.worker.submit(make, show, failed)
 
     def _on_tree_double_click(self, item: QtWidgets.QTreeWidgetItem, _column: int) -> None:
         uid = item.data(0, QtCore.Qt.ItemDataRole.UserRole)
