@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from lumbarview.core.errors import MeasurementError
 from lumbarview.core.geometry import FloatArray, VolumeGeometry
 from lumbarview.core.labels import LabelScheme, Role
 
@@ -154,16 +155,10 @@ class LabelMapMeasurer:
 
     # -- level frame ----------------------------------------------------------------------
     def disc_frame(self, value: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | str:
-        kji = np.argwhere(self.labels == value)
-        if len(kji) < 20:
-            return "the disc is not in the mask (or has fewer than 20 voxels)"
-        pts = self.g.index_to_lps(kji[:, ::-1].astype(np.float64))
-        centre = pts.mean(axis=0)
-        cov = np.cov((pts - centre).T)
-        _evals, evecs = np.linalg.eigh(cov)
-        normal = evecs[:, 0]
-        if normal[2] < 0:
-            normal = -normal
+        try:
+            centre, normal = disc_plane(self.labels, self.g, value)
+        except MeasurementError as exc:
+            return str(exc)
         e_lr = np.array([1.0, 0.0, 0.0]) - normal[0] * normal
         if np.linalg.norm(e_lr) < 0.3:
             return "the disc's orientation is not that of a lumbar disc (its normal points left-right)"
@@ -216,6 +211,31 @@ class LabelMapMeasurer:
         i = below[0]
         w0, w1 = w[i - 1], w[i]
         return float(t[i - 1] + (w0 - 0.5) / (w0 - w1) * step)
+
+
+def disc_plane(labels_kji: npt.NDArray[Any], geometry: VolumeGeometry, disc_value: int,
+               ) -> tuple[FloatArray, FloatArray]:
+    """A disc's level plane from a label map: ``(centre_lps, normal_lps)``.
+
+    The centre is the centroid of the disc's voxel centres; the normal is the smallest principal
+    axis of those points (the disc is a flat slab), a unit vector oriented superior (+z). This
+    is the plane the engine measures each level on and the viewer's "align to disc" plane.
+    Raises :class:`~lumbarview.core.errors.MeasurementError` when the disc has fewer than 20
+    voxels.
+    """
+    if labels_kji.shape != geometry.shape_kji:
+        raise ValueError(f"labels {labels_kji.shape} do not match geometry {geometry.shape_kji}")
+    kji = np.argwhere(labels_kji == disc_value)
+    if len(kji) < 20:
+        raise MeasurementError("the disc is not in the mask (or has fewer than 20 voxels)")
+    pts = geometry.index_to_lps(kji[:, ::-1].astype(np.float64))
+    centre = pts.mean(axis=0)
+    cov = np.cov((pts - centre).T)
+    _evals, evecs = np.linalg.eigh(cov)
+    normal = evecs[:, 0]
+    if normal[2] < 0:
+        normal = -normal
+    return centre, normal
 
 
 def measure_label_map(labels: npt.NDArray[Any], geometry: VolumeGeometry, scheme: LabelScheme,
