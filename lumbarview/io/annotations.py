@@ -107,6 +107,14 @@ def _finite_number(text: str | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text[:64])
+    except ValueError:
+        return False
+    return True
+
+
 def _image_side(text: str | None, max_side: int) -> int | None:
     value = _finite_number(text)
     if value is None or value != int(value) or not 1 <= value <= max_side:
@@ -208,6 +216,8 @@ def read_voc(path: str | Path) -> VocAnnotation:
             number = _finite_number(sev_text)
             if number is not None:
                 severity = int(number) if number == int(number) and abs(number) < 1000 else -1
+            elif _is_number(sev_text):
+                severity = -1  # NaN or infinity
             else:
                 severity = parse_side_severity(sev_text[:200])[1]
         if severity is not None and not 0 <= severity <= 3:
@@ -472,10 +482,11 @@ def _decode_table(path: str, raw: bytes) -> tuple[str, list[LoadIssue]]:
 
 
 def _csv_field_limit_at_least(chars: int) -> None:
-    """The csv module's own field limit is process-wide; it is only ever raised (never lowered),
-    so that it never stops a cell our own budget allows, whatever thread reads a table."""
-    if csv.field_size_limit() <= chars:
-        csv.field_size_limit(chars + 1)
+    """The csv module's own field limit is process-wide; it is only ever raised (never lowered,
+    so this is safe whatever thread reads a table), up to the size of the text already in
+    memory, so that our own budget, checked after each row, decides and names row and column."""
+    if csv.field_size_limit() < chars:
+        csv.field_size_limit(chars)
 
 
 def read_table(path: str | Path, kind: str = "table", expected: tuple[str, ...] = ()) -> tuple[Table, list[LoadIssue]]:
@@ -506,7 +517,7 @@ def read_table(path: str | Path, kind: str = "table", expected: tuple[str, ...] 
     text, issues = _decode_table(path, raw)
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
     max_field = budget.max_csv_field_chars
-    _csv_field_limit_at_least(max_field)
+    _csv_field_limit_at_least(max(max_field, len(text)) + 1)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
 
     def too_long(row: int, column: str, chars: int | None) -> ResourceLimitError:
