@@ -8,13 +8,13 @@ canal, the discs and the vertebrae whatever the source.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lumbarview.core.errors import CorruptFileError
+from lumbarview.core.safe_json import json_path, read_json_guarded, type_name
 
 
 class Role(enum.Enum):
@@ -166,13 +166,17 @@ BUILT_IN_SCHEMES = {
 }
 
 
+_MAX_LABEL_VALUE = 2**31 - 1  # label maps are int32
+
+
 def _parse_colour(text: Any, value: int) -> tuple[int, int, int]:
     if isinstance(text, str) and len(text) == 7 and text.startswith("#"):
         try:
             return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
         except ValueError:
             pass
-    if isinstance(text, list | tuple) and len(text) == 3 and all(isinstance(c, int) for c in text):
+    if (isinstance(text, list | tuple) and len(text) == 3
+            and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in text)):
         return int(text[0]), int(text[1]), int(text[2])
     return _palette(value)
 
@@ -186,33 +190,44 @@ def scheme_from_json(data: Any, source: str = "label scheme") -> LabelScheme:
     Raises
     ------
     CorruptFileError
-        When the document does not have that shape (the message names the bad entry).
+        When the document does not have that shape (the message names the bad entry and its
+        JSON path).
     """
     if not isinstance(data, dict) or not isinstance(data.get("labels"), list):
-        raise CorruptFileError(source, "a label scheme must be an object with a \"labels\" list",
-                               "see the README for the format")
+        found = type_name(data.get("labels")) if isinstance(data, dict) and "labels" in data else "missing"
+        raise CorruptFileError(source, f"a label scheme must be an object with a \"labels\" list ($.labels is "
+                               f"{found})", "see the README for the format")
     roles = {r.value: r for r in Role}
     entries: dict[int, LabelEntry] = {}
     for n, item in enumerate(data["labels"]):
-        if not isinstance(item, dict) or not isinstance(item.get("value"), int):
-            raise CorruptFileError(source, f"label #{n + 1} has no integer \"value\"",
+        where = json_path(["labels", n])
+        value = item.get("value") if isinstance(item, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool):
+            what = type_name(value) if isinstance(item, dict) else f"the entry is {type_name(item)}"
+            raise CorruptFileError(source, f"label #{n + 1} has no integer \"value\" ({where}.value: {what})",
                                    "give every label an integer value")
-        value = int(item["value"])
-        role_text = str(item.get("role", "other")).lower()
+        if not 0 <= value <= _MAX_LABEL_VALUE:
+            raise CorruptFileError(source, f"label #{n + 1} has value {value} ({where}.value), outside "
+                                   f"0-{_MAX_LABEL_VALUE}", "label values are the whole numbers stored in masks")
+        role_value = item.get("role", "other")
+        role_text = role_value.lower() if isinstance(role_value, str) else repr(role_value)[:40]
         if role_text not in roles:
-            raise CorruptFileError(source, f"label {value} has unknown role {role_text!r}",
+            raise CorruptFileError(source, f"label {value} has unknown role {role_text!r} ({where}.role)",
                                    f"use one of: {', '.join(sorted(roles))}")
-        entries[value] = LabelEntry(value, str(item.get("name", f"label {value}")),
+        name = item.get("name")
+        level = item.get("level")
+        entries[value] = LabelEntry(value, name[:200] if isinstance(name, str) else f"label {value}",
                                     roles[role_text], _parse_colour(item.get("color"), value),
-                                    item.get("level") if isinstance(item.get("level"), str) else None)
-    return LabelScheme(str(data.get("name", source)), entries, Role.OTHER)
+                                    level[:40] if isinstance(level, str) else None)
+    name = data.get("name")
+    return LabelScheme(name[:200] if isinstance(name, str) else str(source), entries, Role.OTHER)
 
 
 def load_scheme(path: str | Path) -> LabelScheme:
-    """Read a scheme JSON file (see :func:`scheme_from_json`)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(path, f"the label scheme cannot be read ({exc})",
-                               "check that it is UTF-8 JSON") from exc
-    return scheme_from_json(data, str(path))
+    """Read a scheme JSON file (see :func:`scheme_from_json`) within the JSON budgets.
+
+    Raises
+    ------
+    CorruptFileError, ResourceLimitError
+    """
+    return scheme_from_json(read_json_guarded(path, "label scheme"), str(path))

@@ -17,6 +17,7 @@ variable                           what                                         
 ``LUMBARVIEW_MAX_STL_TRIANGLES``   triangles of one STL mesh                     20,000,000
 ``LUMBARVIEW_MAX_TEXT_MB``         size of one CSV / JSON / XML file             256
 ``LUMBARVIEW_MAX_CSV_FIELD``       characters in one CSV cell                    65,536
+``LUMBARVIEW_MAX_TABLE_CELLS``     cells of one CSV / TSV table                  5,000,000
 ``LUMBARVIEW_MAX_JSON_DEPTH``      nesting depth of a JSON document              64
 ``LUMBARVIEW_MAX_INT_DIGITS``      digits of one integer in a text file          30
 =================================  ===========================================  ==============
@@ -78,6 +79,7 @@ class Limits:
     max_csv_field_chars: int
     max_json_depth: int
     max_int_digits: int
+    max_table_cells: int = 5_000_000
 
     # -- checks: each raises ResourceLimitError naming its variable ------------------------
     def check_volume(self, path: str | Path | None, voxels: int, bytes_per_voxel: int, what: str = "volume") -> None:
@@ -113,6 +115,12 @@ class Limits:
                                      f"{self.max_text_bytes / _MIB:,.0f} MB allowed for a text file",
                                      "LUMBARVIEW_MAX_TEXT_MB (in MB)", f"{self.max_text_bytes // _MIB} MB")
 
+    def check_table_cells(self, path: str | Path, cells: int) -> None:
+        """A CSV/TSV table of ``cells`` cells (checked while it is read)."""
+        if cells > self.max_table_cells:
+            raise ResourceLimitError(path, f"the table has more than {self.max_table_cells:,} cells",
+                                     "LUMBARVIEW_MAX_TABLE_CELLS", f"{self.max_table_cells:,}")
+
 
 def limits() -> Limits:
     """The budgets in force now (environment read at each call: cheap, and testable)."""
@@ -127,4 +135,5 @@ def limits() -> Limits:
         max_csv_field_chars=_env_int("LUMBARVIEW_MAX_CSV_FIELD", 65_536),
         max_json_depth=_env_int("LUMBARVIEW_MAX_JSON_DEPTH", 64),
         max_int_digits=_env_int("LUMBARVIEW_MAX_INT_DIGITS", 30),
+        max_table_cells=_env_int("LUMBARVIEW_MAX_TABLE_CELLS", 5_000_000),
     )

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from lumbarview.core.dataset import Mesh
 from lumbarview.core.errors import CorruptFileError, UnsupportedFormatError
+from lumbarview.core.limits import limits
 from lumbarview.core.types import LoadIssue, Severity
 
 _RECORD = 50  # bytes per binary STL triangle
@@ -33,7 +34,8 @@ def _header_space(header: bytes) -> str | None:
 
 
 def _check(path: str, raw_head: bytes, size: int) -> tuple[bool, str | None]:
-    """(is_binary, SPACE) after checking the size of a binary STL."""
+    """(is_binary, SPACE) after checking the size of a binary STL against its triangle count
+    and the triangle budget."""
     if size < 84:
         if raw_head.lstrip()[:5].lower() == b"solid":
             return False, _header_space(raw_head[:200])
@@ -42,6 +44,7 @@ def _check(path: str, raw_head: bytes, size: int) -> tuple[bool, str | None]:
     (n,) = struct.unpack_from("<I", raw_head, 80)
     expected = 84 + n * _RECORD
     if size == expected:
+        limits().check_triangles(path, n)
         return True, _header_space(raw_head[:80])
     # Binary exporters may also start the header with "solid": only call it ASCII when it
     # really reads like ASCII STL.
@@ -49,6 +52,39 @@ def _check(path: str, raw_head: bytes, size: int) -> tuple[bool, str | None]:
         return False, _header_space(raw_head[:200].split(b"\n")[0])
     raise CorruptFileError(path, f"the header says {n:,} triangles ({expected:,} bytes) but the "
                            f"file has {size:,} bytes", "the file is truncated or damaged; re-export it")
+
+
+def _check_ascii(path: str) -> None:
+    """Bound an ASCII STL before VTK reads it: its facets, counted in one streaming pass
+    (so never more than its size can hold), within the triangle budget; three vertices per
+    facet; text only."""
+    budget = limits()
+    counts = {b"endfacet": 0, b"vertex": 0}
+    tails = dict.fromkeys(counts, b"")
+    first_line = True
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(1 << 22)
+            if not block:
+                break
+            if b"\x00" in block:
+                raise CorruptFileError(path, "the ASCII STL holds binary data (NUL bytes)",
+                                       "the file is damaged; re-export the mesh")
+            block = block.lower()
+            if first_line:  # the "solid <name>" line may hold any word
+                newline = block.find(b"\n")
+                if newline < 0:
+                    continue
+                block, first_line = block[newline + 1:], False
+            for word in counts:
+                text = tails[word] + block
+                counts[word] += text.count(word)
+                tails[word] = text[-(len(word) - 1):]  # a word cut between blocks is counted once
+            budget.check_triangles(path, counts[b"endfacet"])
+    facets, vertices = counts[b"endfacet"], counts[b"vertex"]
+    if vertices != 3 * facets:
+        raise CorruptFileError(path, f"the ASCII STL has {facets:,} facets but {vertices:,} vertices "
+                               "(three per facet are needed)", "the file is truncated or damaged; re-export it")
 
 
 def read_stl(path: str | Path, name: str | None = None) -> tuple[Mesh, list[LoadIssue]]:
@@ -69,6 +105,8 @@ def read_stl(path: str | Path, name: str | None = None) -> tuple[Mesh, list[Load
     if not head:
         raise CorruptFileError(path, "the file is empty", "re-export the mesh")
     binary, space = _check(path, head, size)
+    if not binary:
+        _check_ascii(path)
     if binary:
         # VTK aborts on non-finite binary vertices without saying why: look first.
         records = np.fromfile(path, dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]),

@@ -317,8 +317,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.issues_dock.show()
         self.setWindowTitle(f"lumbarview — {Path(path).name} ({dataset.layout})")
         self.flags = FlagStore(default_flag_file(dataset.path), dataset.path)
-        if self.flags.load_error:
-            self.statusBar().showMessage(self.flags.load_error)
+        if self.flags.notice and self.flags.issue is not None:
+            self.statusBar().showMessage(self.flags.notice)
+            self.issues_panel.set_issues([*dataset.all_issues(), self.flags.issue])
+            self.issues_dock.show()
         self.stack.setCurrentWidget(self.splitter)
         self.dataset_loaded.emit(dataset)
         if dataset.cases:
