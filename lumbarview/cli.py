@@ -150,21 +150,23 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print(f"\rmeasured {done}/{total} ({getattr(job, 'case', '')})", end="" if done < total else "\n",
               file=sys.stderr, flush=True)
 
-    measured = failed = 0
+    measured = 0
+    failures: list[str] = []
     try:
         for job, rows in run_jobs(jobs, workers=args.jobs, on_progress=progress):
             sink.commit(job.case, job.labels_path, rows)
             if is_failure(rows):
-                failed += 1
-                print(f"lumbarview: case {job.case}: {job.labels_path}: {rows[0]['reason']}", file=sys.stderr)
+                failures.append(f"lumbarview: case {job.case}: {rows[0]['reason']}")
             else:
                 measured += 1
     finally:
         if csv_sink is not None:
             csv_sink.close()
-    if failed:
-        print(f"lumbarview: {failed} of {failed + measured} label map(s) could not be measured; their rows "
-              f"say why", file=sys.stderr)
+    for line in failures:
+        print(line, file=sys.stderr)
+    if failures:
+        print(f"lumbarview: {len(failures)} of {len(failures) + measured} label map(s) could not be measured; "
+              f"their rows say why", file=sys.stderr)
     if jobs and not measured:
         return EXIT_NOTHING_OPENED
     return EXIT_OK
