@@ -122,9 +122,8 @@ _COMMANDS = ("info", "demo", "view", "measure")
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
-    import csv
-
-    from lumbarview.services.measure_all import EXTRA_KEYS, ROW_KEYS, jobs_for, run_jobs
+    from lumbarview.services.batch_sinks import CsvSink, NdjsonSink, TextSink, job_key
+    from lumbarview.services.measure_all import EXTRA_KEYS, ROW_KEYS, is_failure, jobs_for, run_jobs
     from lumbarview.services.open_dataset import open_path
 
     dataset = open_path(args.path, use_cache=not args.no_cache)
@@ -135,64 +134,42 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print(f"lumbarview: {args.path}: no 3D label map with named disc levels to measure "
               f"({len(dataset.cases)} case(s) opened)", file=sys.stderr)
         return EXIT_NOTHING_OPENED
-    keys = [*ROW_KEYS, *EXTRA_KEYS]
-    done_keys: set[str] = set()
-    csv_file = done_file = writer = None
+    csv_sink: CsvSink | None = None
+    sink: CsvSink | NdjsonSink | TextSink
     if args.csv:
-        out_path = Path(args.csv)
-        done_path = out_path.with_name(out_path.name + ".done")
-        if done_path.exists():
-            done_keys = {line.strip() for line in done_path.read_text(encoding="utf-8").splitlines() if line.strip()}
+        sink = csv_sink = CsvSink(args.csv, [*ROW_KEYS, *EXTRA_KEYS])
+        done_keys = csv_sink.open()  # recovers an interrupted run; ResumeError (exit 2) if not ours
         before = len(jobs)
-        jobs = [j for j in jobs if f"{j.case}\t{j.labels_path}" not in done_keys]
+        jobs = [j for j in jobs if job_key(j.case, j.labels_path) not in done_keys]
         if before != len(jobs):
-            print(f"lumbarview: resuming: {before - len(jobs)} case(s) already in {out_path}", file=sys.stderr)
-        new_file = not out_path.exists() or out_path.stat().st_size == 0
-        csv_file = open(out_path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed below
-        done_file = open(done_path, "a", encoding="utf-8")  # noqa: SIM115
-        writer = csv.DictWriter(csv_file, fieldnames=keys, extrasaction="ignore")
-        if new_file:
-            writer.writeheader()
+            print(f"lumbarview: resuming: {before - len(jobs)} case(s) already in {args.csv}", file=sys.stderr)
+    else:
+        sink = NdjsonSink(sys.stdout) if args.json else TextSink(sys.stdout)
 
     def progress(done: int, total: int, job: object) -> None:
         print(f"\rmeasured {done}/{total} ({getattr(job, 'case', '')})", end="" if done < total else "\n",
               file=sys.stderr, flush=True)
 
-    n_rows = 0
+    measured = 0
+    failures: list[str] = []
     try:
         for job, rows in run_jobs(jobs, workers=args.jobs, on_progress=progress):
-            n_rows += len(rows)
-            if writer is not None and csv_file is not None and done_file is not None:
-                for row in rows:
-                    writer.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
-                csv_file.flush()
-                os.fsync(csv_file.fileno())
-                done_file.write(f"{job.case}\t{job.labels_path}\n")
-                done_file.flush()
-            elif args.json:
-                for row in rows:
-                    sys.stdout.write(json.dumps(row, allow_nan=False) + "\n")
-                sys.stdout.flush()
+            sink.commit(job.case, job.labels_path, rows)
+            if is_failure(rows):
+                failures.append(f"lumbarview: case {job.case}: {rows[0]['reason']}")
             else:
-                _print_rows(rows)
+                measured += 1
     finally:
-        if csv_file is not None:
-            csv_file.close()
-        if done_file is not None:
-            done_file.close()
+        if csv_sink is not None:
+            csv_sink.close()
+    for line in failures:
+        print(line, file=sys.stderr)
+    if failures:
+        print(f"lumbarview: {len(failures)} of {len(failures) + measured} label map(s) could not be measured; "
+              f"their rows say why", file=sys.stderr)
+    if jobs and not measured:
+        return EXIT_NOTHING_OPENED
     return EXIT_OK
-
-
-def _print_rows(rows: list[dict[str, object]]) -> None:
-    for r in rows:
-        value = r["value"]
-        text = "n/a" if value is None else f"{value:.1f}" if r["unit"] != "ratio" else f"{value:.2f}"
-        side = f" {r['side']}" if r["side"] else ""
-        why = f"  ({r['reason']})" if r["reason"] else ""
-        flag = f"  ! {r['flag']}" if r["flag"] else ""
-        grade = f"  [{r['dataset_grade']}]" if r.get("dataset_grade") else ""
-        print(f"{r['case']:>8} {r['series']:<10} {r['level'] or '':<6}{side:<7} {r['quantity'] or '':<22} "
-              f"{text:>7} {r['unit'] or '':<5} {r['confidence']:<6}{flag}{grade}{why}")
 
 
 def _cmd_view(args: argparse.Namespace) -> int:

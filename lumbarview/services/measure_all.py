@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,7 @@ def _row(job: Job, v: Value, unit: str | None = None, value: float | None = None
     }
 
 
-def measure_job(job: Job) -> list[dict[str, Any]]:
-    """Measure one label map (runs in a worker process)."""
+def _measure(job: Job) -> list[dict[str, Any]]:
     labels_stack = open_label_volume(job.labels_path)
     labels = labels_stack.pixels()
     geometry = labels_stack.geometry
@@ -110,11 +110,38 @@ def measure_job(job: Job) -> list[dict[str, Any]]:
     return rows
 
 
-def _failed_rows(job: Job, error: BaseException) -> list[dict[str, Any]]:
-    reason = f"the case could not be measured: {error}"
+def measure_job(job: Job) -> list[dict[str, Any]]:
+    """Measure one label map (runs in a worker process). Never raises for the case's data: a
+    label map or image that cannot be read, or a failure inside the engine, becomes one row with
+    ``quantity`` null and the ``reason``, so the other cases go on."""
+    try:
+        return _measure(job)
+    except LumbarviewError as exc:
+        return _failed_rows(job, str(exc))
+    except MemoryError:
+        return _failed_rows(job, "not enough memory to measure this label map; close other programs or "
+                                 "measure with fewer --jobs")
+    except RecursionError:
+        return _failed_rows(job, "the label map is too complex to measure (recursion limit)")
+    except Exception as exc:  # one case's failure must not stop the others; its row says why
+        return _failed_rows(job, f"the measurement failed ({type(exc).__name__}: {exc}); please report this "
+                                 f"with the files of this case")
+
+
+def _failed_rows(job: Job, why: str) -> list[dict[str, Any]]:
+    reason = f"the case could not be measured: {why}"
     return [{"case": job.case, "series": job.series, "level": None, "label": None, "side": None,
              "quantity": None, "value": None, "unit": None, "method": "", "confidence": "none", "flag": None,
              "confidence_reason": reason, "reason": reason, "dataset_grade": None, "position_lps": None}]
+
+
+def is_failure(rows: list[dict[str, Any]]) -> bool:
+    """Whether ``rows`` are the single row of a label map that could not be measured."""
+    return len(rows) == 1 and rows[0]["quantity"] is None and rows[0]["level"] is None
+
+
+_WORKER_DIED = ("the process measuring it stopped abruptly (a crash while reading its files, or the system "
+                "ran out of memory); check its files, or measure it alone with --jobs 1 to see the error")
 
 
 def _single_threaded_worker() -> None:
@@ -125,39 +152,70 @@ def _single_threaded_worker() -> None:
     threadpool_limits(1)
 
 
+def _measure_alone(job: Job) -> list[dict[str, Any]]:
+    """Measure ``job`` in a process of its own: after a worker died, this finds which case killed it."""
+    with ProcessPoolExecutor(max_workers=1, initializer=_single_threaded_worker) as pool:
+        try:
+            return pool.submit(measure_job, job).result()
+        except BrokenProcessPool:
+            return _failed_rows(job, _WORKER_DIED)
+
+
 def run_jobs(jobs: list[Job], workers: int | None = None,
              on_progress: Callable[[int, int, Job], None] | None = None) -> Iterator[tuple[Job, list[dict[str, Any]]]]:
-    """Measure ``jobs``; yields each job's rows as soon as it finishes (in completion order)."""
+    """Measure ``jobs``; yields each job's rows as soon as it finishes (in completion order).
+
+    Every job yields rows: a case that cannot be measured yields one row saying why. If a worker
+    process dies (a native crash in a reader), the cases it may have held are measured again one
+    by one, each in a process of its own, and the one that dies again is reported; the rest go on.
+    """
     n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     done = 0
+
+    def finished(job: Job) -> None:
+        nonlocal done
+        done += 1
+        if on_progress:
+            on_progress(done, len(jobs), job)
+
     if n_workers == 1 or len(jobs) <= 1:
         for job in jobs:
-            try:
-                rows = measure_job(job)
-            except (LumbarviewError, ValueError, MemoryError) as exc:
-                rows = _failed_rows(job, exc)
-            done += 1
-            if on_progress:
-                on_progress(done, len(jobs), job)
+            rows = measure_job(job)
+            finished(job)
             yield job, rows
         return
-    with ProcessPoolExecutor(max_workers=n_workers, initializer=_single_threaded_worker) as pool:
-        pending: dict[Future[list[dict[str, Any]]], Job] = {}
-        queue = list(jobs)
-        try:
-            while queue or pending:
-                while queue and len(pending) < 2 * n_workers:
-                    job = queue.pop(0)
-                    pending[pool.submit(measure_job, job)] = job
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    job = pending.pop(future)
-                    error = future.exception()
-                    rows = _failed_rows(job, error) if error is not None else future.result()
-                    done += 1
-                    if on_progress:
-                        on_progress(done, len(jobs), job)
-                    yield job, rows
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    queue = list(jobs)
+    while queue:
+        suspects: list[Job] = []
+        with ProcessPoolExecutor(max_workers=n_workers, initializer=_single_threaded_worker) as pool:
+            pending: dict[Future[list[dict[str, Any]]], Job] = {}
+            try:
+                while (queue or pending) and not suspects:
+                    while queue and len(pending) < 2 * n_workers:
+                        job = queue.pop(0)
+                        try:
+                            pending[pool.submit(measure_job, job)] = job
+                        except BrokenProcessPool:
+                            queue.insert(0, job)
+                            break
+                    if not pending:
+                        break
+                    completed, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in completed:
+                        job = pending.pop(future)
+                        error = future.exception()
+                        if isinstance(error, BrokenProcessPool):
+                            suspects.append(job)
+                            continue
+                        rows = _failed_rows(job, str(error)) if error is not None else future.result()
+                        finished(job)
+                        yield job, rows
+                if suspects:
+                    suspects.extend(pending.values())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        for job in suspects:
+            rows = _measure_alone(job)
+            finished(job)
+            yield job, rows
