@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -54,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("--screenshot", metavar="OUT.png",
                       help="render headless, save the window as PNG and exit")
     view.add_argument("--size", metavar="WxH", help="window size, e.g. 1600x900")
+    view.add_argument("--layout", choices=("1x2", "1x3", "2x2"),
+                      help="views: sagittal+axial, +coronal, or 2x2 with an oblique view (remembered)")
+    view.add_argument("--plane", metavar="LEVEL", help="align the axial view to this disc, e.g. L4-L5")
+    view.add_argument("--cursor", metavar="X,Y,Z", help="start the crosshair at this LPS point (mm)")
+    view.add_argument("--native-orientation", action="store_true",
+                      help="show acquired slices as stored instead of the radiological convention")
 
     demo = sub.add_parser("demo", help="write the demo dataset (the lumbar phantom in the five "
                                        "dataset layouts) and print where")
@@ -181,11 +189,26 @@ def _cmd_view(args: argparse.Namespace) -> int:
             print(f"lumbarview: --size must look like 1600x900, not {args.size!r}", file=sys.stderr)
             return EXIT_NOTHING_OPENED
         size = (w, h)
+    cursor = None
+    if args.cursor:
+        try:
+            cursor = tuple(float(v) for v in args.cursor.split(","))
+            if len(cursor) != 3 or not all(math.isfinite(v) for v in cursor):
+                raise ValueError
+        except ValueError:
+            print(f"lumbarview: --cursor must be three finite numbers X,Y,Z in mm, not {args.cursor!r}",
+                  file=sys.stderr)
+            return EXIT_NOTHING_OPENED
+    if args.plane and not re.fullmatch(r"L[1-5]-(L[2-5]|S1)", args.plane):
+        print(f"lumbarview: --plane names a disc level such as L4-L5 or L5-S1, not {args.plane!r}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from lumbarview.ui.app import run
+    from lumbarview.ui.app import ViewOptions, run
 
-    return run(args.path, screenshot=args.screenshot, size=size, demo=args.demo)
+    options = ViewOptions(layout=args.layout, plane=args.plane, cursor_lps=cursor,
+                          native_orientation=args.native_orientation)
+    return run(args.path, screenshot=args.screenshot, size=size, demo=args.demo, options=options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

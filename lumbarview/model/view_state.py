@@ -1,16 +1,32 @@
-"""What one slice view shows: a series (one or more stacks), the slice the cursor selects in it,
-and the window/level. Knows nothing about Qt, so linking is testable headless."""
+"""What one view shows: a plane through patient space and the series it samples. No Qt.
+
+A view has an orientation (sagittal, axial, coronal, or oblique) and a series. When the series
+was acquired in that orientation the view is **native**: it steps slice by slice through the
+stored slices (through every block of an angled axial series) and shows the stored pixels
+(only flipped or transposed into the display convention). Otherwise it is a **reformat**: the
+plane of that orientation through the shared cursor, sampled from the series' volume, stepping
+along its normal by the volume's voxel size. A *custom plane* (a disc-aligned axial, an oblique
+planned by a line on the sagittal) makes any view a reformat along that plane's normal.
+
+Views never talk to each other: each follows the one :class:`CursorModel`.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from lumbarview.core.events import Signal
-from lumbarview.core.geometry import FloatArray, SlicePlane
+from lumbarview.core.geometry import FloatArray, PlaneOrientation, SlicePlane, VolumeGeometry, classify_normal
 from lumbarview.core.types import ImageStack, Series
 from lumbarview.model.cursor import CursorModel
+from lumbarview.slicing.planes import ViewPlane, standard_plane
+
+Mode = Literal["native", "reformat", "empty"]
+_SAME_MM = 1e-6
 
 
 @dataclass(frozen=True)
@@ -59,105 +75,202 @@ def order_slices(series: Series) -> list[tuple[ImageStack, int]]:
     return [(stack, k) for _, stack, k in items]
 
 
+def is_native_for(series: Series, orientation: PlaneOrientation) -> bool:
+    """True when every stack of ``series`` was acquired in ``orientation``."""
+    return bool(series.stacks) and all(s.geometry.orientation is orientation for s in series.stacks)
+
+
+def volume_source(series: Series) -> ImageStack:
+    """The stack a reformat samples: the series' largest."""
+    return max(series.stacks, key=lambda s: int(np.prod(s.geometry.shape_kji)))
+
+
+def step_along_mm(geometry: VolumeGeometry, normal_lps: FloatArray) -> float:
+    """The step along ``normal_lps`` that moves at most one voxel along any index axis."""
+    per_mm = np.abs(geometry.lps_to_ijk[:3, :3] @ np.asarray(normal_lps, dtype=np.float64))
+    return float(1.0 / max(float(per_mm.max()), 1e-9))
+
+
+def _extent_along(geometry: VolumeGeometry, normal_lps: FloatArray) -> tuple[float, float]:
+    n_k, n_j, n_i = geometry.shape_kji
+    corners = np.array([[i, j, k] for i in (0, n_i - 1) for j in (0, n_j - 1) for k in (0, n_k - 1)], dtype=float)
+    d = geometry.index_to_lps(corners) @ normal_lps
+    return float(d.min()), float(d.max())
+
+
+def _same_plane(a: SlicePlane | None, b: SlicePlane | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.shape_rc == b.shape_rc and np.allclose(a.origin_lps, b.origin_lps, atol=_SAME_MM, rtol=0)
+            and np.allclose(a.row_direction_lps, b.row_direction_lps, atol=1e-9, rtol=0)
+            and np.allclose(a.column_direction_lps, b.column_direction_lps, atol=1e-9, rtol=0)
+            and np.allclose(a.spacing_mm, b.spacing_mm, atol=1e-9, rtol=0))
+
+
 class ViewState:
-    """The slice of ``series`` nearest to the shared crosshair, or None when the crosshair lies
-    outside every stack of the series (common for axial blocks that cover one disc each)."""
+    """The plane a view shows, derived from the shared cursor."""
 
-    slice_changed = Signal(object)  # SliceRef | None
+    plane_changed = Signal(object)  # ViewPlane | None
+    series_changed = Signal(object)  # Series | None
     window_changed = Signal(object)  # WindowLevel
-    series_changed = Signal(object)  # Series
 
-    def __init__(self, series: Series, cursor: CursorModel) -> None:
+    def __init__(self, name: str, orientation: PlaneOrientation, cursor: CursorModel,
+                 native_orientation: bool = False) -> None:
+        self.name = name
+        self.orientation = orientation
         self._cursor = cursor
-        self._series = series
-        self._slices = order_slices(series)
-        self._build_index()
+        self._native_orientation = native_orientation
+        self._series: Series | None = None
+        self._source: ImageStack | None = None
+        self._custom: ViewPlane | None = None
+        self._slices: list[tuple[ImageStack, int]] = []
+        self._index_of: dict[ImageStack, dict[int, int]] = {}
+        self._native_planes: dict[tuple[str, int], ViewPlane] = {}
+        self._current: SliceRef | None = None
+        self._plane: ViewPlane | None = None
         self._window: WindowLevel | None = None
-        self._current = self._nearest(cursor.crosshair)
         cursor.crosshair_changed.connect(self._on_crosshair_changed)
 
     # -- what is shown --------------------------------------------------------------------
     @property
-    def series(self) -> Series:
+    def series(self) -> Series | None:
         return self._series
 
     @property
+    def mode(self) -> Mode:
+        if self._series is None or not self._series.stacks:
+            return "empty"
+        if self._custom is None and is_native_for(self._series, self.orientation):
+            return "native"
+        return "reformat"
+
+    @property
+    def source(self) -> ImageStack | None:
+        """The stack whose pixels are on screen now (native: the current slice's stack)."""
+        if self.mode == "native":
+            return self._current.stack if self._current is not None else None
+        return self._source
+
+    @property
     def current(self) -> SliceRef | None:
-        return self._current
+        """The stored slice shown (native mode), else None."""
+        return self._current if self.mode == "native" else None
+
+    @property
+    def plane(self) -> ViewPlane | None:
+        return self._plane
+
+    @property
+    def custom_plane(self) -> ViewPlane | None:
+        return self._custom
+
+    @property
+    def native_orientation(self) -> bool:
+        return self._native_orientation
+
+    @property
+    def has_patient_geometry(self) -> bool:
+        stack = self.source or (self._series.stacks[0] if self._series and self._series.stacks else None)
+        return bool(stack is not None and stack.meta.get("has_patient_geometry", True))
+
+    @property
+    def note(self) -> str:
+        """What a reader must know about the pixels ("reformatted from ...")."""
+        if self.mode != "reformat" or self._series is None or self._source is None:
+            return ""
+        meta = self._source.meta
+        thick = meta.get("slice_thickness_mm") or self._source.geometry.slice_spacing_mm
+        acquired = self._source.geometry.orientation.value
+        name = self._series.description or "the series"
+        return f"reformatted from {name} ({acquired}), {float(thick):.1f} mm slices"
 
     @property
     def n_slices(self) -> int:
-        return len(self._slices)
+        return self.position()[1]
 
     def slices(self) -> list[SliceRef]:
+        """Every stored slice of a native series, in order (empty for a reformat)."""
+        if self.mode != "native":
+            return []
         return [SliceRef(s, k, i) for i, (s, k) in enumerate(self._slices)]
 
-    def set_series(self, series: Series) -> None:
+    # -- changing what is shown ------------------------------------------------------------
+    def set_series(self, series: Series | None) -> None:
         self._series = series
-        self._slices = order_slices(series)
-        self._build_index()
-        self._window = None
-        self.series_changed.emit(series)
-        self._update(self._cursor.crosshair, force=True)
-
-    def _nearest(self, lps: FloatArray) -> SliceRef | None:
-        # One nearest-slice test per stack (not per slice): this runs on every cursor move.
-        best: tuple[float, SliceRef] | None = None
-        for stack in self._index_of:
-            k = stack.geometry.nearest_slice(lps)
-            if k is None:
-                continue
-            dist = abs(float(stack.geometry.slice_plane(k).signed_distance_mm(lps)))
-            if best is None or dist < best[0]:
-                best = (dist, SliceRef(stack, k, self._index_of[stack][k]))
-        return None if best is None else best[1]
-
-    def _build_index(self) -> None:
-        self._index_of: dict[ImageStack, dict[int, int]] = {}
+        self._slices = order_slices(series) if series is not None else []
+        self._index_of = {}
         for i, (stack, k) in enumerate(self._slices):
             self._index_of.setdefault(stack, {})[k] = i
+        self._source = volume_source(series) if series is not None and series.stacks else None
+        self._native_planes.clear()
+        self._window = None
+        self.series_changed.emit(series)
+        self._update(force=True)
 
-    def _update(self, lps: FloatArray, force: bool = False) -> None:
-        new = self._nearest(lps)
-        old = self._current
-        same = (new is None and old is None) or (
-            new is not None and old is not None and new.stack is old.stack and new.k == old.k)
-        if same and not force:
-            return
-        self._current = new
-        self.slice_changed.emit(new)
+    def set_custom_plane(self, plane: ViewPlane | None) -> None:
+        """Show ``plane`` (moved along its normal through the cursor) instead of the standard
+        plane of the view's orientation; None goes back to the standard plane."""
+        self._custom = plane
+        self._update(force=True)
 
-    def _on_crosshair_changed(self, lps: FloatArray) -> None:
-        self._update(lps)
+    def set_native_orientation(self, flag: bool) -> None:
+        """Show acquired slices with rows and columns as stored instead of the convention."""
+        if flag != self._native_orientation:
+            self._native_orientation = flag
+            self._native_planes.clear()
+            self._update(force=True)
 
     # -- navigation: moves the shared cursor, never the view alone ---------------------------
-    def go_to(self, series_index: int) -> None:
-        """Move the crosshair onto slice ``series_index`` of the series (clamped), keeping its
-        in-plane position: the point is projected onto that slice's plane."""
-        if not self._slices:
-            return
-        i = int(np.clip(series_index, 0, len(self._slices) - 1))
-        stack, k = self._slices[i]
-        plane = stack.geometry.slice_plane(k)
-        p = self._cursor.crosshair
-        self._cursor.set_crosshair(p - plane.signed_distance_mm(p) * plane.normal_lps)
-        # Projection lands exactly on the plane; if a neighbour block overlaps there, still
-        # show the slice that was asked for.
-        if self._current is None or self._current.series_index != i:
-            self._current = SliceRef(stack, k, i)
-            self.slice_changed.emit(self._current)
+    def step(self, n: int) -> None:
+        """Step ``n`` slices (native) or ``n`` voxel steps along the normal (reformat). From
+        outside a native series, the first step enters at the nearest slice."""
+        mode = self.mode
+        if mode == "native":
+            if self._current is None:
+                p = self._cursor.crosshair
+                dists = [abs(float(s.geometry.slice_plane(k).signed_distance_mm(p))) for s, k in self._slices]
+                self.go_to(int(np.argmin(dists)))
+            else:
+                self.go_to(self._current.series_index + n)
+        elif mode == "reformat" and self._plane is not None and self._source is not None:
+            normal = self._plane.normal_lps
+            self._cursor.step(normal, n * step_along_mm(self._source.geometry, normal))
 
-    def scroll(self, n_slices: int) -> None:
-        """Step ``n_slices`` along the series (through the blocks of an angled series). From
-        outside the series, the first step enters at the nearest slice."""
-        if not self._slices:
-            return
-        if self._current is None:
-            p = self._cursor.crosshair
-            dists = [abs(float(s.geometry.slice_plane(k).signed_distance_mm(p))) for s, k in self._slices]
-            self.go_to(int(np.argmin(dists)))
-            return
-        self.go_to(self._current.series_index + n_slices)
+    def position(self) -> tuple[int, int]:
+        """(index, count) of the shown slice, for a slider: stored slices (native) or voxel
+        steps across the volume along the normal (reformat); (-1, count) outside."""
+        mode = self.mode
+        if mode == "native":
+            return (self._current.series_index if self._current else -1), len(self._slices)
+        if mode == "reformat" and self._plane is not None and self._source is not None:
+            normal = self._plane.normal_lps
+            step = step_along_mm(self._source.geometry, normal)
+            lo, hi = _extent_along(self._source.geometry, normal)
+            count = math.floor((hi - lo) / step + 1e-6) + 1
+            index = round((float(self._cursor.crosshair @ normal) - lo) / step)
+            return (index if 0 <= index < count else -1), count
+        return -1, 0
+
+    def go_to(self, index: int) -> None:
+        """Move the crosshair onto slice ``index`` (clamped), keeping its in-plane position."""
+        mode = self.mode
+        p = self._cursor.crosshair
+        if mode == "native" and self._slices:
+            i = int(np.clip(index, 0, len(self._slices) - 1))
+            stack, k = self._slices[i]
+            plane = stack.geometry.slice_plane(k)
+            self._cursor.set_crosshair(p - plane.signed_distance_mm(p) * plane.normal_lps)
+            # Projection lands exactly on the plane; if a neighbour block overlaps there, still
+            # show the slice that was asked for.
+            if self._current is None or self._current.series_index != i:
+                self._set(SliceRef(stack, k, i))
+        elif mode == "reformat" and self._plane is not None and self._source is not None:
+            normal = self._plane.normal_lps
+            step = step_along_mm(self._source.geometry, normal)
+            lo, _hi = _extent_along(self._source.geometry, normal)
+            count = self.position()[1]
+            target = lo + int(np.clip(index, 0, max(count - 1, 0))) * step
+            self._cursor.set_crosshair(p + (target - float(p @ normal)) * normal)
 
     # -- window / level -------------------------------------------------------------------
     @property
@@ -165,11 +278,80 @@ class ViewState:
         return self._window
 
     def set_window(self, window: WindowLevel) -> None:
-        if window.width <= 0:
-            raise ValueError("a window width must be positive")
+        if not (window.width > 0 and math.isfinite(window.width) and math.isfinite(window.center)):
+            raise ValueError("a window needs a finite centre and a positive finite width")
         if window != self._window:
             self._window = window
             self.window_changed.emit(window)
 
     def close(self) -> None:
         self._cursor.crosshair_changed.disconnect(self._on_crosshair_changed)
+
+    # -- internals ------------------------------------------------------------------------
+    def _nearest(self, lps: FloatArray) -> SliceRef | None:
+        # One nearest-slice test per stack (not per slice): this runs on every cursor move.
+        best: tuple[float, SliceRef] | None = None
+        for stack, ks in self._index_of.items():
+            k = stack.geometry.nearest_slice(lps)
+            if k is None:
+                continue
+            dist = abs(float(stack.geometry.slice_plane(k).signed_distance_mm(lps)))
+            if best is None or dist < best[0]:
+                best = (dist, SliceRef(stack, k, ks[k]))
+        return None if best is None else best[1]
+
+    def _native_plane(self, ref: SliceRef) -> ViewPlane:
+        key = (ref.stack.uid, ref.k)
+        plane = self._native_planes.get(key)
+        if plane is None:
+            geometry = ref.stack.geometry
+            _k_n, j_n, i_n = geometry.shape_kji
+            on_slice = geometry.index_to_lps(((i_n - 1) / 2, (j_n - 1) / 2, float(ref.k)))
+            orientation = classify_normal(geometry.slice_normal)
+            if orientation is PlaneOrientation.OBLIQUE:
+                orientation = self.orientation
+            plane = standard_plane(geometry, orientation, on_slice, native_orientation=self._native_orientation,
+                                   has_patient_geometry=bool(ref.stack.meta.get("has_patient_geometry", True)))
+            self._native_planes[key] = plane
+        return plane
+
+    def _compute(self) -> tuple[SliceRef | None, ViewPlane | None]:
+        mode = self.mode
+        cursor = self._cursor.crosshair
+        if mode == "empty":
+            return None, None
+        if mode == "native":
+            ref = self._nearest(cursor)
+            return ref, (None if ref is None else self._native_plane(ref))
+        if self._custom is not None:
+            return None, self._custom.through(cursor)
+        assert self._source is not None
+        orientation = self.orientation if self.orientation is not PlaneOrientation.OBLIQUE else (
+            PlaneOrientation.CORONAL)
+        plane = standard_plane(self._source.geometry, orientation, cursor,
+                               native_orientation=self._native_orientation,
+                               has_patient_geometry=bool(self._source.meta.get("has_patient_geometry", True)),
+                               snap_to_slice=False)
+        return None, plane
+
+    def _set(self, ref: SliceRef | None, plane: ViewPlane | None = None) -> None:
+        self._current = ref
+        if ref is not None and plane is None:
+            plane = self._native_plane(ref)
+        if not _same_plane(plane, self._plane) or ref is not None:
+            self._plane = plane
+            self.plane_changed.emit(plane)
+
+    def _update(self, force: bool = False) -> None:
+        ref, plane = self._compute()
+        old_ref = self._current
+        same_ref = (ref is None and old_ref is None) or (
+            ref is not None and old_ref is not None and ref.stack is old_ref.stack and ref.k == old_ref.k)
+        if not force and same_ref and _same_plane(plane, self._plane):
+            return
+        self._current = ref
+        self._plane = plane
+        self.plane_changed.emit(plane)
+
+    def _on_crosshair_changed(self, _lps: FloatArray) -> None:
+        self._update()

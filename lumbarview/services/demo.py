@@ -219,3 +219,10 @@ def ensure_demo(root: str | Path, small: bool = False) -> dict[str, Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return layouts
+
+
+def default_demo_root() -> Path:
+    """Where the viewer keeps its demo dataset: the user cache folder (never a dataset)."""
+    from lumbarview.io.dicom.scan import default_cache_dir
+
+    return default_cache_dir() / "demo"

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lumbarview.core.geometry import SlicePlane
 from lumbarview.core.types import ImageStack
+from lumbarview.slicing.reformat import Kind, Reformatted, reformat
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,58 @@ class SliceCache:
             if 0 <= k < n and not self.contains(stack, k):
                 futures.append(executor.submit(self.get, stack, k))
         return futures
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._used = 0
+
+
+def plane_key(plane: SlicePlane) -> tuple[Any, ...]:
+    """A hashable key for a plane (rounded to 1e-6 mm / 1e-9): equal planes, equal pixels."""
+    return (tuple(np.round(plane.origin_lps, 6)), tuple(np.round(plane.row_direction_lps, 9)),
+            tuple(np.round(plane.column_direction_lps, 9)), tuple(np.round(plane.spacing_mm, 9)), plane.shape_rc)
+
+
+class PlaneCache:
+    """The pixels of volumes on view planes (:func:`lumbarview.slicing.reformat.reformat`),
+    least recently used first out, bounded by the bytes it owns (entries are copies, never views
+    into a decoded volume)."""
+
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.max_bytes = max_bytes
+        self._used = 0
+        self._entries: OrderedDict[tuple[Any, ...], Reformatted] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used
+
+    def get(self, stack: ImageStack, plane: SlicePlane, kind: Kind = "image") -> Reformatted:
+        key = (stack.uid, kind, plane_key(plane))
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit
+        found = reformat(stack.pixels(), stack.geometry, plane, kind=kind)
+        pixels = np.array(found.pixels, order="C", copy=True)
+        inside = np.array(found.inside, order="C", copy=True)
+        pixels.setflags(write=False)
+        inside.setflags(write=False)
+        owned = Reformatted(pixels, inside, found.native_k, found.plane)
+        size = pixels.nbytes + inside.nbytes
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = owned
+                self._used += size
+                while self._used > self.max_bytes and len(self._entries) > 1:
+                    _, evicted = self._entries.popitem(last=False)
+                    self._used -= evicted.pixels.nbytes + evicted.inside.nbytes
+        return owned
 
     def clear(self) -> None:
         with self._lock:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -33,28 +35,49 @@ def make_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
     return app
 
 
+@dataclass(frozen=True)
+class ViewOptions:
+    """What ``lumbarview view`` was asked for on the command line."""
+
+    layout: str | None = None
+    plane: str | None = None  # a disc level to align the axial view to
+    cursor_lps: tuple[float, float, float] | None = None
+    native_orientation: bool = False
+
+
 def run(path: str | None = None, screenshot: str | None = None, size: tuple[int, int] | None = None,
-        demo: bool = False, timeout_s: float = 120.0) -> int:
+        demo: bool = False, timeout_s: float = 120.0, options: ViewOptions | None = None) -> int:
     """Show the main window (on ``path``, or the demo, or the start screen).
 
-    With ``screenshot``, wait until the views have painted, save the window as PNG and exit
-    (0 when saved; 2 when the data could not be opened or nothing was painted in time).
+    With ``screenshot``, wait until the views have painted, save the window as PNG (and
+    ``OUT.json`` beside it, see :mod:`lumbarview.ui.screenshot`) and exit (0 when saved; 2 when
+    the data could not be opened or nothing was painted in time).
     """
+    options = options or ViewOptions()
     app = make_app()
     from lumbarview.ui.main_window import MainWindow
+    from lumbarview.ui.screenshot import sidecar
 
-    window = MainWindow()
+    window = MainWindow(layout=options.layout, native_orientation=options.native_orientation)
+    window.pending_plane = options.plane
     if size is not None:
         window.resize(*size)
     window.show()
     exit_code = {"value": 0}
+    if options.cursor_lps is not None:
+        cursor = options.cursor_lps
+        window.views_ready.connect(lambda: window.session.cursor.set_crosshair(cursor))
     if screenshot:
         os.environ["LUMBARVIEW_NO_DIALOGS"] = "1"
 
         def capture() -> None:
             app.processEvents()
-            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-            ok = window.grab().save(screenshot)
+            out = Path(screenshot)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            ok = window.grab().save(str(out))
+            if ok:
+                doc = sidecar(window)
+                out.with_suffix(".json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
             exit_code["value"] = 0 if ok else 2
             window.close()
 

@@ -1,10 +1,14 @@
-"""The main window: dataset browser, linked sagittal and axial views, issues and tag panels."""
+"""The main window: an adapter that builds the widgets and binds them to a :class:`Session`.
+
+It decides nothing the session or the services can decide: which series each view shows and
+how a case loads are ``services.case_loader``; planes, windows and layers are the session's
+(undoable) edits; views never talk to each other.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,164 +16,90 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
 from lumbarview.core.errors import Cancelled, LumbarviewError
-from lumbarview.core.types import ImageStack, LoadIssue, Series, Severity
-from lumbarview.model.cursor import CursorModel
+from lumbarview.core.types import Series
 from lumbarview.model.flags import FlagStore, default_flag_file
-from lumbarview.model.overlays import OverlayModel
+from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
 from lumbarview.model.view_state import WindowLevel
 from lumbarview.model.window_presets import default_window, preset_window
-from lumbarview.services.annotations import case_annotations, case_summary
+from lumbarview.services.case_loader import CaseView, load_case, rank_volumes
+from lumbarview.services.demo import default_demo_root, ensure_demo
 from lumbarview.services.open_dataset import open_path
-from lumbarview.slicing.cache import SliceCache
-from lumbarview.ui import theme
-from lumbarview.ui.overlay_items import OverlayItems
-from lumbarview.ui.panels import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
-from lumbarview.ui.slice_view import SERIES_MIME, SliceView
+from lumbarview.slicing.cache import PlaneCache
+from lumbarview.slicing.planes import covering_plane, disc_aligned_plane, plane_from_sagittal_line
+from lumbarview.ui.actions import build_menus
+from lumbarview.ui.items.overlay_items import OverlayItems
+from lumbarview.ui.panels.browser import SeriesTree
+from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
+from lumbarview.ui.settings import Settings
+from lumbarview.ui.start_page import StartPage
 from lumbarview.ui.threading import Worker, call_in_gui_thread
+from lumbarview.ui.views.slice_view import SliceView
 
-ORG, APP = "lumbarview", "lumbarview"
-_MAX_RECENT = 8
-
-
-def best_series(case: Case, orientation: str, exclude: set[str] | frozenset[str] = frozenset()) -> Series | None:
-    """The series a reader would start with: the right orientation, T2 before T1, then the most
-    slices (series in ``exclude``, e.g. those that failed to decode, are passed over)."""
-    candidates = [s for s in case.series if s.uid not in exclude and s.stacks and all(
-        k.geometry.orientation.value == orientation for k in s.stacks)
-        and s.stacks[0].meta.get("has_patient_geometry", True)]
-    if not candidates:
-        return None
-
-    def score(s: Series) -> tuple[int, int]:
-        text = (s.description or "").upper()
-        return (2 if "T2" in text else 1 if "T1" in text else 0, s.n_slices)
-
-    return max(candidates, key=score)
-
-
-class _SeriesTree(QtWidgets.QTreeWidget):
-    """Cases -> series; series items can be dragged onto a view."""
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setHeaderLabels(["Series", "Orientation", "Slices"])
-        self.setDragEnabled(True)
-        self.setIconSize(QtCore.QSize(48, 48))
-        self.setRootIsDecorated(True)
-        self.header().setStretchLastSection(False)
-        self.header().setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
-        self.header().setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
-        self.header().setSectionResizeMode(2, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
-        self.setMinimumWidth(330)
-
-    def mimeData(self, items: Any) -> QtCore.QMimeData:
-        data = QtCore.QMimeData()
-        uid = items[0].data(0, QtCore.Qt.ItemDataRole.UserRole) if items else None
-        if uid:
-            data.setData(SERIES_MIME, QtCore.QByteArray(str(uid).encode()))
-        return data
-
-
-class WindowMemory(dict):  # type: ignore[type-arg]
-    """Window/level per series, remembered across sessions in QSettings (keyed by series UID)."""
-
-    def __init__(self, settings: QtCore.QSettings) -> None:
-        super().__init__()
-        self._settings = settings
-
-    def get(self, key: str, default: Any = None) -> Any:
-        if key in self:
-            return self[key]
-        stored = self._settings.value(f"windows/{key}")
-        if isinstance(stored, str):
-            try:
-                center, width, invert = stored.split(",")
-                value = WindowLevel(float(center), float(width), invert == "1")
-            except ValueError:
-                return default
-            super().__setitem__(key, value)
-            return value
-        return default
-
-    def __setitem__(self, key: str, value: WindowLevel) -> None:
-        super().__setitem__(key, value)
-        self._settings.setValue(f"windows/{key}", f"{value.center},{value.width},{int(value.invert)}")
+_A = QtCore.Qt.DockWidgetArea
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    """Owns the session: dataset, cursor, slice cache and the views observing them."""
-
     dataset_loaded = QtCore.Signal(object)
     views_ready = QtCore.Signal()
     load_failed = QtCore.Signal(str)
 
-    def __init__(self, cache_bytes: int = 512 * 2**20) -> None:
+    def __init__(self, cache_bytes: int = 256 * 2**20, layout: str | None = None,
+                 native_orientation: bool = False) -> None:
         super().__init__()
         self.setWindowTitle("lumbarview")
-        self.settings = QtCore.QSettings(ORG, APP)
-        self.cursor = CursorModel()
-        self.cache = SliceCache(cache_bytes)
+        self.settings = Settings()
+        self.session = Session(default_window)
+        self.session.layout = layout or self.settings.layout() or "1x3"
+        self.session.set_native_orientation(native_orientation)
+        self.session.undo.clear()
         self.worker = Worker(max_workers=2)
-        self.window_memory: dict[str, WindowLevel] = WindowMemory(self.settings)
+        self.cache = PlaneCache(cache_bytes)
         self.dataset: Dataset | None = None
-        self.case: Case | None = None
-        self._series_by_uid: dict[str, tuple[Case, Series]] = {}
-        self._cancel: threading.Event | None = None
-        self._progress: QtWidgets.QProgressDialog | None = None
-        self._linked = False
-
-        self.sagittal = SliceView("sagittal", self.cursor, self.cache, self.window_memory, default_window,
-                                  self._prefetch)
-        self.axial = SliceView("axial", self.cursor, self.cache, self.window_memory, default_window,
-                               self._prefetch)
-        self.views = [self.sagittal, self.axial]
-        self.overlays = OverlayModel()
-        for view in self.views:
-            view.overlay = OverlayItems(view, self.overlays)
         self.flags: FlagStore | None = None
-        self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        for view in self.views:
-            self.splitter.addWidget(view)
-            view.hover_text.connect(self._on_hover_text)
-            view.series_dropped.connect(lambda uid, v=view: self.show_series_in(v, uid))
-        # (a third pane, the 3D view, joins this splitter in a later release)
-        self.start_page = self._make_start_page()
+        self.pending_plane: str | None = None
+        self._cancel: threading.Event | None = None
+        self.views = {name: SliceView(name, self.session, self.cache) for name in VIEW_NAMES}
+        for view in self.views.values():
+            view.overlay = OverlayItems(view, self.session.overlays)
+            view.hover_text.connect(lambda text: text and self.statusBar().showMessage(text))
+            view.series_dropped.connect(lambda uid, v=view: self.show_series_in(v.name, uid))
+            view.line_planned.connect(self.plan_from_line)
+        self.grid = QtWidgets.QWidget()
+        self.start_page = StartPage(self.choose_folder, self.open_demo, self.open)
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.start_page)
-        self.stack.addWidget(self.splitter)
+        self.stack.addWidget(self.grid)
         self.setCentralWidget(self.stack)
-
-        self.tree = _SeriesTree()
+        self.tree = SeriesTree(self.worker.submit)
         self.tree.itemDoubleClicked.connect(self._on_tree_double_click)
-        self.browser_dock = self._dock("Browser", self.tree, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.issues_panel = IssuesPanel()
-        self.issues_dock = self._dock("Load issues", self.issues_panel, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tag_panel = TagPanel()
-        self.tag_dock = self._dock("DICOM tags", self.tag_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-        self.layer_panel = LayerPanel(self.overlays)
-        self.layer_dock = self._dock("Layers", self.layer_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.layer_panel = LayerPanel(self.session.overlays, self.session.set_layer)
         self.annotation_panel = AnnotationPanel()
         self.annotation_panel.jump.connect(self._jump_to_annotation)
-        self.annotation_dock = self._dock("Annotations", self.annotation_panel,
-                                          QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.summary_panel = SummaryPanel()
-        self.summary_dock = self._dock("Case summary", self.summary_panel, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        L, R, B = _A.LeftDockWidgetArea, _A.RightDockWidgetArea, _A.BottomDockWidgetArea
+        self.docks = [self._dock(t, w, a) for t, w, a in (
+            ("Browser", self.tree, L), ("Load issues", self.issues_panel, B), ("DICOM tags", self.tag_panel, R),
+            ("Layers", self.layer_panel, R), ("Annotations", self.annotation_panel, R),
+            ("Case summary", self.summary_panel, L))]
+        (self.browser_dock, self.issues_dock, self.tag_dock, self.layer_dock, self.annotation_dock,
+         self.summary_dock) = self.docks
         self.tag_dock.hide()
         self.issues_dock.hide()
-        self.sagittal.painted.connect(self._on_view_painted)
-        self.axial.painted.connect(self._on_view_painted)
-        self._make_menus()
+        build_menus(self)
+        self.session.undo.changed.connect(self._on_history)
+        self._on_history()
+        self._refresh_recent()
+        self.set_layout(self.session.layout)
         self.statusBar().showMessage("Ready")
         self.setAcceptDrops(True)
         self.resize(1400, 860)
-        geometry = self.settings.value("window/geometry")
-        if isinstance(geometry, QtCore.QByteArray):
-            self.restoreGeometry(geometry)
-        state = self.settings.value("window/state")
-        if isinstance(state, QtCore.QByteArray):
-            self.restoreState(state)
+        for key, restore in (("window/geometry", self.restoreGeometry), ("window/state", self.restoreState)):
+            value = self.settings.value(key)
+            if isinstance(value, QtCore.QByteArray):
+                restore(value)
 
-    # -- construction ---------------------------------------------------------------------
     def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(title.replace(" ", "_"))
@@ -177,123 +107,58 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _make_start_page(self) -> QtWidgets.QWidget:
-        page = QtWidgets.QWidget()
-        layout = QtWidgets.QVBoxLayout(page)
-        layout.addStretch(1)
-        title = QtWidgets.QLabel("<h2>lumbarview</h2><p>Open a lumbar MRI dataset folder, a DICOMDIR or an "
-                                 "image file, or drop one on this window.</p>")
-        title.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(title)
-        buttons = QtWidgets.QHBoxLayout()
-        buttons.addStretch(1)
-        open_button = QtWidgets.QPushButton("Open folder…")
-        open_button.clicked.connect(self.choose_folder)
-        demo_button = QtWidgets.QPushButton("Open the demo")
-        demo_button.clicked.connect(self.open_demo)
-        buttons.addWidget(open_button)
-        buttons.addWidget(demo_button)
-        buttons.addStretch(1)
-        layout.addLayout(buttons)
-        self.recent_list = QtWidgets.QListWidget()
-        self.recent_list.setMaximumWidth(700)
-        self.recent_list.itemActivated.connect(lambda item: self.open(item.text()))
-        recent_box = QtWidgets.QHBoxLayout()
-        recent_box.addStretch(1)
-        recent_box.addWidget(self.recent_list)
-        recent_box.addStretch(1)
-        layout.addWidget(QtWidgets.QLabel("Recent", alignment=QtCore.Qt.AlignmentFlag.AlignCenter))
-        layout.addLayout(recent_box)
-        layout.addStretch(2)
-        self._refresh_recent()
-        return page
+    # -- layout -------------------------------------------------------------------------------
+    def set_layout(self, layout: str) -> None:
+        """1x2 (sagittal, axial), 1x3 (+ coronal) or 2x2 (+ oblique); remembered."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; one of {', '.join(LAYOUTS)}")
+        self.session.layout = layout
+        self.settings.set_layout(layout)
+        old = self.grid.layout()
+        if old is not None:
+            QtWidgets.QWidget().setLayout(old)  # reparent the old layout away
+        grid = QtWidgets.QGridLayout(self.grid)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(3)
+        names = LAYOUTS[layout]
+        for view in self.views.values():
+            view.setVisible(view.name in names)
+        for n, name in enumerate(names):
+            row, col = (divmod(n, 2) if layout == "2x2" else (0, n))
+            grid.addWidget(self.views[name], row, col)
+        for view in self.visible_views():
+            view.update_reference_lines()
 
-    def _make_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self._action(file_menu, "&Open folder…", self.choose_folder, "Ctrl+O")
-        self._action(file_menu, "Open &demo", self.open_demo)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self._refresh_recent()
-        file_menu.addSeparator()
-        self._action(file_menu, "Save screenshot of the &window…", lambda: self.save_screenshot(None), "Ctrl+Shift+S")
-        self._action(file_menu, "Save screenshot of the &sagittal view…",
-                     lambda: self.save_screenshot(self.sagittal))
-        self._action(file_menu, "Save screenshot of the &axial view…", lambda: self.save_screenshot(self.axial))
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
-        view_menu = bar.addMenu("&View")
-        self._action(view_menu, "&Fit to window", self._fit_all, "F")
-        self._action(view_menu, "&Reset zoom and window", self._reset_views, "R")
-        self._action(view_menu, "&Cine play (focused view)", self._toggle_cine, "Space")
-        self._action(view_menu, "&Invert (focused view)", self._invert, "I")
-        wl_menu = view_menu.addMenu("&Window/level preset")
-        for n, name in enumerate(("auto", "dicom", "T1", "T2"), start=1):
-            self._action(wl_menu, {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(name, name),
-                         lambda _=False, p=name: self._apply_preset(p), f"Ctrl+{n}")
-        view_menu.addSeparator()
-        for dock in (self.browser_dock, self.layer_dock, self.annotation_dock, self.summary_dock,
-                     self.issues_dock, self.tag_dock):
-            view_menu.addAction(dock.toggleViewAction())
-        case_menu = bar.addMenu("&Case")
-        self._action(case_menu, "&Next case", lambda: self.step_case(1), "Alt+Right")
-        self._action(case_menu, "&Previous case", lambda: self.step_case(-1), "Alt+Left")
-        self._action(case_menu, "Next &annotation", lambda: self.annotation_panel.step(1), "Alt+Down")
-        self._action(case_menu, "Previous a&nnotation", lambda: self.annotation_panel.step(-1), "Alt+Up")
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&Keyboard shortcuts", lambda: ShortcutsDialog(self).exec(), "F1")
+    def visible_views(self) -> list[SliceView]:
+        return [self.views[name] for name in LAYOUTS[self.session.layout]]
 
-    def _action(self, menu: QtWidgets.QMenu, text: str, slot: Any, shortcut: str | None = None) -> QtGui.QAction:
-        action = menu.addAction(text)
-        action.triggered.connect(slot)
-        if shortcut:
-            action.setShortcut(QtGui.QKeySequence(shortcut))
-        return action
-
-    # -- opening --------------------------------------------------------------------------
+    # -- opening ------------------------------------------------------------------------------
     def choose_folder(self) -> None:
         path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a dataset folder")
         if path:
             self.open(path)
 
     def open_demo(self) -> None:
-        from lumbarview.io.dicom.scan import default_cache_dir
-        from lumbarview.services.demo import ensure_demo
-
-        self._run_with_progress("Preparing the demo dataset…",
-                                lambda progress, cancel: ensure_demo(default_cache_dir() / "demo")["sudirman"],
-                                lambda root: self.open(str(root)))
+        self._run(lambda _p, _c: ensure_demo(default_demo_root())["sudirman"], lambda root: self.open(str(root)),
+                  "Preparing the demo dataset…")
 
     def open(self, path: str) -> None:
         """Open a dataset off the GUI thread, with a progress bar that can cancel."""
-        self._run_with_progress(f"Opening {path}…",
-                                lambda progress, cancel: open_path(path, progress=progress, cancel=cancel),
-                                lambda ds: self._on_dataset(path, ds))
+        self._run(lambda progress, cancel: open_path(path, progress=progress, cancel=cancel),
+                  lambda ds: self._on_dataset(path, ds), f"Opening {path}…")
 
-    def _run_with_progress(self, label: str, job: Any, done: Any) -> None:
-        cancel = threading.Event()
-        self._cancel = cancel
+    def _run(self, job: Any, done: Any, label: str) -> None:
+        cancel = self._cancel = threading.Event()
         dialog = QtWidgets.QProgressDialog(label, "Cancel", 0, 0, self)
         dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)
         dialog.canceled.connect(cancel.set)
-        self._progress = dialog
 
         def progress(n: int, total: int) -> None:
-            def update() -> None:
-                if self._progress is dialog:
-                    dialog.setMaximum(max(total, 1))
-                    dialog.setValue(n)
-            call_in_gui_thread(update)
-
-        def finished(result: Any) -> None:
-            dialog.reset()
-            self._progress = None
-            done(result)
+            call_in_gui_thread(lambda: (dialog.setMaximum(max(total, 1)), dialog.setValue(n)))
 
         def failed(error: BaseException) -> None:
             dialog.reset()
-            self._progress = None
             if isinstance(error, Cancelled):
                 self.statusBar().showMessage("Opening cancelled")
                 return
@@ -304,258 +169,191 @@ class MainWindow(QtWidgets.QMainWindow):
             if not os.environ.get("LUMBARVIEW_NO_DIALOGS"):
                 QtWidgets.QMessageBox.warning(self, "lumbarview", message)
 
-        self.worker.submit(lambda: job(progress, cancel), finished, failed)
+        self.worker.submit(lambda: job(progress, cancel), lambda r: (dialog.reset(), done(r)), failed)
 
     def _on_dataset(self, path: str, dataset: Dataset) -> None:
         self.dataset = dataset
-        self._remember_recent(path)
-        self._series_by_uid = {s.uid: (c, s) for c in dataset.cases for s in c.series}
-        self._fill_tree(dataset)
-        self.issues_panel.set_issues(dataset.all_issues())
-        n_issues = sum(1 for i in dataset.all_issues() if i.severity.name != "INFO")
-        if n_issues:
-            self.issues_dock.show()
-        self.setWindowTitle(f"lumbarview — {Path(path).name} ({dataset.layout})")
+        self.session.set_dataset(dataset)
+        self.settings.remember_recent(path)
+        self._refresh_recent()
+        self.tree.fill(dataset)
+        issues = dataset.all_issues()
         self.flags = FlagStore(default_flag_file(dataset.path), dataset.path)
         if self.flags.notice and self.flags.issue is not None:
             self.statusBar().showMessage(self.flags.notice)
-            self.issues_panel.set_issues([*dataset.all_issues(), self.flags.issue])
-            self.issues_dock.show()
-        self.stack.setCurrentWidget(self.splitter)
+            issues = [*issues, self.flags.issue]
+        self.issues_panel.set_issues(issues)
+        self.issues_dock.setVisible(any(i.severity.name != "INFO" for i in issues))
+        self.setWindowTitle(f"lumbarview — {os.path.basename(dataset.path)} ({dataset.layout})")
+        self.stack.setCurrentWidget(self.grid)
         self.dataset_loaded.emit(dataset)
         if dataset.cases:
             self.show_case(dataset.cases[0])
 
     def show_case(self, case: Case) -> None:
-        """Fill the views with the case's best sagittal and axial series that decode."""
-        self.case = case
+        """Load the case off the GUI thread (the series each view shows, decoded) and show it."""
         self.statusBar().showMessage(f"Loading case {case.id}…")
-        wanted: list[tuple[SliceView, Series]] = []
-        sag: Series | None = None
-        ax: Series | None = None
+        self.worker.submit(lambda: load_case(case), self._on_case_loaded,
+                           lambda e: self.statusBar().showMessage(f"Cannot load case {case.id}: {e}"))
 
-        def decodes(series: Series) -> bool:
-            for stack in series.stacks:
-                try:
-                    stack.pixels()  # decode off the GUI thread
-                except LumbarviewError as exc:  # one damaged series: say so, try the next best
-                    case.issues.append(LoadIssue(Severity.ERROR, "image.unreadable", str(exc),
-                                                 stack.meta.get("source")))
-                    return False
-                default_window(stack)
-            return True
-
-        def choose(orientation: str | None, failed: set[str]) -> Series | None:
-            while True:
-                if orientation is None:
-                    series = next((s for s in case.series if s.uid not in failed and s.stacks), None)
-                else:
-                    series = best_series(case, orientation, exclude=failed)
-                if series is None or decodes(series):
-                    return series
-                failed.add(series.uid)
-
-        def load() -> list[Any]:
-            nonlocal sag, ax, wanted
-            failed: set[str] = set()
-            sag = choose("sagittal", failed)
-            ax = choose("axial", failed)
-            if sag is None and ax is None:
-                sag = choose(None, failed)
-            wanted = [(v, s) for v, s in ((self.sagittal, sag), (self.axial, ax)) if s is not None]
-            for label_map in case.label_maps:
-                try:
-                    label_map.stack.pixels()
-                except LumbarviewError as exc:
-                    case.issues.append(LoadIssue(Severity.ERROR, "labels.unreadable", str(exc), label_map.source))
-            case.label_maps[:] = [m for m in case.label_maps if m.stack.is_loaded]
-            # The summary shares the disc centroids' cost: both are worked out here, off the GUI thread.
-            return case_annotations(case), case_summary(case)
-
-        def done(result: Any) -> None:
-            annotations, summary = result
-            if case.issues:
-                self.issues_panel.set_issues(self.dataset.all_issues() if self.dataset else case.issues)
-            if not wanted:
-                self.statusBar().showMessage(f"Case {case.id}: no image could be decoded; see the issues panel")
-                self.issues_dock.show()
-                QtCore.QTimer.singleShot(0, self.views_ready.emit)
-                return
-            self.overlays.set_case(case, {k.uid for _, series in wanted for k in series.stacks})
-            self.annotation_panel.set_rows(annotations, self.flags)
-            # Panels with nothing to show give their room to the images.
-            self.layer_dock.setVisible(bool(self.overlays.layers))
-            self.annotation_dock.setVisible(bool(annotations))
-            self.summary_panel.show_summary(case.id, summary)
-            # Start at the middle of the axial series (or the sagittal one): both views show it.
-            anchor = ax or sag
-            assert anchor is not None
-            mid = anchor.stacks[len(anchor.stacks) // 2]
-            k, j, i = mid.geometry.shape_kji
-            self.cursor.set_crosshair(mid.geometry.index_to_lps(((i - 1) / 2, (j - 1) / 2, (k - 1) // 2)))
-            for view, series in wanted:
-                view.set_series(series, f"case {case.id}")
-            if sag is not None and ax is not None and not self._linked:
-                # Linked once: the view states persist and follow whatever series they show.
-                self.sagittal.add_reference(self.axial.state, all_slices=True)  # type: ignore[arg-type]
-                self.axial.add_reference(self.sagittal.state, all_slices=False)  # type: ignore[arg-type]
-                self._linked = True
+    def _on_case_loaded(self, view: CaseView) -> None:
+        case = view.case
+        for series in view.series.values():
+            remembered = self.settings.window(series.uid) if series is not None else None
+            if series is not None and remembered is not None:
+                self.session.windows.setdefault(series.uid, remembered)
+        self.session.show_case(case, view.series, view.cursor_lps, view.disc_planes, view.shown_stacks)
+        for v in self.views.values():
+            v.case_label = f"case {case.id}"
+            v.fit()
+        if case.issues and self.dataset is not None:
+            self.issues_panel.set_issues(self.dataset.all_issues())
+        self.annotation_panel.set_rows(view.annotations, self.flags)
+        self.layer_dock.setVisible(bool(self.session.overlays.layers))
+        self.annotation_dock.setVisible(bool(view.annotations))
+        self.summary_panel.show_summary(case.id, view.summary)
+        if not any(view.series.values()):
+            self.statusBar().showMessage(f"Case {case.id}: no image could be decoded; see the issues panel")
+            self.issues_dock.show()
+        else:
             self.statusBar().showMessage(f"Case {case.id}: {len(case.series)} series")
-            self._update_tags()
-            self._prefetch_case(1)
-            QtCore.QTimer.singleShot(0, self.views_ready.emit)
-
-        self.worker.submit(load, done, lambda e: self.statusBar().showMessage(f"Cannot load case {case.id}: {e}"))
+        if self.pending_plane:
+            self.align_to_disc(self.pending_plane)
+            self.pending_plane = None
+        self._prefetch_case(1)
+        QtCore.QTimer.singleShot(0, self.views_ready.emit)
 
     def step_case(self, delta: int) -> None:
-        """Next / previous case of the dataset."""
-        if self.dataset is None or not self.dataset.cases:
-            return
-        i = self.dataset.cases.index(self.case) if self.case in self.dataset.cases else 0
-        j = (i + delta) % len(self.dataset.cases)
-        self.show_case(self.dataset.cases[j])
+        if self.dataset and self.dataset.cases:
+            cases = self.dataset.cases
+            i = cases.index(self.session.case) if self.session.case in cases else 0
+            self.show_case(cases[(i + delta) % len(cases)])
 
     def _prefetch_case(self, delta: int) -> None:
         """Decode the next case's series in the background while this one is read."""
-        if self.dataset is None or self.case not in self.dataset.cases or len(self.dataset.cases) < 2:
+        cases = self.dataset.cases if self.dataset else []
+        if len(cases) > 1 and self.session.case in cases:
+            nxt = cases[(cases.index(self.session.case) + delta) % len(cases)]
+            self.worker.submit(lambda: load_case(nxt), lambda _: None, lambda _e: None)
+
+    def show_series_in(self, name: str, uid: str) -> None:
+        case = self.session.case
+        series = next((s for s in case.series if s.uid == uid), None) if case else None
+        if series is None:
             return
-        nxt = self.dataset.cases[(self.dataset.cases.index(self.case) + delta) % len(self.dataset.cases)]
-
-        def load() -> None:
-            for series in (best_series(nxt, "sagittal"), best_series(nxt, "axial")):
-                for stack in series.stacks if series else []:
-                    stack.pixels()
-
-        self.worker.submit(load, lambda _: None, lambda e: None)
-
-    def _jump_to_annotation(self, annotation: Any) -> None:
-        if annotation.position_lps is not None:
-            self.cursor.set_crosshair(annotation.position_lps)
-
-    def show_series_in(self, view: SliceView, uid: str) -> None:
-        found = self._series_by_uid.get(uid)
-        if found is None:
-            return
-        case, series = found
-
-        def load() -> None:
-            for stack in series.stacks:
-                stack.pixels()
-
-        self.worker.submit(load, lambda _: view.set_series(series, f"case {case.id}"),
+        self.worker.submit(lambda: [k.pixels() for k in series.stacks],
+                           lambda _: self.session.views[name].set_series(series),
                            lambda e: self.statusBar().showMessage(f"Cannot load {series.description}: {e}"))
-
-    def _prefetch(self, stack: ImageStack, ks: list[int]) -> None:
-        self.cache.prefetch(stack, ks, self.worker.executor)
-
-    # -- browser --------------------------------------------------------------------------
-    def _fill_tree(self, dataset: Dataset) -> None:
-        self.tree.clear()
-        for case in dataset.cases:
-            case_item = QtWidgets.QTreeWidgetItem([f"case {case.id}", "", ""])
-            self.tree.addTopLevelItem(case_item)
-            for series in case.series:
-                orientation = {k.geometry.orientation.value for k in series.stacks}
-                item = QtWidgets.QTreeWidgetItem([
-                    series.description or series.uid, "/".join(sorted(orientation)), str(series.n_slices)])
-                item.setData(0, QtCore.Qt.ItemDataRole.UserRole, series.uid)
-                blocks = len(series.stacks)
-                if blocks > 1:
-                    item.setToolTip(0, f"{blocks} stacks (blocks at different angles or grids)")
-                case_item.addChild(item)
-                self._thumbnail(series, item)
-            case_item.setExpanded(True)
-
-    def _thumbnail(self, series: Series, item: QtWidgets.QTreeWidgetItem) -> None:
-        stack = series.stacks[len(series.stacks) // 2]
-
-        def make() -> np.ndarray:
-            pixels = stack.pixels()
-            image = np.asarray(pixels[pixels.shape[0] // 2], dtype=np.float32)
-            step = max(1, max(image.shape) // 48)
-            small = image[::step, ::step]
-            lo, hi = np.percentile(small, (1, 99))
-            return np.clip((small - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
-
-        def show(array: np.ndarray) -> None:
-            h, w = array.shape
-            qimage = QtGui.QImage(np.ascontiguousarray(array).data, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
-            item.setIcon(0, QtGui.QIcon(QtGui.QPixmap.fromImage(qimage.copy())))
-
-        def failed(error: BaseException) -> None:
-            item.setToolTip(0, f"cannot be decoded: {error}")
-            item.setForeground(0, QtGui.QBrush(QtGui.QColor("#d08080")))
-
-        self.worker.submit(make, show, failed)
 
     def _on_tree_double_click(self, item: QtWidgets.QTreeWidgetItem, _column: int) -> None:
         uid = item.data(0, QtCore.Qt.ItemDataRole.UserRole)
-        if not uid:
-            return
-        found = self._series_by_uid.get(str(uid))
-        if found is None:
-            return
-        orientation = {k.geometry.orientation.value for k in found[1].stacks}
-        view = self.axial if orientation == {"axial"} else self.sagittal
-        self.show_series_in(view, str(uid))
+        case = self.session.case
+        series = next((s for s in case.series if s.uid == uid), None) if case and uid else None
+        if series is not None:
+            orientation = {k.geometry.orientation.value for k in series.stacks}
+            name = orientation.pop() if len(orientation) == 1 and orientation <= set(self.views) else "sagittal"
+            self.show_series_in(name, str(uid))
 
-    # -- view helpers ---------------------------------------------------------------------
-    def _focused_view(self) -> SliceView:
-        for view in self.views:
-            if view.hasFocus():
-                return view
-        return self.sagittal
+    # -- planes -------------------------------------------------------------------------------
+    def _best_volume(self) -> Series | None:
+        case = self.session.case
+        volumes = rank_volumes(case) if case is not None else []
+        return volumes[0] if volumes else None
 
-    def _fit_all(self) -> None:
-        for view in self.views:
+    def align_to_disc(self, level: str) -> bool:
+        """The axial view on the plane of ``level``'s disc (from the label map)."""
+        found = self.session.disc_planes.get(level)
+        source = self._best_volume()
+        if found is None or source is None:
+            self.statusBar().showMessage(f"No labelled {level} disc in this case to align to")
+            return False
+        centre, normal = found
+        geometry = source.stacks[0].geometry
+        pixel = min(geometry.spacing_mm)
+        axes = disc_aligned_plane(centre, normal, pixel, (8, 8))
+        plane = covering_plane(geometry, axes.right_lps, axes.down_lps, centre, pixel)
+        self.session.set_plane("axial", plane, source, f"align axial to {level}", cursor_lps=centre)
+        return True
+
+    def plan_from_line(self, start: np.ndarray, end: np.ndarray) -> None:
+        sagittal = self.session.views["sagittal"].plane
+        source = self._best_volume()
+        if sagittal is None or source is None:
+            return
+        geometry = source.stacks[0].geometry
+        pixel = min(geometry.spacing_mm)
+        try:
+            axes = plane_from_sagittal_line(start, end, sagittal, pixel, (8, 8))
+        except ValueError as exc:
+            self.statusBar().showMessage(str(exc))
+            return
+        plane = covering_plane(geometry, axes.right_lps, axes.down_lps, (start + end) / 2, pixel)
+        self.session.set_plane("axial", plane, source, "plan oblique axial", cursor_lps=(start + end) / 2)
+
+    def reset_planes(self) -> None:
+        for name, view in self.session.views.items():
+            if view.custom_plane is not None:
+                self.session.set_plane(name, None, text="standard plane")
+
+    # -- view helpers -------------------------------------------------------------------------
+    def focused_view(self) -> SliceView:
+        return next((v for v in self.visible_views() if v.hasFocus()), self.views["sagittal"])
+
+    def fit_all(self) -> None:
+        for view in self.visible_views():
             view.fit()
 
-    def _reset_views(self) -> None:
-        for view in self.views:
+    def reset_views(self) -> None:
+        self.reset_planes()
+        for view in self.visible_views():
             view.fit()
-            state = view.state
-            current = state.current if state else None
-            if state is not None and current is not None:
-                view.set_window(default_window(current.stack))
+            source = view.view_state.source
+            if source is not None:
+                self.session.set_window(view.name, default_window(source))
 
-    def _toggle_cine(self) -> None:
-        self._focused_view().toggle_cine()
+    def toggle_cine(self) -> None:
+        self.focused_view().toggle_cine()
 
-    def _invert(self) -> None:
-        view = self._focused_view()
-        if view.state is not None and view.state.window is not None:
-            w = view.state.window
-            view.set_window(WindowLevel(w.center, w.width, not w.invert))
+    def toggle_crosshair(self, checked: bool) -> None:
+        for view in self.views.values():
+            view.set_crosshair_visible(checked)
 
-    def _apply_preset(self, name: str) -> None:
-        view = self._focused_view()
-        current = view.state.current if view.state else None
-        if current is None:
-            return
-        window = preset_window(current.stack, name)
+    def toggle_native_orientation(self, checked: bool) -> None:
+        self.session.set_native_orientation(checked)
+
+    def invert(self) -> None:
+        view = self.focused_view()
+        w = view.view_state.window
+        if w is not None:
+            self.session.set_window(view.name, WindowLevel(w.center, w.width, not w.invert))
+
+    def apply_preset(self, name: str) -> None:
+        view = self.focused_view()
+        source = view.view_state.source
+        window = preset_window(source, name) if source is not None else None
         if window is None:
             self.statusBar().showMessage(f"No {name} window in this series")
-            return
-        view.set_window(window)
+        else:
+            self.session.set_window(view.name, window)
 
-    def _on_hover_text(self, text: str) -> None:
-        if text:
-            self.statusBar().showMessage(text)
+    def _jump_to_annotation(self, annotation: Any) -> None:
+        if annotation.position_lps is not None:
+            self.session.cursor.set_crosshair(annotation.position_lps)
+            for view in self.visible_views():
+                view.zoom_to(np.asarray(annotation.position_lps, dtype=np.float64))
 
-    def _on_view_painted(self) -> None:
-        if self.tag_dock.isVisible():
-            self._update_tags()
+    def _on_history(self) -> None:
+        undo = self.session.undo
+        self.undo_action.setEnabled(undo.can_undo)
+        self.undo_action.setText(f"&Undo {undo.undo_text}".strip())
+        self.redo_action.setEnabled(undo.can_redo)
+        self.redo_action.setText(f"&Redo {undo.redo_text}".strip())
+        for view in self.session.views.values():  # remember the windows the user chose
+            if view.series is not None and view.series.uid in self.session.windows:
+                self.settings.set_window(view.series.uid, self.session.windows[view.series.uid])
 
-    def _update_tags(self) -> None:
-        current = self.sagittal.state.current if self.sagittal.state else None
-        focused = self._focused_view()
-        if focused.state is not None and focused.state.current is not None:
-            current = focused.state.current
-        if current is None:
-            self.tag_panel.show_file(None)
-            return
-        files = current.stack.meta.get("files")
-        self.tag_panel.show_file(files[current.k] if files else None)
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self).exec()
 
     def save_screenshot(self, view: SliceView | None, path: str | None = None) -> str | None:
         if path is None:
@@ -563,33 +361,17 @@ class MainWindow(QtWidgets.QMainWindow):
                                                             "PNG images (*.png)")
             if not path:
                 return None
-        target = view if view is not None else self
-        ok = target.grab().save(path)
+        ok = (view if view is not None else self).grab().save(path)
         self.statusBar().showMessage(f"Saved {path}" if ok else f"Could not save {path}")
         return path if ok else None
 
-    # -- recent files and drag and drop ---------------------------------------------------
-    def _remember_recent(self, path: str) -> None:
-        recent = [p for p in self._recent() if p != path]
-        recent.insert(0, path)
-        self.settings.setValue("recent", recent[:_MAX_RECENT])
-        self._refresh_recent()
-
-    def _recent(self) -> list[str]:
-        value = self.settings.value("recent", [])
-        if isinstance(value, str):
-            return [value]
-        return [str(v) for v in (value or [])]
-
+    # -- recent files, drag and drop, closing ---------------------------------------------------
     def _refresh_recent(self) -> None:
-        recent = self._recent()
-        if hasattr(self, "recent_list"):
-            self.recent_list.clear()
-            self.recent_list.addItems(recent)
-        if hasattr(self, "recent_menu"):
-            self.recent_menu.clear()
-            for path in recent:
-                self._action(self.recent_menu, path, lambda _=False, p=path: self.open(p))
+        recent = self.settings.recent()
+        self.start_page.set_recent(recent)
+        self.recent_menu.clear()
+        for path in recent:
+            self.recent_menu.addAction(path).triggered.connect(lambda _=False, p=path: self.open(p))
 
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -602,14 +384,11 @@ class MainWindow(QtWidgets.QMainWindow):
             event.acceptProposedAction()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.set_value("window/geometry", self.saveGeometry())
+        self.settings.set_value("window/state", self.saveState())
         if self._cancel is not None:
             self._cancel.set()
-        for view in self.views:
+        for view in self.views.values():
             view.cine.stop()
         self.worker.shutdown()
         super().closeEvent(event)
-
-
-__all__ = ["MainWindow", "best_series", "theme"]

@@ -8,6 +8,8 @@ ACCENT = "#e0a040"          # current reference line, crosshair
 CROSSHAIR = "#f0c060"
 REFERENCE_FAINT = "#5a8fb8"
 TEXT = "#c8c8c8"
+#: The colour of each view, used for its plane drawn on the other views (as in most MPR viewers).
+VIEW_COLOURS = {"sagittal": "#e0a040", "axial": "#e0a040", "coronal": "#7cc47c", "oblique": "#d070d0"}
 
 
 def apply_dark_theme(app: QtWidgets.QApplication) -> None:

@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.types import LoadIssue
-from lumbarview.io.dicom.tags import read_tags
+from lumbarview.services.tags import read_tags
 
 SHORTCUTS = [
     ("Left click / drag", "set the crosshair (every view follows)"),
@@ -109,25 +109,28 @@ class LayerPanel(QtWidgets.QTreeWidget):
     """Layers of the case: visibility, opacity, fill/outline, order, and a legend per label map
     (each label can be hidden)."""
 
-    def __init__(self, model: Any, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, layer_model: Any, edit: Any = None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.model = model
+        self.layer_model = layer_model
+        # Edits go through the session (undoable) when the window gives ``edit``.
+        self._edit = edit if edit is not None else (
+            lambda layer, merge=False, **changes: layer_model.update(layer, **changes))
         self.setHeaderLabels(["Layer", "Opacity", "Mode"])
         self.setColumnWidth(0, 230)
         self._updating = False
         self._widgets: dict[int, tuple[QtWidgets.QTreeWidgetItem, QtWidgets.QSpinBox, Any]] = {}
-        model.layers_changed.connect(self.rebuild)
-        model.layer_changed.connect(self._sync)
+        layer_model.layers_changed.connect(self.rebuild)
+        layer_model.layer_changed.connect(self._sync)
         self.itemChanged.connect(self._on_item_changed)
         self.rebuild()
 
     def rebuild(self) -> None:
-        from lumbarview.ui.overlay_items import colour_icon
+        from lumbarview.ui.items.overlay_items import colour_icon
 
         self._updating = True
         self.clear()
         self._widgets = {}
-        for layer in self.model.layers:
+        for layer in self.layer_model.layers:
             item = QtWidgets.QTreeWidgetItem([f"{layer.name}  [{layer.kind}]", "", ""])
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(0, QtCore.Qt.CheckState.Checked if layer.visible else QtCore.Qt.CheckState.Unchecked)
@@ -137,13 +140,13 @@ class LayerPanel(QtWidgets.QTreeWidget):
             spin.setRange(0, 100)
             spin.setSuffix(" %")
             spin.setValue(round(layer.opacity * 100))
-            spin.valueChanged.connect(lambda v, lay=layer: self.model.update(lay, opacity=v / 100))
+            spin.valueChanged.connect(lambda v, lay=layer: self._edit(lay, merge=True, opacity=v / 100))
             self.setItemWidget(item, 1, spin)
             if layer.kind == "labels":
                 mode = QtWidgets.QComboBox()
                 mode.addItems(["fill", "outline"])
                 mode.setCurrentIndex(1 if layer.outline else 0)
-                mode.currentIndexChanged.connect(lambda i, lay=layer: self.model.update(lay, outline=i == 1))
+                mode.currentIndexChanged.connect(lambda i, lay=layer: self._edit(lay, outline=i == 1))
                 self.setItemWidget(item, 2, mode)
                 for value in layer.label_values():
                     entry = layer.source.scheme.entry(value)
@@ -161,7 +164,7 @@ class LayerPanel(QtWidgets.QTreeWidget):
                 b = QtWidgets.QToolButton()
                 b.setText(text)
                 b.setToolTip("draw earlier" if delta < 0 else "draw later (on top)")
-                b.clicked.connect(lambda _=False, lay=layer, d=delta: self.model.move(lay, d))
+                b.clicked.connect(lambda _=False, lay=layer, d=delta: self.layer_model.move(lay, d))
                 row.addWidget(b)
             if layer.kind != "labels":
                 self.setItemWidget(item, 2, buttons)
@@ -188,7 +191,7 @@ class LayerPanel(QtWidgets.QTreeWidget):
         self._updating = False
 
     def _layer(self, key: int) -> Any:
-        return next((lay for lay in self.model.layers if id(lay) == key), None)
+        return next((lay for lay in self.layer_model.layers if id(lay) == key), None)
 
     def _on_item_changed(self, item: QtWidgets.QTreeWidgetItem, column: int) -> None:
         if self._updating or column != 0:
@@ -201,11 +204,11 @@ class LayerPanel(QtWidgets.QTreeWidget):
         if layer is None:
             return
         if data[0] == "layer":
-            self.model.update(layer, visible=checked)
+            self._edit(layer, visible=checked)
         else:
             hidden = set(layer.hidden_labels)
             (hidden.discard if checked else hidden.add)(data[2])
-            self.model.update(layer, hidden_labels=hidden)
+            self._edit(layer, hidden_labels=hidden)
 
 
 class AnnotationPanel(QtWidgets.QWidget):

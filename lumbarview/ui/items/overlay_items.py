@@ -12,6 +12,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import BoxSet, LabelMap, PointSet
 from lumbarview.model.overlays import Layer, OverlayModel
+from lumbarview.model.view_state import step_along_mm
+from lumbarview.slicing.cache import plane_key
 from lumbarview.slicing.cut import curve_crossings, cut_labels, points_near_plane
 
 SEVERITY_COLOURS = {0: "#6fcf6f", 1: "#e8d44d", 2: "#f09a3e", 3: "#e5534b", None: "#b0b0b0"}
@@ -71,16 +73,16 @@ class MaskItem(QtWidgets.QGraphicsObject):
 
 
 class OverlayItems:
-    """Draws every visible layer of ``model`` over ``view``; refreshed on each slice change."""
+    """Draws every visible layer of ``model`` over ``view``; refreshed on each plane change."""
 
     def __init__(self, view: Any, model: OverlayModel) -> None:
         self.view = view
         self.model = model
         self._label_items: dict[int, MaskItem] = {}
-        self._rgba: OrderedDict[tuple[int, str, int, bool], npt.NDArray[np.uint8]] = OrderedDict()
+        self._rgba: OrderedDict[tuple[Any, ...], npt.NDArray[np.uint8]] = OrderedDict()
         self._pool: dict[str, list[Any]] = {"curve": [], "text": [], "scatter": []}
         self._used: dict[str, int] = {}
-        self._cuts: OrderedDict[tuple[int, str, int], npt.NDArray[Any]] = OrderedDict()
+        self._cuts: OrderedDict[tuple[Any, ...], npt.NDArray[Any]] = OrderedDict()
         self._tables: dict[int, npt.NDArray[np.uint8]] = {}
         self._box_corners: dict[int, tuple[list[Any], npt.NDArray[np.float64]]] = {}
         self.shown_boxes: list[tuple[Any, npt.NDArray[np.float64]]] = []
@@ -124,18 +126,31 @@ class OverlayItems:
         return item
 
     # -- drawing --------------------------------------------------------------------------
+    def _half_slice_mm(self) -> float:
+        """How far from the plane a box or point still shows: half the view's slice."""
+        state = self.view.view_state
+        source = state.source
+        plane = self.view.plane
+        if source is None or plane is None:
+            return 0.5
+        if state.mode == "native":
+            spacing = float(source.meta.get("slice_spacing_mm") or source.geometry.slice_spacing_mm)
+        else:
+            spacing = step_along_mm(source.geometry, plane.normal_lps)
+        return max(0.5, spacing / 2)
+
     def cut(self, layer: Layer) -> npt.NDArray[Any] | None:
-        ref = self.view.state.current if self.view.state else None
-        if ref is None or not isinstance(layer.source, LabelMap):
+        plane = self.view.plane
+        if plane is None or not isinstance(layer.source, LabelMap):
             return None
-        key = (id(layer), ref.stack.uid, ref.k)
+        key = (id(layer), plane_key(plane))
         found = self._cuts.get(key)
         if found is None:
             stack = layer.source.stack
             half = None
             if stack.geometry.shape_kji[0] == 1:
                 half = max(0.5, stack.geometry.slice_spacing_mm / 2)
-            found = cut_labels(stack.pixels(), stack.geometry, ref.plane, half)
+            found = cut_labels(stack.pixels(), stack.geometry, plane, half)
             self._cuts[key] = found
             while len(self._cuts) > _CUT_CACHE:
                 self._cuts.popitem(last=False)
@@ -147,15 +162,14 @@ class OverlayItems:
         self._used = {}
         self.shown_boxes = []
         self.shown_points = []
-        ref = self.view.state.current if self.view.state else None
-        if ref is None:
+        plane = self.view.plane
+        if plane is None:
             for item in self._label_items.values():
                 item.setVisible(False)
             self._hide_unused()
             return
-        plane = ref.plane
         sx, sy = plane.spacing_mm
-        half_slice = max(0.5, float(ref.stack.meta.get("slice_spacing_mm") or ref.stack.geometry.slice_spacing_mm) / 2)
+        half_slice = self._half_slice_mm()
         for z, layer in enumerate(self.model.layers):
             if layer.kind == "labels":
                 self._draw_labels(layer, z, sx, sy)
@@ -181,8 +195,7 @@ class OverlayItems:
         labels = self.cut(layer)
         if labels is None:
             return
-        ref = self.view.state.current
-        key = (id(layer), ref.stack.uid, ref.k, layer.outline)
+        key = (id(layer), plane_key(self.view.plane), layer.outline)
         rgba = self._rgba.get(key)
         if rgba is None:
             table = self._tables.get(id(layer))

@@ -1,0 +1,214 @@
+"""The session: everything the viewer shows and every edit the user makes, without Qt.
+
+It holds the open dataset and case, the one cursor, the view states, the overlay layers, the
+window per series, the layout and the display convention, and one undo history: each user
+edit (window/level, layer visibility and opacity, plane alignment, the display convention) is
+a :class:`~lumbarview.model.commands.Command`. The Qt window builds widgets and binds them to a
+session; it decides nothing the session can decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lumbarview.core.dataset import Case, Dataset
+from lumbarview.core.events import Signal
+from lumbarview.core.geometry import PlaneOrientation
+from lumbarview.core.types import ImageStack, Series
+from lumbarview.model.commands import Command, SetValue, UndoStack
+from lumbarview.model.cursor import CursorModel
+from lumbarview.model.overlays import Layer, OverlayModel
+from lumbarview.model.view_state import ViewState, WindowLevel
+from lumbarview.slicing.planes import ViewPlane
+from lumbarview.slicing.reference_lines import ReferenceLine, cut
+
+VIEW_NAMES = ("sagittal", "axial", "coronal", "oblique")
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "1x2": ("sagittal", "axial"),
+    "1x3": ("sagittal", "axial", "coronal"),
+    "2x2": ("sagittal", "axial", "coronal", "oblique"),
+}
+_ORIENTATION = {"sagittal": PlaneOrientation.SAGITTAL, "axial": PlaneOrientation.AXIAL,
+                "coronal": PlaneOrientation.CORONAL, "oblique": PlaneOrientation.OBLIQUE}
+
+
+class Session:
+    """One viewer session (see the module docstring)."""
+
+    dataset_changed = Signal(object)  # Dataset | None
+    case_changed = Signal(object)  # Case | None
+    layout_changed = Signal(str)
+
+    def __init__(self, default_window: Callable[[ImageStack], WindowLevel] | None = None) -> None:
+        self.cursor = CursorModel()
+        self.undo = UndoStack()
+        self.overlays = OverlayModel()
+        self.views: dict[str, ViewState] = {name: ViewState(name, _ORIENTATION[name], self.cursor)
+                                             for name in VIEW_NAMES}
+        self.windows: dict[str, WindowLevel] = {}  # by series uid: what the user chose
+        self.dataset: Dataset | None = None
+        self.case: Case | None = None
+        self.layout = "1x3"
+        self.native_orientation = False
+        self.disc_planes: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+        self.chosen: dict[str, Series | None] = {}  # the case loader's series per view
+        self._default_window = default_window
+        for view in self.views.values():
+            view.series_changed.connect(lambda _s, v=view: self._apply_window(v))
+
+    # -- dataset and case ---------------------------------------------------------------------
+    def set_dataset(self, dataset: Dataset | None) -> None:
+        self.dataset = dataset
+        self.case = None
+        self.undo.clear()
+        self.dataset_changed.emit(dataset)
+
+    def show_case(self, case: Case, series: dict[str, Series | None], cursor_lps: npt.ArrayLike,
+                  disc_planes: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] | None = None,
+                  shown_stacks: set[str] | None = None) -> None:
+        """Show ``case``: the series each view samples (chosen by the case loader), the
+        cursor's start, the disc planes the label maps give. The history starts anew."""
+        self.case = case
+        self.chosen = dict(series)
+        self.disc_planes = dict(disc_planes or {})
+        self.undo.clear()
+        self.cursor.set_crosshair(cursor_lps)
+        for name, view in self.views.items():
+            view.set_custom_plane(None)
+            view.set_series(series.get(name))
+        self.overlays.set_case(case, shown_stacks)
+        self.case_changed.emit(case)
+
+    def visible_views(self) -> list[ViewState]:
+        return [self.views[name] for name in LAYOUTS[self.layout]]
+
+    # -- windows: the view state's policy ------------------------------------------------------
+    def _apply_window(self, view: ViewState) -> None:
+        series = view.series
+        if series is None or not series.stacks:
+            return
+        window = self.windows.get(series.uid)
+        if window is None and self._default_window is not None:
+            stack = view.source or series.stacks[len(series.stacks) // 2]
+            if stack.is_loaded:
+                window = self._default_window(stack)
+        if window is not None:
+            view.set_window(window)
+
+    def _set_window_now(self, view_name: str, window: WindowLevel) -> None:
+        view = self.views[view_name]
+        if view.series is not None:
+            self.windows[view.series.uid] = window
+        for other in self.views.values():  # every view of that series follows
+            if other.series is not None and view.series is not None and other.series.uid == view.series.uid:
+                other.set_window(window)
+
+    def set_window(self, view_name: str, window: WindowLevel, merge: bool = False) -> None:
+        """Window/level of the series in ``view_name`` (a drag merges into one undo step)."""
+        view = self.views[view_name]
+        current = view.window
+        if current is None or current == window:
+            if current is None:
+                self._set_window_now(view_name, window)
+            return
+        self.undo.push(SetValue("window/level", lambda: view.window or window,
+                                lambda w: self._set_window_now(view_name, w), window,
+                                key=("window", view_name, view.series.uid if view.series else ""), merge=merge))
+
+    # -- layers -------------------------------------------------------------------------------
+    def set_layer(self, layer: Layer, merge: bool = False, **changes: Any) -> None:
+        """Change a layer's display state (visible, opacity, outline, hidden_labels...)."""
+        old = {key: getattr(layer, key) for key in changes}
+        if all(old[k] == v for k, v in changes.items()):
+            return
+        model = self.overlays
+
+        class _LayerEdit(Command):
+            text = "layer " + ", ".join(changes)
+
+            def __init__(self) -> None:
+                self.new = dict(changes)
+
+            def do(self) -> None:
+                model.update(layer, **self.new)
+
+            def undo(self) -> None:
+                model.update(layer, **old)
+
+            def merge_key(self) -> Any:
+                return ("layer", id(layer), tuple(sorted(changes))) if merge else None
+
+            def merge_with(self, newer: Command) -> bool:
+                if isinstance(newer, _LayerEdit) and newer.merge_key() == self.merge_key():
+                    self.new = newer.new
+                    return True
+                return False
+
+        self.undo.push(_LayerEdit())
+
+    # -- planes -------------------------------------------------------------------------------
+    def set_plane(self, view_name: str, plane: ViewPlane | None, source: Series | None = None,
+                  text: str = "plane", cursor_lps: npt.ArrayLike | None = None) -> None:
+        """Show a custom plane in a view (None: its standard plane), optionally sampling
+        ``source`` (None: back to the series the case loader chose); undoable. The cursor
+        moves to ``cursor_lps`` (default: where it is)."""
+        view = self.views[view_name]
+        before = (view.custom_plane, view.series, self.cursor.crosshair.copy())
+        after_cursor = np.array(self.cursor.crosshair if cursor_lps is None else cursor_lps, dtype=np.float64)
+        if plane is None and source is None:
+            source = self.chosen.get(view_name, view.series)
+
+        def apply(state: tuple[ViewPlane | None, Series | None, npt.NDArray[np.float64]]) -> None:
+            custom, series, cursor = state
+            if series is not view.series:
+                view.set_series(series)
+            view.set_custom_plane(custom)
+            self.cursor.set_crosshair(cursor)
+
+        after = (plane, source if source is not None else view.series, after_cursor)
+        self.undo.push(SetValue(text, lambda: before, apply, after))
+
+    def set_native_orientation(self, flag: bool) -> None:
+        """Show acquired slices as stored (True) or in the radiological convention (False)."""
+        if flag == self.native_orientation:
+            return
+
+        def apply(value: bool) -> None:
+            self.native_orientation = value
+            for view in self.views.values():
+                view.set_native_orientation(value)
+
+        self.undo.push(SetValue("display convention", lambda: self.native_orientation, apply, flag))
+
+    # -- what each view draws about the others -------------------------------------------------
+    def reference_lines(self, view_name: str, all_slices_of: tuple[str, ...] = ("axial", "oblique")
+                        ) -> list[ReferenceLine]:
+        """The lines to draw on ``view_name``: the current plane of every other visible view
+        (bright) and, on a sagittal or coronal view, every stored slice of a native axial
+        series (faint), as a reader plans and checks axial blocks."""
+        view = self.views[view_name]
+        plane = view.plane
+        if plane is None:
+            return []
+        lines: list[ReferenceLine] = []
+        for other in self.visible_views():
+            if other is view or other.plane is None:
+                continue
+            if (view.orientation in (PlaneOrientation.SAGITTAL, PlaneOrientation.CORONAL)
+                    and other.name in all_slices_of and other.mode == "native"):
+                current = other.current
+                for ref in other.slices():
+                    is_current = current is not None and ref.stack is current.stack and ref.k == current.k
+                    if is_current:
+                        continue
+                    line = cut(plane, ref.plane, other.name, False, (ref.stack.uid, ref.k))
+                    if line is not None:
+                        lines.append(line)
+            line = cut(plane, other.plane, other.name, True)
+            if line is not None:
+                lines.append(line)
+        return lines

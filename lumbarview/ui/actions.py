@@ -1,0 +1,80 @@
+"""Menus and shortcuts as one table (it also feeds the shortcuts dialog)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6 import QtGui, QtWidgets
+
+from lumbarview.model.session import LAYOUTS
+
+if TYPE_CHECKING:
+    from lumbarview.ui.main_window import MainWindow
+
+LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+
+
+def add_action(menu: QtWidgets.QMenu, text: str, slot: Callable[..., Any], shortcut: str | None = None,
+               checkable: bool = False, checked: bool = False) -> QtGui.QAction:
+    action = menu.addAction(text)
+    action.setCheckable(checkable)
+    if checkable:
+        action.setChecked(checked)
+    action.triggered.connect(slot)
+    if shortcut:
+        action.setShortcut(QtGui.QKeySequence(shortcut))
+    return action
+
+
+def build_menus(w: MainWindow) -> None:
+    bar = w.menuBar()
+    file_menu = bar.addMenu("&File")
+    add_action(file_menu, "&Open folder…", w.choose_folder, "Ctrl+O")
+    add_action(file_menu, "Open &demo", w.open_demo)
+    w.recent_menu = file_menu.addMenu("Open &recent")
+    file_menu.addSeparator()
+    add_action(file_menu, "Save screenshot of the &window…", lambda: w.save_screenshot(None), "Ctrl+Shift+S")
+    file_menu.addSeparator()
+    add_action(file_menu, "&Quit", w.close, "Ctrl+Q")
+
+    edit_menu = bar.addMenu("&Edit")
+    w.undo_action = add_action(edit_menu, "&Undo", w.session.undo.undo, "Ctrl+Z")
+    w.redo_action = add_action(edit_menu, "&Redo", w.session.undo.redo, "Ctrl+Shift+Z")
+
+    view_menu = bar.addMenu("&View")
+    layout_menu = view_menu.addMenu("&Layout")
+    group = QtGui.QActionGroup(w)
+    for n, name in enumerate(LAYOUTS, start=1):
+        action = add_action(layout_menu, name, lambda _=False, lay=name: w.set_layout(lay), f"Alt+{n}",
+                            checkable=True, checked=name == w.session.layout)
+        group.addAction(action)
+    add_action(view_menu, "&Fit to window", w.fit_all, "F")
+    add_action(view_menu, "&Reset zoom, window and planes", w.reset_views, "R")
+    add_action(view_menu, "&Cine play (focused view)", w.toggle_cine, "Space")
+    add_action(view_menu, "&Invert (focused view)", w.invert, "I")
+    add_action(view_menu, "Cross&hair", w.toggle_crosshair, "C", checkable=True, checked=True)
+    add_action(view_menu, "Acquisition &orientation (as stored)", w.toggle_native_orientation, "O",
+               checkable=True, checked=w.session.native_orientation)
+    wl_menu = view_menu.addMenu("&Window/level preset")
+    for n, name in enumerate(("auto", "dicom", "T1", "T2"), start=1):
+        add_action(wl_menu, {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(name, name),
+                   lambda _=False, p=name: w.apply_preset(p), f"Ctrl+{n}")
+    view_menu.addSeparator()
+    for dock in w.docks:
+        view_menu.addAction(dock.toggleViewAction())
+
+    plane_menu = bar.addMenu("&Planes")
+    for level in LEVELS:
+        add_action(plane_menu, f"Align axial to the {level} disc", lambda _=False, lv=level: w.align_to_disc(lv))
+    plane_menu.addSeparator()
+    plane_menu.addAction("Shift+drag on the sagittal: plan an oblique axial").setEnabled(False)
+    add_action(plane_menu, "&Standard planes", w.reset_planes, "Ctrl+R")
+
+    case_menu = bar.addMenu("&Case")
+    add_action(case_menu, "&Next case", lambda: w.step_case(1), "Alt+Right")
+    add_action(case_menu, "&Previous case", lambda: w.step_case(-1), "Alt+Left")
+    add_action(case_menu, "Next &annotation", lambda: w.annotation_panel.step(1), "Alt+Down")
+    add_action(case_menu, "Previous a&nnotation", lambda: w.annotation_panel.step(-1), "Alt+Up")
+    help_menu = bar.addMenu("&Help")
+    add_action(help_menu, "&Keyboard shortcuts", w.show_shortcuts, "F1")

@@ -1,0 +1,1 @@
+"""Dock panels: issues, tags, layers, annotations, summary, browser."""

@@ -1,0 +1,49 @@
+"""The ``view --screenshot`` sidecar: what the PNG shows, as JSON (a contract other tools read).
+
+Keys: ``case``, ``cursor_lps``, ``layout``, ``docks`` (``name``, ``visible``), ``views``
+(``name``, ``rect_px`` [x, y, width, height] in the PNG's pixels, ``series``, ``mode``
+(native, reformat or empty), ``plane`` (``origin_lps``, ``right_lps``, ``down_lps``,
+``normal_lps``: unit vectors of screen right and screen down), ``letters`` (``left``,
+``right``, ``top``, ``bottom``), ``note``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6 import QtCore
+
+from lumbarview.slicing.planes import letters
+
+if TYPE_CHECKING:
+    from lumbarview.ui.main_window import MainWindow
+
+
+def sidecar(window: MainWindow) -> dict[str, Any]:
+    session = window.session
+    views = []
+    for view in window.visible_views():
+        state = view.view_state
+        plane = state.plane
+        corner = view.graphics.mapTo(window, QtCore.QPoint(0, 0))
+        edge = letters(plane, state.has_patient_geometry) if plane is not None else None
+        views.append({
+            "name": view.name,
+            "rect_px": [corner.x(), corner.y(), view.graphics.width(), view.graphics.height()],
+            "series": state.series.description if state.series is not None else None,
+            "mode": state.mode if plane is not None else "empty",
+            "plane": None if plane is None else {
+                "origin_lps": plane.origin_lps.tolist(), "right_lps": plane.right_lps.tolist(),
+                "down_lps": plane.down_lps.tolist(), "normal_lps": plane.normal_lps.tolist()},
+            "letters": None if edge is None else {"left": edge.left, "right": edge.right, "top": edge.top,
+                                                  "bottom": edge.bottom},
+            "note": state.note,
+        })
+    return {
+        "case": session.case.id if session.case is not None else None,
+        "cursor_lps": session.cursor.crosshair.tolist(),
+        "layout": session.layout,
+        "native_orientation": session.native_orientation,
+        "docks": [{"name": dock.windowTitle(), "visible": dock.isVisible()} for dock in window.docks],
+        "views": views,
+    }

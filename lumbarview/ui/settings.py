@@ -1,0 +1,66 @@
+"""What the window remembers across runs, in QSettings: recent datasets (absolute paths, no
+duplicates), the layout, the window/level per series, the window geometry."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from PySide6 import QtCore
+
+from lumbarview.model.session import LAYOUTS
+from lumbarview.model.view_state import WindowLevel
+
+ORG, APP = "lumbarview", "lumbarview"
+MAX_RECENT = 10
+
+
+class Settings:
+    def __init__(self) -> None:
+        self.qt = QtCore.QSettings(ORG, APP)
+
+    # -- recent datasets --------------------------------------------------------------------
+    def recent(self) -> list[str]:
+        value = self.qt.value("recent", [])
+        items = [value] if isinstance(value, str) else [str(v) for v in (value or [])]
+        out: list[str] = []
+        for path in items:
+            absolute = os.path.abspath(path)
+            if absolute not in out:
+                out.append(absolute)
+        return out
+
+    def remember_recent(self, path: str) -> list[str]:
+        absolute = os.path.abspath(path)
+        recent = [absolute, *(p for p in self.recent() if p != absolute)][:MAX_RECENT]
+        self.qt.setValue("recent", recent)
+        return recent
+
+    # -- layout -----------------------------------------------------------------------------
+    def layout(self) -> str | None:
+        value = self.qt.value("layout")
+        return value if isinstance(value, str) and value in LAYOUTS else None
+
+    def set_layout(self, layout: str) -> None:
+        self.qt.setValue("layout", layout)
+
+    # -- window/level per series ------------------------------------------------------------
+    def window(self, series_uid: str) -> WindowLevel | None:
+        stored = self.qt.value(f"windows/{series_uid}")
+        if not isinstance(stored, str):
+            return None
+        try:
+            center, width, invert = stored.split(",")
+            window = WindowLevel(float(center), float(width), invert == "1")
+        except ValueError:
+            return None
+        return window if window.width > 0 else None
+
+    def set_window(self, series_uid: str, window: WindowLevel) -> None:
+        self.qt.setValue(f"windows/{series_uid}", f"{window.center},{window.width},{int(window.invert)}")
+
+    def value(self, key: str) -> Any:
+        return self.qt.value(key)
+
+    def set_value(self, key: str, value: Any) -> None:
+        self.qt.setValue(key, value)

@@ -1,0 +1,41 @@
+"""The start screen: open a folder, the demo, or a recent dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6 import QtCore, QtWidgets
+
+
+class StartPage(QtWidgets.QWidget):
+    def __init__(self, choose_folder: Callable[[], None], open_demo: Callable[[], None],
+                 open_path: Callable[[str], None], parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addStretch(1)
+        title = QtWidgets.QLabel("<h2>lumbarview</h2><p>Open a lumbar MRI dataset folder, a DICOMDIR or an "
+                                 "image file, or drop one on this window.</p>")
+        title.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(title)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addStretch(1)
+        for text, slot in (("Open folder…", choose_folder), ("Open the demo", open_demo)):
+            button = QtWidgets.QPushButton(text)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        self.recent_list = QtWidgets.QListWidget()
+        self.recent_list.setMaximumWidth(700)
+        self.recent_list.itemActivated.connect(lambda item: open_path(item.text()))
+        recent_box = QtWidgets.QHBoxLayout()
+        recent_box.addStretch(1)
+        recent_box.addWidget(self.recent_list)
+        recent_box.addStretch(1)
+        layout.addWidget(QtWidgets.QLabel("Recent", alignment=QtCore.Qt.AlignmentFlag.AlignCenter))
+        layout.addLayout(recent_box)
+        layout.addStretch(2)
+
+    def set_recent(self, paths: list[str]) -> None:
+        self.recent_list.clear()
+        self.recent_list.addItems(paths)

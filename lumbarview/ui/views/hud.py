@@ -1,0 +1,109 @@
+"""What is written over an image (orientation letters, corner text, a message, the scale bar),
+painted by the graphics view as its foreground, in the image's own paint pass: overlay widgets
+each cost a repaint of their own on every slice step. Every text has a dark shadow so that it
+reads over bright anatomy and is never struck through by the crosshair."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from lumbarview.ui import theme
+
+_SHADOW = QtGui.QColor(0, 0, 0, 220)
+
+
+class Hud:
+    """The texts of one view, keyed ``top``, ``bottom``, ``left``, ``right`` (letters), ``tl``,
+    ``tr``, ``bl`` (corner text) and ``center`` (a message)."""
+
+    KEYS = ("top", "bottom", "left", "right", "tl", "tr", "bl", "center")
+
+    def __init__(self, view: QtWidgets.QGraphicsView) -> None:
+        self._view = view
+        self._texts = dict.fromkeys(self.KEYS, "")
+        self._mm_per_px = 0.0
+        self._font = QtGui.QFont("monospace")
+        self._font.setStyleHint(QtGui.QFont.StyleHint.Monospace)
+        self._font.setPixelSize(11)
+        self._bold = QtGui.QFont(self._font)
+        self._bold.setPixelSize(13)
+        self._bold.setBold(True)
+
+    def text(self, key: str) -> str:
+        return self._texts[key]
+
+    def set_text(self, key: str, text: str) -> None:
+        if self._texts[key] != text:
+            self._texts[key] = text
+            self.update()
+
+    def set_scale(self, mm_per_px: float) -> None:
+        if abs(mm_per_px - self._mm_per_px) > 1e-9:
+            self._mm_per_px = mm_per_px
+            self.update()
+
+    def bar(self) -> tuple[float, int]:
+        """(length in mm, length in screen pixels) of the scale bar at the current zoom."""
+        if self._mm_per_px <= 0:
+            return 0.0, 0
+        target = 100 * self._mm_per_px
+        nice = [1, 2, 5, 10, 20, 25, 50, 100, 200, 500]
+        mm = max([n for n in nice if n <= target] or [nice[0]])
+        return float(mm), round(mm / self._mm_per_px)
+
+    def update(self) -> None:
+        self._view.viewport().update()
+
+    @staticmethod
+    def _shadowed(painter: QtGui.QPainter, rect: QtCore.QRect, flags: int, text: str) -> None:
+        painter.setPen(_SHADOW)
+        for dx, dy in ((1, 1), (-1, 1), (1, -1), (-1, -1), (0, 1), (1, 0)):
+            painter.drawText(rect.translated(dx, dy), flags, text)
+        painter.setPen(QtGui.QColor(theme.TEXT))
+        painter.drawText(rect, flags, text)
+
+    def paint(self, painter: QtGui.QPainter, area: QtCore.QRect) -> None:
+        rect = area.adjusted(6, 6, -6, -6)
+        a = QtCore.Qt.AlignmentFlag
+        painter.setFont(self._bold)
+        for key, flags in (("top", a.AlignHCenter | a.AlignTop), ("bottom", a.AlignHCenter | a.AlignBottom),
+                           ("left", a.AlignLeft | a.AlignVCenter), ("right", a.AlignRight | a.AlignVCenter)):
+            if self._texts[key]:
+                self._shadowed(painter, rect, int(flags), self._texts[key])
+        painter.setFont(self._font)
+        for key, flags in (("tl", a.AlignLeft | a.AlignTop), ("tr", a.AlignRight | a.AlignTop),
+                           ("bl", a.AlignLeft | a.AlignBottom)):
+            if self._texts[key]:
+                self._shadowed(painter, rect, int(flags), self._texts[key])
+        if self._texts["center"]:
+            box = painter.boundingRect(rect, int(a.AlignCenter), self._texts["center"]).adjusted(-8, -6, 8, 6)
+            painter.fillRect(box, QtGui.QColor(0, 0, 0, 160))
+            self._shadowed(painter, rect, int(a.AlignCenter), self._texts["center"])
+        mm, px = self.bar()
+        if px > 0:
+            x1 = rect.right()
+            x0 = x1 - px
+            y = rect.bottom() - 18
+            for colour, width in ((_SHADOW, 4), (QtGui.QColor(theme.TEXT), 2)):
+                painter.setPen(QtGui.QPen(colour, width))
+                painter.drawLine(x0, y, x1, y)
+                painter.drawLine(x0, y - 4, x0, y + 1)
+                painter.drawLine(x1, y - 4, x1, y + 1)
+            self._shadowed(painter, QtCore.QRect(x0 - 40, y - 20, px + 40, 16), int(a.AlignRight | a.AlignBottom),
+                           f"{mm:g} mm")
+
+
+class Graphics(pg.GraphicsLayoutWidget):  # type: ignore[misc]
+    """The graphics view, with the HUD drawn as its foreground in viewport pixels."""
+
+    hud: Hud | None = None
+
+    def drawForeground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:
+        super().drawForeground(painter, rect)
+        if self.hud is not None:
+            painter.save()
+            painter.resetTransform()
+            self.hud.paint(painter, self.viewport().rect())
+            painter.restore()
+
