@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,7 +302,8 @@ def read_metaimage_header(path: str, root: str | Path | None = None) -> CheckedH
     if fields.get("BinaryData", "True").strip().lower() not in ("true", "1"):
         raise UnsupportedFormatError(path, "ASCII voxel data (BinaryData = False) is not supported",
                                      "save the volume with binary data")
-    msb_text = fields.get("ElementByteOrderMSB", fields.get("BinaryDataByteOrderMSB", "False")).strip().lower()
+    # Both names mean the same; MetaIO (as SimpleITK reads it) lets BinaryDataByteOrderMSB win.
+    msb_text = fields.get("BinaryDataByteOrderMSB", fields.get("ElementByteOrderMSB", "False")).strip().lower()
     if msb_text not in ("true", "false", "1", "0"):
         raise _corrupt(path, f"the byte order {msb_text[:20]!r} is not True or False")
     dtype = np.dtype(_MET_TYPES[etype]).newbyteorder(">" if msb_text in ("true", "1") else "<")
@@ -399,7 +401,9 @@ def read_nrrd_header(path: str, root: str | Path | None = None) -> CheckedHeader
     if data_start < 0:
         data_start = len(head)
     try:
-        header: dict[str, Any] = dict(nrrd.read_header(lines))
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # pynrrd casting a hostile number warns; we refuse it below
+            header: dict[str, Any] = dict(nrrd.read_header(lines))
     except Exception as exc:  # pynrrd raises NRRDError, ValueError, IndexError... on bad text
         raise _corrupt(path, f"the NRRD header cannot be parsed ({type(exc).__name__}: {str(exc)[:120]})") from None
     try:
@@ -523,7 +527,12 @@ def read_nifti_header(path: str) -> CheckedHeader:
     if len(block) < need:
         raise _corrupt(path, "the NIfTI-2 header is truncated", "re-copy the file from its source")
     try:
-        hdr = header_class(block[:need], check=True)
+        # check=False: nibabel's checks *fix* some fields (a zero pixdim becomes 1) in its copy
+        # only, while SimpleITK reads the file as it is; our checks below refuse them instead.
+        hdr = header_class(block[:need], check=False)
+        magic = bytes(hdr["magic"]).rstrip(b"\x00")
+        if magic not in (b"n+1", b"ni1", b"n+2", b"ni2"):
+            raise _corrupt(path, f"the NIfTI magic {magic[:8]!r} is wrong", "this is not a NIfTI file")
         dims = [int(d) for d in hdr["dim"]]
         pixdim = [float(p) for p in hdr["pixdim"]]
         datatype = int(hdr["datatype"])
