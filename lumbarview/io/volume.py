@@ -1,7 +1,11 @@
-"""Volumes that are not DICOM (MetaImage ``.mha/.mhd``, NIfTI ``.nii/.nii.gz``, NRRD) through
-SimpleITK, which hands every format over in LPS: one orientation convention everywhere.
+"""Volumes that are not DICOM (MetaImage ``.mha/.mhd``, NIfTI ``.nii/.nii.gz``, NRRD), in LPS:
+one orientation convention everywhere.
 
-The header is read first (geometry, pixel type); pixels are read on first use.
+Every header is checked first (:mod:`lumbarview.io.volume_headers`): nothing untrusted reaches
+SimpleITK, whose native readers crash or hang on a few hundred bytes of hostile header. MetaImage
+is then read entirely here (geometry as ITK derives it, pixels with a bounded inflate); NRRD
+pixels are read here and its geometry comes from SimpleITK; NIfTI goes to SimpleITK once
+nibabel's header checks and ours passed. The header is read first; pixels on first use.
 """
 
 from __future__ import annotations
@@ -16,9 +20,27 @@ import SimpleITK as sitk
 from lumbarview.core.errors import CorruptFileError, UnsupportedFormatError
 from lumbarview.core.geometry import VolumeGeometry, classify_normal
 from lumbarview.core.types import ImageStack, LoadIssue, Severity
+from lumbarview.io.volume_headers import (
+    CheckedHeader,
+    check_direction,
+    check_gzip_stream,
+    check_spacing,
+    read_metaimage_header,
+    read_nifti_header,
+    read_nrrd_header,
+    read_voxels,
+)
 
 VOLUME_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".nhdr")
-_MAX_VOXELS = 2_000_000_000  # refuse absurd headers before allocating
+
+# SimpleITK's names of the pixel types, by numpy type (``meta["pixel_type"]``).
+_PIXEL_TYPE_NAMES = {
+    "int8": "8-bit signed integer", "uint8": "8-bit unsigned integer",
+    "int16": "16-bit signed integer", "uint16": "16-bit unsigned integer",
+    "int32": "32-bit signed integer", "uint32": "32-bit unsigned integer",
+    "int64": "64-bit signed integer", "uint64": "64-bit unsigned integer",
+    "float32": "32-bit float", "float64": "64-bit float",
+}
 
 
 def is_volume_file(path: str | Path) -> bool:
@@ -39,79 +61,132 @@ def volume_stem(path: str | Path) -> str:
     return _stem(path)
 
 
-def _geometry(reader: sitk.ImageFileReader) -> VolumeGeometry:
-    size = reader.GetSize()
+def _affine(path: str, size: list[int], spacing: list[float], origin: list[float],
+            direction: npt.NDArray[np.float64]) -> VolumeGeometry:
+    """physical = origin + D . diag(spacing) . index (ITK's convention, in LPS), index (i, j, k);
+    a 2D image becomes one slice."""
     if len(size) not in (2, 3):
-        raise UnsupportedFormatError(reader.GetFileName(),
-                                     f"a {len(size)}-dimensional image is not a 3D volume",
+        raise UnsupportedFormatError(path, f"a {len(size)}-dimensional image is not a 3D volume",
                                      "open a 3D image (or pick one volume of the series)")
-    spacing = list(reader.GetSpacing())
-    origin = list(reader.GetOrigin())
-    direction = np.asarray(reader.GetDirection(), dtype=np.float64)
+    check_spacing(path, "the voxel spacing", spacing)
+    if not np.all(np.isfinite(origin)):
+        raise CorruptFileError(path, "the origin is not finite", "the header is damaged; re-export the volume")
     if len(size) == 2:
-        size = (*size, 1)
-        spacing.append(1.0)
-        origin.append(0.0)
+        size = [*size, 1]
+        spacing = [*spacing, 1.0]
+        origin = [*origin, 0.0]
         d = np.eye(3)
         d[:2, :2] = direction.reshape(2, 2)
-        direction = d.ravel()
-    d3 = direction.reshape(3, 3)
+        direction = d
+    d3 = np.asarray(direction, dtype=np.float64).reshape(3, 3)
+    check_direction(path, "the direction matrix", d3)
     affine = np.eye(4)
-    # SimpleITK: physical = origin + D . diag(spacing) . index, in LPS, index (i, j, k).
     affine[:3, :3] = d3 @ np.diag(spacing)
     affine[:3, 3] = origin
     return VolumeGeometry((int(size[2]), int(size[1]), int(size[0])), affine)
 
 
-def read_volume_header(path: str | Path) -> tuple[sitk.ImageFileReader, VolumeGeometry]:
-    """Geometry and reader of a volume file, without reading pixels.
+def _kind(path: str) -> str:
+    name = path.lower()
+    if name.endswith((".mha", ".mhd")):
+        return "metaimage"
+    if name.endswith((".nrrd", ".nhdr")):
+        return "nrrd"
+    if name.endswith((".nii", ".nii.gz")):
+        return "nifti"
+    raise UnsupportedFormatError(path, "the file name does not end in a volume suffix "
+                                 f"({', '.join(VOLUME_SUFFIXES)})", "rename it to its format's suffix")
 
-    Raises
-    ------
-    UnsupportedFormatError, CorruptFileError
-    """
-    path = str(path)
+
+def _sitk_geometry(path: str, header: CheckedHeader) -> tuple[VolumeGeometry, str]:
+    """Geometry and pixel type name of a checked NRRD or NIfTI header through SimpleITK."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(path)
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        header_error: RuntimeError | None = exc
-    else:
-        header_error = None
-    if header_error is not None:
-        first = str(header_error).strip().splitlines()
-        detail = next((line for line in first if "Description" in line or "ERROR" in line.upper()),
-                      first[-1] if first else "")
-        raise CorruptFileError(path, f"the volume header cannot be read ({detail.strip()[:200]})",
-                               "check that the file is complete and in the format its name says")
-    geometry = _geometry(reader)
-    n = int(np.prod(geometry.shape_kji))
-    if n > _MAX_VOXELS:
-        raise CorruptFileError(path, f"the header claims {n:,} voxels", "the header is damaged")
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "Description" in ln or "ERROR" in ln.upper()),
+                      lines[-1] if lines else "")
+        raise CorruptFileError(path, f"the volume header cannot be read ({detail[:200]})",
+                               "check that the file is complete and in the format its name says") from None
     if reader.GetNumberOfComponents() != 1:
         raise UnsupportedFormatError(path, f"{reader.GetNumberOfComponents()}-component (vector or "
                                      "colour) volumes are not supported", "convert it to greyscale")
-    return reader, geometry
+    size = [int(s) for s in reader.GetSize()]
+    if size[: len(header.size_ijk)] != list(header.size_ijk) or any(s != 1 for s in size[len(header.size_ijk):]):
+        raise CorruptFileError(path, f"the header's sizes read two ways disagree ({header.size_ijk} vs {size})",
+                               "the header is damaged; re-export the volume")
+    n = len(header.size_ijk)
+    direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(len(size), len(size))[:n, :n]
+    geometry = _affine(path, size[:n], [float(v) for v in reader.GetSpacing()][:n],
+                       [float(v) for v in reader.GetOrigin()][:n], direction)
+    return geometry, str(sitk.GetPixelIDValueAsString(reader.GetPixelID()))
 
 
-def _read_array(path: str) -> npt.NDArray[Any]:
+def check_volume_header(path: str | Path, root: str | Path | None = None) -> CheckedHeader:
+    """The header of a volume file, checked by its format's rules and the budgets (no pixel read,
+    nothing handed to SimpleITK). ``root``: see :func:`read_volume_header`."""
+    path = str(path)
+    kind = _kind(path)
+    try:
+        if kind == "metaimage":
+            return read_metaimage_header(path, root)
+        return read_nrrd_header(path, root) if kind == "nrrd" else read_nifti_header(path)
+    except OSError as exc:
+        raise CorruptFileError(path, f"the file cannot be read ({exc.strerror or exc})",
+                               "check that it exists and that you may read it") from None
+
+
+def _header_and_geometry(path: str, root: str | Path | None) -> tuple[CheckedHeader, VolumeGeometry, str]:
+    header = check_volume_header(path, root)
+    if header.kind == "metaimage":
+        n = len(header.size_ijk)
+        geometry = _affine(path, list(header.size_ijk), list(header.spacing_mm), list(header.origin_lps),
+                           np.asarray(header.direction, dtype=np.float64).reshape(n, n))
+        return header, geometry, _PIXEL_TYPE_NAMES.get(header.dtype.newbyteorder("=").name, header.dtype.name)
+    geometry, pixel_type = _sitk_geometry(path, header)
+    return header, geometry, pixel_type
+
+
+def read_volume_header(path: str | Path, root: str | Path | None = None) -> tuple[CheckedHeader, VolumeGeometry]:
+    """Checked header and geometry of a volume file, without reading pixels.
+
+    ``root`` is the dataset folder a data file named in the header must lie in (default: the
+    header's own folder).
+
+    Raises
+    ------
+    UnsupportedFormatError, CorruptFileError, ResourceLimitError
+    """
+    header, geometry, _pixel_type = _header_and_geometry(str(path), root)
+    return header, geometry
+
+
+def _read_array(path: str, header: CheckedHeader) -> npt.NDArray[Any]:
+    if header.kind != "nifti":
+        return read_voxels(header)
+    if header.encoding == "gzip":
+        # SimpleITK pads a truncated .nii.gz with zeros, silently: check the stream first.
+        check_gzip_stream(path, header.data_offset + header.n_bytes)
     try:
         image = sitk.ReadImage(path)
     except RuntimeError as exc:
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         raise CorruptFileError(path, f"the voxel data cannot be read ({(lines[-1] if lines else '')[:200]})",
-                               "the file may be truncated; re-copy it from its source") from exc
+                               "the file may be truncated; re-copy it from its source") from None
     array = sitk.GetArrayFromImage(image)
     if array.ndim == 2:
         array = array[np.newaxis]
     return array
 
 
-def open_volume(path: str | Path, uid: str | None = None, description: str | None = None) -> ImageStack:
-    """An image volume as a lazily loaded :class:`ImageStack`."""
+def open_volume(path: str | Path, uid: str | None = None, description: str | None = None,
+                *, root: str | Path | None = None) -> ImageStack:
+    """An image volume as a lazily loaded :class:`ImageStack` (``root``: see
+    :func:`read_volume_header`)."""
     path = str(path)
-    reader, geometry = read_volume_header(path)
+    _header, geometry, pixel_type = _header_and_geometry(path, root)
     issues: list[LoadIssue] = []
     spacing = geometry.spacing_mm
     meta: dict[str, Any] = {
@@ -119,15 +194,24 @@ def open_volume(path: str | Path, uid: str | None = None, description: str | Non
         "modality": "MR", "patient_position": None, "slice_thickness_mm": spacing[2],
         "slice_spacing_mm": geometry.slice_spacing_mm, "slice_gap_mm": None, "window": None,
         "frame_of_reference_uid": None, "has_patient_geometry": True, "source": path,
-        "pixel_type": sitk.GetPixelIDValueAsString(reader.GetPixelID()),
+        "pixel_type": pixel_type,
     }
     if classify_normal(geometry.slice_normal).value == "oblique":
         issues.append(LoadIssue(Severity.INFO, "volume.oblique", "the volume is oblique", path))
 
     def load() -> tuple[npt.NDArray[Any], list[LoadIssue]]:
-        return _read_array(path), []
+        return _load_checked(path, root), []
 
     return ImageStack(uid or path, uid or path, geometry, meta, load, issues)
+
+
+def _load_checked(path: str, root: str | Path | None) -> npt.NDArray[Any]:
+    """Pixels, with the header checked again (the file may have changed since it was opened)."""
+    try:
+        return _read_array(path, check_volume_header(path, root))
+    except OSError as exc:
+        raise CorruptFileError(path, f"the voxel data cannot be read ({exc.strerror or exc})",
+                               "check that the file still exists and is readable") from None
 
 
 def as_integer_labels(array: npt.NDArray[Any], path: str) -> tuple[npt.NDArray[np.int32], list[LoadIssue]]:
@@ -156,13 +240,14 @@ def as_integer_labels(array: npt.NDArray[Any], path: str) -> tuple[npt.NDArray[n
     return array.astype(np.int32), issues
 
 
-def open_label_volume(path: str | Path, uid: str | None = None) -> ImageStack:
-    """A label volume as an :class:`ImageStack` of int32 labels (checked on load)."""
+def open_label_volume(path: str | Path, uid: str | None = None, *, root: str | Path | None = None) -> ImageStack:
+    """A label volume as an :class:`ImageStack` of int32 labels (checked on load; ``root``: see
+    :func:`read_volume_header`)."""
     path = str(path)
-    _reader, geometry = read_volume_header(path)
+    _header, geometry = read_volume_header(path, root)
 
     def load() -> tuple[npt.NDArray[Any], list[LoadIssue]]:
-        return as_integer_labels(_read_array(path), path)
+        return as_integer_labels(_load_checked(path, root), path)
 
     meta = {"series_uid": uid or path, "description": _stem(path), "kind": "labels",
             "source": path, "has_patient_geometry": True}

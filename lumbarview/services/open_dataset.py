@@ -200,7 +200,8 @@ class _Opener:
             stem = volume_stem(path)
             case_id = stem.split("_")[0]
             case = by_case.setdefault(case_id, Case(id=case_id))
-            stack = self.guarded(case, partial(open_volume, path, uid=f"spider:{stem}", description=stem))
+            stack = self.guarded(case, partial(open_volume, path, uid=f"spider:{stem}", description=stem,
+                                                       root=self.root))
             if stack is None:
                 continue
             seq = stem.split("_", 1)[1] if "_" in stem else stem
@@ -312,7 +313,8 @@ class _Opener:
                 if not is_volume_file(path):
                     continue
                 stem = volume_stem(path)
-                stack = self.guarded(case, partial(open_volume, path, uid=f"{sub}:{stem}", description=stem))
+                stack = self.guarded(case, partial(open_volume, path, uid=f"{sub}:{stem}", description=stem,
+                                                           root=self.root))
                 if stack is None:
                     continue
                 case.series.append(Series(uid=stack.uid, description=stem.removeprefix(f"{sub}_"),
@@ -377,7 +379,8 @@ class _Opener:
                 self.dicom_error = exc
         stacks: dict[Path, ImageStack] = {}
         for path in image_vols:
-            stack = self.guarded(case, partial(open_volume, path, uid=f"file:{path}", description=volume_stem(path)))
+            stack = self.guarded(case, partial(open_volume, path, uid=f"file:{path}",
+                                                       description=volume_stem(path), root=self.root))
             if stack is not None:
                 stacks[path] = stack
                 case.series.append(Series(uid=stack.uid, description=volume_stem(path), modality="MR",
@@ -420,7 +423,7 @@ class _Opener:
 
     # -- binding overlays to images -------------------------------------------------------
     def bind_label_volume(self, case: Case, path: Path, image: ImageStack, scheme: LabelScheme) -> None:
-        labels = self.guarded(case, partial(open_label_volume, path, uid=f"labels:{path}"))
+        labels = self.guarded(case, partial(open_label_volume, path, uid=f"labels:{path}", root=self.root))
         if labels is None:
             return
         if same_grid(labels.geometry, image.geometry):

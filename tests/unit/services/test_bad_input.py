@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from lumbarview.core.errors import CorruptFileError
+from lumbarview.core.limits import ResourceLimitError
 from lumbarview.io.annotations import read_markups, read_table, read_voc
 from lumbarview.io.mesh import read_stl
 from lumbarview.io.volume import open_volume
@@ -51,9 +52,9 @@ def test_truncated_and_mismatched_mha(tmp_path: Path, phantom: LumbarPhantom) ->
     assert [c.id for c in ds.cases] == ["1", "2", "3"]
     case2 = ds.case("2")
     assert case2 is not None
-    t2 = next(s for s in case2.series if s.description == "t2").stacks[0]
-    with pytest.raises(CorruptFileError, match="re-copy"):
-        t2.pixels()
+    # The cut is seen in the header (CompressedDataSize beyond the file's end): an issue at open.
+    assert not any(s.description == "t2" for s in case2.series)
+    assert any(i.path == str(img) and "re-copy" in i.message for i in case2.issues)
     case3 = ds.case("3")
     assert case3 is not None
     t1 = next((s for s in case3.series if s.description == "t1"), None)
@@ -170,7 +171,7 @@ def test_huge_header_claim_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "huge.mha"
     path.write_text("ObjectType = Image\nNDims = 3\nDimSize = 100000 100000 100000\n"
                     "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n")
-    with pytest.raises(CorruptFileError):
+    with pytest.raises((CorruptFileError, ResourceLimitError)):
         open_volume(path).pixels()
 
 
