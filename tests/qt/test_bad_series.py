@@ -21,7 +21,7 @@ def test_a_damaged_series_is_an_issue_and_the_other_series_shows(qtbot, window, 
     # Keep the header, cut the compressed voxel data in half: it cannot be decoded.
     damaged.write_bytes(data[: len(data) // 2])
     open_and_wait(qtbot, window, root)
-    shown = window.sagittal.state.series
+    shown = window.views['sagittal'].view_state.series
     assert shown is not None and shown.description == "t1"
     messages = [i for i in window.dataset.all_issues() if i.path and Path(i.path).name == "1_t2.mha"]
     assert messages, "the damaged series must be named in the issues"

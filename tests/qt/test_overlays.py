@@ -30,14 +30,14 @@ def _pos(view, lps) -> QtCore.QPoint:  # type: ignore[no-untyped-def]
 
 def test_mask_colour_is_on_the_canal(qtbot, window, demo_small) -> None:  # type: ignore[no-untyped-def]
     open_and_wait(qtbot, window, demo_small["spider"])
-    view = window.sagittal
-    layers = [lay for lay in window.overlays.layers if lay.kind == "labels" and lay.visible]
+    view = window.views['sagittal']
+    layers = [lay for lay in window.session.overlays.layers if lay.kind == "labels" and lay.visible]
     assert len(layers) == 1  # the mask of the series on screen; the other sequence's mask is hidden
     truth = json.loads((demo_small["spider"] / TRUTH_FILE).read_text())["levels"]
     canal = np.asarray(truth["L3-L4"]["canal_centre_lps"])
     plane = view.plane
     on_plane = canal - plane.signed_distance_mm(canal) * plane.normal_lps
-    window.overlays.update(layers[0], opacity=0.8)
+    window.session.overlays.update(layers[0], opacity=0.8)
     qtbot.wait(20)
     rgb = _rgb(view)
     p = _pos(view, on_plane)
@@ -49,7 +49,7 @@ def test_mask_colour_is_on_the_canal(qtbot, window, demo_small) -> None:  # type
     r, g, b = rgb[q.y(), q.x()]
     assert abs(int(r) - int(b)) < 12
     # Outline mode keeps the colour on the edge only.
-    window.overlays.update(layers[0], outline=True)
+    window.session.overlays.update(layers[0], outline=True)
     qtbot.wait(20)
     r, g, b = _rgb(view)[p.y(), p.x()]
     assert b - r < 30
@@ -57,12 +57,12 @@ def test_mask_colour_is_on_the_canal(qtbot, window, demo_small) -> None:  # type
 
 def test_box_is_drawn_in_its_severity_colour_on_its_slice(qtbot, window, demo_small) -> None:  # type: ignore[no-untyped-def]
     open_and_wait(qtbot, window, demo_small["aisslab"])
-    case = window.case
+    case = window.session.case
     box = next(b for s in case.box_sets for b in s.boxes if b.severity == 2)
-    window.cursor.set_crosshair(box.corners_lps.mean(axis=0))
+    window.session.cursor.set_crosshair(box.corners_lps.mean(axis=0))
     qtbot.wait(20)
-    view = window.sagittal
-    assert view.state.current.k == box.slice_index
+    view = window.views['sagittal']
+    assert view.view_state.current.k == box.slice_index
     assert any(b is box for b, _ in view.overlay.shown_boxes)
     rgb = _rgb(view)
     top_mid = (box.corners_lps[0] + box.corners_lps[1]) / 2
@@ -84,4 +84,4 @@ def test_case_navigation_and_annotation_jump(qtbot, window, demo_small) -> None:
     panel.table.selectRow(0)
     qtbot.wait(10)
     target = panel.shown[0].position_lps
-    assert np.allclose(window.cursor.crosshair, target)
+    assert np.allclose(window.session.cursor.crosshair, target)

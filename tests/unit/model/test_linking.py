@@ -8,6 +8,7 @@ import pytest
 from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.core.types import ImageStack, Series
 from lumbarview.model.cursor import CursorModel
+from lumbarview.core.geometry import PlaneOrientation
 from lumbarview.model.view_state import ViewState
 from lumbarview.slicing.cache import SliceCache
 from tests.dicom_helpers import axial_block, sagittal
@@ -24,12 +25,18 @@ def _axial_series() -> Series:
     return Series("ax", "axial", "MR", 4, [_stack(f"ax#{n}", b) for n, b in enumerate(blocks)])
 
 
+def _view(name: str, series: Series, cursor: CursorModel) -> ViewState:
+    view = ViewState(name, PlaneOrientation(name), cursor)
+    view.set_series(series)
+    return view
+
+
 def test_click_in_sagittal_moves_axial_to_the_block_and_slice() -> None:
     cursor = CursorModel()
-    axial = ViewState(_axial_series(), cursor)
+    axial = _view("axial", _axial_series(), cursor)
     sag_geometry = VolumeGeometry.from_directions((9, 80, 80), (16.0, -40.0, 40.0), (0, 1, 0), (0, 0, -1),
                                                   (1.0, 1.0, 4.0))
-    sag = ViewState(Series("sag", "sag", "MR", 2, [_stack("sag#1", sag_geometry)]), cursor)
+    sag = _view("sagittal", Series("sag", "sag", "MR", 2, [_stack("sag#1", sag_geometry)]), cursor)
     block = axial.series.stacks[1]
     target = block.geometry.index_to_lps((8.0, 8.0, 2.0))
     cursor.set_crosshair(target)
@@ -41,7 +48,7 @@ def test_click_in_sagittal_moves_axial_to_the_block_and_slice() -> None:
 
 def test_scrolling_walks_through_angled_blocks_in_order() -> None:
     cursor = CursorModel()
-    axial = ViewState(_axial_series(), cursor)
+    axial = _view("axial", _axial_series(), cursor)
     refs = axial.slices()
     z = [r.plane.origin_lps[2] for r in refs]
     assert z == sorted(z)  # inferior to superior, block by block
@@ -50,7 +57,7 @@ def test_scrolling_walks_through_angled_blocks_in_order() -> None:
     for _ in range(len(refs) + 3):
         assert axial.current is not None
         seen.append((axial.current.stack.uid, axial.current.k))
-        axial.scroll(1)
+        axial.step(1)
     assert seen[: len(refs)] == [(r.stack.uid, r.k) for r in refs]
     assert seen[-1] == seen[len(refs) - 1]  # clamped at the last slice
     # Each step put the shared crosshair exactly on the slice shown.
