@@ -34,9 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lumbarview.core.geometry import PlaneOrientation, VolumeGeometry  # noqa: E402
-from lumbarview.slicing.planes import ViewPlane, standard_plane  # noqa: E402
-from lumbarview.slicing.reformat import reformat  # noqa: E402
+from lumbarview.core.geometry import PlaneOrientation, VolumeGeometry
+from lumbarview.slicing.planes import ViewPlane, standard_plane
+from lumbarview.slicing.reformat import reformat
 
 
 def _rot(axis: int, deg: float) -> np.ndarray:

@@ -218,7 +218,7 @@ def standard_plane(geometry: VolumeGeometry, orientation: PlaneOrientation, curs
 
 def _native_plane(geometry: VolumeGeometry, target: PlaneOrientation, cursor: FloatArray, stored: bool,
                   snap_to_slice: bool) -> ViewPlane:
-    n_k, n_j, n_i = geometry.shape_kji
+    _n_k, n_j, n_i = geometry.shape_kji
     row, col = geometry.row_direction_lps, geometry.column_direction_lps
     if stored:
         right_axis, sr, sd = 0, 1, 1

@@ -212,7 +212,7 @@ def reformat(volume_kji: npt.NDArray[Any], geometry: VolumeGeometry, plane: Slic
     # Walk the output so that consecutive pixels are close in memory: when a step down a
     # column moves less far in the volume's memory than a step along a row (an axial cut
     # across sagittal slices, say), sample the transposed grid into the transposed arrays.
-    n_k, n_j, n_i = geometry.shape_kji
+    _n_k, n_j, n_i = geometry.shape_kji
     strides = np.array([1.0, n_i, n_i * n_j])
     if float(np.abs(grid.row_step) @ strides) < float(np.abs(grid.col_step) @ strides):
         grid = IndexGrid(grid.origin, grid.row_step, grid.col_step, (cols, rows))
@@ -309,7 +309,7 @@ class _Sampler:
         fi, fj, fk = fracs
 
         def lerp(a: npt.NDArray[Any], b: npt.NDArray[Any], w: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-            d = np.subtract(b, a, dtype=np.float32)
+            d: npt.NDArray[np.float32] = np.subtract(b, a, dtype=np.float32)
             d *= w
             d += a
             return d
