@@ -74,9 +74,9 @@ def _parser() -> argparse.ArgumentParser:
 def _demo_root(out: str | None) -> Path:
     if out:
         return Path(out)
-    from lumbarview.io.dicom.scan import default_cache_dir
+    from lumbarview.services.demo import default_demo_root
 
-    return default_cache_dir() / "demo"
+    return default_demo_root()
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -114,9 +114,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _log_crash() -> str:
-    from lumbarview.io.dicom.scan import default_cache_dir
+    from lumbarview.services.demo import default_demo_root
 
-    log = default_cache_dir() / "crash.log"
+    log = default_demo_root().parent / "crash.log"
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a", encoding="utf-8") as fh:
@@ -189,12 +189,13 @@ def _cmd_view(args: argparse.Namespace) -> int:
             print(f"lumbarview: --size must look like 1600x900, not {args.size!r}", file=sys.stderr)
             return EXIT_NOTHING_OPENED
         size = (w, h)
-    cursor = None
+    cursor: tuple[float, float, float] | None = None
     if args.cursor:
         try:
-            cursor = tuple(float(v) for v in args.cursor.split(","))
-            if len(cursor) != 3 or not all(math.isfinite(v) for v in cursor):
+            values = [float(v) for v in args.cursor.split(",")]
+            if len(values) != 3 or not all(math.isfinite(v) for v in values):
                 raise ValueError
+            cursor = (values[0], values[1], values[2])
         except ValueError:
             print(f"lumbarview: --cursor must be three finite numbers X,Y,Z in mm, not {args.cursor!r}",
                   file=sys.stderr)

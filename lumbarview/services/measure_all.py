@@ -19,8 +19,9 @@ from typing import Any
 from lumbarview.core.dataset import Case, Dataset
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.labels import LabelScheme, Role
-from lumbarview.io.volume import open_label_volume, open_volume, resample_labels_to, same_grid
+from lumbarview.io.volume import open_label_volume, open_volume
 from lumbarview.measure.lumbar import Value, measure_label_map
+from lumbarview.services.binding import labels_on_image
 
 #: The keys of a measurement row: a contract other tools read.
 ROW_KEYS = ("case", "series", "level", "label", "side", "quantity", "value", "unit", "method",
@@ -94,13 +95,10 @@ def _row(job: Job, v: Value, unit: str | None = None, value: float | None = None
 
 def _measure(job: Job) -> list[dict[str, Any]]:
     labels_stack = open_label_volume(job.labels_path)
-    labels = labels_stack.pixels()
-    geometry = labels_stack.geometry
+    labels, geometry = labels_stack.pixels(), labels_stack.geometry
     if job.image_path:
-        image = open_volume(job.image_path)
-        if not same_grid(labels_stack.geometry, image.geometry):
-            labels = resample_labels_to(labels_stack, image.geometry)
-            geometry = image.geometry
+        # The same binding rule as the dataset opener (services.binding), never a second copy.
+        labels, geometry = labels_on_image(labels_stack, open_volume(job.image_path).geometry)
     rows = []
     for v in measure_label_map(labels, geometry, job.scheme):
         rows.append(_row(job, v))

@@ -57,11 +57,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.dataset: Dataset | None = None
         self.flags: FlagStore | None = None
         self.pending_plane: str | None = None
+        self.recent_menu: QtWidgets.QMenu  # the menus are built by ui.actions
+        self.undo_action: QtGui.QAction
+        self.redo_action: QtGui.QAction
         self._cancel: threading.Event | None = None
         self.views = {name: SliceView(name, self.session, self.cache) for name in VIEW_NAMES}
         for view in self.views.values():
             view.overlay = OverlayItems(view, self.session.overlays)
-            view.hover_text.connect(lambda text: text and self.statusBar().showMessage(text))
+            view.hover_text.connect(self._on_hover_text)
             view.series_dropped.connect(lambda uid, v=view: self.show_series_in(v.name, uid))
             view.line_planned.connect(self.plan_from_line)
         self.grid = QtWidgets.QWidget()
@@ -155,7 +158,15 @@ class MainWindow(QtWidgets.QMainWindow):
         dialog.canceled.connect(cancel.set)
 
         def progress(n: int, total: int) -> None:
-            call_in_gui_thread(lambda: (dialog.setMaximum(max(total, 1)), dialog.setValue(n)))
+            def update() -> None:
+                dialog.setMaximum(max(total, 1))
+                dialog.setValue(n)
+
+            call_in_gui_thread(update)
+
+        def finished(result: Any) -> None:
+            dialog.reset()
+            done(result)
 
         def failed(error: BaseException) -> None:
             dialog.reset()
@@ -169,7 +180,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if not os.environ.get("LUMBARVIEW_NO_DIALOGS"):
                 QtWidgets.QMessageBox.warning(self, "lumbarview", message)
 
-        self.worker.submit(lambda: job(progress, cancel), lambda r: (dialog.reset(), done(r)), failed)
+        self.worker.submit(lambda: job(progress, cancel), finished, failed)
 
     def _on_dataset(self, path: str, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -341,6 +352,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.session.cursor.set_crosshair(annotation.position_lps)
             for view in self.visible_views():
                 view.zoom_to(np.asarray(annotation.position_lps, dtype=np.float64))
+
+    def _on_hover_text(self, text: str) -> None:
+        if text:
+            self.statusBar().showMessage(text)
 
     def _on_history(self) -> None:
         undo = self.session.undo

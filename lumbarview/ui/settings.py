@@ -22,7 +22,7 @@ class Settings:
     # -- recent datasets --------------------------------------------------------------------
     def recent(self) -> list[str]:
         value = self.qt.value("recent", [])
-        items = [value] if isinstance(value, str) else [str(v) for v in (value or [])]
+        items = [value] if isinstance(value, str) else [str(v) for v in value] if isinstance(value, list) else []
         out: list[str] = []
         for path in items:
             absolute = os.path.abspath(path)

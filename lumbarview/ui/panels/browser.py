@@ -22,7 +22,8 @@ def thumbnail_pixels(series: Series, size: int = 48) -> npt.NDArray[np.uint8]:
     step = max(1, max(image.shape) // size)
     small = image[::step, ::step]
     lo, hi = np.percentile(small, (1, 99))
-    return np.clip((small - lo) / max(float(hi - lo), 1e-6) * 255, 0, 255).astype(np.uint8)
+    scaled: npt.NDArray[np.uint8] = np.clip((small - lo) / max(float(hi - lo), 1e-6) * 255, 0, 255).astype(np.uint8)
+    return scaled
 
 
 class SeriesTree(QtWidgets.QTreeWidget):

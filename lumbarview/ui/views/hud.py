@@ -94,7 +94,7 @@ class Hud:
                            f"{mm:g} mm")
 
 
-class Graphics(pg.GraphicsLayoutWidget):  # type: ignore[misc]
+class Graphics(pg.GraphicsLayoutWidget):
     """The graphics view, with the HUD drawn as its foreground in viewport pixels."""
 
     hud: Hud | None = None

@@ -34,7 +34,7 @@ _LINE_PICK_PX = 6.0
 WINDOW_DRAG_GAIN = 1.5
 
 
-class _ViewBox(pg.ViewBox):  # type: ignore[misc]
+class _ViewBox(pg.ViewBox):
     """Radiology mouse bindings: left sets the crosshair, right drag is window/level, middle
     drag pans, the wheel steps slices and Ctrl+wheel zooms."""
 

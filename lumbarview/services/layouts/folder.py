@@ -1,0 +1,94 @@
+"""Anything else: DICOM, volumes, label volumes bound to their image, STL, markups, CSV."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from pathlib import Path
+
+from lumbarview.core.dataset import Case
+from lumbarview.core.errors import NothingToOpenError
+from lumbarview.core.labels import sct_scheme
+from lumbarview.core.types import ImageStack, Series, Severity
+from lumbarview.io.annotations import (
+    is_markups,
+    read_json,
+    read_markups,
+    read_table,
+)
+from lumbarview.io.mesh import read_stl
+from lumbarview.io.volume import is_volume_file, open_volume, volume_stem
+from lumbarview.services.binding import best_image_for, bind_label_volume
+from lumbarview.services.layouts.context import USER_SCHEME_FILE, OpenContext
+from lumbarview.services.open_study import open_dicom
+
+
+def detect(root: Path) -> bool:
+    return True
+
+
+def open_layout(ctx: OpenContext) -> None:
+    root = ctx.root
+    case = Case(id=root.stem if root.is_file() else root.name)
+    files = [root] if root.is_file() else sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    volumes = [p for p in files if is_volume_file(p)]
+    label_like = [p for p in volumes if re.search(r"(seg|label|mask)", p.name, re.IGNORECASE)]
+    image_vols = [p for p in volumes if p not in label_like]
+    cases: list[Case] = []
+    others = [p for p in files if p not in volumes]
+    if any(not is_volume_file(p) and p.suffix.lower() not in (".json", ".stl", ".csv", ".tsv", ".xml",
+                                                                ".png", ".txt", ".md", ".pdf")
+           for p in others):
+        try:
+            collection = open_dicom(root, use_cache=ctx.use_cache, cache_dir=ctx.cache_dir,
+                                    progress=ctx.progress, cancel=ctx.cancel)
+            cases = ctx.cases_from_collection(collection)
+        except NothingToOpenError as exc:
+            ctx.dicom_error = exc
+    stacks: dict[Path, ImageStack] = {}
+    for path in image_vols:
+        stack = ctx.guarded(case, partial(open_volume, path, uid=f"file:{path}",
+                                                   description=volume_stem(path), root=ctx.root))
+        if stack is not None:
+            stacks[path] = stack
+            case.series.append(Series(uid=stack.uid, description=volume_stem(path), modality="MR",
+                                      number=None, stacks=[stack]))
+    scheme = ctx.user_scheme or sct_scheme()
+    for path in label_like:
+        image_path = best_image_for(path, list(stacks))
+        image = stacks.get(image_path) if image_path else None
+        if image is None:
+            ctx.issue(Severity.WARNING, "labels.no-image",
+                       "a label volume with no image it could belong to", path, case)
+            continue
+        bind_label_volume(ctx, case, path, image, scheme)
+    for path in others:
+        suffix = path.suffix.lower()
+        if suffix == ".stl":
+            result = ctx.guarded(case, partial(read_stl, path))
+            if result is not None:
+                case.meshes.append(result[0])
+                case.issues.extend(result[1])
+        elif suffix == ".json" and path.name != USER_SCHEME_FILE:
+            doc = ctx.guarded(case, partial(read_json, path))
+            if is_markups(doc):
+                result = ctx.guarded(case, partial(read_markups, path))
+                if result is not None:
+                    case.point_sets.extend(result[0])
+                    case.issues.extend(result[1])
+        elif suffix in (".csv", ".tsv"):
+            result = ctx.guarded(case, partial(read_table, path))
+            if result is not None:
+                case.tables.append(result[0])
+                case.issues.extend(result[1])
+        elif suffix == ".pdf":
+            case.attachments.append(str(path))
+    if case.series or case.meshes or case.point_sets or case.tables or case.label_maps:
+        cases.append(case)
+    else:
+        ctx.dataset.issues.extend(case.issues)
+    ctx.dataset.cases = cases
+
+# -- binding overlays to images -------------------------------------------------------
