@@ -68,6 +68,9 @@ class MainWindow(QtWidgets.QMainWindow):
             view.series_dropped.connect(lambda uid, v=view: self.show_series_in(v.name, uid))
             view.line_planned.connect(self.plan_from_line)
         self.grid = QtWidgets.QWidget()
+        self.grid_layout = QtWidgets.QGridLayout(self.grid)
+        self.grid_layout.setContentsMargins(0, 0, 0, 0)
+        self.grid_layout.setSpacing(3)
         self.start_page = StartPage(self.choose_folder, self.open_demo, self.open)
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.start_page)
@@ -117,18 +120,20 @@ class MainWindow(QtWidgets.QMainWindow):
             raise ValueError(f"unknown layout {layout!r}; one of {', '.join(LAYOUTS)}")
         self.session.layout = layout
         self.settings.set_layout(layout)
-        old = self.grid.layout()
-        if old is not None:
-            QtWidgets.QWidget().setLayout(old)  # reparent the old layout away
-        grid = QtWidgets.QGridLayout(self.grid)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(3)
+        grid = self.grid_layout
+        while grid.count():  # take the views out (they stay children of the grid widget)
+            grid.takeAt(0)
+        for n in range(4):
+            grid.setRowStretch(n, 0)
+            grid.setColumnStretch(n, 0)
         names = LAYOUTS[layout]
         for view in self.views.values():
             view.setVisible(view.name in names)
         for n, name in enumerate(names):
             row, col = (divmod(n, 2) if layout == "2x2" else (0, n))
             grid.addWidget(self.views[name], row, col)
+            grid.setRowStretch(row, 1)
+            grid.setColumnStretch(col, 1)
         for view in self.visible_views():
             view.update_reference_lines()
 
