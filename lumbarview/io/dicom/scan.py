@@ -405,7 +405,9 @@ def _parse_index(data: bytes, root: str) -> _Index:
     doc = orjson.loads(body)
     if type(doc) is not dict:
         raise _DamagedRecord("it does not hold an index")
-    if doc.get("version") != _INDEX_VERSION or doc.get("root") != root:
+    if type(doc.get("version")) is not int or type(doc.get("root")) is not str:
+        raise _DamagedRecord("it has no version or root")
+    if doc["version"] != _INDEX_VERSION or doc["root"] != root:
         return _Index()
     columns = [doc.get(k) for k in ("rels", "sizes", "mtimes", "kinds", "payloads")]
     strings = doc.get("strings")
