@@ -14,6 +14,8 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
+from lumbarview.core.errors import LumbarviewError
+
 FloatArray = npt.NDArray[np.float64]
 
 # Letters for the +x, +y, +z patient axes and their opposites (PS3.3 C.7.6.1.1.1,
@@ -31,11 +33,31 @@ class PlaneOrientation(enum.Enum):
     OBLIQUE = "oblique"
 
 
+class GeometryError(LumbarviewError, ValueError):
+    """Geometry that cannot describe a grid in patient space: a non-finite number (inf, NaN,
+    or a value whose square overflows), a zero or negative spacing, a degenerate direction.
+    A :class:`ValueError`, so callers that guard geometry with ``except ValueError`` keep
+    working; readers turn it into an issue for the file it came from."""
+
+
+def _finite(values: npt.ArrayLike, what: str) -> FloatArray:
+    a = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise GeometryError(f"{what} must be finite, got {a.tolist()}")
+    return a
+
+
 def _unit(vector: npt.ArrayLike, what: str) -> FloatArray:
-    v = np.asarray(vector, dtype=np.float64).reshape(3)
+    v = _finite(vector, what).reshape(3)
+    # Scale first: the norm of (1e308, 1e308, 0) overflows to inf although the direction is
+    # perfectly defined.
+    scale = float(np.max(np.abs(v)))
+    if scale == 0.0:
+        raise GeometryError(f"{what} must be a non-zero finite 3-vector, got {v.tolist()}")
+    v = v / scale
     norm = float(np.linalg.norm(v))
     if not np.isfinite(norm) or norm < 1e-9:
-        raise ValueError(f"{what} must be a non-zero finite 3-vector, got {v.tolist()}")
+        raise GeometryError(f"{what} must be a non-zero finite 3-vector, got {v.tolist()}")
     return v / norm
 
 
@@ -133,10 +155,12 @@ class SlicePlane:
         row = _unit(self.row_direction_lps, "row direction")
         col = _unit(self.column_direction_lps, "column direction")
         if abs(float(row @ col)) > 1e-3:
-            raise ValueError("row and column directions of a slice must be orthogonal")
-        if min(self.spacing_mm) <= 0:
-            raise ValueError(f"pixel spacing must be positive, got {self.spacing_mm}")
-        object.__setattr__(self, "origin_lps", _readonly(np.asarray(self.origin_lps).reshape(3)))
+            raise GeometryError("row and column directions of a slice must be orthogonal")
+        spacing = _finite(self.spacing_mm, "pixel spacing").reshape(2)
+        if float(spacing.min()) <= 0:
+            raise GeometryError(f"pixel spacing must be positive, got {self.spacing_mm}")
+        origin = _finite(self.origin_lps, "slice origin").reshape(3)
+        object.__setattr__(self, "origin_lps", _readonly(origin))
         object.__setattr__(self, "row_direction_lps", _readonly(row))
         object.__setattr__(self, "column_direction_lps", _readonly(col))
         object.__setattr__(self, "spacing_mm", (float(self.spacing_mm[0]), float(self.spacing_mm[1])))
@@ -268,14 +292,20 @@ class VolumeGeometry:
     def __post_init__(self) -> None:
         affine = np.array(self.ijk_to_lps, dtype=np.float64)
         if affine.shape != (4, 4):
-            raise ValueError(f"ijk_to_lps must be 4x4, got shape {affine.shape}")
-        if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-            raise ValueError("ijk_to_lps must be finite and invertible")
+            raise GeometryError(f"ijk_to_lps must be 4x4, got shape {affine.shape}")
+        if not np.all(np.isfinite(affine)):
+            raise GeometryError("ijk_to_lps must be finite")
+        with np.errstate(all="ignore"):
+            det = float(np.linalg.det(affine[:3, :3]))
+        # A determinant that overflows (spacings of 1e200 mm) is as unusable as a zero one:
+        # the inverse would hold zeros and the grid could not be mapped back.
+        if not np.isfinite(det) or abs(det) < 1e-12:
+            raise GeometryError("ijk_to_lps must be finite and invertible")
         affine.setflags(write=False)
         object.__setattr__(self, "ijk_to_lps", affine)
         shape = tuple(int(s) for s in self.shape_kji)
         if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"shape_kji must be three positive sizes, got {self.shape_kji}")
+            raise GeometryError(f"shape_kji must be three positive sizes, got {self.shape_kji}")
         object.__setattr__(self, "shape_kji", shape)
 
     @classmethod
@@ -295,11 +325,14 @@ class VolumeGeometry:
         k_dir = np.cross(row, col) if slice_direction_lps is None else _unit(
             slice_direction_lps, "slice direction"
         )
+        spacing = _finite(spacing_mm, "voxel spacing").reshape(3)
+        if float(spacing.min()) <= 0:
+            raise GeometryError(f"voxel spacing must be positive, got {list(spacing_mm)}")
         affine = np.eye(4)
         affine[:3, 0] = row * spacing_mm[0]
         affine[:3, 1] = col * spacing_mm[1]
         affine[:3, 2] = k_dir * spacing_mm[2]
-        affine[:3, 3] = np.asarray(origin_lps, dtype=np.float64).reshape(3)
+        affine[:3, 3] = _finite(origin_lps, "origin").reshape(3)
         return cls(shape_kji, affine)
 
     @cached_property

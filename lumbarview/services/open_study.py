@@ -39,7 +39,8 @@ def open_dicom(
         pre_issues.extend(listing.issues)
         folder = os.path.dirname(path)
         if listing.files:
-            scan = scan_paths(folder, files=[f for f in listing.files if os.path.exists(f)],
+            # read_dicomdir keeps only references inside the DICOMDIR's folder.
+            scan = scan_paths(folder, files=[f for f in listing.files if os.path.isfile(f)],
                               cache=cache, progress=progress, cancel=cancel)
         else:
             scan = scan_paths(folder, cache=cache, progress=progress, cancel=cancel)

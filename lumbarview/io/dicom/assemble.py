@@ -9,6 +9,7 @@ one stack per block, each a regular :class:`VolumeGeometry`. Irregularities are 
 
 from __future__ import annotations
 
+import math
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lumbarview.core.errors import Cancelled
 from lumbarview.core.geometry import VolumeGeometry, is_parallel
 from lumbarview.core.types import (
     ImageStack,
@@ -34,6 +36,12 @@ from lumbarview.io.dicom.pixels import SliceSource, decode_stack
 _ANGLE_TOL_DEG = 0.5
 #: Positions closer than this along the normal are the same slice position.
 _SAME_POSITION_MM = 0.01
+#: Patient coordinates beyond a kilometre, or pixels larger than ten metres, are not a scanner's:
+#: such values come from damaged headers and would overflow the geometry arithmetic.
+_MAX_COORDINATE_MM = 1e6
+_MAX_SPACING_MM = 1e4
+#: At most this many per-file geometry issues per series; the rest are counted in one more.
+_MAX_FILE_ISSUES = 20
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,20 @@ class _Plane:
         g = self.geometry
         return g.position_lps is not None and g.orientation is not None
 
+    def geometry_problem(self) -> str | None:
+        """What is wrong with a geometry the header does give (None when it is usable or
+        absent): a position or orientation that is not finite, not plausible, or not a pair
+        of orthogonal unit vectors."""
+        g = self.geometry
+        if g.position_lps is not None and not all(
+                math.isfinite(v) and abs(v) <= _MAX_COORDINATE_MM for v in g.position_lps):
+            return (f"(0020,0032) Image Position (Patient) {list(g.position_lps)} is not a "
+                    f"finite position within {_MAX_COORDINATE_MM:g} mm")
+        if g.orientation is not None and not _valid_orientation(g.orientation):
+            return (f"(0020,0037) Image Orientation (Patient) {list(g.orientation)} is not two "
+                    "orthogonal unit vectors")
+        return None
+
     def normal(self) -> npt.NDArray[np.float64]:
         assert self.geometry.orientation is not None
         o = np.asarray(self.geometry.orientation)
@@ -68,7 +90,11 @@ def _planes(header: DicomFileHeader) -> list[_Plane]:
 
 
 def _valid_orientation(o: Sequence[float] | None) -> bool:
-    if o is None:
+    if o is None or len(o) != 6:
+        return False
+    # Unit vectors have components within [-1, 1]; checking that first keeps 1e308 out of the
+    # norms below, where it would overflow.
+    if not all(math.isfinite(v) and abs(v) <= 1.5 for v in o):
         return False
     a = np.asarray(o[:3])
     b = np.asarray(o[3:])
@@ -93,6 +119,19 @@ def _orientation_clusters(planes: list[_Plane]) -> list[list[_Plane]]:
 
 def _frame_spacing(plane: _Plane) -> tuple[float, float] | None:
     return plane.geometry.pixel_spacing_rc
+
+
+def _usable_spacing(spacing: tuple[float, float] | None) -> tuple[float, float] | None:
+    """(0028,0030) Pixel Spacing when it is two finite, positive, plausible values."""
+    if spacing is None or len(spacing) != 2:
+        return None
+    if not all(math.isfinite(v) and 0 < v <= _MAX_SPACING_MM for v in spacing):
+        return None
+    return float(spacing[0]), float(spacing[1])
+
+
+def _positive(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and 0 < value <= _MAX_SPACING_MM else None
 
 
 def _split_key(plane: _Plane) -> tuple[Any, ...]:
@@ -121,6 +160,22 @@ class _StackBuilder:
         if any(i.code == code and i.message == text for i in self.issues):
             return
         self.issues.append(LoadIssue(severity, code, text, path))
+
+    def guarded(self, step: Any, *args: Any) -> Any:
+        """Run one building step; anything it raises (a geometry the checks above did not
+        foresee) becomes an ERROR issue for its images, and the rest of the series goes on."""
+        try:
+            return step(*args)
+        except Cancelled:
+            raise
+        except (Exception, RecursionError) as exc:  # one stack, one issue
+            first = next((a for a in args[0] if a is not None), None) if args else None
+            path = first.header.path if first is not None else None
+            self.issue(Severity.ERROR, "dicom.stack-failed",
+                       f"a stack of {len(args[0]) if args else 0} image(s) could not be built "
+                       f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); those images "
+                       "are left out. Re-export the series from the scanner or PACS", path)
+            return None
 
     # -- ordering, duplicates, gaps -------------------------------------------------------
     def _dedupe(self, planes: list[_Plane], along: npt.NDArray[np.float64]) -> tuple[
@@ -212,15 +267,17 @@ class _StackBuilder:
         o = np.asarray(first_plane.geometry.orientation, dtype=np.float64)
         row_dir, col_dir = o[:3] / np.linalg.norm(o[:3]), o[3:] / np.linalg.norm(o[3:])
         normal = np.cross(row_dir, col_dir)
-        spacing_rc = first_plane.geometry.pixel_spacing_rc
-        if spacing_rc is None or min(spacing_rc) <= 0:
+        declared = first_plane.geometry.pixel_spacing_rc
+        spacing_rc = _usable_spacing(declared)
+        if spacing_rc is None:
+            what = "missing" if declared is None else f"invalid ({list(declared)})"
             self.issue(Severity.WARNING, "dicom.no-pixel-spacing",
-                       "(0028,0030) Pixel Spacing is missing; distances assume 1 mm pixels and "
+                       f"(0028,0030) Pixel Spacing is {what}; distances assume 1 mm pixels and "
                        "are NOT real millimetres", first.path)
             spacing_rc = (1.0, 1.0)
         row_spacing, col_spacing = spacing_rc
-        thicknesses = [p.geometry.slice_thickness_mm for p in present
-                       if p.geometry.slice_thickness_mm]
+        thicknesses = [t for p in present
+                       if (t := _positive(p.geometry.slice_thickness_mm)) is not None]
         thickness = float(np.median(thicknesses)) if thicknesses else None
         n = len(slots)
         positions = [np.asarray(p.geometry.position_lps, dtype=np.float64) if p is not None
@@ -234,7 +291,7 @@ class _StackBuilder:
             assert p1 is not None
             step_vec = (p1 - p0) / (k1 - k0)
         else:
-            nominal = first.spacing_between_slices_mm or thickness or 1.0
+            nominal = _positive(first.spacing_between_slices_mm) or thickness or 1.0
             step_vec = normal * nominal
         origin = p0 - k0 * step_vec
         affine = np.eye(4)
@@ -257,7 +314,7 @@ class _StackBuilder:
                            f"{worst:.2f} mm from a regular {step_mm:.2f} mm grid; the stack is "
                            "shown on the regular grid", first.path)
         slice_step_mm = float(abs(step_vec @ normal)) if n > 1 else (
-            first.spacing_between_slices_mm or thickness or 1.0)
+            _positive(first.spacing_between_slices_mm) or thickness or 1.0)
         gap = None if thickness is None else slice_step_mm - thickness
         if gap is not None and n > 1 and abs(gap) > 0.01:
             code = "dicom.slice-gap" if gap > 0 else "dicom.slice-overlap"
@@ -305,7 +362,7 @@ class _StackBuilder:
         first = planes[0].header
         planes = sorted(planes, key=lambda p: (p.header.instance_number or 0, p.header.path,
                                                p.source.frame))
-        spacing = planes[0].geometry.pixel_spacing_rc or (1.0, 1.0)
+        spacing = _usable_spacing(planes[0].geometry.pixel_spacing_rc) or (1.0, 1.0)
         geometry = VolumeGeometry.from_directions(
             (len(planes), first.rows, first.cols), (0.0, 0.0, 0.0), (1, 0, 0), (0, 1, 0),
             (spacing[1], spacing[0], 1.0))
@@ -361,8 +418,27 @@ def _build_series(headers: list[DicomFileHeader]) -> Series:
                     frame_of_reference_uid=first.frame_of_reference_uid or None)
     builder = _StackBuilder(first.series_uid, _series_label(first))
     planes = [p for h in headers for p in _planes(h)]
-    with_geom = [p for p in planes if p.has_geometry and _valid_orientation(p.geometry.orientation)]
-    without = [p for p in planes if not (p.has_geometry and _valid_orientation(p.geometry.orientation))]
+    invalid: list[_Plane] = []
+    for p in planes:
+        problem = p.geometry_problem()
+        if problem is None:
+            continue
+        invalid.append(p)
+        if len(invalid) <= _MAX_FILE_ISSUES:
+            frame = f" (frame {p.source.frame + 1})" if p.header.n_frames > 1 else ""
+            builder.issue(Severity.WARNING, "dicom.invalid-geometry",
+                          f"{os.path.basename(p.header.path)}{frame}: {problem}; the image is left "
+                          "out of the stack (or shown without patient geometry). Re-export it "
+                          "from the scanner or PACS", p.header.path)
+    if len(invalid) > _MAX_FILE_ISSUES:
+        builder.issue(Severity.WARNING, "dicom.invalid-geometry",
+                      f"{len(invalid) - _MAX_FILE_ISSUES} more image(s) have an invalid "
+                      "position or orientation", invalid[_MAX_FILE_ISSUES].header.path)
+    bad = {id(p) for p in invalid}
+    with_geom = [p for p in planes if id(p) not in bad and p.has_geometry]
+    without = [p for p in planes if id(p) not in bad and not p.has_geometry]
+    if invalid and not with_geom:
+        without.extend(invalid)
     if with_geom and without:
         pads = [p for p in without if os.path.basename(p.header.path).lower().startswith("pad")]
         if pads:
@@ -379,7 +455,7 @@ def _build_series(headers: list[DicomFileHeader]) -> Series:
         for p in without:
             groups[(p.header.rows, p.header.cols)].append(p)
         for members in groups.values():
-            builder.build_flat(members)
+            builder.guarded(builder.build_flat, members)
     else:
         by_grid: dict[tuple[Any, ...], list[_Plane]] = defaultdict(list)
         for p in with_geom:
@@ -395,8 +471,9 @@ def _build_series(headers: list[DicomFileHeader]) -> Series:
                 along = np.array([np.asarray(p.geometry.position_lps) @ normal for p in cluster])
                 groups_, alongs = builder._dedupe(cluster, along)
                 for group, group_along in zip(groups_, alongs, strict=True):
-                    for slots, block_along in builder._blocks(list(group), np.asarray(group_along)):
-                        builder.build(slots, block_along)
+                    blocks = builder.guarded(builder._blocks, list(group), np.asarray(group_along))
+                    for slots, block_along in blocks or []:
+                        builder.guarded(builder.build, slots, block_along)
         if len(builder.stacks) > 1:
             normals = [s.geometry.slice_normal for s in builder.stacks]
             if not all(is_parallel(normals[0], n) for n in normals[1:]):
@@ -467,7 +544,18 @@ def assemble(headers: Sequence[DicomFileHeader], path: str,
             study = studies[(patient_id, study_uid)] = Study(
                 uid=study_uid, description=first.study_description, date=first.study_date)
             patient.studies.append(study)
-        study.series.append(_build_series(members))
+        try:
+            series = _build_series(members)
+        except Cancelled:
+            raise
+        except (Exception, RecursionError) as exc:  # one series, one issue
+            collection.issues.append(LoadIssue(
+                Severity.ERROR, "dicom.series-failed",
+                f"{_series_label(first)} could not be assembled ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:160]}); its {len(members)} file(s) are left out. "
+                "Re-export the series from the scanner or PACS", first.path))
+            continue
+        study.series.append(series)
     for study in studies.values():
         study.series.sort(key=lambda s: (s.number is None, s.number or 0, s.description))
         sizes = sorted({f"{k.geometry.shape_kji[1]}x{k.geometry.shape_kji[2]}"

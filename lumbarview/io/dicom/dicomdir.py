@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom.errors import InvalidDicomError
 from pydicom.fileset import FileSet
 
 from lumbarview.core.types import LoadIssue, Severity
@@ -41,6 +39,12 @@ def is_dicomdir(path: str | Path) -> bool:
     return head[128:132] == b"DICM" and b"1.2.840.10008.1.3.10" in head
 
 
+def is_inside(file_path: str, folder_realpath: str) -> bool:
+    """True when ``file_path`` resolves (links and ``..`` followed) inside ``folder_realpath``."""
+    resolved = os.path.realpath(file_path)
+    return os.path.commonpath([resolved, folder_realpath]) == folder_realpath
+
+
 def read_dicomdir(path: str | Path) -> DicomdirListing:
     """List the files a DICOMDIR references. Never raises for a bad DICOMDIR: the problem is
     an issue, and the caller falls back to walking the folder."""
@@ -55,24 +59,49 @@ def read_dicomdir(path: str | Path) -> DicomdirListing:
             listing.issues.append(LoadIssue(
                 Severity.INFO, "dicomdir.nonstandard",
                 f"{text}; it was read as it is (lumbarview never modifies source data)", str(path)))
-    except (InvalidDicomError, ValueError, OSError, KeyError, AttributeError, TypeError,
-            EOFError, struct.error, NotImplementedError) as exc:
+    except (Exception, RecursionError) as exc:  # a damaged DICOMDIR makes pydicom raise anything
+        text = " ".join(str(exc).split())[:200]
         listing.issues.append(LoadIssue(
             Severity.WARNING, "dicomdir.unreadable",
-            f"the DICOMDIR cannot be read ({type(exc).__name__}: {exc}); the folder is scanned "
+            f"the DICOMDIR cannot be read ({type(exc).__name__}: {text}); the folder is scanned "
             "file by file instead", str(path)))
         return listing
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(str(path))))
     series: set[str] = set()
     patients: set[str] = set()
-    for instance in fs:
-        file_path = instance.path
-        listing.files.append(str(file_path))
-        series.add(str(getattr(instance, "SeriesInstanceUID", "") or ""))
-        patients.add(str(getattr(instance, "PatientID", "") or ""))
+    try:
+        instances = list(fs)
+    except (Exception, RecursionError) as exc:
+        listing.issues.append(LoadIssue(
+            Severity.WARNING, "dicomdir.unreadable",
+            f"the DICOMDIR's records cannot be read ({type(exc).__name__}); the folder is "
+            "scanned file by file instead", str(path)))
+        return listing
+    for instance in instances:
+        try:
+            file_path = str(instance.path)
+            series_uid = str(getattr(instance, "SeriesInstanceUID", "") or "")
+            patient_id = str(getattr(instance, "PatientID", "") or "")
+        except (Exception, RecursionError) as exc:
+            listing.issues.append(LoadIssue(
+                Severity.WARNING, "dicomdir.bad-reference",
+                f"a record of the DICOMDIR names no usable file ({type(exc).__name__}); it was "
+                "skipped", str(path)))
+            continue
+        if not is_inside(file_path, folder):
+            listing.issues.append(LoadIssue(
+                Severity.ERROR, "dicomdir.outside-reference",
+                f"the DICOMDIR references {file_path!r}, which lies outside its folder; nothing "
+                "was read from it. A DICOMDIR may only reference files in its own folder tree: "
+                "check where the export came from", str(path)))
+            continue
+        listing.files.append(file_path)
+        series.add(series_uid)
+        patients.add(patient_id)
         if not os.path.exists(file_path):
             listing.issues.append(LoadIssue(
                 Severity.WARNING, "dicomdir.missing-file",
-                "the DICOMDIR references a file that is not on disk", str(file_path)))
+                "the DICOMDIR references a file that is not on disk", file_path))
     listing.n_series = len(series)
     listing.n_patients = len(patients)
     if not listing.files:

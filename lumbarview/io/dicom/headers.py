@@ -7,25 +7,35 @@ can read native pixels straight from disk.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.filebase import DicomBytesIO
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from lumbarview.core.errors import CorruptFileError, LoadError
+from lumbarview.core.limits import ResourceLimitError, limits
 from lumbarview.core.types import LoadIssue, Severity
 
 MEDIA_STORAGE_DIRECTORY_UID = "1.2.840.10008.1.3.10"
 _PIXEL_DATA_TAG = (0x7FE0, 0x0010)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+DEFLATED_UID = "1.2.840.10008.1.2.1.99"
+_DEFLATED_BYTES = DEFLATED_UID.encode("ascii")
+_INFLATE_CHUNK = 1 << 20
+_PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
+_PIXEL_VRS = (b"OB", b"OW", b"UN")
 
 #: Attributes read in the scan. Functional group sequences carry per-frame geometry in
 #: Enhanced MR (PS3.3 C.7.6.16).
@@ -136,7 +146,7 @@ def _float(ds: Dataset, keyword: str) -> float | None:
         result = float(value)
     except (TypeError, ValueError):
         return None
-    return result if result == result else None  # NaN counts as missing
+    return result if math.isfinite(result) else None  # NaN and inf count as missing
 
 
 def _floats(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
@@ -149,7 +159,7 @@ def _floats(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | Non
         values = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         return None
-    if len(values) != n or any(v != v for v in values):
+    if len(values) != n or not all(math.isfinite(v) for v in values):
         return None
     return values
 
@@ -251,8 +261,12 @@ class _RawValues:
         except ValueError:
             self.notes.append(f"invalid value for {keyword}: {joined!r}")
             return None
-        if (n is not None and len(values) != n) or any(v != v for v in values):
+        if n is not None and len(values) != n:
             self.notes.append(f"{keyword} should have {n} finite values, has {joined!r}")
+            return None
+        if not all(math.isfinite(v) for v in values):
+            what = f"{n} finite values" if n is not None else "finite values"
+            self.notes.append(f"{keyword} should have {what}, has {joined!r}")
             return None
         return values
 
@@ -323,18 +337,110 @@ def _locate_native_pixels(fp: BinaryIO, ds: Dataset, file_size: int) -> tuple[in
     return offset, int(length)
 
 
-def _sniff(fp: BinaryIO) -> bool:
-    """True when the file has the DICM prefix. Raises NotDicomError when it clearly is not
-    DICOM; returns False for preamble-less files that may be raw DICOM datasets."""
-    head = fp.read(132)
+def _sniff(fp: BinaryIO) -> tuple[bool, bool]:
+    """(has the DICM prefix, may be deflated). Raises NotDicomError when the file clearly is
+    not DICOM; a False prefix means a preamble-less file that may be a raw DICOM dataset.
+    "May be deflated" means the Deflated Explicit VR Little Endian UID appears in the first
+    kilobyte, where the file meta information sits."""
+    head = fp.read(1024)
     fp.seek(0)
-    if len(head) == 132 and head[128:132] == b"DICM":
-        return True
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True, _DEFLATED_BYTES in head
     # Files written without the Part 10 preamble start directly with a group 0002 or 0008
     # element (little or big endian).
     if len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08", b"\x00\x02"):
-        return False
+        return False, False
     raise NotDicomError("no DICM prefix and no DICOM element at the start")
+
+
+def inflate_bounded(data: bytes, max_bytes: int, path: str | Path,
+                    stop_at_pixel_data: bool = False) -> bytes:
+    """Inflate a raw deflate stream (the data set of a Deflated Explicit VR Little Endian file,
+    PS3.5 A.5) without ever holding more than ``max_bytes`` of output.
+
+    With ``stop_at_pixel_data`` inflation stops at the first top-level-looking (7FE0,0010)
+    element header, which is all a header scan needs: a deflate bomb hidden in the pixel
+    data is never expanded.
+
+    Raises
+    ------
+    CorruptFileError
+        The stream is damaged or ends before its end marker.
+    ResourceLimitError
+        The stream inflates to more than ``max_bytes``.
+    """
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    pending = data
+    try:
+        while True:
+            chunk = inflater.decompress(pending, _INFLATE_CHUNK)
+            pending = inflater.unconsumed_tail
+            start = max(0, len(out) - 6)
+            out += chunk
+            if stop_at_pixel_data:
+                at = out.find(_PIXEL_TAG_LE, start)
+                while at >= 0 and len(out) >= at + 6:
+                    if bytes(out[at + 4:at + 6]) in _PIXEL_VRS:
+                        return bytes(out[:at])
+                    at = out.find(_PIXEL_TAG_LE, at + 1)
+            if len(out) > max_bytes:
+                limit = limits()
+                raise ResourceLimitError(
+                    path, f"the deflated data set inflates to more than {max_bytes:,} bytes "
+                    "(a decompression bomb, or an image larger than the memory budget)",
+                    "LUMBARVIEW_MAX_VOLUME_MB (in MB)", f"{limit.max_volume_bytes // (1 << 20)} MB")
+            if inflater.eof:
+                break
+            if not chunk and not pending:
+                raise CorruptFileError(path, "the deflated data set is truncated (the deflate "
+                                       "stream ends before its end marker)",
+                                       "re-copy the file from its source")
+    except zlib.error as exc:
+        raise CorruptFileError(path, f"the deflated data set cannot be inflated ({exc})",
+                               "the file is damaged; re-copy it from its source") from exc
+    return bytes(out)
+
+
+def _stop_at_pixels(tag: Any, vr: str | None, length: int) -> bool:
+    return int(tag) == 0x7FE00010
+
+
+def read_deflated(fp: BinaryIO, path: str | Path, max_bytes: int,
+                  stop_before_pixels: bool) -> Dataset | None:
+    """Read a Part 10 file whose transfer syntax is Deflated Explicit VR Little Endian,
+    inflating with a bound (pydicom itself inflates the whole stream, however large).
+    Returns None when the file meta does not name the deflated syntax after all.
+
+    Raises
+    ------
+    CorruptFileError, ResourceLimitError
+        Damaged stream, or more than ``max_bytes`` of inflated data.
+    """
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+
+    fp.seek(0)
+    preamble = read_preamble(fp, False)
+    meta = _read_file_meta_info(fp)
+    if str(meta.get("TransferSyntaxUID", "")) != DEFLATED_UID:
+        return None
+    compressed = fp.read(max_bytes + 1)
+    inflated = None
+    if stop_before_pixels:
+        head = inflate_bounded(compressed, max_bytes, path, stop_at_pixel_data=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                inflated = read_dataset(cast(BinaryIO, DicomBytesIO(head)), False, True, stop_when=_stop_at_pixels)
+        except Exception:  # the (7FE0,0010) found was inside a value: inflate it all
+            inflated = None
+    if inflated is None:
+        body = inflate_bounded(compressed, max_bytes, path)
+        inflated = read_dataset(cast(BinaryIO, DicomBytesIO(body)), False, True,
+                                stop_when=_stop_at_pixels if stop_before_pixels else None)
+    ds = pydicom.dataset.FileDataset(str(path), inflated, preamble=preamble, file_meta=meta)
+    ds.set_original_encoding(False, True, inflated._character_set)
+    return ds
 
 
 def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFileHeader:
@@ -352,11 +458,17 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
     path = str(path)
     st = stat or os.stat(path)
     with open(path, "rb") as fp:
-        has_prefix = _sniff(fp)
+        has_prefix, maybe_deflated = _sniff(fp)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=not has_prefix)
+                deflated = (read_deflated(fp, path, limits().max_volume_bytes, True)
+                            if maybe_deflated else None)
+                if deflated is not None:
+                    ds = deflated
+                else:
+                    fp.seek(0)
+                    ds = pydicom.dcmread(fp, stop_before_pixels=True, force=not has_prefix)
         except InvalidDicomError as exc:
             raise NotDicomError(str(exc)) from exc
         if not has_prefix and "SOPClassUID" not in ds and "Rows" not in ds:
@@ -381,6 +493,9 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
     n_frames = raw.int_("NumberOfFrames") or 1
     if n_frames < 1:
         n_frames = 1
+    if has_pixels:
+        check_pixel_budget(path, raw.int_("Rows") or 0, raw.int_("Columns") or 0, n_frames,
+                           raw.int_("SamplesPerPixel") or 1, raw.int_("BitsAllocated") or 0)
     with warnings.catch_warnings(record=True) as caught_late:
         warnings.simplefilter("always")
         frames = _frame_geometries(ds, n_frames, raw)
@@ -436,6 +551,24 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
     return header
 
 
+def check_pixel_budget(path: str | Path | None, rows: int, cols: int, n_frames: int,
+                       samples_per_pixel: int, bits_allocated: int) -> None:
+    """Refuse, before anything is decoded or allocated, an image whose declared size exceeds
+    the budgets (:func:`lumbarview.core.limits.limits`): each frame against the 2D image
+    budget, all frames against the volume budget.
+
+    Raises
+    ------
+    ResourceLimitError
+    """
+    budget = limits()
+    samples = max(1, samples_per_pixel)
+    pixels = max(0, rows) * max(0, cols)
+    budget.check_image(path, pixels * samples, f"image ({rows} x {cols} pixels per frame)")
+    budget.check_volume(path, pixels * max(1, n_frames) * samples, max(1, (bits_allocated + 7) // 8),
+                        f"image ({rows} x {cols} x {n_frames} frames)")
+
+
 def transfer_syntax_name(uid: str) -> str:
     """Readable name of a transfer syntax UID."""
     try:
@@ -444,15 +577,41 @@ def transfer_syntax_name(uid: str) -> str:
         return uid
 
 
+#: Issue code of a file refused by a resource budget: such verdicts are never cached, so that
+#: raising the limit takes effect at once.
+LIMIT_CODE = "dicom.too-large"
+
+
+def _describe(exc: BaseException) -> str:
+    """What a header-read exception means, in words (pydicom's own text kept short)."""
+    text = " ".join(str(exc).split())[:200]
+    if isinstance(exc, BytesLengthException):
+        return f"an element's value length does not fit its value representation ({text})"
+    if isinstance(exc, NotImplementedError) and "Value Representation" in text:
+        return f"an element has an unknown value representation ({text})"
+    if isinstance(exc, RecursionError):
+        return "its sequences are nested too deeply to read"
+    if isinstance(exc, MemoryError):
+        return "reading it needs more memory than is available"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def header_issue(path: str, exc: BaseException) -> LoadIssue:
-    """Turn a header-read failure into an issue record."""
+    """Turn a header-read failure (any exception) into an issue record for that one file."""
     if isinstance(exc, NotDicomError):
         return LoadIssue(Severity.INFO, "dicom.not-dicom", "skipped: not a DICOM file", path)
     if isinstance(exc, OSError):
         return LoadIssue(Severity.WARNING, "io.unreadable",
                          f"cannot read the file ({exc.strerror or exc}); check its permissions",
                          path)
+    if isinstance(exc, ResourceLimitError):
+        return LoadIssue(Severity.ERROR, LIMIT_CODE,
+                         f"the file was skipped: {exc.problem}. {exc.action}", path)
+    if isinstance(exc, LoadError):
+        code = "dicom.corrupt-deflate" if "deflate" in exc.problem else "dicom.corrupt-header"
+        return LoadIssue(Severity.ERROR, code,
+                         f"the file was skipped: {exc.problem}. {exc.action}", path)
     return LoadIssue(
         Severity.ERROR, "dicom.corrupt-header",
-        f"the DICOM header is damaged ({type(exc).__name__}: {exc}); the file was skipped, "
+        f"the DICOM header is damaged ({_describe(exc)}); the file was skipped, "
         "re-export or re-copy it from the source", path)

@@ -20,8 +20,18 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from lumbarview.core.errors import CorruptFileError, LoadError, MissingDecoderError
+from lumbarview.core.limits import limits
 from lumbarview.core.types import LoadIssue, Severity
-from lumbarview.io.dicom.headers import DicomFileHeader, transfer_syntax_name
+from lumbarview.io.dicom.headers import (
+    DEFLATED_UID,
+    DicomFileHeader,
+    check_pixel_budget,
+    read_deflated,
+    transfer_syntax_name,
+)
+
+#: Room for the non-pixel elements of a deflated file when bounding its inflated size.
+_DEFLATE_HEADER_ALLOWANCE = 16 << 20
 
 _COMPRESSION_HINT = (
     "install a decoder for it: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
@@ -94,8 +104,19 @@ def decode_file(header: DicomFileHeader) -> npt.NDArray[Any]:
         Truncated or damaged pixel data.
     """
     path = header.path
+    check_pixel_budget(path, header.rows, header.cols, header.n_frames, header.samples_per_pixel,
+                       header.bits_allocated)
     try:
-        ds = pydicom.dcmread(path, force=True)
+        if header.transfer_syntax == DEFLATED_UID:
+            # Stop inflating at the declared size: the pixels plus room for the other elements.
+            declared = (header.rows * header.cols * max(1, header.n_frames)
+                        * max(1, header.samples_per_pixel) * max(1, (header.bits_allocated + 7) // 8))
+            bound = min(declared + _DEFLATE_HEADER_ALLOWANCE, limits().max_volume_bytes)
+            with open(path, "rb") as fh:
+                found = read_deflated(fh, path, bound, stop_before_pixels=False)
+            ds = found if found is not None else pydicom.dcmread(path, force=True)
+        else:
+            ds = pydicom.dcmread(path, force=True)
         if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
             raise CorruptFileError(path, "the file has no pixel data",
                                    "it is not an image; open the image series instead")
@@ -133,6 +154,14 @@ def decode_file(header: DicomFileHeader) -> npt.NDArray[Any]:
         raise CorruptFileError(path, f"pixel data cannot be read ({first})",
                                "the file may be truncated or damaged; re-copy it from "
                                "its source") from exc
+    except MemoryError as exc:
+        raise LoadError(path, "there is not enough memory to decode this image",
+                        "close other cases or programs, or open a smaller series") from exc
+    except (Exception, RecursionError) as exc:  # a decoder met a damaged file
+        first = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise CorruptFileError(path, f"pixel data cannot be decoded ({type(exc).__name__}: {first})",
+                               "the file is damaged or in a variant lumbarview does not read; "
+                               "re-copy it from its source") from exc
     array = np.asarray(array)
     if array.ndim == 2:
         array = array[np.newaxis]
@@ -253,6 +282,11 @@ def decode_stack(
         When not a single slice could be decoded.
     """
     rows, cols = shape_rc
+    present = [s.header for s in sources if s is not None]
+    bits = max((h.bits_allocated for h in present), default=16)
+    # Budget before allocation: the output is at most 4 bytes a voxel (int32/float32).
+    check_pixel_budget(present[0].path if present else None, rows, cols, len(sources), 1,
+                       max(bits, 32 if _rescale_needed(sources) else bits))
     fast = _decode_native_stack(sources, shape_rc, workers)
     if fast is not None:
         return fast
@@ -282,6 +316,10 @@ def decode_stack(
             return frame
         except LoadError as exc:
             return exc
+        except (Exception, RecursionError) as exc:  # one slice's problem, not the stack's
+            return CorruptFileError(h.path, f"pixel data cannot be read ({type(exc).__name__}: "
+                                    f"{' '.join(str(exc).split())[:160]})",
+                                    "re-copy the file from its source")
 
     # Multi-frame files are decoded once: group by file so threads don't decode twice.
     has_multiframe = any(s is not None and s.header.n_frames > 1 for s in sources)

@@ -12,17 +12,17 @@ import contextlib
 import gc
 import hashlib
 import os
-import struct
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
-from pydicom.errors import InvalidDicomError
 
 from lumbarview.core.errors import Cancelled
 from lumbarview.core.types import LoadIssue, Severity
@@ -30,8 +30,8 @@ from lumbarview.io.dicom.headers import (
     HEADER_FIELDS as _HEADER_FIELDS,
 )
 from lumbarview.io.dicom.headers import (
+    LIMIT_CODE,
     DicomFileHeader,
-    NotDicomError,
     header_issue,
     read_header,
 )
@@ -41,9 +41,11 @@ ProgressCallback = Callable[[int, int], None]
 #: Below this many files to read, a process pool costs more than it saves.
 _PARALLEL_MIN_FILES = 100
 _CHUNK = 64
-_INDEX_VERSION = 4
-_HEADER_ERRORS = (NotDicomError, OSError, InvalidDicomError, ValueError, EOFError,
-                  struct.error, KeyError, AttributeError, TypeError, IndexError)
+#: 5: a checksum line before the JSON body; headers checked against the resource budgets
+#: and for finite geometry (version 4 indexes may hold headers that no longer pass).
+_INDEX_VERSION = 5
+_INDEX_MAGIC = b"LVIDX"
+REBUILT_CODE = "index.rebuilt"
 
 
 class ScanCancelled(Cancelled):
@@ -65,6 +67,9 @@ class ScanResult:
         self._pending: list[tuple[str, int, int, Any]] = []  # (path, size, mtime, payload)
         self._strings: list[str] = []
         self._headers: list[DicomFileHeader] | None = None
+        #: Called once when a cached record turns out to be damaged (drops the index file).
+        self._on_damage: Callable[[], None] | None = None
+        self._damage_reported = False
 
     @property
     def paths(self) -> list[str]:
@@ -75,14 +80,38 @@ class ScanResult:
     def headers(self) -> list[DicomFileHeader]:
         if self._headers is None:
             with _gc_paused():
-                self._headers = [_expand(*p, self._strings) for p in self._pending]
+                found = [self._header(p) for p in self._pending]
+            self._headers = [h for h in found if h is not None]
         return self._headers
 
     def headers_under(self, folder: str) -> list[DicomFileHeader]:
         """Headers of the files below ``folder`` only."""
         prefix = os.path.join(os.path.abspath(folder), "")
         with _gc_paused():
-            return [_expand(*p, self._strings) for p in self._pending if p[0].startswith(prefix)]
+            found = [self._header(p) for p in self._pending if p[0].startswith(prefix)]
+        return [h for h in found if h is not None]
+
+    def _header(self, pending: tuple[str, int, int, Any]) -> DicomFileHeader | None:
+        """The header record of one pending entry. A cached record that does not expand to a
+        well-formed header (a damaged index that kept its checksum) is read again from the
+        file: the index may be wrong, the answer may not."""
+        try:
+            return _expand(*pending, self._strings)
+        except (Exception, RecursionError):  # any damage means: read the file
+            pass
+        if not self._damage_reported:
+            self._damage_reported = True
+            self.issues.append(LoadIssue(
+                Severity.INFO, REBUILT_CODE,
+                "the header index of this folder held damaged records; the files were read "
+                "again and the index will be rebuilt", self.root))
+            if self._on_damage is not None:
+                self._on_damage()
+        kind, payload = _read_one(pending[:3])
+        if kind == "h":
+            return DicomFileHeader.from_row(payload)
+        self.issues.append(_issue_from_dict(payload))
+        return None
 
 
 @dataclass(frozen=True)
@@ -187,11 +216,70 @@ def _compact(row: list[Any], table: _StringTable) -> list[Any]:
     return out
 
 
+_NONE = type(None)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "int | None": (int, _NONE), "float": (float, int),
+    "float | None": (float, int, _NONE), "bool": (bool,),
+}
+#: Accepted JSON types of each header field after the path, size and mtime (the last two,
+#: notes and frames, are checked apart).
+#: Shared strings are numbers in the string table.
+_ROW_TYPES = tuple((int,) if i in _SHARED_FIELDS
+                   else _FIELD_TYPES[str(DicomFileHeader.__dataclass_fields__[name].type)]
+                   for i, name in enumerate(_HEADER_FIELDS) if 3 <= i < len(_HEADER_FIELDS) - 2)
+_NON_NEGATIVE = tuple(i - 3 for i, name in enumerate(_HEADER_FIELDS)
+                      if name in {"rows", "cols", "bits_allocated", "bits_stored",
+                                  "samples_per_pixel", "n_frames", "pixel_offset",
+                                  "pixel_length"})
+_FRAME_LENGTHS = (3, 6, 2)
+_SEQ = (list, tuple)
+
+
+class _DamagedRecord(Exception):
+    """Internal: a cached record is not a well-formed header row."""
+
+
+def _check_payload(payload: list[Any], n_strings: int) -> None:
+    """Raise _DamagedRecord unless ``payload`` is a compact header row as :func:`_compact`
+    writes it: the right length, each field of its type, string numbers inside the table,
+    sizes not negative, frames of 3/6/2 numbers and a thickness."""
+    if len(payload) != len(_ROW_TYPES) + 2:
+        raise _DamagedRecord("wrong length")
+    for value, allowed in zip(payload, _ROW_TYPES, strict=False):
+        if type(value) not in allowed:
+            raise _DamagedRecord(f"{value!r} has the wrong type")
+    for i in _SHARED_FIELDS:
+        code = payload[i - 3]
+        if type(code) is not int or not 0 <= code < n_strings:
+            raise _DamagedRecord("string number out of range")
+    for i in _NON_NEGATIVE:
+        value = payload[i]
+        if value is not None and value < 0:
+            raise _DamagedRecord("negative size")
+    notes, frames = payload[-2], payload[-1]
+    # Lists when read back from JSON; tuples in a record built by this scan.
+    if type(notes) not in _SEQ or not all(type(n) is str for n in notes):
+        raise _DamagedRecord("notes")
+    if type(frames) not in _SEQ or not frames:
+        raise _DamagedRecord("frames")
+    for frame in frames:
+        if type(frame) not in _SEQ or len(frame) != 4:
+            raise _DamagedRecord("frame")
+        for part, n in zip(frame[:3], _FRAME_LENGTHS, strict=True):
+            if part is not None and (type(part) not in _SEQ or len(part) != n
+                                     or not all(type(v) in (float, int) for v in part)):
+                raise _DamagedRecord("frame geometry")
+        if type(frame[3]) not in (float, int, _NONE):
+            raise _DamagedRecord("slice thickness")
+
+
 def _expand(path: str, size: int, mtime: int, payload: list[Any] | str,
             strings: list[str]) -> DicomFileHeader:
     if isinstance(payload, str):
         payload = orjson.loads(payload)
-    assert isinstance(payload, list)
+    if type(payload) is not list:
+        raise _DamagedRecord("not a list")
+    _check_payload(payload, len(strings))
     row = [path, size, mtime, *payload]
     for i in _SHARED_FIELDS:
         row[i] = strings[row[i]]
@@ -211,6 +299,8 @@ class _Index:
     entries: dict[str, tuple[int, int, str, Any]] = field(default_factory=dict)
     table: _StringTable = field(default_factory=_StringTable)
     columns: list[Any] | None = None
+    #: Why an index file that exists could not be used (it is rebuilt), else None.
+    damage: str | None = None
 
     def lookup(self) -> dict[str, tuple[int, int, str, Any]]:
         if self.columns is not None and not self.entries:
@@ -235,21 +325,27 @@ class IndexCache:
         digest = hashlib.sha1(os.path.abspath(root).encode("utf-8")).hexdigest()[:20]
         return self.directory / f"index-{digest}.json"
 
+    def discard(self, root: str) -> None:
+        """Forget the index of ``root`` (it was found damaged); the next scan rebuilds it."""
+        with contextlib.suppress(OSError):
+            self._file_for(root).unlink(missing_ok=True)
+
     def load_index(self, root: str) -> _Index:
+        """The index of ``root``; an empty one when there is none, and an empty one whose
+        ``damage`` says why when the file exists but cannot be trusted (it is then rebuilt)."""
         target = self._file_for(root)
         try:
-            doc = orjson.loads(target.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
+            data = target.read_bytes()
+        except FileNotFoundError:
             return _Index()
+        except OSError as exc:
+            return _Index(damage=f"it cannot be read ({exc.strerror or exc})")
         try:
-            if (doc["version"] != _INDEX_VERSION or doc["root"] != os.path.abspath(root)):
-                return _Index()
-            columns = [doc[k] for k in ("rels", "sizes", "mtimes", "kinds", "payloads")]
-            if len({len(c) for c in columns}) != 1 or not isinstance(doc["strings"], list):
-                return _Index()
-        except (KeyError, TypeError):
-            return _Index()
-        return _Index(table=_StringTable(doc["strings"]), columns=columns)
+            return _parse_index(data, os.path.abspath(root))
+        except _DamagedRecord as exc:
+            return _Index(damage=str(exc))
+        except (Exception, RecursionError) as exc:  # any damage: rebuild
+            return _Index(damage=f"{type(exc).__name__}")
 
     def load(self, root: str) -> dict[str, tuple[int, int, str]]:
         """``path -> (size, mtime_ns, kind)`` of what the index knows (for inspection/tests)."""
@@ -273,11 +369,13 @@ class IndexCache:
             "payloads": [e[3] if isinstance(e[3], str) else orjson.dumps(e[3]).decode()
                          for e in index.entries.values()],
         }
+        body = orjson.dumps(doc)
         tmp = target.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as fh:
-                fh.write(orjson.dumps(doc))
+                fh.write(_index_head(body))
+                fh.write(body)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
@@ -286,11 +384,61 @@ class IndexCache:
                 tmp.unlink(missing_ok=True)
 
 
+def _index_head(body: bytes) -> bytes:
+    """The first line of an index file: magic, version and a checksum of the JSON body, so
+    that any damage to the body (a torn write, a flipped bit, an edit) is recognised."""
+    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+    return _INDEX_MAGIC + f"{_INDEX_VERSION} {digest}\n".encode("ascii")
+
+
+def _parse_index(data: bytes, root: str) -> _Index:
+    """Check and parse an index file. Raises _DamagedRecord (or anything orjson raises) when
+    the file is damaged; returns an empty index, silently, for another version or root."""
+    head, sep, body = data.partition(b"\n")
+    if not sep or not head.startswith(_INDEX_MAGIC):
+        raise _DamagedRecord("it is not a lumbarview index")
+    version, _, digest = head[len(_INDEX_MAGIC):].decode("ascii", "replace").partition(" ")
+    if version != str(_INDEX_VERSION):
+        return _Index()
+    if hashlib.blake2b(body, digest_size=16).hexdigest() != digest:
+        raise _DamagedRecord("its checksum does not match its contents")
+    doc = orjson.loads(body)
+    if type(doc) is not dict:
+        raise _DamagedRecord("it does not hold an index")
+    if type(doc.get("version")) is not int or type(doc.get("root")) is not str:
+        raise _DamagedRecord("it has no version or root")
+    if doc["version"] != _INDEX_VERSION or doc["root"] != root:
+        return _Index()
+    columns = [doc.get(k) for k in ("rels", "sizes", "mtimes", "kinds", "payloads")]
+    strings = doc.get("strings")
+    rels, sizes, mtimes, kinds, payloads = columns
+    if (type(rels) is not list or type(sizes) is not list or type(mtimes) is not list
+            or type(kinds) is not str or type(payloads) is not list or type(strings) is not list):
+        raise _DamagedRecord("a column has the wrong type")
+    if len({len(rels), len(sizes), len(mtimes), len(kinds), len(payloads)}) != 1:
+        raise _DamagedRecord("its columns differ in length")
+    if not all(type(r) is str and r and not os.path.isabs(r) for r in rels):
+        raise _DamagedRecord("a path is not a relative path")
+    if not all(type(n) is int and n >= 0 for n in sizes):
+        raise _DamagedRecord("a file size is not a size")
+    if not all(type(n) is int for n in mtimes):
+        raise _DamagedRecord("a modification time is not a number")
+    if kinds.strip("hi"):
+        raise _DamagedRecord("a record kind is unknown")
+    if not all(type(p) is str for p in payloads) or not all(type(t) is str for t in strings):
+        raise _DamagedRecord("a record is not text")
+    if len(set(strings)) != len(strings) or len(set(rels)) != len(rels):
+        raise _DamagedRecord("it repeats an entry")
+    return _Index(table=_StringTable(strings), columns=columns)
+
+
 def _read_one(item: tuple[str, int, int]) -> tuple[str, Any]:
+    """One file's header, or its issue: whatever goes wrong with one file (a damaged header
+    makes pydicom raise almost anything) is that file's issue, never the scan's failure."""
     path, _size, _mtime = item
     try:
         return "h", read_header(path).to_row()
-    except _HEADER_ERRORS as exc:
+    except (Exception, RecursionError) as exc:  # one file, one issue
         return "i", header_issue(path, exc).to_dict()
 
 
@@ -314,8 +462,14 @@ def _gc_paused() -> Iterator[None]:
 def _issue_from_dict(d: dict[str, Any] | str) -> LoadIssue:
     if isinstance(d, str):
         d = orjson.loads(d)
-    assert isinstance(d, dict)
-    return LoadIssue(Severity[str(d["severity"]).upper()], d["code"], d["message"], d.get("path"))
+    if type(d) is not dict:
+        raise _DamagedRecord("an issue record is not a mapping")
+    severity, code, message, path = d.get("severity"), d.get("code"), d.get("message"), d.get("path")
+    if (type(severity) is not str or severity.upper() not in Severity.__members__
+            or type(code) is not str or type(message) is not str
+            or not (path is None or type(path) is str)):
+        raise _DamagedRecord("an issue record is damaged")
+    return LoadIssue(Severity[severity.upper()], code, message, path)
 
 
 def scan_paths(
@@ -342,7 +496,37 @@ def scan_paths(
         When set, the scan stops and raises :class:`ScanCancelled`.
     workers : int, optional
         Processes for reading headers; defaults to the number of cores.
+
+    A damaged index is never a failure: it is rebuilt from the files, with an INFO issue
+    (code ``index.rebuilt``).
     """
+    file_list = None if files is None else list(files)
+    try:
+        return _scan(root, file_list, cache, progress, cancel, workers, use_index=True)
+    except _DamagedRecord as exc:
+        # A cached record that passed the checksum but is not what the writer wrote.
+        assert cache is not None
+        cache.discard(str(root))
+        result = _scan(root, file_list, cache, progress, cancel, workers, use_index=False)
+        result.issues.insert(0, _rebuilt_issue(str(root), str(exc)))
+        return result
+
+
+def _rebuilt_issue(root: str, why: str) -> LoadIssue:
+    return LoadIssue(Severity.INFO, REBUILT_CODE,
+                     f"the header index of this folder could not be used ({why}); it was "
+                     "rebuilt from the files", root)
+
+
+def _scan(
+    root: str | Path,
+    files: list[str | Path] | None,
+    cache: IndexCache | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    workers: int | None,
+    use_index: bool,
+) -> ScanResult:
     root = str(root)
     base = os.path.abspath(root) if os.path.isdir(root) else os.path.dirname(os.path.abspath(root))
     prefix = os.path.join(base, "")
@@ -365,7 +549,11 @@ def scan_paths(
             stats.append(_FileStat(str(f), info.st_size, info.st_mtime_ns))
     result = ScanResult(root=root, n_files=len(stats))
     with _gc_paused():
-        known = cache.load_index(root) if cache is not None else _Index()
+        known = cache.load_index(root) if cache is not None and use_index else _Index()
+    if known.damage is not None:
+        result.issues.append(_rebuilt_issue(root, known.damage))
+    if cache is not None:
+        result._on_damage = partial(cache.discard, root)
     fresh = _Index(table=known.table)
     todo: list[tuple[str, int, int]] = []
     issue_dicts: list[dict[str, Any]] = []
@@ -418,25 +606,40 @@ def scan_paths(
             fresh.entries[rel] = (size, mtime, "h", compact)
             result._pending.append((path, size, mtime, compact))
         else:
-            fresh.entries[rel] = (size, mtime, "i", payload)
+            # A budget refusal is not remembered: raising the limit must take effect at once.
+            if payload.get("code") != LIMIT_CODE:
+                fresh.entries[rel] = (size, mtime, "i", payload)
             issue_dicts.append(payload)
         done += 1
 
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if total >= _PARALLEL_MIN_FILES and n_workers > 1:
         chunks = [todo[i:i + _CHUNK] for i in range(0, total, _CHUNK)]
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            try:
-                for chunk_result in pool.map(_read_chunk, chunks):
-                    for kind, payload in chunk_result:
-                        _record(kind, payload)
-                    if progress:
-                        progress(done, total)
+        n_chunks_done = 0
+        try:
+            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+                try:
+                    for chunk_result in pool.map(_read_chunk, chunks):
+                        for kind, payload in chunk_result:
+                            _record(kind, payload)
+                        n_chunks_done += 1
+                        if progress:
+                            progress(done, total)
+                        if cancel is not None and cancel.is_set():
+                            raise ScanCancelled()
+                except ScanCancelled:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+        except (BrokenProcessPool, OSError):
+            # A worker died (a native library met a hostile file) or no process could be
+            # started: read what is left here, one file at a time.
+            for chunk in chunks[n_chunks_done:]:
+                for item in chunk:
                     if cancel is not None and cancel.is_set():
-                        raise ScanCancelled()
-            except ScanCancelled:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+                        raise ScanCancelled() from None
+                    _record(*_read_one(item))
+                if progress:
+                    progress(done, total)
     else:
         for item in todo:
             if cancel is not None and cancel.is_set():

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from lumbarview.core.errors import CorruptFileError
+from lumbarview.core.errors import CorruptFileError, LoadError
+from lumbarview.core.limits import limits
+from lumbarview.io.dicom.headers import DEFLATED_UID, read_deflated
 
 _MAX_VALUE = 200
 
@@ -54,8 +57,23 @@ def read_tags(path: str | Path) -> list[TagRow]:
     CorruptFileError
     """
     try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+        with open(path, "rb") as fh:
+            ds = read_deflated(fh, path, limits().max_volume_bytes, True) if _maybe_deflated(fh) else None
+            if ds is None:
+                fh.seek(0)
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+        rows = _rows(ds.file_meta, 0) if getattr(ds, "file_meta", None) else []
+        return rows + _rows(ds, 0)
+    except LoadError:
+        raise
     except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
         raise CorruptFileError(path, f"the header cannot be read ({exc})", "re-copy the file") from exc
-    rows = _rows(ds.file_meta, 0) if getattr(ds, "file_meta", None) else []
-    return rows + _rows(ds, 0)
+    except (Exception, RecursionError) as exc:  # a damaged header makes pydicom raise anything
+        raise CorruptFileError(path, f"the header cannot be read ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:160]})", "re-copy the file") from exc
+
+
+def _maybe_deflated(fh: BinaryIO) -> bool:
+    head = fh.read(1024)
+    fh.seek(0)
+    return DEFLATED_UID.encode("ascii") in head
