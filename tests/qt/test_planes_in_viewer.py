@@ -67,7 +67,7 @@ def test_three_views_of_an_isotropic_volume_follow_the_convention(qtbot, window,
     assert _screen(sag, upper)[1] < _screen(sag, disc)[1] - 10
     assert _screen(ax, canal)[1] > _screen(ax, disc)[1] + 5
     assert _screen(cor, upper)[1] < _screen(cor, disc)[1] - 10
-    assert _screen(cor, disc + [20.0, 0, 0])[0] > _screen(cor, disc)[0] + 5
+    assert _screen(cor, disc + np.array([20.0, 0.0, 0.0]))[0] > _screen(cor, disc)[0] + 5
     # The reformatted pixels are the volume's, sampled independently at the same points.
     for view in (sag, cor):
         plane = view.plane
