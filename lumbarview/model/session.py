@@ -32,8 +32,36 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
     "1x3": ("sagittal", "axial", "coronal"),
     "2x2": ("sagittal", "axial", "coronal", "oblique"),
 }
+#: A native axial series of at most this many slices (or of several blocks) has every slice
+#: drawn faintly on the sagittal, as a reader checks the planning; a 3D volume's 200 slices would
+#: only hide the image.
+MAX_SLICE_LINES = 60
 _ORIENTATION = {"sagittal": PlaneOrientation.SAGITTAL, "axial": PlaneOrientation.AXIAL,
                 "coronal": PlaneOrientation.CORONAL, "oblique": PlaneOrientation.OBLIQUE}
+
+
+class LayerEdit(Command):
+    """A change of a layer's display state."""
+
+    def __init__(self, model: OverlayModel, layer: Layer, old: dict[str, Any], new: dict[str, Any],
+                 merge: bool) -> None:
+        self.text = "layer " + ", ".join(new)
+        self.model, self.layer, self.old, self.new, self.merge = model, layer, dict(old), dict(new), merge
+
+    def do(self) -> None:
+        self.model.update(self.layer, **self.new)
+
+    def undo(self) -> None:
+        self.model.update(self.layer, **self.old)
+
+    def merge_key(self) -> Any:
+        return ("layer", id(self.layer), tuple(sorted(self.new))) if self.merge else None
+
+    def merge_with(self, newer: Command) -> bool:
+        if isinstance(newer, LayerEdit) and newer.merge_key() == self.merge_key():
+            self.new = newer.new
+            return True
+        return False
 
 
 class Session:
@@ -121,34 +149,12 @@ class Session:
 
     # -- layers -------------------------------------------------------------------------------
     def set_layer(self, layer: Layer, merge: bool = False, **changes: Any) -> None:
-        """Change a layer's display state (visible, opacity, outline, hidden_labels...)."""
+        """Change a layer's display state (visible, opacity, outline, hidden_labels...);
+        ``merge`` makes a run of the same change (a slider) one undo step."""
         old = {key: getattr(layer, key) for key in changes}
         if all(old[k] == v for k, v in changes.items()):
             return
-        model = self.overlays
-
-        class _LayerEdit(Command):
-            text = "layer " + ", ".join(changes)
-
-            def __init__(self) -> None:
-                self.new = dict(changes)
-
-            def do(self) -> None:
-                model.update(layer, **self.new)
-
-            def undo(self) -> None:
-                model.update(layer, **old)
-
-            def merge_key(self) -> Any:
-                return ("layer", id(layer), tuple(sorted(changes))) if merge else None
-
-            def merge_with(self, newer: Command) -> bool:
-                if isinstance(newer, _LayerEdit) and newer.merge_key() == self.merge_key():
-                    self.new = newer.new
-                    return True
-                return False
-
-        self.undo.push(_LayerEdit())
+        self.undo.push(LayerEdit(self.overlays, layer, old, changes, merge))
 
     # -- planes -------------------------------------------------------------------------------
     def set_plane(self, view_name: str, plane: ViewPlane | None, source: Series | None = None,
@@ -189,7 +195,8 @@ class Session:
                         ) -> list[ReferenceLine]:
         """The lines to draw on ``view_name``: the current plane of every other visible view
         (bright) and, on a sagittal or coronal view, every stored slice of a native axial
-        series (faint), as a reader plans and checks axial blocks."""
+        series of blocks or of at most :data:`MAX_SLICE_LINES` slices (faint), as a reader
+        checks the planning of axial blocks."""
         view = self.views[view_name]
         plane = view.plane
         if plane is None:
@@ -199,7 +206,9 @@ class Session:
             if other is view or other.plane is None:
                 continue
             if (view.orientation in (PlaneOrientation.SAGITTAL, PlaneOrientation.CORONAL)
-                    and other.name in all_slices_of and other.mode == "native"):
+                    and other.name in all_slices_of and other.mode == "native"
+                    and (other.series is not None and len(other.series.stacks) > 1
+                         or len(other.slices()) <= MAX_SLICE_LINES)):
                 current = other.current
                 for ref in other.slices():
                     is_current = current is not None and ref.stack is current.stack and ref.k == current.k

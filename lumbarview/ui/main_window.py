@@ -222,6 +222,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for v in self.views.values():
             v.case_label = f"case {case.id}"
             v.fit()
+            v.refresh_text()
         if case.issues and self.dataset is not None:
             self.issues_panel.set_issues(self.dataset.all_issues())
         self.annotation_panel.set_rows(view.annotations, self.flags)

@@ -271,6 +271,10 @@ class SliceView(QtWidgets.QWidget):
         """The reference lines drawn now."""
         return [line for _, line in self._ref_items]
 
+    def refresh_text(self) -> None:
+        """Redraw the corner text (after the case label changed)."""
+        self._update_corner_text()
+
     def _update_corner_text(self) -> None:
         state = self.view_state
         series = state.series
@@ -281,8 +285,7 @@ class SliceView(QtWidgets.QWidget):
             return
         note = state.note
         self.hud.set_text("tl", f"{self.case_label}\n{series.description or series.uid}"
-                          + (f"\n#{series.number}" if series.number is not None else "")
-                          + (f"\n{note}" if note else ""))
+                          + (f"\n#{series.number}" if series.number is not None else ""))
         plane = self.plane
         index, count = state.position()
         if plane is not None:
@@ -295,8 +298,9 @@ class SliceView(QtWidgets.QWidget):
         else:
             self.hud.set_text("tr", f"-/{count}")
         window = state.window
-        self.hud.set_text("bl", (f"W {window.width:.0f} L {window.center:.0f}{' inv' if window.invert else ''}\n"
-                                 if window else "") + f"zoom {self.zoom_factor():.2f}")
+        self.hud.set_text("bl", (f"{note}\n" if note else "")
+                          + (f"W {window.width:.0f} L {window.center:.0f}{' inv' if window.invert else ''}\n"
+                             if window else "") + f"zoom {self.zoom_factor():.2f}")
 
     def zoom_factor(self) -> float:
         """Screen pixels per image pixel along a row."""
