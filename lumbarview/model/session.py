@@ -207,7 +207,7 @@ class Session:
                 continue
             if (view.orientation in (PlaneOrientation.SAGITTAL, PlaneOrientation.CORONAL)
                     and other.name in all_slices_of and other.mode == "native"
-                    and (other.series is not None and len(other.series.stacks) > 1
+                    and ((other.series is not None and len(other.series.stacks) > 1)
                          or len(other.slices()) <= MAX_SLICE_LINES)):
                 current = other.current
                 for ref in other.slices():
