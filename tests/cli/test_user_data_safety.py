@@ -163,7 +163,13 @@ def damaged_spider(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for seq in ("t1", "t2"):
             shutil.copy(root / folder / f"1_{seq}.mha", root / folder / f"2_{seq}.mha")
     damaged = root / "masks" / "2_t2.mha"
-    os.truncate(damaged, damaged.stat().st_size // 2)
+    # Damage the compressed voxel data, not the header: the file opens, its pixels cannot be
+    # decoded (a truncated file is refused earlier, when the dataset opens).
+    data = bytearray(damaged.read_bytes())
+    start = data.index(b"ElementDataFile = LOCAL\n") + len(b"ElementDataFile = LOCAL\n")
+    for i in range(start + 40, len(data) - 8, 97):
+        data[i] ^= 0x5A
+    damaged.write_bytes(bytes(data))
     return root
 
 
