@@ -95,6 +95,8 @@ class ImageStack:
         self._pixels: npt.NDArray[Any] | None = None
         self._decode_issues: tuple[LoadIssue, ...] = ()
         self._lock = threading.Lock()
+        #: Decodes one slice without the rest (set by readers that can, e.g. DICOM: one file).
+        self.slice_loader: Callable[[int], npt.NDArray[Any]] | None = None
 
     @property
     def n_slices(self) -> int:
@@ -147,6 +149,19 @@ class ImageStack:
                                    f"{str(exc)[:160]})",
                                    "the file is damaged or in a variant lumbarview does not read; "
                                    "re-copy it from its source") from exc
+
+    def slice_pixels(self, k: int) -> npt.NDArray[Any]:
+        """Slice ``k`` alone: from the decoded array when there is one, else through
+        :attr:`slice_loader` (one file of a DICOM series) when the reader gave one, else by
+        decoding the stack (the caller may :meth:`release` it again)."""
+        decoded = self._pixels
+        if decoded is not None:
+            one: npt.NDArray[Any] = decoded[k]
+            return one
+        if self.slice_loader is not None:
+            return self.slice_loader(k)
+        whole: npt.NDArray[Any] = self.pixels()[k]
+        return whole
 
     def release(self) -> None:
         """Drop decoded pixels to free memory; the next :meth:`pixels` decodes again."""

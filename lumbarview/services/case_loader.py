@@ -148,3 +148,47 @@ def load_case(case: Case, layout: str = "2x2",
         cursor = np.zeros(3)
     return CaseView(case, chosen, np.asarray(cursor, dtype=np.float64), case_annotations(case),
                     case_summary(case), disc_planes(case), shown)
+
+
+def case_bytes(case: Case) -> int:
+    """Bytes of the case's decoded pixels (images and label maps) held in memory now."""
+    stacks = [k for s in case.series for k in s.stacks] + [m.stack for m in case.label_maps]
+    return sum(k.pixels().nbytes for k in stacks if k.is_loaded)
+
+
+def release_case(case: Case) -> int:
+    """Drop the decoded pixels of a case (they decode again when it is shown); returns bytes freed."""
+    freed = case_bytes(case)
+    for stack in [k for s in case.series for k in s.stacks] + [m.stack for m in case.label_maps]:
+        stack.release()
+    return freed
+
+
+class CaseMemory:
+    """The decoded cases kept in memory, least recently shown first out, bounded by bytes: the
+    current case (and the one prefetched next) always stay; older ones are released."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._order: list[Case] = []
+
+    def touch(self, case: Case) -> None:
+        self._order = [c for c in self._order if c is not case] + [case]
+
+    def trim(self, keep: tuple[Case | None, ...] = ()) -> list[Case]:
+        """Release least recently shown cases until the rest fit the budget; returns them."""
+        released: list[Case] = []
+        total = sum(case_bytes(c) for c in self._order)
+        for case in list(self._order):
+            if total <= self.max_bytes:
+                break
+            if any(case is k for k in keep):
+                continue
+            total -= release_case(case)
+            self._order.remove(case)
+            released.append(case)
+        return released
+
+    @property
+    def cases(self) -> list[Case]:
+        return list(self._order)

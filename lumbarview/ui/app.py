@@ -86,7 +86,15 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             exit_code["value"] = 2
             window.close()
 
-        window.views_ready.connect(lambda: QtCore.QTimer.singleShot(300, capture))
+        def when_idle() -> None:
+            # The time and memory of a screenshot include the work queued at open (thumbnails,
+            # prefetch): capture once the background work has finished.
+            if window.worker.idle:
+                QtCore.QTimer.singleShot(100, capture)
+            else:
+                QtCore.QTimer.singleShot(50, when_idle)
+
+        window.views_ready.connect(lambda: QtCore.QTimer.singleShot(200, when_idle))
         window.load_failed.connect(failed)
         if path is None and not demo:
             QtCore.QTimer.singleShot(300, capture)

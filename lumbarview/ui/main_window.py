@@ -21,7 +21,7 @@ from lumbarview.model.flags import FlagStore, default_flag_file
 from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
 from lumbarview.model.view_state import WindowLevel
 from lumbarview.model.window_presets import default_window, preset_window
-from lumbarview.services.case_loader import CaseView, load_case, rank_volumes
+from lumbarview.services.case_loader import CaseMemory, CaseView, load_case, rank_volumes
 from lumbarview.services.demo import default_demo_root, ensure_demo
 from lumbarview.services.open_dataset import open_path
 from lumbarview.slicing.cache import PlaneCache
@@ -54,6 +54,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.undo.clear()
         self.worker = Worker(max_workers=2)
         self.cache = PlaneCache(cache_bytes)
+        # Decoded cases kept while browsing: a few, bounded by bytes (LUMBARVIEW_CASE_CACHE_MB).
+        self.case_memory = CaseMemory(int(os.environ.get("LUMBARVIEW_CASE_CACHE_MB", "1500")) * 2**20)
         self.dataset: Dataset | None = None
         self.flags: FlagStore | None = None
         self.pending_plane: str | None = None
@@ -237,6 +239,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.pending_plane:
             self.align_to_disc(self.pending_plane)
             self.pending_plane = None
+        self.case_memory.touch(case)
+        self.case_memory.trim(keep=(case,))
         self._prefetch_case(1)
         QtCore.QTimer.singleShot(0, self.views_ready.emit)
 
@@ -251,7 +255,12 @@ class MainWindow(QtWidgets.QMainWindow):
         cases = self.dataset.cases if self.dataset else []
         if len(cases) > 1 and self.session.case in cases:
             nxt = cases[(cases.index(self.session.case) + delta) % len(cases)]
-            self.worker.submit(lambda: load_case(nxt), lambda _: None, lambda _e: None)
+
+            def kept(_view: CaseView) -> None:
+                self.case_memory.touch(nxt)
+                self.case_memory.trim(keep=(self.session.case, nxt))
+
+            self.worker.submit(lambda: load_case(nxt), kept, lambda _e: None)
 
     def show_series_in(self, name: str, uid: str) -> None:
         case = self.session.case

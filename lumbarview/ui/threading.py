@@ -44,17 +44,40 @@ class Worker:
 
     def __init__(self, max_workers: int = 2) -> None:
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lumbarview")
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    @property
+    def idle(self) -> bool:
+        """True when no submitted work is queued, running, or waiting to deliver its result."""
+        with self._lock:
+            return self._pending == 0
 
     def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
                on_error: Callable[[BaseException], None]) -> Future[Any]:
-        def _finished(future: Future[Any]) -> None:
-            error = future.exception()
-            if error is not None:
-                call_in_gui_thread(lambda: on_error(error))
-            else:
-                result = future.result()
-                call_in_gui_thread(lambda: on_done(result))
+        def _delivered() -> None:
+            with self._lock:
+                self._pending -= 1
 
+        def _finished(future: Future[Any]) -> None:
+            if future.cancelled():
+                _delivered()
+                return
+            error = future.exception()
+
+            def deliver() -> None:
+                try:
+                    if error is not None:
+                        on_error(error)
+                    else:
+                        on_done(future.result())
+                finally:
+                    _delivered()
+
+            call_in_gui_thread(deliver)
+
+        with self._lock:
+            self._pending += 1
         future = self.executor.submit(fn)
         future.add_done_callback(_finished)
         return future

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import Any
 
@@ -17,7 +18,20 @@ from lumbarview.slicing.cache import plane_key
 from lumbarview.slicing.cut import curve_crossings, cut_labels, points_near_plane
 
 SEVERITY_COLOURS = {0: "#6fcf6f", 1: "#e8d44d", 2: "#f09a3e", 3: "#e5534b", None: "#b0b0b0"}
-_CUT_CACHE = 256
+#: Bytes each view may keep of cut label slices and of their colour images (each cache apart);
+#: LUMBARVIEW_OVERLAY_CACHE_MB sets it.
+OVERLAY_CACHE_BYTES = int(os.environ.get("LUMBARVIEW_OVERLAY_CACHE_MB", "48")) * 2**20
+
+
+def _bounded_put(cache: OrderedDict[Any, npt.NDArray[Any]], key: Any, value: npt.NDArray[Any],
+                 max_bytes: int) -> None:
+    """Put ``value`` in an LRU ``cache`` and evict the oldest entries beyond ``max_bytes``
+    (entries own their bytes: they are computed arrays, never views of a volume)."""
+    cache[key] = value
+    total = sum(v.nbytes for v in cache.values())
+    while total > max_bytes and len(cache) > 1:
+        _, evicted = cache.popitem(last=False)
+        total -= evicted.nbytes
 
 
 def outline(labels: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -151,9 +165,8 @@ class OverlayItems:
             if stack.geometry.shape_kji[0] == 1:
                 half = max(0.5, stack.geometry.slice_spacing_mm / 2)
             found = cut_labels(stack.pixels(), stack.geometry, plane, half)
-            self._cuts[key] = found
-            while len(self._cuts) > _CUT_CACHE:
-                self._cuts.popitem(last=False)
+            found = np.array(found, copy=True)  # own the bytes the cache counts
+            _bounded_put(self._cuts, key, found, OVERLAY_CACHE_BYTES)
         else:
             self._cuts.move_to_end(key)
         return found
@@ -202,9 +215,8 @@ class OverlayItems:
             if table is None:
                 table = self._tables[id(layer)] = premultiplied_bgra(layer.colour_table())
             shown = outline(labels) if layer.outline else labels
-            rgba = self._rgba[key] = np.take(table, shown, axis=0, mode="clip")
-            while len(self._rgba) > _CUT_CACHE:
-                self._rgba.popitem(last=False)
+            rgba = np.take(table, shown, axis=0, mode="clip")
+            _bounded_put(self._rgba, key, rgba, OVERLAY_CACHE_BYTES)
         if item is None:
             item = MaskItem()
             self._label_items[id(layer)] = item

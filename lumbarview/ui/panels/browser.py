@@ -11,19 +11,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Dataset
 from lumbarview.core.types import Series
+from lumbarview.services.thumbnails import thumbnail
 from lumbarview.ui.views.slice_view import SERIES_MIME
-
-
-def thumbnail_pixels(series: Series, size: int = 48) -> npt.NDArray[np.uint8]:
-    """A small 8-bit image of the middle slice of the series' middle stack (off the GUI thread)."""
-    stack = series.stacks[len(series.stacks) // 2]
-    pixels = stack.pixels()
-    image = np.asarray(pixels[pixels.shape[0] // 2], dtype=np.float32)
-    step = max(1, max(image.shape) // size)
-    small = image[::step, ::step]
-    lo, hi = np.percentile(small, (1, 99))
-    scaled: npt.NDArray[np.uint8] = np.clip((small - lo) / max(float(hi - lo), 1e-6) * 255, 0, 255).astype(np.uint8)
-    return scaled
 
 
 class SeriesTree(QtWidgets.QTreeWidget):
@@ -50,7 +39,10 @@ class SeriesTree(QtWidgets.QTreeWidget):
         return data
 
     def fill(self, dataset: Dataset) -> None:
+        """List every case and series at once; thumbnails come later, for the rows in sight."""
         self.clear()
+        self._series: dict[int, Series] = {}
+        self._asked: set[int] = set()
         for case in dataset.cases:
             case_item = QtWidgets.QTreeWidgetItem([f"case {case.id}", "", ""])
             self.addTopLevelItem(case_item)
@@ -63,8 +55,33 @@ class SeriesTree(QtWidgets.QTreeWidget):
                     item.setToolTip(0, f"{len(series.stacks)} stacks (blocks at different angles or grids)")
                 case_item.addChild(item)
                 if series.stacks:
-                    self._thumbnail(series, item)
+                    self._series[id(item)] = series
             case_item.setExpanded(True)
+        QtCore.QTimer.singleShot(0, self.request_visible_thumbnails)
+
+    def request_visible_thumbnails(self) -> int:
+        """Ask for the thumbnails of the series rows in sight (once each); returns how many."""
+        series_of = getattr(self, "_series", {})
+        asked = 0
+        viewport = self.viewport().rect()
+        item = self.itemAt(viewport.topLeft() + QtCore.QPoint(1, 1))
+        while item is not None and self.visualItemRect(item).top() <= viewport.bottom():
+            key = id(item)
+            series = series_of.get(key)
+            if series is not None and key not in self._asked:
+                self._asked.add(key)
+                self._thumbnail(series, item)
+                asked += 1
+            item = self.itemBelow(item)
+        return asked
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        QtCore.QTimer.singleShot(0, self.request_visible_thumbnails)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        QtCore.QTimer.singleShot(0, self.request_visible_thumbnails)
 
     def _thumbnail(self, series: Series, item: QtWidgets.QTreeWidgetItem) -> None:
         def show(array: npt.NDArray[np.uint8]) -> None:
@@ -76,4 +93,4 @@ class SeriesTree(QtWidgets.QTreeWidget):
             item.setToolTip(0, f"cannot be decoded: {error}")
             item.setForeground(0, QtGui.QBrush(QtGui.QColor("#d08080")))
 
-        self._submit(lambda: thumbnail_pixels(series), show, failed)
+        self._submit(lambda: thumbnail(series), show, failed)
