@@ -46,7 +46,8 @@ def test_plane_cache_owns_its_bytes_and_stays_within_them() -> None:
         assert cache.used_bytes <= cache.max_bytes
     # Reformats too.
     for y in range(-20, 20, 4):
-        view = standard_plane(stack.geometry, PlaneOrientation.AXIAL, stack.geometry.centre_lps() + np.array([0.0, 0.0, float(y)]))
+        point = stack.geometry.centre_lps() + np.array([0.0, 0.0, float(y)])
+        view = standard_plane(stack.geometry, PlaneOrientation.AXIAL, point)
         cache.get(stack, view)
         assert cache.used_bytes <= cache.max_bytes
 
