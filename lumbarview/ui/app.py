@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
@@ -33,6 +35,35 @@ def make_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
         apply_dark_theme(app)
     assert isinstance(app, QtWidgets.QApplication)
     return app
+
+
+class _Timing:
+    """For benchmarks (LUMBARVIEW_REPORT_TIMING=1): seconds from start to the first image and to
+    the screenshot, and the longest gap of the GUI event loop, printed as one JSON line on stderr."""
+
+    def __init__(self, window: Any) -> None:
+        self.start = time.perf_counter()
+        self.first_image: float | None = None
+        self.max_gap = 0.0
+        self._last = self.start
+        self._timer = QtCore.QTimer()
+        self._timer.setInterval(10)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+        window.views_ready.connect(self._ready)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.max_gap = max(self.max_gap, now - self._last)
+        self._last = now
+
+    def _ready(self) -> None:
+        if self.first_image is None:
+            self.first_image = time.perf_counter() - self.start
+
+    def report(self) -> None:
+        print(json.dumps({"first_image_s": self.first_image, "screenshot_s": time.perf_counter() - self.start,
+                          "max_event_loop_gap_s": self.max_gap}), file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -67,6 +98,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
     if options.cursor_lps is not None:
         cursor = options.cursor_lps
         window.views_ready.connect(lambda: window.session.cursor.set_crosshair(cursor))
+    timing = _Timing(window) if os.environ.get("LUMBARVIEW_REPORT_TIMING") else None
     if screenshot:
         os.environ["LUMBARVIEW_NO_DIALOGS"] = "1"
 
@@ -79,6 +111,8 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
                 doc = sidecar(window)
                 out.with_suffix(".json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
             exit_code["value"] = 0 if ok else 2
+            if timing is not None:
+                timing.report()
             window.close()
 
         def failed(message: str) -> None:
