@@ -171,7 +171,7 @@ class SlicePlane:
         """Unit normal, row direction x column direction."""
         return _readonly(np.cross(self.row_direction_lps, self.column_direction_lps))
 
-    @property
+    @cached_property
     def orientation(self) -> PlaneOrientation:
         return classify_normal(self.normal_lps)
 
@@ -339,33 +339,33 @@ class VolumeGeometry:
     def lps_to_ijk(self) -> FloatArray:
         return _readonly(np.linalg.inv(self.ijk_to_lps))
 
-    @property
+    @cached_property
     def spacing_mm(self) -> tuple[float, float, float]:
         """Voxel size along i, j, k. The k value is the step between slice centres."""
         di, dj, dk = np.linalg.norm(self.ijk_to_lps[:3, :3], axis=0)
         return float(di), float(dj), float(dk)
 
-    @property
+    @cached_property
     def row_direction_lps(self) -> FloatArray:
-        return _unit(self.ijk_to_lps[:3, 0], "i axis")
+        return _readonly(_unit(self.ijk_to_lps[:3, 0], "i axis"))
 
-    @property
+    @cached_property
     def column_direction_lps(self) -> FloatArray:
-        return _unit(self.ijk_to_lps[:3, 1], "j axis")
+        return _readonly(_unit(self.ijk_to_lps[:3, 1], "j axis"))
 
-    @property
+    @cached_property
     def slice_normal(self) -> FloatArray:
         """Unit normal of the slices (row x column), oriented toward increasing k."""
         normal = np.cross(self.row_direction_lps, self.column_direction_lps)
-        return normal if normal @ self.ijk_to_lps[:3, 2] > 0 else -normal
+        return _readonly(normal if normal @ self.ijk_to_lps[:3, 2] > 0 else -normal)
 
-    @property
+    @cached_property
     def slice_spacing_mm(self) -> float:
         """Distance between adjacent slice planes along the normal (less than the k step when
         the stack is sheared)."""
         return float(abs(self.slice_normal @ self.ijk_to_lps[:3, 2]))
 
-    @property
+    @cached_property
     def orientation(self) -> PlaneOrientation:
         return classify_normal(self.slice_normal)
 

@@ -129,6 +129,7 @@ class ViewState:
         self._current: SliceRef | None = None
         self._plane: ViewPlane | None = None
         self._window: WindowLevel | None = None
+        self._compute_mode()
         cursor.crosshair_changed.connect(self._on_crosshair_changed)
 
     # -- what is shown --------------------------------------------------------------------
@@ -138,11 +139,16 @@ class ViewState:
 
     @property
     def mode(self) -> Mode:
+        return self._mode
+
+    def _compute_mode(self) -> None:
         if self._series is None or not self._series.stacks:
-            return "empty"
-        if self._custom is None and is_native_for(self._series, self.orientation):
-            return "native"
-        return "reformat"
+            self._mode: Mode = "empty"
+        elif self._custom is None and is_native_for(self._series, self.orientation):
+            self._mode = "native"
+        else:
+            self._mode = "reformat"
+        self._extents: dict[tuple[float, ...], tuple[float, float, float]] = {}
 
     @property
     def source(self) -> ImageStack | None:
@@ -204,6 +210,7 @@ class ViewState:
         self._source = volume_source(series) if series is not None and series.stacks else None
         self._native_planes.clear()
         self._window = None
+        self._compute_mode()
         self.series_changed.emit(series)
         self._update(force=True)
 
@@ -211,6 +218,7 @@ class ViewState:
         """Show ``plane`` (moved along its normal through the cursor) instead of the standard
         plane of the view's orientation; None goes back to the standard plane."""
         self._custom = plane
+        self._compute_mode()
         self._update(force=True)
 
     def set_native_orientation(self, flag: bool) -> None:
@@ -244,8 +252,7 @@ class ViewState:
             return (self._current.series_index if self._current else -1), len(self._slices)
         if mode == "reformat" and self._plane is not None and self._source is not None:
             normal = self._plane.normal_lps
-            step = step_along_mm(self._source.geometry, normal)
-            lo, hi = _extent_along(self._source.geometry, normal)
+            step, lo, hi = self._step_extent(normal)
             count = math.floor((hi - lo) / step + 1e-6) + 1
             index = round((float(self._cursor.crosshair @ normal) - lo) / step)
             return (index if 0 <= index < count else -1), count
@@ -266,8 +273,7 @@ class ViewState:
                 self._set(SliceRef(stack, k, i))
         elif mode == "reformat" and self._plane is not None and self._source is not None:
             normal = self._plane.normal_lps
-            step = step_along_mm(self._source.geometry, normal)
-            lo, _hi = _extent_along(self._source.geometry, normal)
+            step, lo, _hi = self._step_extent(normal)
             count = self.position()[1]
             target = lo + int(np.clip(index, 0, max(count - 1, 0))) * step
             self._cursor.set_crosshair(p + (target - float(p @ normal)) * normal)
@@ -288,6 +294,17 @@ class ViewState:
         self._cursor.crosshair_changed.disconnect(self._on_crosshair_changed)
 
     # -- internals ------------------------------------------------------------------------
+    def _step_extent(self, normal: FloatArray) -> tuple[float, float, float]:
+        """(step, lowest, highest position) of the source volume along ``normal`` (memoised:
+        asked on every step)."""
+        assert self._source is not None
+        key = tuple(np.round(normal, 9))
+        found = self._extents.get(key)
+        if found is None:
+            lo, hi = _extent_along(self._source.geometry, normal)
+            found = self._extents[key] = (step_along_mm(self._source.geometry, normal), lo, hi)
+        return found
+
     def _nearest(self, lps: FloatArray) -> SliceRef | None:
         # One nearest-slice test per stack (not per slice): this runs on every cursor move.
         best: tuple[float, SliceRef] | None = None

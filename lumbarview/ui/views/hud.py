@@ -58,7 +58,7 @@ class Hud:
     @staticmethod
     def _shadowed(painter: QtGui.QPainter, rect: QtCore.QRect, flags: int, text: str) -> None:
         painter.setPen(_SHADOW)
-        for dx, dy in ((1, 1), (-1, 1), (1, -1), (-1, -1), (0, 1), (1, 0)):
+        for dx, dy in ((1, 1), (-1, -1), (1, -1)):
             painter.drawText(rect.translated(dx, dy), flags, text)
         painter.setPen(QtGui.QColor(theme.TEXT))
         painter.drawText(rect, flags, text)

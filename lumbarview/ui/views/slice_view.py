@@ -94,6 +94,7 @@ class SliceView(QtWidgets.QWidget):
         self.case_label = ""
         self.overlay: Any = None  # OverlayItems, set by the window
         self._ref_items: list[tuple[pg.PlotCurveItem, ReferenceLine]] = []
+        self._line_pool: list[pg.PlotCurveItem] = []
         self._frame: tuple[Any, ...] | None = None
         self._pixels: Any = None
         self._planned: pg.PlotCurveItem | None = None
@@ -250,22 +251,32 @@ class SliceView(QtWidgets.QWidget):
             self.cross_h.setValue(pos[1])
 
     def update_reference_lines(self) -> None:
-        for item, _line in self._ref_items:
-            self.viewbox.removeItem(item)
-        self._ref_items = []
+        """Draw the other views' planes (from the session); the line items are pooled, so a
+        step only moves them."""
         plane = self.plane
-        if plane is None:
-            return
-        sx, sy = plane.spacing_mm
-        for line in self.session.reference_lines(self.name):
+        lines = self.session.reference_lines(self.name) if plane is not None else []
+        while len(self._line_pool) < len(lines):
+            item = pg.PlotCurveItem()
+            self.viewbox.addItem(item, ignoreBounds=True)
+            self._line_pool.append(item)
+        self._ref_items = []
+        for item, line in zip(self._line_pool, lines, strict=False):
+            assert plane is not None
+            sx, sy = plane.spacing_mm
             a = plane.lps_to_pixel(line.segment.start_lps) * (sx, sy)
             b = plane.lps_to_pixel(line.segment.end_lps) * (sx, sy)
             colour = theme.VIEW_COLOURS.get(line.source, theme.ACCENT) if line.current else theme.REFERENCE_FAINT
-            item = pg.PlotCurveItem([a[0], b[0]], [a[1], b[1]], pen=pg.mkPen(colour, width=2 if line.current else 1))
-            item.setZValue(15 if line.current else 10)
-            item.setOpacity(1.0 if line.current else 0.55)
-            self.viewbox.addItem(item, ignoreBounds=True)
+            style = (colour, 2 if line.current else 1)
+            if getattr(item, "_lv_style", None) != style:
+                item.setPen(pg.mkPen(colour, width=style[1]))
+                item.setZValue(15 if line.current else 10)
+                item.setOpacity(1.0 if line.current else 0.55)
+                item._lv_style = style
+            item.setData([a[0], b[0]], [a[1], b[1]])
+            item.setVisible(True)
             self._ref_items.append((item, line))
+        for item in self._line_pool[len(lines):]:
+            item.setVisible(False)
 
     def reference_segments(self) -> list[ReferenceLine]:
         """The reference lines drawn now."""
