@@ -195,6 +195,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         csv_sink = CsvSink(args.csv, [*ROW_KEYS, *EXTRA_KEYS])
         sink = _Tee(csv_sink, SummarySink(sys.stdout)) if summary else csv_sink
         done_keys = csv_sink.open()  # recovers an interrupted run; ResumeError (exit 2) if not ours
+        all_jobs = list(jobs)
         before = len(jobs)
         jobs = [j for j in jobs if job_key(j.case, j.labels_path) not in done_keys]
         if before != len(jobs):
@@ -216,7 +217,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     status = "interrupted"
     try:
         if csv_sink is not None:
-            provenance = Provenance(args.csv, args.path, jobs, {"name": "dask", "scheduler": args.scheduler}
+            provenance = Provenance(args.csv, args.path, all_jobs, {"name": "dask", "scheduler": args.scheduler}
                                     if args.scheduler else runner.describe(),
                                     {"max_failures": budget.describe(), "cases_to_measure": total,
                                      "cases_already_done": len(csv_sink.done_keys)})

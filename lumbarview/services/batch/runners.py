@@ -156,16 +156,16 @@ class DaskRunner:
             queue = list(jobs)
             seen: set[str] = set()
             window = max(2, 2 * self.n_threads)
-            completed = distributed.as_completed()
 
-            def submit_next() -> None:
+            def submit_next() -> Any:
                 job = queue.pop(0)
                 future = client.submit(remote_measure, job, self.root, key=task_key(job), retries=self.retries)
                 pending[future.key] = (future, job)
-                completed.add(future)
+                return future
 
-            while queue and len(pending) < window:
-                submit_next()
+            first = [submit_next() for _ in range(min(window, len(queue)))]
+            with client.as_current():  # as_completed finds its client there (ours is not the default)
+                completed = distributed.as_completed(first)
             for future in completed:
                 _, job = pending.pop(future.key, (None, None))
                 if job is None or job.key in seen:
@@ -186,7 +186,7 @@ class DaskRunner:
                 seen.add(job.key)
                 yield job, payload
                 if queue and not should_stop():
-                    submit_next()
+                    completed.add(submit_next())
         finally:
             for future, _ in pending.values():
                 future.cancel()
