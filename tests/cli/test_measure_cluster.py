@@ -152,7 +152,7 @@ def test_the_client_killed_and_rerun_resumes(root: Path, cluster: Any, local_row
 
 def test_a_worker_that_cannot_see_the_data_is_a_clear_message(root: Path, cluster: Any, tmp_path: Path) -> None:
     jobs, _ = jobs_for(open_path(str(root), use_cache=False))
-    with pytest.raises(ClusterError, match="cannot see .* at the same path"):
+    with pytest.raises(ClusterError, match=r"cannot see .* at the same path"):
         list(DaskRunner(cluster.scheduler_address, str(tmp_path / "not-on-the-workers")).run(jobs))
 
 
