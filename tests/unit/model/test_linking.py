@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lumbarview.core.geometry import PlaneOrientation, VolumeGeometry
+from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.core.types import ImageStack, Series
 from lumbarview.model.cursor import CursorModel
+from lumbarview.core.geometry import PlaneOrientation
 from lumbarview.model.view_state import ViewState
 from lumbarview.slicing.cache import SliceCache
 from tests.dicom_helpers import axial_block, sagittal
