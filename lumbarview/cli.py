@@ -16,12 +16,14 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lumbarview import __version__
 from lumbarview.core.errors import LumbarviewError
 
 EXIT_OK = 0
 EXIT_NOTHING_OPENED = 2
+EXIT_FAILURE_BUDGET = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -47,7 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="one JSON object per value, per line (NDJSON)")
     out.add_argument("--csv", metavar="OUT", help="write rows to OUT (appends and resumes: finished cases "
                                                    "listed in OUT.done are skipped)")
+    measure.add_argument("--summary", action="store_true",
+                     help="per case, a table of levels by quantity for people (with --csv: beside the file)")
     measure.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    measure.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                         help="run on this Dask cluster instead (needs lumbarview[cluster]; every worker must "
+                              "see PATH at the same path)")
+    measure.add_argument("--max-failures", metavar="N|N%",
+                         help="failure budget: stop starting new cases once more than N cases (or N%% of "
+                              "them) failed; exit 3")
+    measure.add_argument("--progress", action="store_true",
+                         help="show the progress bar on stderr even when it is not a terminal")
     measure.add_argument("--no-cache", action="store_true", help="ignore the header index cache")
 
     view = sub.add_parser("view", help="the viewer (the default command)")
@@ -129,11 +141,43 @@ def _log_crash() -> str:
 _COMMANDS = ("info", "demo", "view", "measure")
 
 
+class _Tee:
+    """Commits to several sinks in order (the CSV first: it is what a resume relies on)."""
+
+    def __init__(self, *sinks: Any) -> None:
+        self.sinks = sinks
+
+    def commit(self, case: str, labels_path: str, rows: Sequence[dict[str, Any]]) -> None:
+        for sink in self.sinks:
+            sink.commit(case, labels_path, rows)
+
+
 def _cmd_measure(args: argparse.Namespace) -> int:
+    from lumbarview.services.batch.plan import FailureBudget, Provenance
+    from lumbarview.services.batch.progress import ProgressBar
+    from lumbarview.services.batch.runners import DaskRunner, LocalProcessRunner, Runner
+    from lumbarview.services.batch.summary import SummarySink
     from lumbarview.services.batch_sinks import CsvSink, NdjsonSink, TextSink, job_key
-    from lumbarview.services.measure_all import EXTRA_KEYS, ROW_KEYS, is_failure, jobs_for, run_jobs
+    from lumbarview.services.measure_all import EXTRA_KEYS, ROW_KEYS, is_failure, jobs_for
     from lumbarview.services.open_dataset import open_path
 
+    try:
+        budget = FailureBudget.parse(args.max_failures) if args.max_failures else FailureBudget()
+    except ValueError as exc:
+        print(f"lumbarview: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    if args.jobs is not None and args.jobs < 1:
+        print(f"lumbarview: --jobs takes a number of processes of at least 1, not {args.jobs}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    if args.scheduler and not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+", args.scheduler):
+        print(f"lumbarview: --scheduler takes the scheduler's address, e.g. tcp://10.0.0.5:8786, "
+              f"not {args.scheduler!r}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    summary = bool(args.summary)
+    if summary and args.json:
+        print("lumbarview: --summary prints tables for people; it does not go with --json (use --csv OUT "
+              "--summary to keep the rows too)", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
     dataset = open_path(args.path, use_cache=not args.no_cache)
     jobs, skipped = jobs_for(dataset)
     for note in skipped:
@@ -142,39 +186,74 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print(f"lumbarview: {args.path}: no 3D label map with named disc levels to measure "
               f"({len(dataset.cases)} case(s) opened)", file=sys.stderr)
         return EXIT_NOTHING_OPENED
+    runner: Runner = (DaskRunner(args.scheduler, args.path) if args.scheduler
+                      else LocalProcessRunner(args.jobs))
     csv_sink: CsvSink | None = None
-    sink: CsvSink | NdjsonSink | TextSink
+    provenance: Provenance | None = None
+    sink: Any
     if args.csv:
-        sink = csv_sink = CsvSink(args.csv, [*ROW_KEYS, *EXTRA_KEYS])
+        csv_sink = CsvSink(args.csv, [*ROW_KEYS, *EXTRA_KEYS])
+        sink = _Tee(csv_sink, SummarySink(sys.stdout)) if summary else csv_sink
         done_keys = csv_sink.open()  # recovers an interrupted run; ResumeError (exit 2) if not ours
+        all_jobs = list(jobs)
         before = len(jobs)
         jobs = [j for j in jobs if job_key(j.case, j.labels_path) not in done_keys]
         if before != len(jobs):
             print(f"lumbarview: resuming: {before - len(jobs)} case(s) already in {args.csv}", file=sys.stderr)
+    elif summary:
+        sink = SummarySink(sys.stdout)
     else:
         sink = NdjsonSink(sys.stdout) if args.json else TextSink(sys.stdout)
 
-    def progress(done: int, total: int, job: object) -> None:
-        print(f"\rmeasured {done}/{total} ({getattr(job, 'case', '')})", end="" if done < total else "\n",
-              file=sys.stderr, flush=True)
-
+    total = len(jobs)
     measured = 0
     failures: list[str] = []
+    stopped = False
+
+    def should_stop() -> bool:
+        return stopped
+
+    bar = ProgressBar(total, sys.stderr) if total and (args.progress or sys.stderr.isatty()) else None
+    status = "interrupted"
     try:
-        for job, rows in run_jobs(jobs, workers=args.jobs, on_progress=progress):
+        if csv_sink is not None:
+            provenance = Provenance(args.csv, args.path, all_jobs, {"name": "dask", "scheduler": args.scheduler}
+                                    if args.scheduler else runner.describe(),
+                                    {"max_failures": budget.describe(), "cases_to_measure": total,
+                                     "cases_already_done": len(csv_sink.done_keys)})
+            for warning in provenance.warnings:
+                print(f"lumbarview: {warning}", file=sys.stderr)
+        for job, rows in runner.run(jobs, should_stop):
             sink.commit(job.case, job.labels_path, rows)
             if is_failure(rows):
                 failures.append(f"lumbarview: case {job.case}: {rows[0]['reason']}")
+                if not stopped and budget.exceeded(len(failures), total):
+                    stopped = True
             else:
                 measured += 1
+            if bar is not None:
+                bar.update(measured + len(failures), len(failures))
+        status = "stopped: failure budget spent" if stopped else "finished"
     finally:
+        if bar is not None:
+            bar.finish()
         if csv_sink is not None:
             csv_sink.close()
+        if provenance is not None:
+            provenance.run["runner"] = runner.describe()
+            provenance.finish(status, measured=measured, failed=len(failures),
+                              not_started=total - measured - len(failures))
     for line in failures:
         print(line, file=sys.stderr)
     if failures:
         print(f"lumbarview: {len(failures)} of {len(failures) + measured} label map(s) could not be measured; "
               f"their rows say why", file=sys.stderr)
+    if stopped:
+        left = total - measured - len(failures)
+        print(f"lumbarview: stopped: {len(failures)} of {total} case(s) failed, more than --max-failures "
+              f"{budget.describe()} allows; {left} case(s) were not started"
+              + (f" (a rerun with --csv {args.csv} measures them)" if args.csv else ""), file=sys.stderr)
+        return EXIT_FAILURE_BUDGET
     if jobs and not measured:
         return EXIT_NOTHING_OPENED
     return EXIT_OK
