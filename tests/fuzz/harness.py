@@ -126,23 +126,71 @@ def _rss_kb() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+def run_batch(cmd: dict[str, Any], ctx: Ctx) -> None:
+    """One batch, in a child forked for it: events on stdout, "done" at the end."""
+    target = TARGETS[cmd["target"]]
+    counts: dict[str, int] = defaultdict(int)
+    guarded: set[str] = set()
+    t0 = time.perf_counter()
+    indices = range(cmd["start"], cmd["start"] + cmd["count"]) if cmd["cmd"] == "fuzz" else range(len(cmd["paths"]))
+    stop_after = float(cmd.get("max_seconds") or 0)
+    next_i = None
+    for i in indices:
+        if stop_after and time.perf_counter() - t0 > stop_after:
+            next_i = i  # the batch ran long (slow inputs): hand the rest back
+            break
+        if cmd["cmd"] == "fuzz":
+            try:
+                name, data = make_input(target, cmd["seed"], i)
+            except Exception as exc:  # a mutator bug: the harness's own, not a finding
+                _emit({"ev": "note", "i": i, "text": f"mutator error on {target.name} input {i}: "
+                       f"{signature(exc)} {exc}"})
+                counts["skipped"] += 1
+                continue
+        else:
+            name, data = Path(cmd["paths"][i]).name, Path(cmd["paths"][i]).read_bytes()
+        _emit({"ev": "start", "i": i})
+        ctx.guarded.clear()
+        try:
+            path = place_input(target, data, name, ctx)
+        except OSError as exc:
+            _emit({"ev": "note", "i": i, "text": f"could not place the input: {exc}"})
+            counts["skipped"] += 1
+            continue
+        if path is None:
+            counts["skipped"] += 1
+            continue
+        outcome, sig, detail = classify(target, path, ctx)
+        counts[outcome] += 1
+        if outcome == "failure":
+            _emit({"ev": "fail", "i": i, "sig": sig, "detail": detail})
+        elif cmd["cmd"] == "files":
+            _emit({"ev": "pass", "i": i, "outcome": outcome})
+        guarded.update("guarded:" + signature(e) for e in ctx.guarded)
+    _emit({"ev": "done", "counts": counts, "rss_kb": _rss_kb(), "seconds": time.perf_counter() - t0,
+           "guarded": sorted(guarded), "next": next_i})
+
+
 def worker_main(mem_mb: int) -> None:
+    """A fork server: imports the loaders once, then runs each batch in a forked child, so that
+    a native crash costs a fork (milliseconds), not a new interpreter. The child has the
+    address-space cap; a child that dies is reported as a "died" event with its signal."""
     import faulthandler
     import resource
+    import warnings
 
     faulthandler.enable(file=sys.stderr, all_threads=False)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if mem_mb > 0:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_AS, (mem_mb << 20, mem_mb << 20))
-    import warnings
-
     warnings.simplefilter("ignore")
+    import logging
+
+    for name in ("pydicom", "PIL"):  # their log lines about damaged files would flood stderr
+        logging.getLogger(name).addHandler(logging.NullHandler())
+        logging.getLogger(name).propagate = False
     scratch_root = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     scratch = Path(tempfile.mkdtemp(prefix="lvfuzz-w", dir=scratch_root))
     layouts = os.environ.get("LVFUZZ_LAYOUTS")
-    ctx = Ctx(scratch=scratch, layouts=Path(layouts) if layouts else None)
     import lumbarview.core.labels
     import lumbarview.io.annotations
     import lumbarview.io.dicom.assemble
@@ -150,54 +198,38 @@ def worker_main(mem_mb: int) -> None:
     import lumbarview.io.mesh
     import lumbarview.io.volume
     import lumbarview.model.flags
-    import lumbarview.services.open_dataset  # noqa: F401 - imported before "ready", not per input
+    import lumbarview.services.open_dataset
+    import lumbarview.services.open_study  # noqa: F401 - imported once, before "ready"
 
+    for t in TARGETS:  # the seeds too
+        corpus(t)
     _emit({"ev": "ready"})
     try:
         for line in sys.stdin:
             cmd = json.loads(line)
-            target = TARGETS[cmd["target"]]
-            counts: dict[str, int] = defaultdict(int)
-            guarded: set[str] = set()
-            t0 = time.perf_counter()
-            indices = range(cmd["start"], cmd["start"] + cmd["count"]) if cmd["cmd"] == "fuzz" else \
-                range(len(cmd["paths"]))
-            stop_after = float(cmd.get("max_seconds") or 0)
-            next_i = None
-            for i in indices:
-                if stop_after and time.perf_counter() - t0 > stop_after:
-                    next_i = i  # the batch ran long (slow inputs): hand the rest back
-                    break
-                if cmd["cmd"] == "fuzz":
-                    try:
-                        name, data = make_input(target, cmd["seed"], i)
-                    except Exception as exc:  # a mutator bug: the harness's own, not a finding
-                        _emit({"ev": "note", "i": i, "text": f"mutator error on {target.name} input {i}: "
-                               f"{signature(exc)} {exc}"})
-                        counts["skipped"] += 1
-                        continue
-                else:
-                    name, data = Path(cmd["paths"][i]).name, Path(cmd["paths"][i]).read_bytes()
-                _emit({"ev": "start", "i": i})
-                ctx.guarded.clear()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # the child: one batch, then gone
+                code = 0
                 try:
-                    path = place_input(target, data, name, ctx)
-                except OSError as exc:
-                    _emit({"ev": "note", "i": i, "text": f"could not place the input: {exc}"})
-                    counts["skipped"] += 1
-                    continue
-                if path is None:
-                    counts["skipped"] += 1
-                    continue
-                outcome, sig, detail = classify(target, path, ctx)
-                counts[outcome] += 1
-                if outcome == "failure":
-                    _emit({"ev": "fail", "i": i, "sig": sig, "detail": detail})
-                elif cmd["cmd"] == "files":
-                    _emit({"ev": "pass", "i": i, "outcome": outcome})
-                guarded.update("guarded:" + signature(e) for e in ctx.guarded)
-            _emit({"ev": "done", "counts": counts, "rss_kb": _rss_kb(), "seconds": time.perf_counter() - t0,
-                   "guarded": sorted(guarded), "next": next_i})
+                    if mem_mb > 0:
+                        with contextlib.suppress(ValueError, OSError):
+                            resource.setrlimit(resource.RLIMIT_AS, (mem_mb << 20, mem_mb << 20))
+                    run_batch(cmd, Ctx(scratch=scratch, layouts=Path(layouts) if layouts else None))
+                except BaseException:
+                    traceback.print_exc()
+                    code = 3
+                finally:
+                    with contextlib.suppress(BaseException):
+                        sys.stdout.flush()
+                        sys.stderr.flush()
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            if os.WIFSIGNALED(status):
+                _emit({"ev": "died", "rc": -os.WTERMSIG(status)})
+            elif os.WEXITSTATUS(status) != 0:
+                _emit({"ev": "died", "rc": os.WEXITSTATUS(status)})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -372,24 +404,32 @@ class Run:
         self.notes: list[str] = []
 
     # -- scheduling ------------------------------------------------------------------------------
+    def count_for(self, target: str) -> int:
+        """Inputs for ``target`` in a counted run (``--count``, or ``--count-for target=N``)."""
+        for item in self.opts.count_for or []:
+            name, _, n = item.partition("=")
+            if name == target:
+                return int(n)
+        return int(self.opts.count or 0)
+
     def _next_job(self, deadline: float | None) -> Job | None:
         if deadline is not None and time.monotonic() >= deadline:
             self.queue = [j for j in self.queue if not j.remainder]
         if self.queue:
             return self.queue.pop(0)
-        if self.opts.replay:
+        if self.opts.replay and self.opts.count is None:
             return None
         if deadline is not None and time.monotonic() >= deadline:
             return None
         live = [t for t in self.targets
-                if self.opts.count is None or self.next_index[t.name] < self.opts.count]
+                if self.opts.count is None or self.next_index[t.name] < self.count_for(t.name)]
         if not live:
             return None
         # equal time per target: the one that had least so far (fast targets run more inputs)
         t = min(live, key=lambda t: (self.stats[t.name].seconds, t.name))
         n = max(1, min(2000, int(self.rate[t.name] * self.opts.batch_seconds)))
         if self.opts.count is not None:
-            n = min(n, self.opts.count - self.next_index[t.name])
+            n = min(n, self.count_for(t.name) - self.next_index[t.name])
         job = Job(t.name, "fuzz", self.next_index[t.name], n)
         self.next_index[t.name] += n
         # account the batch's expected time now, so that the other worker picks another target
@@ -474,8 +514,8 @@ class Run:
             self.notes.append(f"worker exited with {rc} outside an input ({job.target}, batch {job.start}+"
                               f"{job.count}); the batch was dropped")
             return
-        st.inputs += 1
         if job.confirm is None:
+            st.inputs += 1
             if not hang:  # a crash whose signature was confirmed before is just counted again
                 sig = self._crash_sig(w, rc)
                 if (job.target, sig) in self.failures:
@@ -519,6 +559,11 @@ class Run:
             print(f"  ok {ev['outcome']:8s} {w.job.paths[ev['i']]}")
         elif kind == "note":
             self.notes.append(str(ev.get("text")))
+        elif kind == "died":  # the batch's child died; the fork server lives on
+            if w.job is not None:
+                self._on_death(w, int(ev["rc"]), hang=False)
+            w.job = None
+            w.current = None
         elif kind == "done":
             self._on_done(w, ev)
             w.peak_kb = max(w.peak_kb, int(ev["rss_kb"]))
@@ -530,7 +575,8 @@ class Run:
         assert job is not None
         st = self.stats[job.target]
         n = sum(ev["counts"].values())
-        st.inputs += n
+        if not job.confirm:  # a confirmation reruns an input already counted
+            st.inputs += n
         for k, v in ev["counts"].items():
             st.counts[k] += v
         st.peak_kb = max(st.peak_kb, int(ev["rss_kb"]))
@@ -586,17 +632,12 @@ class Run:
         try:
             while True:
                 exhausted = False
-                for idx, w in enumerate(workers):
+                for w in workers:
                     if not (w.ready and w.job is None):
                         continue
                     job = self._next_job(deadline)
                     if job is None:
                         exhausted = True
-                        continue
-                    if job.confirm and w.used:  # a suspect input is rerun alone, in a fresh worker
-                        self.queue.insert(0, job)
-                        retire(w, kill=True)
-                        workers[idx] = spawn(w.wid)
                         continue
                     w.send(job, self.opts.seed, 0.0 if job.confirm else self.opts.batch_seconds * 4)
                 if exhausted and not self.queue and all(w.job is None for w in workers):
@@ -629,6 +670,8 @@ class Run:
                         workers[idx] = spawn(w.wid)
                     elif not w.ready and now - w.spawned > 180:
                         raise SystemExit("fuzz: a worker did not start within 180 s")
+        except (KeyboardInterrupt, SystemExit):
+            self.notes.append("interrupted: the figures cover the inputs run until then")
         finally:
             for w in workers:
                 retire(w, kill=True)
@@ -699,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.fuzz.harness", description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=3.0, help="duration of a timed run (default 3)")
     p.add_argument("--count", type=int, default=None, help="inputs per target instead of a duration (deterministic)")
+    p.add_argument("--count-for", action="append", metavar="TARGET=N", help="--count for one target")
     p.add_argument("--target", action="append", choices=sorted(TARGETS), help="only this target (repeatable)")
     p.add_argument("--seed", type=int, default=1, help="run seed (default 1)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
