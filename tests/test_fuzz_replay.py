@@ -44,15 +44,15 @@ def test_every_target_has_seeds() -> None:
 
 def test_findings_table_names_files_that_exist() -> None:
     """Every open finding points at its (small) input, so that the fix can be checked."""
-    rows = [line for line in FINDINGS_MD.read_text(encoding="utf-8").splitlines()
-            if line.startswith("|") and line.split("|")[1].strip().strip("`") in TARGETS]
+    rows = [[c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+            for line in FINDINGS_MD.read_text(encoding="utf-8").splitlines() if line.startswith("|")]
+    rows = [r for r in rows if r[0] in TARGETS]
+    assert len(known_signatures()) == len({(r[0], r[1]) for r in rows})
     for row in rows:
-        cells = [c.strip().strip("`") for c in row.strip().strip("|").split("|")]
-        path = FINDINGS_MD.parent / cells[2]
-        assert path.is_file(), f"findings.md names {cells[2]}, which is not there"
-        assert path.stat().st_size <= 64_000, f"{cells[2]} is large for a regression input"
-    assert len(known_signatures()) == len({(r.split("|")[1].strip().strip("`"), r.split("|")[2].strip().strip("`"))
-                                          for r in rows})
+        path = FINDINGS_MD.parent / row[2]
+        assert path.is_file(), f"findings.md names {row[2]}, which is not there"
+        assert path.parent.name == row[0], f"{row[2]} is not in the folder of its target {row[0]}"
+        assert path.stat().st_size <= 64_000, f"{row[2]} is large for a regression input"
 
 
 def test_replay_then_short_random_run(tmp_path: Path) -> None:

@@ -73,6 +73,11 @@ class SingleRunner:
                 elif ev.get("ev") == "done":
                     w.job = None
                     return sig
+                elif ev.get("ev") == "died":  # the forked child died; the fork server lives on
+                    w.job = None
+                    rc = int(ev["rc"])  # type: ignore[call-overload]
+                    name = signal.Signals(-rc).name if rc < 0 else f"exit{rc}"
+                    return f"{name}@{_faulthandler_sig(w.stderr_text())}"
             if eof:
                 rc = w.wait()
                 self.w = None
