@@ -287,6 +287,7 @@ class Worker:
         self.buffer = b""
         self.ready = False
         self.used = False
+        self.sent = time.monotonic()
         self.job: Job | None = None
         self.current: int | None = None
         self.started = time.monotonic()
@@ -296,6 +297,7 @@ class Worker:
     def send(self, job: Job, seed: int, max_seconds: float = 0.0) -> None:
         self.job = job
         self.used = True
+        self.sent = time.monotonic()
         self.current = None
         self.started = time.monotonic()
         msg = {"cmd": job.cmd, "target": job.target, "seed": seed, "start": job.start, "count": job.count,
@@ -525,7 +527,11 @@ class Run:
                               f"{job.count}); the batch was dropped")
             return
         if job.confirm is None:
-            st.inputs += 1
+            # the inputs of the batch before the one that died, and that one (the child's own
+            # counts died with it); the batch's time likewise
+            st.inputs += (i - job.start if job.cmd == "fuzz" else i) + 1
+            expected = (job.confirm_of or {}).get("expected", 0.0)
+            st.seconds += time.monotonic() - w.sent - expected
             if not hang:  # a crash whose signature was confirmed before is just counted again
                 sig = self._crash_sig(w, rc)
                 if (job.target, sig) in self.failures:
