@@ -2,6 +2,9 @@
 # Set up a fresh machine and run lumbarview or its tests.
 #   bash packaging/dev.sh run     # the program, on its built-in demo study
 #   bash packaging/dev.sh test    # the test suite (extra arguments go to pytest)
+#   bash packaging/dev.sh fuzz [--minutes N] [--target T] [--seed S]
+#                                 # fuzz the loaders (default 3 minutes, all targets); exits 1 on a
+#                                 # new failure (see tests/fuzz/harness.py --help for the options)
 # It installs the system libraries headless Qt and VTK need (Debian/Ubuntu, as root or with
 # sudo), makes a virtual environment in .venv and installs lumbarview into it with the tested
 # versions in packaging/constraints.txt. Later calls reuse what is already there.
@@ -70,6 +73,11 @@ case "$cmd" in
         "$venv/bin/ruff" check lumbarview tests benchmarks
         "$venv/bin/mypy"
         exec "$venv/bin/python" -m pytest "$@" ;;
+    fuzz)
+        ensure_apt; ensure_venv
+        cd "$here"
+        [ -f tests/fuzz/corpus/SOURCES.md ] || PYTHONPATH="$here" "$venv/bin/python" -m tests.fuzz.make_corpus
+        PYTHONPATH="$here" exec nice -n 10 "$venv/bin/python" -m tests.fuzz.harness "$@" ;;
     *)
-        echo "usage: bash packaging/dev.sh run|test [args]" >&2; exit 64 ;;
+        echo "usage: bash packaging/dev.sh run|test|fuzz [args]" >&2; exit 64 ;;
 esac
