@@ -1,27 +1,46 @@
-"""The pixels of any volume on any plane (numpy only).
+"""The pixels of any volume on any plane.
 
 ``reformat(volume_kji, geometry, plane)`` samples a ``[k, j, i]`` array whose voxel grid is
-``geometry`` at the pixel centres of ``plane``:
+``geometry`` at the pixel centres of ``plane``. ``Reformatted.method`` names the path taken:
 
-* **native path**: when every output pixel centre falls on a stored voxel centre of one slice
+* ``"native"``: when every output pixel centre falls on a stored voxel centre of one slice
   (the plane's normal parallel to the stack's, its origin on a slice centre, its right/down
   along +/- the stack's row/column directions, the same spacings; within ``tolerance_voxels``
   over the whole output), the stored pixels are returned exactly, only flipped and/or
   transposed (bit for bit, stored dtype). ``Reformatted.native_k`` names the slice.
 * otherwise **linear** (trilinear) interpolation for images, computed in float32 and returned
-  as float32, and **nearest** for label maps (stored dtype: labels stay integral).
+  as float32, and **nearest** for label maps (stored dtype: labels stay integral), by the first
+  of these that applies:
+
+  - ``"slabs"``: the plane's columns and rows each step along one index axis (two different
+    axes) by whole voxels, starting on voxel centres (an axial or coronal cut of a sagittal
+    stack on the volume's own grid): numpy slicing of the two index slabs around the plane
+    along the third axis and one lerp (labels: the nearest slab);
+  - ``"vtk"``: VTK's ``vtkImageReslice`` (imported lazily; an imaging filter, no rendering),
+    multithreaded, on the volume wrapped without a copy. Its input is the index grid itself
+    (origin 0, spacing 1) and its reslice axes are the plane's index-space origin and steps, so
+    any affine grid, sheared (gantry tilt) or not, is resampled exactly as the numpy path does.
+    The wrapped volume and its filter are cached per array (at most four, dropped when the
+    array dies; a lock per volume serialises the filter's use across threads);
+  - ``"numpy"``: the general numpy path (the fallback when VTK cannot take the array: bool,
+    float16, byte-swapped or non-contiguous pixels, or VTK missing).
+
+  ``method="numpy"`` forces the general path and ``method="vtk"`` VTK (both skip "slabs").
 
 The volume covers its voxels' edges: a pixel is inside when its index coordinates lie within
 ``[-0.5, n - 0.5]`` on each axis (the half-voxel rim takes the edge voxel's value, as a native
 slice shows it). Pixels outside get ``fill`` (0 by default; NaN is allowed for images, whose
 output is float, not for integer labels; the native path of an integer image pads with 0
-instead) and are False in ``Reformatted.inside``.
+instead) and are False in ``Reformatted.inside``. Every path computes the mask the same way
+(per output row, the interval of columns inside) and writes the fill itself.
 
-Speed: the plane is mapped once to index space (an origin and a step per output row and per
-column), rows and columns that miss the volume are skipped, and the rest is computed in bands
-of rows (float32 coordinates, eight gathers with separable lerps), spread over a small thread
-pool (numpy releases the GIL in these loops). ``benchmarks/bench_reformat.py`` has the numbers.
-A volume that is not C-contiguous is copied once per call: pass contiguous arrays.
+Speed (``benchmarks/bench_reformat.py`` has the numbers): the plane is mapped once to index
+space (an origin and a step per output row and per column), rows and columns that miss the
+volume are skipped, and the output is walked in the order that reads the volume's memory most
+nearly in sequence. The numpy path computes bands of rows (float32 coordinates, eight gathers
+with separable lerps) on a small thread pool (numpy releases the GIL in these loops); VTK
+releases the GIL during its update. A volume that is not C-contiguous is copied once per call
+on the numpy path: pass contiguous arrays.
 """
 
 from __future__ import annotations
