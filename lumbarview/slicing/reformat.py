@@ -392,9 +392,12 @@ def _slabs(volume: npt.NDArray[Any], m: SlabMapping, kind: Kind, shape_rc: tuple
         z0 = min(math.floor(z), n_slab - 2)
         w = np.float32(z - np.float32(z0))
         a, b = slab(z0), slab(z0 + 1)
-        np.subtract(b, a, out=target, dtype=np.float32)
-        target *= w
-        target += a
+        if transposed:  # lerp in the slabs' memory order, then one transposing copy
+            a, b = a.T, b.T
+        mixed = np.subtract(b, a, dtype=np.float32)
+        mixed *= w
+        mixed += a
+        target[...] = mixed.T if transposed else mixed
     inside[r_lo:r_hi, c_lo:c_hi] = True
     return out, inside
 
