@@ -8,9 +8,12 @@ pylibjpeg and python-gdcm when installed.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,7 +306,7 @@ def decode_stack(
             cached = file_cache.get(h.path)
             if cached is None:
                 try:
-                    cached = decode_file(h)
+                    cached = decode_file_isolated(h)
                 except LoadError as exc:
                     cached = exc
                 file_cache[h.path] = cached
@@ -367,3 +370,53 @@ def decode_stack(
         else:
             out[k] = result
     return out, issues
+
+
+# -- compressed pixel data in a child process ---------------------------------------------------
+# The native decoders behind pydicom (GDCM, libjpeg, openjpeg) can abort or crash the process on
+# a damaged compressed stream (a fuzzed JPEG-LS file aborts inside GDCM). Such data is decoded in
+# a small pool of child processes: a crash there is one file's error, never the viewer's end.
+_ISOLATED_SYNTAXES_NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", DEFLATED_UID}
+_pool_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+def _decoder_pool() -> ProcessPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            # "spawn": the parent may run Qt and thread pools, which fork does not copy safely.
+            _pool = ProcessPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1)),
+                                        mp_context=multiprocessing.get_context("spawn"))
+        return _pool
+
+
+def _reset_pool(broken: ProcessPoolExecutor) -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is broken:
+            _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def decode_file_isolated(header: DicomFileHeader) -> npt.NDArray[Any]:
+    """:func:`decode_file`, in a child process for compressed pixel data (see above); native
+    and deflated data are decoded here (numpy and zlib do not crash on bad bytes).
+
+    Raises
+    ------
+    CorruptFileError
+        When the decoder died on the file (as well as what :func:`decode_file` raises).
+    """
+    if header.transfer_syntax in _ISOLATED_SYNTAXES_NATIVE or os.environ.get("LUMBARVIEW_DECODE_IN_PROCESS"):
+        return decode_file(header)
+    check_pixel_budget(header.path, header.rows, header.cols, header.n_frames, header.samples_per_pixel,
+                       header.bits_allocated)
+    pool = _decoder_pool()
+    try:
+        return pool.submit(decode_file, header).result()
+    except BrokenProcessPool as exc:
+        _reset_pool(pool)
+        raise CorruptFileError(header.path, f"the {transfer_syntax_name(header.transfer_syntax)} decoder "
+                               "crashed on this file's pixel data", "the compressed data is damaged; re-copy "
+                               "the file from its source") from exc
