@@ -47,7 +47,7 @@ CONDITIONS = (("Spinal Canal Stenosis", "spinal_canal_stenosis"),
 def numeric_id(*parts: object, digits: int = 9) -> int:
     """A fixed, random-looking id of ``digits`` digits (no leading zero) from ``parts``."""
     value = int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest(), 16)
-    low = 10 ** (digits - 1)
+    low: int = 10 ** (digits - 1)
     return low + value % (9 * low)
 
 

@@ -197,12 +197,13 @@ def _read(ctx: OpenContext, path: Path, kind: str, expected: tuple[str, ...]) ->
     result = ctx.guarded(None, partial(read_table, path, kind, expected))
     if result is None:
         return None
-    table, issues = result
-    ctx.dataset.issues.extend(issues)
+    table: Table = result[0]
+    ctx.dataset.issues.extend(result[1])
     missing = [c for c in expected if c not in table.columns]
     if missing:
         ctx.issue(Severity.ERROR, "rsna.missing-columns",
-                  f"the table lacks the column(s) {', '.join(missing)} the RSNA layout needs; it is "
+                  f"the table lacks {len(missing)} column(s) the RSNA layout needs ("
+                  f"{', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); it is "
                   "listed but not joined to the studies. Check that it is the file from the "
                   "competition data", path)
         ctx.dataset.tables.append(table)
@@ -313,7 +314,6 @@ def _place_coordinates(ctx: OpenContext, path: Path,
                          "coordinate(s) lie outside their image; shown where they say", path,
                          f"line {n}: x={x:g} y={y:g} on a {cols}x{rows} image")
         lps = plane.pixel_to_lps(np.array([x, y], dtype=np.float64))
-        _, side = CONDITIONS[condition]
         key = (study_id or "", series_id, condition)
         sets[key].append((list(LEVELS.values()).index(level), lps, f"{level} {condition}"))
         counts[(study_id or "", condition, level)] += 1
@@ -367,7 +367,7 @@ def _join_grades(ctx: OpenContext, path: Path, studies: dict[str, _Study],
         seen.add(study_id)
         rows: list[dict[str, Any]] = []
         for condition, (prefix, side) in CONDITIONS.items():
-            for level_text, level in LEVELS.items():
+            for level in LEVELS.values():
                 column = f"{prefix}_{level.lower().replace('-', '_')}"
                 value = row.get(column)
                 grade = None if value is None else str(value).strip()
