@@ -53,6 +53,7 @@ CONDITIONS: dict[str, tuple[str, str | None]] = {
 #: RSNA level text -> lumbarview's level name.
 LEVELS: dict[str, str] = {"L1/L2": "L1-L2", "L2/L3": "L2-L3", "L3/L4": "L3-L4", "L4/L5": "L4-L5",
                           "L5/S1": "L5-S1"}
+_CONDITION_BY_TEXT = {" ".join(name.lower().split()): name for name in CONDITIONS}
 GRADES = ("Normal/Mild", "Moderate", "Severe")
 GRADES_TABLE_KIND = "rsna-grades"
 GRADES_COLUMNS = ["level", "condition", "side", "grade", "column", "n_points", "series_id",
@@ -284,7 +285,8 @@ def _place_coordinates(ctx: OpenContext, path: Path,
             continue
         case = study.case
         series_id, instance = _id(row.get("series_id")), _id(row.get("instance_number"))
-        condition, level_text = str(row.get("condition") or "").strip(), str(row.get("level") or "").strip()
+        condition_text, level_text = str(row.get("condition") or "").strip(), str(row.get("level") or "").strip()
+        condition = _CONDITION_BY_TEXT.get(" ".join(condition_text.lower().split()), condition_text)
         x, y = _number(row.get("x")), _number(row.get("y"))
         level = LEVELS.get(level_text.upper().replace("-", "/"))
         if condition not in CONDITIONS or level is None or x is None or y is None or series_id is None \

@@ -300,6 +300,7 @@ def test_damaged_csvs_are_issues_and_the_images_still_open(real_root: Path, tmp_
         f"{STUDY_A},{S_T1},-3,Spinal Canal Stenosis,L1/L2,1,2\n"
         f"{STUDY_A},{S_T1},6,Spinal Canal Stenosis,L2/L3,1e6,-40\n"
         f"{STUDY_A},{S_T1},7,Spinal Canal Stenosis,L3/L4,12.5,13.5\n"
+        f"{STUDY_A},{S_T1},8,spinal canal  STENOSIS,l4-l5,12.5,13.5\n"  # spelling variants accepted
         "\n,,,,,,\n", encoding="utf-8")
     ds = open_path(root, use_cache=False)
     assert ds.layout == "rsna" and [c.id for c in ds.cases] == [STUDY_A]
@@ -311,7 +312,7 @@ def test_damaged_csvs_are_issues_and_the_images_still_open(real_root: Path, tmp_
     assert "rsna.coordinate-missing-series" in codes
     assert "rsna.coordinate-outside-image" in codes
     labels = [label for ps in ds.cases[0].point_sets for label in ps.labels]
-    assert labels == ["L2-L3 Spinal Canal Stenosis", "L3-L4 Spinal Canal Stenosis"]
+    assert labels == ["L2-L3 Spinal Canal Stenosis", "L3-L4 Spinal Canal Stenosis", "L4-L5 Spinal Canal Stenosis"]
 
 
 def test_table_budget_refuses_the_coordinates_but_not_the_images(
