@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("--native-orientation", action="store_true",
                       help="show acquired slices as stored instead of the radiological convention")
 
-    demo = sub.add_parser("demo", help="write the demo dataset (the lumbar phantom in the five "
+    demo = sub.add_parser("demo", help="write the demo dataset (the lumbar phantom in the six "
                                        "dataset layouts) and print where")
     demo.add_argument("--out", help="folder to write to (default: the user cache folder)")
     demo.add_argument("--small", action="store_true", help="small images (fast; for trying things)")

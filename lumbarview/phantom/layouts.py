@@ -1,4 +1,4 @@
-"""Write the lumbar phantom in the layouts of the five public lumbar datasets.
+"""Write the lumbar phantom in the layouts of the six public lumbar datasets.
 
 Each writer follows the folder layout described in ``docs/datasets.md`` (as far as the public
 cards tell) so that the readers are exercised exactly as by a downloaded dataset. Every layout
@@ -22,6 +22,7 @@ from PIL import Image
 
 from lumbarview.core.geometry import FloatArray, VolumeGeometry
 from lumbarview.phantom.dicom_writer import SeriesSpec, make_uid, write_block
+from lumbarview.phantom.rsna import write_rsna
 from lumbarview.phantom.spine import (
     DISC_LABELS,
     LUMBAR_LEVELS,
@@ -32,7 +33,7 @@ from lumbarview.phantom.spine import (
 )
 
 TRUTH_FILE = "lumbarview-phantom-truth.json"
-LAYOUTS = ("sudirman", "unidata", "spider", "aisslab", "bids")
+LAYOUTS = ("sudirman", "unidata", "spider", "aisslab", "bids", "rsna")
 
 
 @dataclass(frozen=True)
@@ -540,7 +541,7 @@ def write_bids(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(), subje
 
 
 WRITERS = {"sudirman": write_sudirman, "unidata": write_unidata, "spider": write_spider,
-           "aisslab": write_aisslab, "bids": write_bids}
+           "aisslab": write_aisslab, "bids": write_bids, "rsna": write_rsna}
 
 
 def write_all(root: str | Path, params: PhantomParams | None = None, sizes: Sizes = Sizes(),

@@ -1,4 +1,4 @@
-"""Use case: the built-in demo dataset (the lumbar phantom written in the five layouts).
+"""Use case: the built-in demo dataset (the lumbar phantom written in the six layouts).
 
 The demo is written where the user asks (``lumbarview demo --out DIR``), so it must never cost
 the user a file. It writes only into a folder that is missing, empty, or a demo it wrote before,
@@ -34,7 +34,7 @@ MARKER = ".lumbarview-demo-complete"
 #: run that made it is gone.
 _STAGING_MARKER = ".lumbarview-demo-staging"
 _STAGING_SUFFIX = ".lumbarview-partial"
-_DEMO_VERSION = 2
+_DEMO_VERSION = 3  # 3: the RSNA 2024 layout
 
 
 class DemoFolderError(LumbarviewError):

@@ -8,6 +8,8 @@ from typing import Any
 from lumbarview.core.dataset import Dataset
 from lumbarview.core.types import ImageStack, Series, Severity
 
+_MAX_POINT_LABELS = 1000
+
 
 def _num(value: float | None, digits: int = 4) -> float | None:
     if value is None or not math.isfinite(value):
@@ -85,8 +87,11 @@ def build_dataset_info(dataset: Dataset) -> dict[str, Any]:
                 "items": [{"side": x.side, "level": x.level, "severity": x.severity,
                            "slice_index": x.slice_index, "stack": x.stack_uid} for x in b.boxes],
             } for b in case.box_sets],
+            # ``labels``: the name of each point (RSNA: "L4-L5 Left Neural Foraminal Narrowing"),
+            # the first _MAX_POINT_LABELS of them; ``n_points`` counts them all.
             "points": [{"name": p.name, "kind": p.kind, "n_points": int(p.points_lps.shape[0]),
-                        "coordinate_system": p.coordinate_system, "source": p.source}
+                        "coordinate_system": p.coordinate_system, "source": p.source,
+                        "labels": list(p.labels[:_MAX_POINT_LABELS])}
                        for p in case.point_sets],
             "meshes": [{"name": m.name, "n_triangles": m.n_triangles,
                         "n_vertices": int(m.vertices_lps.shape[0]), "source": m.source} for m in case.meshes],

@@ -75,11 +75,11 @@ def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
     assert "damaged" in done.stderr or "not an image" in done.stderr
 
 
-def test_demo_writes_five_layouts_that_info_describes(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_writes_six_layouts_that_info_describes(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--small", "--out", str(tmp_path / "demo")]) == 0
     roots = capsys.readouterr().out.split()
-    assert [Path(r).name for r in roots] == ["sudirman", "unidata", "spider", "aisslab", "bids"]
+    assert [Path(r).name for r in roots] == ["sudirman", "unidata", "spider", "aisslab", "bids", "rsna"]
     layouts = {}
     for root in roots:
         assert main(["info", root, "--json"]) == 0
@@ -87,7 +87,7 @@ def test_demo_writes_five_layouts_that_info_describes(tmp_path: Path,
         layouts[Path(root).name] = doc
     assert {k: v["layout"] for k, v in layouts.items()} == {
         "sudirman": "sudirman", "unidata": "dicomdir", "spider": "spider", "aisslab": "aisslab",
-        "bids": "bids"}
+        "bids": "bids", "rsna": "rsna"}
     series = layouts["sudirman"]["patients"][0]["studies"][0]["series"]
     assert [s["description"] for s in series] == ["LOCALIZER", "T2_TSE_SAG_384", "T1_TSE_SAG_320",
                                                   "T2_TSE_TRA_384", "T1_TSE_TRA"]

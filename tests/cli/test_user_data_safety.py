@@ -110,7 +110,7 @@ def test_demo_of_an_earlier_version_without_a_file_list_is_not_replaced(
     out = tmp_path / "demo"
     (out / "spider").mkdir(parents=True)
     (out / "spider" / "scan.mha").write_bytes(b"old")
-    (out / demo_service.MARKER).write_text(json.dumps({"version": 2, "small": True}))
+    (out / demo_service.MARKER).write_text(json.dumps({"version": demo_service._DEMO_VERSION, "small": True}))
     assert main(["demo", "--out", str(out)]) == 2
     assert "earlier lumbarview" in capsys.readouterr().err
     assert (out / "spider" / "scan.mha").read_bytes() == b"old"

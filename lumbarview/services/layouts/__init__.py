@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from lumbarview.services.layouts import aisslab, bids, dicomdir, folder, spider, sudirman
+from lumbarview.services.layouts import aisslab, bids, dicomdir, folder, rsna, spider, sudirman
 
 LAYOUT_NAMES = {
     "sudirman": "Sudirman et al. Lumbar Spine MRI (DICOM .ima studies)",
@@ -15,13 +15,15 @@ LAYOUT_NAMES = {
     "spider": "SPIDER (.mha images and masks)",
     "aisslab": "LSS-MRI-AISSLab (DICOM, PNG masks, VOC boxes)",
     "bids": "BIDS (Liu et al. lumbosacral)",
+    "rsna": "RSNA 2024 Lumbar Spine Degenerative Classification (Kaggle)",
     "folder": "a folder of files",
 }
 #: In the order they are tried. A DICOMDIR file given directly is a DICOMDIR export; a DICOMDIR
-#: at a root is tried after the layouts that may hold one.
+#: at a root is tried after the layouts that may hold one. RSNA needs a ``train_images`` or
+#: ``test_images`` folder, which no other layout has.
 _ORDER: tuple[tuple[str, ModuleType], ...] = (
     ("sudirman", sudirman), ("bids", bids), ("spider", spider), ("aisslab", aisslab),
-    ("dicomdir", dicomdir), ("folder", folder))
+    ("rsna", rsna), ("dicomdir", dicomdir), ("folder", folder))
 
 
 def detect_layout(root: Path) -> str:
