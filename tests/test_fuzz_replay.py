@@ -69,7 +69,9 @@ def test_replay_then_short_random_run(tmp_path: Path) -> None:
     new = [f for f in summary["failures"] if not f["known"]]
     assert not new, f"the fuzz run found new failures (add them to findings.md or fix them):\n{report}"
     n_seed_files = sum(len(seeds(t)) for t in TARGETS)
-    expected = n_seed_files + PER_TARGET * (len(TARGETS) - 1) + LAYOUT_INPUTS
+    n_regressions = sum(1 for p in REGRESSIONS.rglob("*") if p.is_file() and p.suffix != ".md") \
+        if REGRESSIONS.is_dir() else 0
+    expected = n_seed_files + n_regressions + PER_TARGET * (len(TARGETS) - 1) + LAYOUT_INPUTS
     assert summary["total_inputs"] == expected, report
     assert proc.returncode == 0, report
     known = [f for f in summary["failures"] if f["known"]]
