@@ -195,12 +195,12 @@ def test_a_damaged_mask_is_a_row_with_the_reason_and_the_rest_is_measured(
 
 def test_an_engine_failure_is_a_row_not_an_internal_error(
         damaged_spider: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from lumbarview.services import measure_all
+    from lumbarview.services import measure_case
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise TypeError("an engine bug")
 
-    monkeypatch.setattr(measure_all, "measure_label_map", boom)  # --jobs 1 measures in this process
+    monkeypatch.setattr(measure_case, "measure_label_map", boom)  # --jobs 1 measures in this process
     assert main(["measure", str(damaged_spider), "--json", "--jobs", "1", "--no-cache"]) == 2  # nothing measured
     captured = capsys.readouterr()
     rows = [json.loads(line) for line in captured.out.splitlines()]
