@@ -17,6 +17,17 @@ from lumbarview.core.dataset import BoxSet, Case, LabelMap, PointSet
 from lumbarview.core.events import Signal
 
 
+def label_values_of(label_map: LabelMap) -> list[int]:
+    """The values present in a label map (memoised on its stack: ``np.unique`` of a real-size
+    map takes a good fraction of a second, so the case loader warms it off the GUI thread)."""
+    stack = label_map.stack
+    cached: list[int] | None = stack.__dict__.get("_lv_label_values")
+    if cached is None or not stack.is_loaded:
+        cached = [int(v) for v in np.unique(stack.pixels())]
+        stack.__dict__["_lv_label_values"] = cached
+    return cached
+
+
 @dataclass
 class Layer:
     name: str
@@ -45,11 +56,7 @@ class Layer:
 
     def _values(self) -> list[int]:
         assert isinstance(self.source, LabelMap)
-        cached: list[int] | None = getattr(self, "_value_cache", None)
-        if cached is None:
-            cached = [int(v) for v in np.unique(self.source.stack.pixels())]
-            self._value_cache = cached
-        return cached
+        return label_values_of(self.source)
 
     def label_values(self) -> list[int]:
         return [v for v in self._values() if v != 0]

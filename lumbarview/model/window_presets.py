@@ -35,12 +35,16 @@ def preset_window(stack: ImageStack, name: str) -> WindowLevel | None:
             return None
         center, width = window
         return WindowLevel(float(center), max(float(width), 1e-3))
+    memo: dict[str, WindowLevel] = stack.__dict__.setdefault("_lv_windows", {})
+    if name in memo and stack.is_loaded:
+        return memo[name]  # percentiles of a real-size volume take a while: once per stack
     pixels = stack.pixels()
     lo_q, hi_q = {"auto": (1.0, 99.0), "T1": (0.5, 95.0), "T2": (0.0, 99.7)}.get(name, (1.0, 99.0))
     lo, hi = _percentiles(pixels, (lo_q, hi_q))
     if hi <= lo:
         hi = lo + 1.0
-    return WindowLevel((lo + hi) / 2, hi - lo)
+    memo[name] = WindowLevel((lo + hi) / 2, hi - lo)
+    return memo[name]
 
 
 def default_window(stack: ImageStack) -> WindowLevel:

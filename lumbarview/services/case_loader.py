@@ -22,7 +22,9 @@ from lumbarview.core.labels import Role
 from lumbarview.core.types import LoadIssue, Series, Severity
 from lumbarview.measure.lumbar import disc_plane
 from lumbarview.model.session import LAYOUTS
+from lumbarview.model.overlays import label_values_of
 from lumbarview.model.view_state import is_native_for
+from lumbarview.slicing.reformat import warm_resampler
 from lumbarview.model.window_presets import default_window
 from lumbarview.services.annotations import Annotation, case_annotations, case_summary
 
@@ -138,6 +140,9 @@ def load_case(case: Case, layout: str = "2x2",
         except LumbarviewError as exc:
             case.issues.append(LoadIssue(Severity.ERROR, "labels.unreadable", str(exc), label_map.source))
     case.label_maps[:] = [m for m in case.label_maps if m.stack.is_loaded]
+    for label_map in case.label_maps:
+        label_values_of(label_map)  # warmed here, off the GUI thread
+    warm_resampler()
     shown = {k.uid for s in chosen.values() if s is not None for k in s.stacks}
     anchor = chosen.get("axial") or chosen.get("sagittal") or next((s for s in chosen.values() if s), None)
     if anchor is not None:

@@ -436,6 +436,15 @@ def _vtk_modules() -> Any:
     return vtkImageData, vtkImageReslice, numpy_support
 
 
+def warm_resampler() -> None:
+    """Import the compiled resampler now (call off the GUI thread: the first import takes about
+    half a second), so the first reformat on screen does not pay for it."""
+    try:
+        _vtk_modules()
+    except ImportError:
+        pass
+
+
 def _vtk_unavailable(volume: npt.NDArray[Any]) -> str | None:
     """Why vtkImageReslice cannot take ``volume`` (None when it can)."""
     global _vtk_import_error
