@@ -140,7 +140,7 @@ def check_volume_header(path: str | Path, root: str | Path | None = None) -> Che
 
 def _header_and_geometry(path: str, root: str | Path | None) -> tuple[CheckedHeader, VolumeGeometry, str]:
     header = check_volume_header(path, root)
-    if header.kind == "metaimage":
+    if header.kind in ("metaimage", "nrrd"):
         n = len(header.size_ijk)
         geometry = _affine(path, list(header.size_ijk), list(header.spacing_mm), list(header.origin_lps),
                            np.asarray(header.direction, dtype=np.float64).reshape(n, n))

@@ -488,14 +488,56 @@ def read_nrrd_header(path: str, root: str | Path | None = None) -> CheckedHeader
             data_start = fh.tell()
     nbytes = voxels * dtype.itemsize
     size_ijk = tuple(sizes)
+    spacing, origin, direction = _nrrd_geometry(path, header, dimension)
     if encoding == "raw":
         offset = _check_fits(path, data_path, -1 if byte_skip == -1 else data_start + byte_skip, nbytes)
-        return CheckedHeader(path, "nrrd", size_ijk, dtype, data_path, offset, "raw")
+        return CheckedHeader(path, "nrrd", size_ijk, dtype, data_path, offset, "raw", spacing_mm=spacing,
+                             origin_lps=origin, direction=direction)
     available = os.path.getsize(data_path) - data_start
     if available < 1:
         raise _corrupt(path, "the file holds no compressed voxel data", "re-copy it from its source")
     return CheckedHeader(path, "nrrd", size_ijk, dtype, data_path, data_start, "gzip", available,
-                         byte_skip=byte_skip)
+                         byte_skip=byte_skip, spacing_mm=spacing, origin_lps=origin, direction=direction)
+
+
+#: NRRD spaces and the signs that take their first two axes to LPS (as ITK reads them).
+_NRRD_SPACE_SIGNS = {
+    "left-posterior-superior": (1, 1), "lps": (1, 1), "right-anterior-superior": (-1, -1), "ras": (-1, -1),
+    "left-anterior-superior": (1, -1), "las": (1, -1), "right-posterior-superior": (-1, 1), "rps": (-1, 1),
+}
+
+
+def _nrrd_geometry(path: str, header: dict[str, Any], dimension: int
+                   ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """(spacing, origin, direction) in LPS from the parsed NRRD fields, computed here so that
+    no native reader parses the raw header text (a fuzzed NRRD header once crashed
+    SimpleITK after pynrrd had accepted it)."""
+    space = str(header.get("space", "left-posterior-superior")).strip().lower()
+    sx, sy = _NRRD_SPACE_SIGNS.get(space, (1, 1))
+    flip = np.array([sx, sy, 1.0][:dimension] if dimension < 3 else [sx, sy, 1.0])
+    if "space directions" in header:
+        matrix = np.asarray(header["space directions"], dtype=np.float64)
+        if matrix.shape[1] != dimension:
+            raise UnsupportedFormatError(path, f"space directions of {matrix.shape[1]} components for a "
+                                         f"{dimension}-dimensional image are not supported",
+                                         "re-export the volume with one direction per axis")
+        vectors = matrix * flip[np.newaxis, :]  # one row per axis, in LPS
+        spacing = np.linalg.norm(vectors, axis=1)
+        check_spacing(path, "space directions", [float(v) for v in spacing])
+        direction = (vectors / spacing[:, np.newaxis]).T  # columns are the axes' directions
+    else:
+        values = np.asarray(header.get("spacings", [1.0] * dimension), dtype=np.float64).ravel()
+        spacing = np.where(np.isfinite(values) & (values > 0), values, 1.0)[:dimension]
+        if spacing.size != dimension:
+            raise _corrupt(path, f"spacings has {spacing.size} values but dimension is {dimension}")
+        direction = np.eye(dimension)
+    check_direction(path, "space directions", direction)
+    origin = np.asarray(header.get("space origin", [0.0] * dimension), dtype=np.float64).ravel()
+    if origin.size != dimension or not np.all(np.isfinite(origin)):
+        raise _corrupt(path, "space origin is not one finite coordinate per axis")
+    origin = origin * flip
+    return (tuple(float(v) for v in spacing), tuple(float(v) for v in origin),
+            tuple(float(v) for v in direction.ravel()))
 
 
 # -- NIfTI --------------------------------------------------------------------------------------
