@@ -21,12 +21,12 @@ from lumbarview.core.geometry import PlaneOrientation
 from lumbarview.core.labels import Role
 from lumbarview.core.types import LoadIssue, Series, Severity
 from lumbarview.measure.lumbar import disc_plane
-from lumbarview.model.session import LAYOUTS
 from lumbarview.model.overlays import label_values_of
+from lumbarview.model.session import LAYOUTS
 from lumbarview.model.view_state import is_native_for
-from lumbarview.slicing.reformat import warm_resampler
 from lumbarview.model.window_presets import default_window
 from lumbarview.services.annotations import Annotation, case_annotations, case_summary
+from lumbarview.slicing.reformat import warm_resampler
 
 _ORIENTATIONS = {"sagittal": PlaneOrientation.SAGITTAL, "axial": PlaneOrientation.AXIAL,
                  "coronal": PlaneOrientation.CORONAL}
