@@ -46,6 +46,7 @@ on the numpy path: pass contiguous arrays.
 from __future__ import annotations
 
 import functools
+import contextlib
 import math
 import os
 import threading
@@ -439,10 +440,8 @@ def _vtk_modules() -> Any:
 def warm_resampler() -> None:
     """Import the compiled resampler now (call off the GUI thread: the first import takes about
     half a second), so the first reformat on screen does not pay for it."""
-    try:
+    with contextlib.suppress(ImportError):
         _vtk_modules()
-    except ImportError:
-        pass
 
 
 def _vtk_unavailable(volume: npt.NDArray[Any]) -> str | None:
