@@ -45,8 +45,8 @@ on the numpy path: pass contiguous arrays.
 
 from __future__ import annotations
 
-import functools
 import contextlib
+import functools
 import math
 import os
 import threading
