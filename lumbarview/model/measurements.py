@@ -32,6 +32,8 @@ from lumbarview.slicing.reformat import reformat
 
 #: A point this far or nearer the midline (mm along patient left) is tagged ``midline``.
 MIDLINE_MARGIN_MM = 2.0
+__all__ = ["KINDS", "SIDES", "SOURCES", "Measurement", "MeasurementDocument", "nearest_level", "roi_statistics",
+           "side_of", "table_rows", "tagged"]
 UNITS = {"distance": "mm", "angle": "deg", "cobb": "deg", "ellipse": "mm2", "polygon": "mm2", "freehand": "mm2",
          "point": ""}
 AREA_KINDS = ("ellipse", "polygon", "freehand")

@@ -37,6 +37,9 @@ from lumbarview.model.measurements import Measurement, plane_record, view_plane
 from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.model.view_state import WindowLevel
 
+__all__ = ["Opened", "SessionFile", "SessionStore", "apply", "default_session_file", "fingerprint", "locate_dataset",
+           "open_session_file", "snapshot"]
+
 #: Temporaries of a save younger than this are left alone (another lumbarview may be saving).
 TEMPORARY_GRACE_S = 10.0
 
