@@ -134,7 +134,10 @@ class MeasurementItems:
         self._add(scatter, 31)
         label = pg.TextItem(m.value_text() + (f"  {m.level}" if m.level else "")
                             + (f" {m.side}" if m.side and m.side != "midline" else ""), color=colour, anchor=(0, 1))
-        anchor = handles[-1] if m.kind in ("distance", "point") else self.scene_points(m.centre_lps()[None])[0]
+        everything = self.scene_points(m.points)
+        # Beside the drawing, not across it: an end, the vertex, the end of the first line.
+        anchor = (everything[-1] if m.kind in ("distance", "point") else everything[1] if m.kind in ("angle", "cobb")
+                  else self.scene_points(m.centre_lps()[None])[0])
         label.setPos(float(anchor[0]) + 2, float(anchor[1]) - 2)
         label.setOpacity(opacity)
         self._add(label, 32)
