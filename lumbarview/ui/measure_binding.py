@@ -53,6 +53,7 @@ class MeasureBinding(QtCore.QObject):
         self.pending: tuple[SessionFile, str] | None = None  # restored when its case is shown
         self.offered: SessionFile | None = None
         self.issues: list[LoadIssue] = []
+        self._open_issues: list[LoadIssue] = []  # from opening a session file, shown with the restore
         self._armed = False  # no autosave before the user changed something or restored
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
@@ -69,8 +70,8 @@ class MeasureBinding(QtCore.QObject):
             self._timer.start()
 
     def flush(self) -> None:
-        """Write a pending autosave now (the window is closing)."""
-        if self._timer.isActive():
+        """Write the session now if it changed since it was opened (the window is closing)."""
+        if self._timer.isActive() or self._armed:
             self.autosave_now()
 
     def autosave_now(self) -> None:
@@ -137,7 +138,8 @@ class MeasureBinding(QtCore.QObject):
         self._restore(doc, str(self.store.path) if self.store is not None else "session")
 
     def _restore(self, doc: SessionFile, source: str) -> None:
-        issues = apply(self.session, doc, source)
+        issues = [*self._open_issues, *apply(self.session, doc, source)]
+        self._open_issues = []
         self.window.set_layout(self.session.layout)
         self.issues = issues
         self._armed = True
@@ -160,6 +162,7 @@ class MeasureBinding(QtCore.QObject):
         if opened.doc is None:
             self._report(opened.issues)
             return False
+        self.issues = list(opened.issues)
         if dataset_path is None:
             found, issues = locate_dataset(opened.doc, path)
             self.issues = [*opened.issues, *issues]
@@ -168,6 +171,7 @@ class MeasureBinding(QtCore.QObject):
                 return False
             dataset_path = found
         self.pending = (opened.doc, path)
+        self._open_issues = list(self.issues)
         self.window.open(dataset_path)
         return True
 
