@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="views: sagittal+axial, +coronal, or 2x2 with an oblique view (remembered)")
     view.add_argument("--plane", metavar="LEVEL", help="align the axial view to this disc, e.g. L4-L5")
     view.add_argument("--cursor", metavar="X,Y,Z", help="start the crosshair at this LPS point (mm)")
+    view.add_argument("--session", metavar="FILE",
+                      help="open with this saved session (its dataset, found through its paths, unless PATH is given)")
     view.add_argument("--native-orientation", action="store_true",
                       help="show acquired slices as stored instead of the radiological convention")
 
@@ -282,12 +284,16 @@ def _cmd_view(args: argparse.Namespace) -> int:
     if args.plane and not re.fullmatch(r"L[1-5]-(L[2-5]|S1)", args.plane):
         print(f"lumbarview: --plane names a disc level such as L4-L5 or L5-S1, not {args.plane!r}", file=sys.stderr)
         return EXIT_NOTHING_OPENED
+    if args.session is not None and not os.path.isfile(args.session):
+        print(f"lumbarview: --session {args.session}: no such file; give a session file that lumbarview saved",
+              file=sys.stderr)
+        return EXIT_NOTHING_OPENED
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from lumbarview.ui.app import ViewOptions, run
 
     options = ViewOptions(layout=args.layout, plane=args.plane, cursor_lps=cursor,
-                          native_orientation=args.native_orientation)
+                          native_orientation=args.native_orientation, session=args.session)
     return run(args.path, screenshot=args.screenshot, size=size, demo=args.demo, options=options)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lumbarview.core.geometry import FloatArray, SlicePlane
+from lumbarview.core.limits import limits
 
 NAN = float("nan")
 
@@ -147,3 +148,107 @@ def roi_stats(pixels: npt.NDArray[Any], mask: npt.NDArray[np.bool_], plane: Slic
         return RoiStats(0, NAN, NAN, NAN, NAN, NAN, "the region is empty")
     return RoiStats(int(values.size), values.size * plane.spacing_mm[0] * plane.spacing_mm[1],
                     float(values.mean()), float(values.std()), float(values.min()), float(values.max()))
+
+
+def cobb_angle(line1: Sequence[npt.ArrayLike], line2: Sequence[npt.ArrayLike],
+               plane: SlicePlane | None = None) -> Quantity:
+    """Cobb angle between two independently drawn lines (endplates), 0..90 degrees: the angle
+    between the lines themselves, whatever their drawing direction and whether they cross."""
+    return line_angle(line1, line2, plane)
+
+
+def perpendicular_foot(point: npt.ArrayLike, line_start: npt.ArrayLike, line_end: npt.ArrayLike,
+                       plane: SlicePlane | None = None) -> FloatArray:
+    """The foot of the perpendicular from ``point`` to the (infinite) line through
+    ``line_start`` and ``line_end``, in LPS mm (the perpendicular helper for disc heights)."""
+    p, a, b = _points(point, plane), _points(line_start, plane), _points(line_end, plane)
+    d = b - a
+    n2 = float(d @ d)
+    if n2 < 1e-18:
+        raise ValueError("the reference line has no length")
+    return a + float((p - a) @ d) / n2 * d
+
+
+def point_line_distance(point: npt.ArrayLike, line_start: npt.ArrayLike, line_end: npt.ArrayLike,
+                        plane: SlicePlane | None = None) -> Quantity:
+    """Perpendicular distance from ``point`` to the line through ``line_start``, ``line_end``."""
+    try:
+        foot = perpendicular_foot(point, line_start, line_end, plane)
+    except ValueError as exc:
+        return Quantity.missing("mm", str(exc))
+    return Quantity(float(np.linalg.norm(_points(point, plane) - foot)), "mm")
+
+
+def _in_plane_mm(plane: SlicePlane, lps: npt.ArrayLike) -> FloatArray:
+    """In-plane millimetres (along the rows, along the columns) of LPS points, from the
+    plane's origin (pixel centre (0, 0)); spacing is applied, so anisotropic pixels count right."""
+    p = np.asarray(lps, dtype=np.float64) - plane.origin_lps
+    return np.stack([p @ plane.row_direction_lps, p @ plane.column_direction_lps], axis=-1)
+
+
+def _pixel_centres_mm(plane: SlicePlane, box_rc: tuple[int, int, int, int]) -> FloatArray:
+    r0, r1, c0, c1 = box_rc
+    sx, sy = plane.spacing_mm
+    rr, cc = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
+    return np.stack([cc * sx, rr * sy], axis=-1).astype(np.float64)
+
+
+def _box(plane: SlicePlane, xy_mm: FloatArray) -> tuple[int, int, int, int]:
+    rows, cols = plane.shape_rc
+    sx, sy = plane.spacing_mm
+    c0 = max(0, math.floor(float(xy_mm[:, 0].min()) / sx))
+    c1 = min(cols, math.ceil(float(xy_mm[:, 0].max()) / sx) + 1)
+    r0 = max(0, math.floor(float(xy_mm[:, 1].min()) / sy))
+    r1 = min(rows, math.ceil(float(xy_mm[:, 1].max()) / sy) + 1)
+    return r0, max(r0, r1), c0, max(c0, c1)
+
+
+def polygon_mask(plane: SlicePlane, vertices_lps: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """The pixels of ``plane`` whose centres lie inside the polygon (even-odd rule), the
+    vertices given in LPS and projected on the plane. Shape ``plane.shape_rc``."""
+    rows, cols = plane.shape_rc
+    mask = np.zeros((rows, cols), dtype=bool)
+    xy = _in_plane_mm(plane, vertices_lps)
+    if len(xy) < 3 or not np.all(np.isfinite(xy)):
+        return mask
+    r0, r1, c0, c1 = _box(plane, xy)
+    if r1 <= r0 or c1 <= c0:
+        return mask
+    limits().check_image(None, (r1 - r0) * (c1 - c0), "region of interest")
+    centres = _pixel_centres_mm(plane, (r0, r1, c0, c1))
+    px, py = centres[..., 0], centres[..., 1]
+    inside = np.zeros(px.shape, dtype=bool)
+    x0, y0 = xy[:, 0], xy[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    for ax, ay, bx, by in zip(x0, y0, x1, y1, strict=True):
+        if ay == by:
+            continue
+        crosses = (ay > py) != (by > py)
+        x_at = ax + (py - ay) * (bx - ax) / (by - ay)
+        inside ^= crosses & (px < x_at)
+    mask[r0:r1, c0:c1] = inside
+    return mask
+
+
+def ellipse_mask(plane: SlicePlane, centre_lps: npt.ArrayLike, axis_end_1_lps: npt.ArrayLike,
+                 axis_end_2_lps: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """The pixels of ``plane`` whose centres lie inside the ellipse (centre and one end of
+    each semi-axis, LPS, projected on the plane). Shape ``plane.shape_rc``."""
+    rows, cols = plane.shape_rc
+    mask = np.zeros((rows, cols), dtype=bool)
+    c, e1, e2 = (_in_plane_mm(plane, p) for p in (centre_lps, axis_end_1_lps, axis_end_2_lps))
+    u, v = e1 - c, e2 - c
+    a, b = float(np.linalg.norm(u)), float(np.linalg.norm(v))
+    if a < 1e-9 or b < 1e-9 or not math.isfinite(a + b):
+        return mask
+    reach = max(a, b)
+    corners = np.array([c - reach, c + reach])
+    r0, r1, c0, c1 = _box(plane, corners)
+    if r1 <= r0 or c1 <= c0:
+        return mask
+    limits().check_image(None, (r1 - r0) * (c1 - c0), "region of interest")
+    d = _pixel_centres_mm(plane, (r0, r1, c0, c1)) - c
+    s = (d @ (u / a)) / a
+    t = (d @ (v / b)) / b
+    mask[r0:r1, c0:c1] = s * s + t * t <= 1.0
+    return mask

@@ -21,6 +21,7 @@ from lumbarview.core.geometry import PlaneOrientation
 from lumbarview.core.types import ImageStack, Series
 from lumbarview.model.commands import Command, SetValue, UndoStack
 from lumbarview.model.cursor import CursorModel
+from lumbarview.model.measurements import MeasurementDocument
 from lumbarview.model.overlays import Layer, OverlayModel
 from lumbarview.model.view_state import ViewState, WindowLevel
 from lumbarview.slicing.planes import ViewPlane
@@ -74,6 +75,7 @@ class Session:
     def __init__(self, default_window: Callable[[ImageStack], WindowLevel] | None = None) -> None:
         self.cursor = CursorModel()
         self.undo = UndoStack()
+        self.measurements = MeasurementDocument(self.undo)  # the measurement tools' document
         self.overlays = OverlayModel()
         self.views: dict[str, ViewState] = {name: ViewState(name, _ORIENTATION[name], self.cursor)
                                              for name in VIEW_NAMES}
@@ -93,6 +95,7 @@ class Session:
         self.dataset = dataset
         self.case = None
         self.undo.clear()
+        self.measurements.reset([])
         self.dataset_changed.emit(dataset)
 
     def show_case(self, case: Case, series: dict[str, Series | None], cursor_lps: npt.ArrayLike,

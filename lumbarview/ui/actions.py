@@ -76,5 +76,47 @@ def build_menus(w: MainWindow) -> None:
     add_action(case_menu, "&Previous case", lambda: w.step_case(-1), "Alt+Left")
     add_action(case_menu, "Next &annotation", lambda: w.annotation_panel.step(1), "Alt+Down")
     add_action(case_menu, "Previous a&nnotation", lambda: w.annotation_panel.step(-1), "Alt+Up")
+    build_tools_menu(w)
     help_menu = bar.addMenu("&Help")
     add_action(help_menu, "&Keyboard shortcuts", w.show_shortcuts, "F1")
+
+
+def build_tools_menu(w: MainWindow) -> None:
+    """The Tools menu and tool bar: one checkable action per measurement tool (shortcuts from
+    ``ui.views.tools.SHORTCUTS``), cancel, delete, and the session file."""
+    from lumbarview.ui.views.tools import LABELS, SHORTCUTS, TOOLS
+
+    measure = w.measure
+    menu = w.menuBar().addMenu("&Tools")
+    bar = w.addToolBar("Measurement tools")
+    bar.setObjectName("measurement_tools")
+    group = QtGui.QActionGroup(w)
+    w.tool_actions = {}
+    for tool in TOOLS:
+        action = add_action(menu, LABELS[tool], lambda _=False, t=tool: measure.tools.set_tool(t), SHORTCUTS[tool],
+                            checkable=True, checked=tool == measure.tools.tool)
+        group.addAction(action)
+        bar.addAction(action)
+        w.tool_actions[tool] = action
+    measure.tools.tool_changed.connect(lambda t: w.tool_actions[t].setChecked(True))
+    menu.addSeparator()
+    add_action(menu, "Cancel the drawing", measure.tools.cancel, "Esc")
+    add_action(menu, "Close the &polygon", measure.tools.finish)
+    add_action(menu, "&Delete the selected measurement", measure.tools.delete_selected, "Delete")
+    menu.addSeparator()
+    add_action(menu, "&Restore last session", measure.restore_last)
+    add_action(menu, "&Save session as…", lambda: _save_session_as(w), "Ctrl+Alt+S")
+    add_action(menu, "&Open session…", lambda: _open_session(w))
+
+
+def _save_session_as(w: MainWindow) -> None:
+    path, _ = QtWidgets.QFileDialog.getSaveFileName(w, "Save session", "session.lumbarview.json",
+                                                    "lumbarview sessions (*.json)")
+    if path:
+        w.measure.save_as(path)
+
+
+def _open_session(w: MainWindow) -> None:
+    path, _ = QtWidgets.QFileDialog.getOpenFileName(w, "Open session", "", "lumbarview sessions (*.json)")
+    if path:
+        w.measure.open_session(path)

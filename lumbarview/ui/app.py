@@ -74,6 +74,7 @@ class ViewOptions:
     plane: str | None = None  # a disc level to align the axial view to
     cursor_lps: tuple[float, float, float] | None = None
     native_orientation: bool = False
+    session: str | None = None  # a session file to open (``view --session FILE``)
 
 
 def run(path: str | None = None, screenshot: str | None = None, size: tuple[int, int] | None = None,
@@ -130,7 +131,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
 
         window.views_ready.connect(lambda: QtCore.QTimer.singleShot(200, when_idle))
         window.load_failed.connect(failed)
-        if path is None and not demo:
+        if path is None and not demo and options.session is None:
             QtCore.QTimer.singleShot(300, capture)
 
         def too_slow() -> None:
@@ -139,7 +140,10 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             window.close()
 
         QtCore.QTimer.singleShot(int(timeout_s * 1000), too_slow)
-    if demo:
+    if options.session is not None:
+        session_file = options.session
+        QtCore.QTimer.singleShot(0, lambda: window.measure.open_session(session_file, path))
+    elif demo:
         QtCore.QTimer.singleShot(0, window.open_demo)
     elif path is not None:
         QtCore.QTimer.singleShot(0, lambda: window.open(path))

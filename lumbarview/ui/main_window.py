@@ -28,6 +28,7 @@ from lumbarview.slicing.cache import PlaneCache
 from lumbarview.slicing.planes import covering_plane, disc_aligned_plane, plane_from_sagittal_line
 from lumbarview.ui.actions import build_menus
 from lumbarview.ui.items.overlay_items import OverlayItems
+from lumbarview.ui.measure_binding import MeasureBinding
 from lumbarview.ui.panels.browser import SeriesTree
 from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
 from lumbarview.ui.settings import Settings
@@ -62,6 +63,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu: QtWidgets.QMenu  # the menus are built by ui.actions
         self.undo_action: QtGui.QAction
         self.redo_action: QtGui.QAction
+        self.tool_actions: dict[str, QtGui.QAction] = {}  # ui.actions.build_tools_menu
         self._cancel: threading.Event | None = None
         self.views = {name: SliceView(name, self.session, self.cache) for name in VIEW_NAMES}
         for view in self.views.values():
@@ -95,6 +97,10 @@ class MainWindow(QtWidgets.QMainWindow):
          self.summary_dock) = self.docks
         self.tag_dock.hide()
         self.issues_dock.hide()
+        # -- measurement tools, table and sessions (ui.measure_binding) --
+        self.measure = MeasureBinding(self)
+        self.measurement_dock = self._dock("Measurements", self.measure.panel, B)
+        self.docks.append(self.measurement_dock)
         build_menus(self)
         self.session.undo.changed.connect(self._on_history)
         self._on_history()
@@ -200,13 +206,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.flags.notice and self.flags.issue is not None:
             self.statusBar().showMessage(self.flags.notice)
             issues = [*issues, self.flags.issue]
+        issues = [*issues, *self.measure.on_dataset(dataset)]
         self.issues_panel.set_issues(issues)
         self.issues_dock.setVisible(any(i.severity.name != "INFO" for i in issues))
         self.setWindowTitle(f"lumbarview — {os.path.basename(dataset.path)} ({dataset.layout})")
         self.stack.setCurrentWidget(self.grid)
         self.dataset_loaded.emit(dataset)
         if dataset.cases:
-            self.show_case(dataset.cases[0])
+            self.show_case(self.measure.first_case(dataset) or dataset.cases[0])
 
     def show_case(self, case: Case) -> None:
         """Load the case off the GUI thread (the series each view shows, decoded) and show it."""
@@ -241,6 +248,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.pending_plane = None
         self.case_memory.touch(case)
         self.case_memory.trim(keep=(case,))
+        self.measure.on_case_shown()
         self._prefetch_case(1)
         QtCore.QTimer.singleShot(0, self.views_ready.emit)
 
@@ -420,5 +428,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self._cancel.set()
         for view in self.views.values():
             view.cine.stop()
+        self.measure.flush()
         self.worker.shutdown()
         super().closeEvent(event)

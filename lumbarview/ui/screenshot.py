@@ -4,7 +4,8 @@ Keys: ``case``, ``cursor_lps``, ``layout``, ``docks`` (``name``, ``visible``), `
 (``name``, ``rect_px`` [x, y, width, height] in the PNG's pixels, ``series``, ``mode``
 (native, reformat or empty), ``plane`` (``origin_lps``, ``right_lps``, ``down_lps``,
 ``normal_lps``: unit vectors of screen right and screen down), ``letters`` (``left``,
-``right``, ``top``, ``bottom``), ``note``).
+``right``, ``top``, ``bottom``), ``note``), ``measurements`` (the case's: ``id``, ``kind``,
+``value`` (null when it has none), ``unit``, ``level``, ``side``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6 import QtCore
 
+from lumbarview.model.measurements import table_rows
 from lumbarview.slicing.planes import letters
 
 if TYPE_CHECKING:
@@ -46,4 +48,13 @@ def sidecar(window: MainWindow) -> dict[str, Any]:
         "native_orientation": session.native_orientation,
         "docks": [{"name": dock.windowTitle(), "visible": dock.isVisible()} for dock in window.docks],
         "views": views,
+        "measurements": measurement_rows(window),
     }
+
+
+def measurement_rows(window: MainWindow) -> list[dict[str, Any]]:
+    """The measurements of the case on screen, as the sidecar lists them."""
+    session = window.session
+    case = session.case.id if session.case is not None else None
+    keys = ("id", "kind", "value", "unit", "level", "side")
+    return [{k: row[k] for k in keys} for row in table_rows(session.measurements.of_case(case))]

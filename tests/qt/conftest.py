@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="lumbarview-test-config-"))
 os.environ["LUMBARVIEW_NO_DIALOGS"] = "1"
+# Autosaved sessions and flags go to a temporary workspace, never the user's.
+os.environ.setdefault("LUMBARVIEW_WORKSPACE", tempfile.mkdtemp(prefix="lumbarview-test-workspace-"))
 
 
 @pytest.fixture(scope="session")

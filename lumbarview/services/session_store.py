@@ -1,0 +1,248 @@
+"""Use case: sessions that survive. Save and autosave a :class:`Session` into the user's
+workspace (never into the dataset), atomically; restore one.
+
+- :func:`default_session_file`: where a dataset's last session lives
+  (``$LUMBARVIEW_WORKSPACE`` or the user data folder, ``sessions/<name>-<hash>.json``).
+- :class:`SessionStore`: saves atomically (a kill leaves the old file or the new one) and sweeps
+  the temporaries of killed saves; opening an unreadable session file moves it aside (kept, never
+  overwritten by the next save) and says so.
+- :func:`locate_dataset`: the dataset a session names, found by its absolute path or, when the
+  folder moved together with the session, by the path relative to the session file.
+- :func:`snapshot` / :func:`apply`: session -> file -> session. What a session names that is gone
+  (a case, a series, a layer) is reported as a :class:`LoadIssue`; the rest is restored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lumbarview.core.dataset import Dataset
+from lumbarview.core.errors import LoadError
+from lumbarview.core.fs import move_aside, sweep_temporaries
+from lumbarview.core.types import LoadIssue, Severity
+from lumbarview.io.session_file import (
+    LayerRecord,
+    SessionFile,
+    ViewRecord,
+    WindowRecord,
+    read_session,
+    write_session,
+)
+from lumbarview.model.measurements import Measurement, plane_record, view_plane
+from lumbarview.model.session import LAYOUTS, Session
+from lumbarview.model.view_state import WindowLevel
+
+__all__ = ["Opened", "SessionFile", "SessionStore", "apply", "default_session_file", "fingerprint", "locate_dataset",
+           "open_session_file", "snapshot"]
+
+#: Temporaries of a save younger than this are left alone (another lumbarview may be saving).
+TEMPORARY_GRACE_S = 10.0
+
+
+def workspace_dir(workspace: str | Path | None = None) -> Path:
+    if workspace is None:
+        workspace = os.environ.get("LUMBARVIEW_WORKSPACE")
+    if workspace is None:
+        import platformdirs
+
+        workspace = platformdirs.user_data_dir("lumbarview", appauthor=False)
+    return Path(workspace)
+
+
+def default_session_file(dataset_path: str, workspace: str | Path | None = None) -> Path:
+    """The autosaved session of the dataset at ``dataset_path`` (one per dataset root)."""
+    digest = hashlib.sha1(os.path.abspath(dataset_path).encode("utf-8")).hexdigest()[:16]
+    return workspace_dir(workspace) / "sessions" / f"{Path(dataset_path).name}-{digest}.json"
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """A fingerprint of the dataset's content as opened: its cases, series, stacks and their
+    grids (UIDs come from the files' content, not their paths: a moved copy keeps it)."""
+    h = hashlib.sha1()
+    for case in sorted(dataset.cases, key=lambda c: c.id):
+        h.update(f"case {case.id}\n".encode())
+        for series in sorted(case.series, key=lambda s: s.uid):
+            h.update(f" series {series.uid}\n".encode())
+            for stack in sorted(series.stacks, key=lambda k: k.uid):
+                h.update(f"  stack {stack.uid} {stack.geometry.shape_kji}\n".encode())
+    return "sha1:" + h.hexdigest()
+
+
+# -- session -> file -----------------------------------------------------------------------------
+def snapshot(session: Session) -> SessionFile:
+    """What to save of ``session``."""
+    dataset = session.dataset
+    views = []
+    for name, view in session.views.items():
+        series = view.series
+        window = view.window
+        plane = view.custom_plane if view.custom_plane is not None else view.plane
+        views.append(ViewRecord(name, None if plane is None else plane_record(plane), view.custom_plane is not None,
+                                None if series is None else series.uid,
+                                None if window is None else WindowRecord(window.center, window.width, window.invert)))
+    layers = [LayerRecord(layer.name, layer.visible, float(layer.opacity), "outline" if layer.outline else "fill")
+              for layer in session.overlays.layers]
+    cursor = session.cursor.crosshair
+    return SessionFile(
+        dataset_path=None if dataset is None else os.path.abspath(dataset.path),
+        fingerprint=None if dataset is None else fingerprint(dataset),
+        case=None if session.case is None else session.case.id, layout=session.layout,
+        cursor_lps=(float(cursor[0]), float(cursor[1]), float(cursor[2])), views=views, layers=layers,
+        measurements=[m.to_record() for m in session.measurements])
+
+
+class SessionStore:
+    """One session file: save and autosave atomically, open without ever losing it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.removed_temporaries = sweep_temporaries(self.path, older_than_s=TEMPORARY_GRACE_S)
+        self.saving_disabled = False
+
+    def save(self, session: Session) -> Path:
+        """Write ``session`` (atomically: old file or new, never a part)."""
+        if not self.saving_disabled:
+            write_session(self.path, snapshot(session))
+        return self.path
+
+    autosave = save
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def open(self) -> Opened:
+        """Read the file. An unreadable file is moved aside (kept as
+        ``<name>.unreadable-<time>``) so that the next save cannot overwrite it; the result says
+        where it went and why."""
+        if not self.path.exists():
+            return Opened(None, [], None)
+        try:
+            doc = read_session(self.path)
+        except LoadError as exc:
+            try:
+                backup = move_aside(self.path, "unreadable")
+            except OSError as move_error:
+                self.saving_disabled = True
+                message = (f"The session file {self.path} cannot be read ({exc.problem}) and could not be moved "
+                           f"aside ({move_error.strerror or move_error}); it is left untouched and this session "
+                           "is not saved. Move or repair the file.")
+                return Opened(None, [LoadIssue(Severity.ERROR, "session.unreadable", message, str(self.path))], None)
+            message = (f"The session file {self.path} could not be read ({exc.problem}). It was kept as {backup}; "
+                       "the session starts anew and is saved to a new file.")
+            return Opened(None, [LoadIssue(Severity.WARNING, "session.unreadable", message, str(self.path))], backup)
+        return Opened(doc, list(doc.issues), None)
+
+
+@dataclass
+class Opened:
+    """A session file as opened: the document (None when there was none or it was unreadable),
+    what to tell the user, and where an unreadable file was kept."""
+
+    doc: SessionFile | None
+    issues: list[LoadIssue] = field(default_factory=list)
+    backup: Path | None = None
+
+
+def open_session_file(path: str | Path) -> Opened:
+    """Open a session file named by the user (``view --session FILE``). Unlike the autosave,
+    an unreadable file named by the user is left where it is (it is theirs)."""
+    try:
+        doc = read_session(path)
+    except LoadError as exc:
+        return Opened(None, [LoadIssue(Severity.ERROR, "session.unreadable",
+                                       f"The session file {path} could not be read: {exc}", str(path))])
+    return Opened(doc, list(doc.issues))
+
+
+def locate_dataset(doc: SessionFile, session_path: str | Path) -> tuple[str | None, list[LoadIssue]]:
+    """The dataset folder a session names: its absolute path, else the path relative to the
+    session file (the two moved together); None with an issue when neither exists."""
+    issues: list[LoadIssue] = []
+    if doc.dataset_path and os.path.exists(doc.dataset_path):
+        return doc.dataset_path, issues
+    if doc.dataset_relative_path:
+        candidate = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(session_path)),
+                                                  doc.dataset_relative_path))
+        if os.path.exists(candidate):
+            if doc.dataset_path:
+                issues.append(LoadIssue(Severity.INFO, "session.dataset-moved",
+                                        f"The dataset is no longer at {doc.dataset_path}; found it at {candidate} "
+                                        "through the session's relative path.", str(session_path)))
+            return candidate, issues
+    issues.append(LoadIssue(Severity.ERROR, "session.dataset-missing",
+                            f"The session's dataset is neither at {doc.dataset_path!r} nor at "
+                            f"{doc.dataset_relative_path!r} next to the session file. Open the dataset, then the "
+                            "session, or move the dataset back.", str(session_path)))
+    return None, issues
+
+
+# -- file -> session ---------------------------------------------------------------------------
+def apply(session: Session, doc: SessionFile, source: str = "session") -> list[LoadIssue]:
+    """Restore ``doc`` into ``session`` (its dataset and case already shown): measurements,
+    windows, planes, layers, cursor, layout. Returns what could not be restored. The history
+    starts anew (a restored session is a fresh start)."""
+    issues: list[LoadIssue] = []
+
+    def warn(code: str, message: str) -> None:
+        issues.append(LoadIssue(Severity.WARNING, code, message, source))
+
+    dataset = session.dataset
+    if dataset is not None and doc.fingerprint and doc.fingerprint != fingerprint(dataset):
+        warn("session.dataset-changed", "The dataset's content differs from when the session was saved (series "
+             "added, removed or changed); what still matches is restored.")
+    case = session.case
+    if doc.case is not None and (case is None or case.id != doc.case):
+        warn("session.case-missing", f"The session's case {doc.case!r} is not open; its measurements are kept "
+             "but not shown.")
+    all_series = {s.uid: s for c in (dataset.cases if dataset else []) for s in c.series}
+    case_series = {s.uid: s for s in case.series} if case is not None else {}
+    if doc.layout in LAYOUTS:
+        session.layout = doc.layout
+    elif doc.layout is not None:
+        warn("session.entry-skipped", f"unknown layout {doc.layout!r}")
+    for record in doc.views:
+        view = session.views.get(record.name)
+        if view is None:
+            warn("session.entry-skipped", f"unknown view {record.name!r}")
+            continue
+        series = case_series.get(record.series) if record.series else None
+        if record.series and series is None:
+            warn("session.series-missing", f"The {record.name} view showed series {record.series}, which is gone; "
+                 "the view keeps the case's default series.")
+        if series is not None and series is not view.series:
+            view.set_series(series)
+        if record.custom and record.plane is not None and view.series is not None:
+            if record.plane.shape_rc is None:
+                warn("session.entry-skipped", f"the {record.name} view's plane has no size; the standard plane is "
+                     "shown")
+            else:
+                view.set_custom_plane(view_plane(record.plane))
+        if record.window is not None and view.series is not None and (series is not None or not record.series):
+            window = WindowLevel(record.window.center, record.window.width, record.window.invert)
+            session.windows[view.series.uid] = window
+            view.set_window(window)
+    layers = {layer.name: layer for layer in session.overlays.layers}
+    for layer_record in doc.layers:
+        layer = layers.get(layer_record.name)
+        if layer is None:
+            warn("session.layer-missing", f"The layer {layer_record.name!r} is not in this case any more.")
+            continue
+        session.overlays.update(layer, visible=layer_record.visible, opacity=layer_record.opacity,
+                                outline=layer_record.mode == "outline")
+    restored = []
+    for measurement in doc.measurements:
+        m = Measurement.from_record(measurement)
+        if m.series and m.series not in all_series:
+            warn("session.series-missing", f"The {m.kind} measurement {m.id} was drawn on series {m.series}, which "
+                 "is gone; it is restored at its position (its region statistics cannot be computed).")
+        restored.append(m)
+    session.measurements.reset(restored)
+    if doc.cursor_lps is not None:
+        session.cursor.set_crosshair(np.asarray(doc.cursor_lps, dtype=np.float64))
+    session.undo.clear()
+    return issues

@@ -1,0 +1,324 @@
+"""The active measurement tool: a small state machine shared by every view.
+
+Tools: ``navigate`` (the views' own mouse bindings; handles of measurements can still be
+dragged and a measurement clicked to select it), ``distance``, ``angle`` (arm end, vertex, arm
+end), ``cobb`` (two lines), ``ellipse`` (centre, then a corner of its box), ``polygon`` (click
+the vertices; click the first vertex again, double-click or Enter to close), ``freehand``
+(press, draw, release), ``point`` and ``perpendicular`` (a reference line, then a point: the
+distance from the point to the line, for disc heights).
+
+Every point can be clicked (click-click) or dragged (press at one point, release at the next).
+Esc cancels the drawing, Delete removes the selected measurement. The left button's events on a
+view's viewport are filtered here before pyqtgraph sees them, only while a tool is drawing or a
+handle is under the mouse; the views keep their own bindings otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui
+
+from lumbarview.core.geometry import FloatArray
+from lumbarview.measure.primitives import perpendicular_foot
+from lumbarview.model.measurements import Measurement, tagged
+from lumbarview.ui.items.measurement_items import MeasurementItems
+
+if TYPE_CHECKING:
+    from lumbarview.ui.views.slice_view import SliceView
+
+TOOLS = ("navigate", "distance", "angle", "cobb", "ellipse", "polygon", "freehand", "point", "perpendicular")
+#: The inputs (clicks or drag ends) that complete each tool; polygon and freehand end otherwise.
+INPUTS = {"distance": 2, "angle": 3, "cobb": 4, "ellipse": 2, "point": 1, "perpendicular": 3}
+SHORTCUTS = {"navigate": "N", "distance": "D", "angle": "A", "cobb": "B", "ellipse": "E", "polygon": "G",
+             "freehand": "H", "point": "P", "perpendicular": "T"}
+LABELS = {"navigate": "&Navigate", "distance": "&Distance", "angle": "&Angle", "cobb": "&Cobb angle",
+          "ellipse": "&Ellipse area", "polygon": "&Polygon area", "freehand": "&Freehand area", "point": "P&oint",
+          "perpendicular": "Pe&rpendicular (disc height)"}
+PICK_PX = 7.0
+DRAG_PX = 4.0
+FREEHAND_STEP_MM = 0.5
+_E = QtCore.QEvent.Type
+
+
+class ToolController(QtCore.QObject):
+    """The tool state of a window: which tool, the drawing in progress, the handle dragged."""
+
+    tool_changed = QtCore.Signal(str)
+    message = QtCore.Signal(str)
+
+    def __init__(self, views: dict[str, SliceView], layers: dict[str, MeasurementItems]) -> None:
+        super().__init__()
+        self.views = views
+        self.layers = layers
+        self.tool = "navigate"
+        self._view: SliceView | None = None  # where the drawing in progress is
+        self._points: list[FloatArray] = []
+        self._floating: FloatArray | None = None
+        self._press_screen: QtCore.QPointF | None = None
+        self._pressed = False
+        self._swallow = False
+        self._editing: tuple[str, int] | None = None
+        self._preview: dict[str, pg.PlotCurveItem] = {}
+        for view in views.values():
+            view.graphics.viewport().installEventFilter(self)
+
+    # -- the tool --------------------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
+        self.cancel()
+        self.tool = tool
+        for view in self.views.values():
+            view.graphics.viewport().setCursor(QtCore.Qt.CursorShape.ArrowCursor if tool == "navigate"
+                                               else QtCore.Qt.CursorShape.CrossCursor)
+        self.tool_changed.emit(tool)
+
+    @property
+    def drawing(self) -> bool:
+        return bool(self._points)
+
+    def cancel(self) -> bool:
+        """Esc: drop the drawing in progress (True when there was one), else deselect."""
+        had = bool(self._points)
+        self._points, self._floating, self._view, self._pressed = [], None, None, False
+        self._update_preview()
+        if not had and self._editing is None and self.views:
+            next(iter(self.layers.values())).document.select(None)
+        return had
+
+    def delete_selected(self) -> None:
+        document = next(iter(self.layers.values())).document
+        if document.selected is not None:
+            document.remove([document.selected])
+
+    def finish(self) -> None:
+        """Enter: close a polygon (or freehand) of at least three points."""
+        if self.tool in ("polygon", "freehand") and len(self._points) >= 3:
+            self._create(list(self._points))
+
+    # -- events ----------------------------------------------------------------------------------
+    def _view_of(self, obj: QtCore.QObject) -> SliceView | None:
+        return next((v for v in self.views.values() if v.graphics.viewport() is obj), None)
+
+    def _scene_mm(self, view: SliceView, pos: QtCore.QPointF) -> tuple[float, float]:
+        scene = view.graphics.mapToScene(pos.toPoint())
+        p = view.viewbox.mapSceneToView(scene)
+        return float(p.x()), float(p.y())
+
+    def _tolerance_mm(self, view: SliceView) -> float:
+        return PICK_PX * float(max(view.viewbox.viewPixelSize()))
+
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        kind = event.type()
+        if kind not in (_E.MouseButtonPress, _E.MouseMove, _E.MouseButtonRelease, _E.MouseButtonDblClick):
+            return False
+        view = self._view_of(obj)
+        if view is None or view.plane is None or not isinstance(event, QtGui.QMouseEvent):
+            return False
+        left = QtCore.Qt.MouseButton.LeftButton
+        if kind in (_E.MouseButtonPress, _E.MouseButtonRelease, _E.MouseButtonDblClick) and event.button() != left:
+            return False
+        if event.modifiers() & (QtCore.Qt.KeyboardModifier.ShiftModifier | QtCore.Qt.KeyboardModifier.ControlModifier):
+            return False
+        x, y = self._scene_mm(view, event.position())
+        lps = view.to_lps(x, y)
+        if lps is None:
+            return False
+        if kind == _E.MouseButtonPress:
+            # A press taken here takes its moves and its release too (pyqtgraph never saw it).
+            self._swallow = self._press(view, x, y, lps, event.position())
+            return self._swallow
+        if kind == _E.MouseMove:
+            taken = self._move(view, lps, bool(event.buttons() & left))
+            return taken or (self._swallow and bool(event.buttons() & left))
+        if kind == _E.MouseButtonRelease:
+            if not self._swallow:
+                return False
+            self._swallow = False
+            self._release(view, lps, event.position())
+            return True
+        self._swallow = self._double_click(view)
+        return self._swallow
+
+    def _press(self, view: SliceView, x: float, y: float, lps: FloatArray, pos: QtCore.QPointF) -> bool:
+        view.setFocus()
+        layer = self.layers[view.name]
+        if self._points and view is not self._view:
+            self.cancel()
+        if not self._points:
+            handle = layer.handle_at(x, y, self._tolerance_mm(view))
+            if handle is not None:
+                self._editing = handle
+                layer.document.select(handle[0])
+                return True
+            if self.tool == "navigate":
+                hit = layer.measurement_at(x, y, self._tolerance_mm(view))
+                if hit is not None:
+                    layer.document.select(hit)
+                    return True
+                return False
+        self._view = view
+        self._pressed = True
+        self._press_screen = QtCore.QPointF(pos)
+        if self.tool == "polygon" and len(self._points) >= 3:
+            first = layer.scene_points(self._points[0][None])[0]
+            if float(np.hypot(first[0] - x, first[1] - y)) <= self._tolerance_mm(view):
+                self._create(list(self._points))
+                return True
+        self._points.append(lps)
+        self._floating = None
+        self._check_complete()
+        self._update_preview()
+        return True
+
+    def _move(self, view: SliceView, lps: FloatArray, button_down: bool) -> bool:
+        if self._editing is not None:
+            if button_down:
+                self._drag_handle(lps)
+            return True
+        if not self._points or view is not self._view:
+            return False
+        if self.tool == "freehand" and button_down and self._pressed:
+            if float(np.linalg.norm(lps - self._points[-1])) >= FREEHAND_STEP_MM:
+                self._points.append(lps)
+        else:
+            self._floating = lps
+        self._update_preview()
+        return True
+
+    def _release(self, view: SliceView, lps: FloatArray, pos: QtCore.QPointF) -> bool:
+        if self._editing is not None:
+            self._editing = None
+            self.layers[view.name].document.undo.end_merge()
+            return True
+        if not self._pressed:
+            return bool(self._points)
+        self._pressed = False
+        if view is not self._view or not self._points:
+            return True
+        if self.tool == "freehand":
+            if len(self._points) >= 3:
+                self._create(list(self._points))
+            else:
+                self.message.emit("Freehand: press, draw around the region, release")
+                self.cancel()
+            return True
+        press = self._press_screen
+        dragged = press is not None and float(np.hypot(pos.x() - press.x(), pos.y() - press.y())) > DRAG_PX
+        if dragged and self.tool != "polygon":
+            self._points.append(lps)
+            self._floating = None
+            self._check_complete()
+        self._update_preview()
+        return True
+
+    def _double_click(self, view: SliceView) -> bool:
+        if self.tool == "polygon" and view is self._view:
+            # The double click's first press added a vertex already; Qt sends press, release,
+            # double-click, release for it.
+            if len(self._points) >= 4 and np.allclose(self._points[-1], self._points[-2], atol=1e-6):
+                self._points.pop()
+            if len(self._points) >= 3:
+                self._create(list(self._points))
+            return True
+        return bool(self._points)
+
+    # -- building the measurement -----------------------------------------------------------------
+    def _check_complete(self) -> None:
+        needed = INPUTS.get(self.tool)
+        if needed is not None and len(self._points) >= needed:
+            self._create(self._points[:needed])
+
+    def _create(self, points: list[FloatArray]) -> None:
+        view = self._view
+        tool = self.tool
+        self._points, self._floating, self._pressed, self._view = [], None, False, None
+        self._update_preview()
+        if view is None or view.plane is None:
+            return
+        plane = view.plane
+        session = view.session
+        kind, label, note = tool, "", ""
+        pts = np.asarray(points, dtype=np.float64)
+        if tool == "ellipse":
+            centre, corner = pts[0], pts[1]
+            a = abs(float((corner - centre) @ plane.right_lps))
+            b = abs(float((corner - centre) @ plane.down_lps))
+            if a < 0.2 or b < 0.2:
+                self.message.emit("Ellipse: drag from the centre to a corner of its box")
+                return
+            pts = np.array([centre, centre + a * plane.right_lps, centre + b * plane.down_lps])
+        elif tool == "perpendicular":
+            try:
+                foot = perpendicular_foot(pts[2], pts[0], pts[1])
+            except ValueError as exc:
+                self.message.emit(f"Perpendicular: {exc}")
+                return
+            pts, kind, note = np.array([pts[2], foot]), "distance", "perpendicular to a reference line"
+        elif tool == "point":
+            label = f"P{1 + sum(1 for m in session.measurements if m.kind == 'point')}"
+        state = view.view_state
+        try:
+            m = Measurement.create(kind, pts, plane, series=state.series.uid if state.series is not None else None,
+                                   case=session.case.id if session.case is not None else None, note=note,
+                                   label=label)
+        except ValueError as exc:
+            self.message.emit(f"Cannot measure: {exc}")
+            return
+        m = tagged(m, session.disc_planes)
+        session.measurements.add(m)
+        session.measurements.select(m.id)
+        self.message.emit(f"{m.kind}: {m.value_text()}")
+
+    def _drag_handle(self, lps: FloatArray) -> None:
+        assert self._editing is not None
+        ident, index = self._editing
+        document = next(iter(self.layers.values())).document
+        m = document.get(ident)
+        if m is None:
+            self._editing = None
+            return
+        pts = m.points.copy()
+        if m.kind == "ellipse":
+            c, u, v = pts[0], pts[1] - pts[0], pts[2] - pts[0]
+            if index == 0:  # the centre moves the whole ellipse
+                pts = pts + (lps - c)
+            else:
+                plane = m.view_plane()
+                assert plane is not None
+                axis = lps - c
+                length = float(np.linalg.norm(axis))
+                if length < 0.2:
+                    return
+                other = v if index == 1 else u
+                perp = np.cross(plane.normal_lps, axis / length)
+                perp = perp if float(perp @ other) >= 0 else -perp
+                keep = float(np.linalg.norm(other))
+                moved, kept = c + axis, c + keep * perp
+                pts = np.array([c, moved, kept] if index == 1 else [c, kept, moved])
+        else:
+            pts[index] = lps
+        document.edit(ident, merge=True, points_lps=pts)
+
+    # -- the rubber band ---------------------------------------------------------------------------
+    def _update_preview(self) -> None:
+        for name, view in self.views.items():
+            item = self._preview.get(name)
+            if view is not self._view or not self._points:
+                if item is not None:
+                    item.setVisible(False)
+                continue
+            if item is None:
+                item = pg.PlotCurveItem(pen=pg.mkPen("#ffd166", width=1.5, style=QtCore.Qt.PenStyle.DashLine))
+                item.setZValue(35)
+                view.viewbox.addItem(item, ignoreBounds=True)
+                self._preview[name] = item
+            pts = list(self._points) + ([self._floating] if self._floating is not None else [])
+            xy = self.layers[name].scene_points(np.asarray(pts))
+            if self.tool == "cobb" and len(xy) > 2:
+                xy = np.vstack([xy[:2], [[np.nan, np.nan]], xy[2:]])
+            item.setData(xy[:, 0], xy[:, 1], connect="finite")
+            item.setVisible(True)
