@@ -454,7 +454,7 @@ def read_markups(path: str | Path) -> tuple[list[PointSet], list[LoadIssue]]:
 _CONTROL_BYTES = bytes([*range(0, 9), *range(14, 32), 127])
 _NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
 _INT_RE = re.compile(r"[+-]?[0-9]+")
-_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?|[+-]?(?:nan|inf|infinity)",
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?|[+-]?(?:nan|inf|infinity)",
                        re.IGNORECASE)
 
 
@@ -585,6 +585,8 @@ def _parse_cell(value: str | None, max_int_digits: int = 30) -> Any:
     text = value.strip()
     if text == "":
         return None
+    if len(text) > 64:  # no number a table means is this long: text (and no regex over it)
+        return text
     if _INT_RE.fullmatch(text):
         if len(text.lstrip("+-")) <= max_int_digits:
             return int(text)

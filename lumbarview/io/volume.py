@@ -81,9 +81,14 @@ def _affine(path: str, size: list[int], spacing: list[float], origin: list[float
     d3 = np.asarray(direction, dtype=np.float64).reshape(3, 3)
     check_direction(path, "the direction matrix", d3)
     affine = np.eye(4)
-    affine[:3, :3] = d3 @ np.diag(spacing)
+    with np.errstate(all="ignore"):
+        affine[:3, :3] = d3 @ np.diag(spacing)
     affine[:3, 3] = origin
-    return VolumeGeometry((int(size[2]), int(size[1]), int(size[0])), affine)
+    try:
+        return VolumeGeometry((int(size[2]), int(size[1]), int(size[0])), affine)
+    except ValueError as exc:  # e.g. spacings so small or large that the grid is singular or infinite
+        raise CorruptFileError(path, f"the header describes no usable voxel grid ({exc})",
+                               "the header is damaged; re-export the volume") from None
 
 
 def _kind(path: str) -> str:
