@@ -96,6 +96,12 @@ class LabelMapMeasurer:
         # Label range including 0 (a sample outside the grid reads 0).
         self.label_min = min(0, int(self.labels.min())) if self.labels.size else 0
         self.label_max = max(0, int(self.labels.max())) if self.labels.size else 0
+        # Each voxel's label as an index into label tables (a lookup is several times faster than
+        # np.isin on the whole volume); only for integer labels in a range of at most 65,536.
+        self.label_index: npt.NDArray[np.uint16] | None = None
+        if np.issubdtype(self.labels.dtype, np.integer) and self.label_max - self.label_min < 2**16:
+            self.label_index = (self.labels.astype(np.int64) - self.label_min).astype(np.uint16) if self.label_min \
+                else self.labels.astype(np.uint16)
         spacing = np.asarray(geometry.spacing_mm)
         self.axes = geometry.ijk_to_lps[:3, :3] / spacing  # unit voxel axes (columns)
         self.spacing = spacing
@@ -116,15 +122,19 @@ class LabelMapMeasurer:
         key = (complement, tuple(sorted(values)))
         found = self._soft.get(key)
         if found is None:
-            found = self._soft[key] = SoftMask(np.isin(self.labels, list(values)), complement)
+            if self.label_index is None:
+                inside = np.isin(self.labels, list(values))
+            else:
+                inside = self.label_table(values)[self.label_index]
+            found = self._soft[key] = SoftMask(inside, complement)
         return found
 
-    def around(self, mask: SoftMask, centre_lps: FloatArray, radius_mm: float) -> SoftMask:
-        """``mask`` restricted to a box of ±``radius_mm`` around ``centre_lps`` (see
-        :meth:`SoftMask.restricted`: lines that leave the box are sampled on the whole mask)."""
-        corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
-        kji = self.g.lps_to_index(centre_lps + radius_mm * corners)[:, ::-1]
-        return mask.restricted(kji.min(axis=0), kji.max(axis=0))
+    def within(self, mask: SoftMask, points_lps: FloatArray) -> SoftMask:
+        """``mask`` restricted to the box of voxels around ``points_lps`` (``(N, 3)``) and two
+        more voxels on each side (see :meth:`SoftMask.restricted`: lines that leave it are
+        sampled on the whole mask)."""
+        kji = self.g.lps_to_index(points_lps)[:, ::-1]
+        return mask.restricted(kji.min(axis=0) - 2.0, kji.max(axis=0) + 2.0)
 
     def label_table(self, values: set[int]) -> npt.NDArray[np.bool_]:
         """A table of the label values from ``label_min`` up: True for ``values`` (a lookup
@@ -461,16 +471,20 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
         return _missing(level, label, "the canal mask does not reach this disc's plane", quantities)
     point = near.mean(axis=0)
     point = point - ((point - centre) @ normal) * normal
-    # The sections (±18 mm, ± half the disc height) stay near this point: sample the sac near it only.
-    canal = m.around(canal, point, 32.0 + 2 * float(m.spacing.max()))
+    # Every section is a ±18 mm square parallel to the disc plane within ± half the disc height
+    # of it: sample the sac within their bounding box only.
+    half = disc_height / 2 if math.isfinite(disc_height) else 4.0
+    corners = np.array([point + a * 18.0 * e_lr + b * 18.0 * e_ap + c * (half + 0.5) * normal
+                        for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)])
+    canal_full, canal = canal, m.within(canal, corners)
     section = _canal_section(m, canal, point, e_lr, e_ap)
     if isinstance(section, str):
         return _missing(level, label, section, quantities)
     area, _ap_moment, _tr_moment, centroid = section
     # Diameters as the widest chords (partial-volume run lengths): for coarse masks they beat the
     # second-moment ellipse, whose axes carry the staircase of the voxel boundary.
-    ap = m.max_chord(canal, centroid, e_ap, e_lr, 0.4 * _tr_moment / 2, normal)
-    tr = m.max_chord(canal, centroid, e_lr, e_ap, 0.4 * _ap_moment / 2, normal)
+    ap = m.max_chord(canal_full, centroid, e_ap, e_lr, 0.4 * _tr_moment / 2, normal)
+    tr = m.max_chord(canal_full, centroid, e_lr, e_ap, 0.4 * _ap_moment / 2, normal)
     method = ("thecal sac resliced on the plane through the disc centroid normal to the disc "
               f"(linear interpolation, {m.fine:.2f} mm grid); ")
     r_ap, r_lr = m.resolution_along(e_ap), m.resolution_along(e_lr)
@@ -487,7 +501,6 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
     rows.append(Value(level, "canal_area", area, "mm2", method + "area = sum of partial-volume weights",
                       conf, why, None, label, _canal_flag("canal_area", area), position_lps=centroid.tolist()))
     # Minimum over the disc slab (± half the middle disc height).
-    half = disc_height / 2 if math.isfinite(disc_height) else 4.0
     # Search on a grid twice as coarse (areas are sums: the coarser grid costs accuracy only at
     # the edge), then measure the best plane on the fine grid.
     best_t, best_area = 0.0, math.inf
@@ -626,7 +639,10 @@ def _closed_foramen(m: LabelMapMeasurer, origin: FloatArray, e_ap: FloatArray, n
     ``step`` mm), or None when the region behind the disc is open on this plane."""
     starts, steps, s_ap, s_u = m.plane_lines(origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step)
     lab = nearest_labels(m.labels, starts[:, :, None] + s_u[None, None, :] * steps[:, :, None])
-    is_wall = m.label_table(walls)[lab.astype(np.intp) - m.label_min]
+    if m.label_index is None:
+        is_wall = np.isin(lab, list(walls))
+    else:
+        is_wall = m.label_table(walls)[lab.astype(np.intp) - m.label_min]
     is_disc = lab == label
     row0 = int(np.argmin(np.abs(s_u)))
     disc_cols = np.nonzero(is_disc[:, row0])[0]

@@ -76,6 +76,9 @@ class SoftMask:
         # Per slice k of the crop, the box of its near voxels (full-grid indices, closed; a point
         # whose floor is in slice k needs interpolating only inside it). Slices without any are
         # left out.
+        if not near.any():
+            self._slab_lo = self._slab_hi = np.zeros((3, 0))
+            return
         rows: npt.NDArray[np.bool_] = np.any(near, axis=2)
         cols: npt.NDArray[np.bool_] = np.any(near, axis=1)
         slices = np.nonzero(np.any(rows, axis=1))[0]
@@ -156,7 +159,7 @@ class SoftMask:
                 line, ti, coords = _ragged(starts_kji, steps_kji, t, a, b)
                 inside = np.all((coords >= 0.0) & (coords <= full[:, None] - 1.0), axis=0)
                 out[line[inside], ti[inside]] = 1.0
-        if self.near.size == 0:
+        if not self._slab_lo.shape[1]:
             return out
         crop = np.asarray(self.near.shape, dtype=np.float64)
         t_in, t_out = _crossing(starts_kji[:, :, None], steps_kji[:, :, None], self._slab_lo[:, None, :],
