@@ -35,6 +35,7 @@ from scipy import ndimage
 from lumbarview.core.errors import MeasurementError
 from lumbarview.core.geometry import FloatArray, VolumeGeometry
 from lumbarview.core.labels import LabelScheme, Role
+from lumbarview.measure.sampling import SoftMask, bundle_starts, nearest_labels
 
 NAN = float("nan")
 QUANTITIES = ("canal_ap", "canal_transverse", "canal_area", "canal_area_min", "foramen_height",
@@ -90,7 +91,17 @@ class LabelMapMeasurer:
         self.values_by_role: dict[Role, set[int]] = {}
         for v in present:
             self.values_by_role.setdefault(scheme.entry(v).role, set()).add(v)
-        self._soft: dict[tuple[int, ...], npt.NDArray[np.float32]] = {}
+        self._soft: dict[tuple[bool, tuple[int, ...]], SoftMask] = {}
+        self._tables: dict[tuple[int, ...], npt.NDArray[np.bool_]] = {}
+        # Label range including 0 (a sample outside the grid reads 0).
+        self.label_min = min(0, int(self.labels.min())) if self.labels.size else 0
+        self.label_max = max(0, int(self.labels.max())) if self.labels.size else 0
+        # Each voxel's label as an index into label tables (a lookup is several times faster than
+        # np.isin on the whole volume); only for integer labels in a range of at most 65,536.
+        self.label_index: npt.NDArray[np.uint16] | None = None
+        if np.issubdtype(self.labels.dtype, np.integer) and self.label_max - self.label_min < 2**16:
+            self.label_index = (self.labels.astype(np.int64) - self.label_min).astype(np.uint16) if self.label_min \
+                else self.labels.astype(np.uint16)
         spacing = np.asarray(geometry.spacing_mm)
         self.axes = geometry.ijk_to_lps[:3, :3] / spacing  # unit voxel axes (columns)
         self.spacing = spacing
@@ -103,55 +114,59 @@ class LabelMapMeasurer:
         d = np.asarray(direction, dtype=np.float64)
         return float(np.sqrt(np.sum((self.axes.T @ d * self.spacing) ** 2)))
 
-    def soft(self, values: set[int]) -> npt.NDArray[np.float32]:
-        """The structure as a float mask (1 inside); sampled with linear interpolation it gives
-        partial-volume weights. (Gaussian pre-smoothing was tried and made the phantom errors
-        worse at 1 mm: it is not used.)"""
-        key = tuple(sorted(values))
+    def soft(self, values: set[int], complement: bool = False) -> SoftMask:
+        """The structure as a float mask (1 inside; with ``complement``, 1 outside it), cropped
+        to where it is; sampled with linear interpolation it gives partial-volume weights.
+        (Gaussian pre-smoothing was tried and made the phantom errors worse at 1 mm: it is not
+        used.)"""
+        key = (complement, tuple(sorted(values)))
         found = self._soft.get(key)
         if found is None:
-            found = self._soft[key] = np.isin(self.labels, list(values)).astype(np.float32)
+            if self.label_index is None:
+                inside = np.isin(self.labels, list(values))
+            else:
+                inside = self.label_table(values)[self.label_index]
+            found = self._soft[key] = SoftMask(inside, complement)
         return found
 
-    def max_chord(self, volume: npt.NDArray[np.float32], centre: FloatArray, direction: FloatArray,
-                  sweep: FloatArray, sweep_half: float, out_of_plane: FloatArray) -> float:
-        """The widest partial-volume chord along ``direction``, swept across ``sweep``: chord²
-        is fitted with a parabola over ±``sweep_half`` (exact for an ellipse) and its vertex
-        taken, so that neither the centroid's error nor one line's voxel phase decides it."""
-        offsets = np.linspace(-sweep_half, sweep_half, 9)
-        chords = np.array([self.bundle_run_length(volume, centre + o * sweep, direction, (-25.0, 25.0),
-                                                  (out_of_plane, sweep), (1.0, 0.0), 5) for o in offsets])
-        if not np.all(np.isfinite(chords)) or chords.max() <= 0:
-            return NAN
-        c2, c1, c0 = np.polyfit(offsets, chords**2, 2)
-        if c2 >= 0:
-            return float(chords.max())
-        vertex = c0 - c1 * c1 / (4 * c2)
-        return float(math.sqrt(vertex)) if vertex > 0 else float(chords.max())
+    def within(self, mask: SoftMask, points_lps: FloatArray) -> SoftMask:
+        """``mask`` restricted to the box of voxels around ``points_lps`` (``(N, 3)``) and two
+        more voxels on each side (see :meth:`SoftMask.restricted`: lines that leave it are
+        sampled on the whole mask)."""
+        kji = self.g.lps_to_index(points_lps)[:, ::-1]
+        return mask.restricted(kji.min(axis=0) - 2.0, kji.max(axis=0) + 2.0)
 
-    def sample(self, volume: npt.NDArray[Any], points_lps: FloatArray, order: int) -> npt.NDArray[Any]:
-        ijk = self.g.lps_to_index(points_lps.reshape(-1, 3))
-        coords = ijk[:, ::-1].T  # k, j, i
-        out: npt.NDArray[Any] = np.asarray(
-            ndimage.map_coordinates(volume, coords, order=order, mode="constant", cval=0))
-        return out.reshape(points_lps.shape[:-1])
+    def label_table(self, values: set[int]) -> npt.NDArray[np.bool_]:
+        """A table of the label values from ``label_min`` up: True for ``values`` (a lookup
+        replaces ``np.isin`` on every plane)."""
+        key = tuple(sorted(values))
+        found = self._tables.get(key)
+        if found is None:
+            found = self._tables[key] = np.isin(np.arange(self.label_min, self.label_max + 1), list(values))
+        return found
 
-    def sample_plane(self, volume: npt.NDArray[Any], centre: FloatArray, e1: FloatArray, e2: FloatArray,
-                     r1: tuple[float, float], r2: tuple[float, float], step: float,
-                     order: int) -> tuple[npt.NDArray[Any], FloatArray, FloatArray]:
-        """``volume`` sampled on a grid of a plane (first axis along ``e1``). The grid is built
-        directly in voxel-index space (the affine is linear), which skips an (N, 3) LPS array
-        and a matrix product per point."""
+    def line_index(self, starts_lps: FloatArray, directions_lps: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Lines ``starts[l] + t * directions[l]`` (LPS, ``(L, 3)`` each) in voxel-index space:
+        their starts and their steps per mm of ``t``, ``(3, L)`` each in ``(k, j, i)`` order."""
+        starts_kji: FloatArray = self.g.lps_to_index(starts_lps)[:, ::-1].T
+        steps_kji: FloatArray = (self.g.lps_to_ijk[:3, :3] @ np.asarray(directions_lps).T)[::-1]
+        return starts_kji, steps_kji
+
+    def plane_lines(self, centre: FloatArray, e1: FloatArray, e2: FloatArray, r1: tuple[float, float],
+                    r2: tuple[float, float], step: float) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """A grid on a plane (first axis along ``e1``) as lines along ``e2`` in voxel-index
+        space: their starts and steps ``(3, n1)`` in ``(k, j, i)`` order, and the grid's
+        coordinates along ``e1`` (one per line) and ``e2`` (the ``t`` of every line). Built
+        directly in index space (the affine is linear), which skips an (N, 3) LPS array and a
+        matrix product per point."""
         s1 = np.arange(r1[0], r1[1] + step / 2, step)
         s2 = np.arange(r2[0], r2[1] + step / 2, step)
         m = self.g.lps_to_ijk[:3, :3]
         c = self.g.lps_to_index(centre)
         d1, d2 = m @ e1, m @ e2
-        # coordinates in (k, j, i) order for map_coordinates
-        coords = [c[a] + s1[:, None] * d1[a] + s2[None, :] * d2[a] for a in (2, 1, 0)]
-        out: npt.NDArray[Any] = np.asarray(ndimage.map_coordinates(volume, coords, order=order, mode="constant",
-                                                                    cval=0))
-        return out, s1, s2
+        starts = np.stack([c[a] + s1 * d1[a] for a in (2, 1, 0)])
+        steps = np.repeat(d2[[2, 1, 0], None], s1.size, axis=1)
+        return starts, steps, s1, s2
 
     # -- level frame ----------------------------------------------------------------------
     def disc_frame(self, value: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | str:
@@ -166,51 +181,69 @@ class LabelMapMeasurer:
         e_ap = np.cross(normal, e_lr)
         return centre, normal, e_lr, e_ap
 
-    # -- profiles -------------------------------------------------------------------------
-    def run_length(self, volume: npt.NDArray[np.float32], start: FloatArray, direction: FloatArray,
-                   t_range: tuple[float, float]) -> float:
-        """Partial-volume-weighted length of ``volume`` along a line (Σ weights × step)."""
+    # -- profiles: every function below samples all its lines in one call ------------------
+    def run_lengths(self, mask: SoftMask, starts: FloatArray, direction: FloatArray,
+                    t_range: tuple[float, float]) -> FloatArray:
+        """Partial-volume-weighted length of ``mask`` (Σ weights × step) along each line from
+        ``starts`` (``(L, 3)``) along ``direction`` (one for all, or ``(L, 3)``)."""
         step = self.fine / 2
         t = np.arange(t_range[0], t_range[1] + step / 2, step)
-        w = self.sample(volume, start + t[:, None] * direction, order=1)
-        return float(w.sum() * step)
+        w = mask.sample_lines(*self.line_index(starts, np.broadcast_to(direction, starts.shape)), t)
+        lengths: FloatArray = (w.sum(axis=1) * step).astype(np.float64)
+        return lengths
 
-    def bundle_run_length(self, volume: npt.NDArray[np.float32], start: FloatArray, direction: FloatArray,
+    def exits(self, mask: SoftMask, starts: FloatArray, directions: FloatArray, limit: float) -> FloatArray:
+        """For each line, the distance from its start (inside) along its direction to where the
+        mask falls below 0.5, interpolated; NaN when it never does within ``limit`` or the start
+        is outside."""
+        step = self.fine / 2
+        t = np.arange(0.0, limit + step / 2, step)
+        w = mask.sample_lines(*self.line_index(starts, np.broadcast_to(directions, starts.shape)), t)
+        below = w < 0.5
+        found = (w[:, 0] >= 0.5) & below.any(axis=1)
+        i = np.maximum(np.argmax(below, axis=1), 1)  # the first sample below 0.5 (>= 1 where found)
+        rows = np.arange(len(w))
+        w0, w1 = w[rows, i - 1], w[rows, i]
+        with np.errstate(divide="ignore", invalid="ignore"):  # rows not found are discarded
+            distance = t[i - 1] + (w0 - 0.5) / (w0 - w1) * step
+        out: FloatArray = np.where(found, distance, NAN)
+        return out
+
+    def bundle_run_length(self, mask: SoftMask, start: FloatArray, direction: FloatArray,
                           t_range: tuple[float, float], across: tuple[FloatArray, FloatArray],
                           half: tuple[float, float] = (1.0, 0.5), n: int = 5) -> float:
         """Mean partial-volume run length over a small bundle of parallel lines around
         ``start``: the voxel grid cuts each line at a different phase, so their mean is
         closer to the true length than any one line (a single line is off by up to half a
         voxel at each end)."""
-        values = []
-        for u in np.linspace(-half[0], half[0], n):
-            for v in np.linspace(-half[1], half[1], n):
-                values.append(self.run_length(volume, start + u * across[0] + v * across[1], direction, t_range))
-        return float(np.mean(values))
+        return float(np.mean(self.run_lengths(mask, bundle_starts(start, across, half, n), direction, t_range)))
 
-    def bundle_exit(self, volume: npt.NDArray[np.float32], start: FloatArray, direction: FloatArray, limit: float,
+    def bundle_exit(self, mask: SoftMask, start: FloatArray, direction: FloatArray, limit: float,
                     across: tuple[FloatArray, FloatArray], half: tuple[float, float] = (1.0, 1.0),
                     n: int = 5) -> float:
-        """Mean of :meth:`first_exit` over a bundle of parallel lines (NaN if any is NaN)."""
-        values = [self.first_exit(volume, start + u * across[0] + v * across[1], direction, limit)
-                  for u in np.linspace(-half[0], half[0], n) for v in np.linspace(-half[1], half[1], n)]
-        return float(np.mean(values))
+        """Mean exit distance (:meth:`exits`) over a bundle of parallel lines (NaN if any is NaN)."""
+        return float(np.mean(self.exits(mask, bundle_starts(start, across, half, n), direction, limit)))
 
-    def first_exit(self, volume: npt.NDArray[np.float32], start: FloatArray, direction: FloatArray,
-                   limit: float) -> float:
-        """Distance from ``start`` (inside) along ``direction`` to where the soft mask falls
-        below 0.5, interpolated; NaN when it never does within ``limit`` or start is outside."""
-        step = self.fine / 2
-        t = np.arange(0.0, limit + step / 2, step)
-        w = self.sample(volume, start + t[:, None] * direction, order=1)
-        if w[0] < 0.5:
+    def max_chord(self, mask: SoftMask, centre: FloatArray, direction: FloatArray,
+                  sweep: FloatArray, sweep_half: float, out_of_plane: FloatArray) -> float:
+        """The widest partial-volume chord along ``direction``, swept across ``sweep``: chord²
+        is fitted with a parabola over ±``sweep_half`` (exact for an ellipse) and its vertex
+        taken, so that neither the centroid's error nor one line's voxel phase decides it.
+        Each chord is the mean over a bundle of 5 x 5 lines; all 9 bundles are sampled at once."""
+        offsets = np.linspace(-sweep_half, sweep_half, 9)
+        # Each bundle is 5 x 5 lines, but its second spread is 0: the 5 lines of each row are
+        # one line, sampled once and counted 5 times.
+        starts = np.concatenate([bundle_starts(centre + o * sweep, (out_of_plane, sweep), (1.0, 0.0), 5)[::5]
+                                 for o in offsets])
+        lengths = np.repeat(self.run_lengths(mask, starts, direction, (-25.0, 25.0)), 5)
+        chords = lengths.reshape(len(offsets), -1).mean(axis=1)
+        if not np.all(np.isfinite(chords)) or chords.max() <= 0:
             return NAN
-        below = np.nonzero(w < 0.5)[0]
-        if below.size == 0:
-            return NAN
-        i = below[0]
-        w0, w1 = w[i - 1], w[i]
-        return float(t[i - 1] + (w0 - 0.5) / (w0 - w1) * step)
+        c2, c1, c0 = np.polyfit(offsets, chords**2, 2)
+        if c2 >= 0:
+            return float(chords.max())
+        vertex = c0 - c1 * c1 / (4 * c2)
+        return float(math.sqrt(vertex)) if vertex > 0 else float(chords.max())
 
 
 def disc_plane(labels_kji: npt.NDArray[Any], geometry: VolumeGeometry, disc_value: int,
@@ -277,7 +310,7 @@ def _measure_level(m: LabelMapMeasurer, level: str, disc_value: int) -> list[Val
     return rows
 
 
-def _disc_heights(m: LabelMapMeasurer, level: str, label: int, disc: npt.NDArray[np.float32],
+def _disc_heights(m: LabelMapMeasurer, level: str, label: int, disc: SoftMask,
                   centre: FloatArray, normal: FloatArray, e_ap: FloatArray) -> list[Value]:
     e_lr0 = np.cross(e_ap, normal)
     post = m.bundle_exit(disc, centre, e_ap, 60.0, (e_lr0, normal), (1.0, 1.0))
@@ -339,7 +372,7 @@ def _disc_heights(m: LabelMapMeasurer, level: str, label: int, disc: npt.NDArray
     return rows
 
 
-def _slip(m: LabelMapMeasurer, level: str, label: int, bodies: npt.NDArray[np.float32] | None,
+def _slip(m: LabelMapMeasurer, level: str, label: int, bodies: SoftMask | None,
           mid: FloatArray, normal: FloatArray, e_ap: FloatArray, disc_h: float) -> Value:
     reason = "the vertebral bodies above and below are not both in the mask"
     if bodies is None or not math.isfinite(disc_h):
@@ -389,11 +422,12 @@ def _canal_flag(quantity: str, value: float) -> str | None:
     return None
 
 
-def _canal_section(m: LabelMapMeasurer, canal: npt.NDArray[np.float32], point: FloatArray, e_lr: FloatArray,
+def _canal_section(m: LabelMapMeasurer, canal: SoftMask, point: FloatArray, e_lr: FloatArray,
                    e_ap: FloatArray, half: float = 18.0,
                    step: float | None = None) -> tuple[float, float, float, FloatArray] | str:
     step = m.fine if step is None else step
-    w, s1, s2 = m.sample_plane(canal, point, e_lr, e_ap, (-half, half), (-half, half), step, 1)
+    starts, steps, s1, s2 = m.plane_lines(point, e_lr, e_ap, (-half, half), (-half, half), step)
+    w = canal.sample_lines(starts, steps, s2)
     total = float(w.sum())
     if total <= 0:
         return "the canal mask does not cross the disc plane"
@@ -428,7 +462,7 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
         return _missing(level, label, "the mask has no canal / thecal sac label", quantities)
     canal = m.soft(values)
     # Where the sac crosses the disc plane: centroid of sac voxels near the plane.
-    kji = np.argwhere(canal > 0)
+    kji = canal.voxels_kji()
     pts = m.g.index_to_lps(kji[:, ::-1].astype(np.float64))
     d = (pts - centre) @ normal
     band = max(1.0, m.resolution_along(normal) / 2)
@@ -437,14 +471,20 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
         return _missing(level, label, "the canal mask does not reach this disc's plane", quantities)
     point = near.mean(axis=0)
     point = point - ((point - centre) @ normal) * normal
+    # Every section is a ±18 mm square parallel to the disc plane within ± half the disc height
+    # of it: sample the sac within their bounding box only.
+    half = disc_height / 2 if math.isfinite(disc_height) else 4.0
+    corners = np.array([point + a * 18.0 * e_lr + b * 18.0 * e_ap + c * (half + 0.5) * normal
+                        for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)])
+    canal_full, canal = canal, m.within(canal, corners)
     section = _canal_section(m, canal, point, e_lr, e_ap)
     if isinstance(section, str):
         return _missing(level, label, section, quantities)
     area, _ap_moment, _tr_moment, centroid = section
     # Diameters as the widest chords (partial-volume run lengths): for coarse masks they beat the
     # second-moment ellipse, whose axes carry the staircase of the voxel boundary.
-    ap = m.max_chord(canal, centroid, e_ap, e_lr, 0.4 * _tr_moment / 2, normal)
-    tr = m.max_chord(canal, centroid, e_lr, e_ap, 0.4 * _ap_moment / 2, normal)
+    ap = m.max_chord(canal_full, centroid, e_ap, e_lr, 0.4 * _tr_moment / 2, normal)
+    tr = m.max_chord(canal_full, centroid, e_lr, e_ap, 0.4 * _ap_moment / 2, normal)
     method = ("thecal sac resliced on the plane through the disc centroid normal to the disc "
               f"(linear interpolation, {m.fine:.2f} mm grid); ")
     r_ap, r_lr = m.resolution_along(e_ap), m.resolution_along(e_lr)
@@ -461,7 +501,6 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
     rows.append(Value(level, "canal_area", area, "mm2", method + "area = sum of partial-volume weights",
                       conf, why, None, label, _canal_flag("canal_area", area), position_lps=centroid.tolist()))
     # Minimum over the disc slab (± half the middle disc height).
-    half = disc_height / 2 if math.isfinite(disc_height) else 4.0
     # Search on a grid twice as coarse (areas are sums: the coarser grid costs accuracy only at
     # the edge), then measure the best plane on the fine grid.
     best_t, best_area = 0.0, math.inf
@@ -519,23 +558,33 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     centroid = origin + s_ap[coords[:, 0]].mean() * e_ap + s_u[coords[:, 1]].mean() * normal
     # Height and width with sub-voxel edges: partial-volume run lengths of free space (1 - walls)
     # along lines across the middle half of the region, averaged.
-    free = 1.0 - m.soft(walls)
-    heights: list[float] = []
-    widths: list[float] = []
+    free = m.soft(walls, complement=True)
+    # Each line starts in the middle of the region's own pixels on that column / row.
+    height_starts: list[FloatArray] = []
+    width_starts: list[FloatArray] = []
+    across = (np.cross(e_ap, normal), normal)
     for frac in np.linspace(0.25, 0.75, 7):
-        # Each line starts in the middle of the region's own pixels on that column / row.
         col = int(np.argmin(np.abs(s_ap - (a_lo + frac * (a_hi - a_lo)))))
         in_col = np.nonzero(region[col, :])[0]
         if in_col.size:
-            p = origin + s_ap[col] * e_ap + s_u[in_col].mean() * normal
-            heights.append(m.first_exit(free, p, normal, 40.0) + m.first_exit(free, p, -normal, 40.0))
+            height_starts.append(origin + s_ap[col] * e_ap + s_u[in_col].mean() * normal)
         row = int(np.argmin(np.abs(s_u - (u_lo + frac * (u_hi - u_lo)))))
         in_row = np.nonzero(region[:, row])[0]
         if in_row.size:
             p = origin + s_ap[in_row].mean() * e_ap + s_u[row] * normal
-            across = (np.cross(e_ap, normal), normal)
-            widths.append(m.bundle_exit(free, p, e_ap, 40.0, across, (0.6, 0.3), 3)
-                          + m.bundle_exit(free, p, -e_ap, 40.0, across, (0.6, 0.3), 3))
+            width_starts.append(bundle_starts(p, across, (0.6, 0.3), 3))
+    # All lines in one call: a height is the exits up and down the normal from its start, a width
+    # the mean exit of a 3 x 3 bundle forwards plus that of the same bundle backwards along A-P.
+    n_h, n_w = len(height_starts), len(width_starts)
+    h_starts = np.reshape(height_starts, (n_h, 3))
+    w_starts = np.reshape(width_starts, (n_w * 9, 3))
+    starts = np.concatenate([h_starts, h_starts, w_starts, w_starts])
+    directions = np.concatenate([np.broadcast_to(v, (n, 3)) for v, n in
+                                 ((normal, n_h), (-normal, n_h), (e_ap, 9 * n_w), (-e_ap, 9 * n_w))])
+    exits = m.exits(free, starts, directions, 40.0)
+    heights = exits[:n_h] + exits[n_h:2 * n_h]
+    bundles = exits[2 * n_h:].reshape(2, n_w, 9).mean(axis=2)
+    widths = bundles[0] + bundles[1]
     height = float(np.nanmean(heights)) if np.isfinite(heights).any() else NAN
     # Width is the narrowest gap (a slipped body or a bulge narrows one part only): the mean of
     # the lines within 0.5 mm of the narrowest, so that one line's voxel phase does not decide.
@@ -588,8 +637,12 @@ def _closed_foramen(m: LabelMapMeasurer, origin: FloatArray, e_ap: FloatArray, n
                     walls: set[int], label: int, step: float) -> tuple[Any, FloatArray, FloatArray, Any, int] | None:
     """The closed unlabelled region behind the disc on one parasagittal plane (on a grid of
     ``step`` mm), or None when the region behind the disc is open on this plane."""
-    lab, s_ap, s_u = m.sample_plane(m.labels, origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step, 0)
-    is_wall = np.isin(lab, list(walls))
+    starts, steps, s_ap, s_u = m.plane_lines(origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step)
+    lab = nearest_labels(m.labels, starts[:, :, None] + s_u[None, None, :] * steps[:, :, None])
+    if m.label_index is None:
+        is_wall = np.isin(lab, list(walls))
+    else:
+        is_wall = m.label_table(walls)[lab.astype(np.intp) - m.label_min]
     is_disc = lab == label
     row0 = int(np.argmin(np.abs(s_u)))
     disc_cols = np.nonzero(is_disc[:, row0])[0]

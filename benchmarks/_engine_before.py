@@ -1,0 +1,617 @@
+"""Automatic canal, foramen and disc measurements from a lumbar label map, per disc level.
+
+All geometry is in LPS mm from the label map's own :class:`VolumeGeometry`. The recipe follows
+``docs/measurements.md`` §8 (the lumbar adaptation of SCT's ``compute_shape``):
+
+* **level plane**: through the disc's centroid, normal to the disc (smallest principal axis of
+  the disc voxels, pointing superior);
+* **canal** (thecal sac, role ``canal`` + ``cord``): the sac mask resliced on that plane with
+  linear interpolation on a grid of 1/5 of the finest voxel size; area = Σ weights × pixel area;
+  AP and transverse diameters are those of the ellipse with the same second moments (SCT); the
+  minimum area over the disc's thickness and where it is;
+* **foramen**, per side: parasagittal planes (normal to the left-right axis of the level plane)
+  are sampled laterally; the foramen is the closed region of unlabelled space behind the disc,
+  between the bone labels above and below and the posterior elements behind; height (extent
+  along the disc normal), width (narrowest antero-posterior gap over its middle half) and area
+  on the middle one of the planes where it is closed; posterior disc height on that plane;
+* **disc heights** along the disc normal at 10 % of the disc depth from its anterior and
+  posterior margins and at the middle; DHI = mean height / mean height of the adjacent bodies;
+  **slip** = offset between the posterior walls of the bodies above and below.
+
+Flags are literature cut-offs with their source, never a diagnosis. Each value carries a
+confidence from the mask's sampling along the directions it measures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from lumbarview.core.errors import MeasurementError
+from lumbarview.core.geometry import FloatArray, VolumeGeometry
+from lumbarview.core.labels import LabelScheme, Role
+
+NAN = float("nan")
+QUANTITIES = ("canal_ap", "canal_transverse", "canal_area", "canal_area_min", "foramen_height",
+              "foramen_width", "foramen_area", "posterior_disc_height", "disc_height_anterior",
+              "disc_height_middle", "disc_height_posterior", "dhi", "slip")
+UNITS = {"canal_ap": "mm", "canal_transverse": "mm", "canal_area": "mm2", "canal_area_min": "mm2",
+         "foramen_height": "mm", "foramen_width": "mm", "foramen_area": "mm2",
+         "posterior_disc_height": "mm", "disc_height_anterior": "mm", "disc_height_middle": "mm",
+         "disc_height_posterior": "mm", "dhi": "ratio", "slip": "mm"}
+_BONE = {Role.VERTEBRA, Role.PARTIAL_VERTEBRA, Role.POSTERIOR_ELEMENT, Role.SACRUM}
+
+
+@dataclass
+class Value:
+    """One measured value (a row of ``lumbarview measure``)."""
+
+    level: str
+    quantity: str
+    value: float
+    unit: str
+    method: str
+    confidence: str  # "high" | "medium" | "low" | "none"
+    confidence_reason: str
+    side: str | None = None
+    label: int | None = None
+    flag: str | None = None
+    reason: str | None = None  # why value is NaN
+    position_lps: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _confidence(resolution_mm: float, what: str) -> tuple[str, str]:
+    if not math.isfinite(resolution_mm):
+        return "none", "not measured"
+    if resolution_mm <= 1.0:
+        return "high", f"{what} sampled every {resolution_mm:.2f} mm"
+    if resolution_mm <= 2.0:
+        return "medium", f"{what} sampled every {resolution_mm:.2f} mm"
+    return "low", (f"{what} sampled only every {resolution_mm:.1f} mm (e.g. thick sagittal slices "
+                   "across an axial measurement); partial-volume weighting cannot recover that detail")
+
+
+class LabelMapMeasurer:
+    """Measures every lumbar level of one label map."""
+
+    def __init__(self, labels: npt.NDArray[Any], geometry: VolumeGeometry, scheme: LabelScheme) -> None:
+        if labels.shape != geometry.shape_kji:
+            raise ValueError(f"labels {labels.shape} do not match geometry {geometry.shape_kji}")
+        self.labels = np.asarray(labels)
+        self.g = geometry
+        self.scheme = scheme
+        present = {int(v) for v in np.unique(self.labels) if v != 0}
+        self.values_by_role: dict[Role, set[int]] = {}
+        for v in present:
+            self.values_by_role.setdefault(scheme.entry(v).role, set()).add(v)
+        self._soft: dict[tuple[int, ...], npt.NDArray[np.float32]] = {}
+        spacing = np.asarray(geometry.spacing_mm)
+        self.axes = geometry.ijk_to_lps[:3, :3] / spacing  # unit voxel axes (columns)
+        self.spacing = spacing
+        self.fine = max(0.05, float(spacing.min()) / 5.0)
+
+    # -- sampling helpers -----------------------------------------------------------------
+    def resolution_along(self, direction: FloatArray) -> float:
+        """How finely the voxel grid samples ``direction`` (mm): the norm of the voxel size
+        projected on it."""
+        d = np.asarray(direction, dtype=np.float64)
+        return float(np.sqrt(np.sum((self.axes.T @ d * self.spacing) ** 2)))
+
+    def soft(self, values: set[int]) -> npt.NDArray[np.float32]:
+        """The structure as a float mask (1 inside); sampled with linear interpolation it gives
+        partial-volume weights. (Gaussian pre-smoothing was tried and made the phantom errors
+        worse at 1 mm: it is not used.)"""
+        key = tuple(sorted(values))
+        found = self._soft.get(key)
+        if found is None:
+            found = self._soft[key] = np.isin(self.labels, list(values)).astype(np.float32)
+        return found
+
+    def max_chord(self, volume: npt.NDArray[np.float32], centre: FloatArray, direction: FloatArray,
+                  sweep: FloatArray, sweep_half: float, out_of_plane: FloatArray) -> float:
+        """The widest partial-volume chord along ``direction``, swept across ``sweep``: chord²
+        is fitted with a parabola over ±``sweep_half`` (exact for an ellipse) and its vertex
+        taken, so that neither the centroid's error nor one line's voxel phase decides it."""
+        offsets = np.linspace(-sweep_half, sweep_half, 9)
+        chords = np.array([self.bundle_run_length(volume, centre + o * sweep, direction, (-25.0, 25.0),
+                                                  (out_of_plane, sweep), (1.0, 0.0), 5) for o in offsets])
+        if not np.all(np.isfinite(chords)) or chords.max() <= 0:
+            return NAN
+        c2, c1, c0 = np.polyfit(offsets, chords**2, 2)
+        if c2 >= 0:
+            return float(chords.max())
+        vertex = c0 - c1 * c1 / (4 * c2)
+        return float(math.sqrt(vertex)) if vertex > 0 else float(chords.max())
+
+    def sample(self, volume: npt.NDArray[Any], points_lps: FloatArray, order: int) -> npt.NDArray[Any]:
+        ijk = self.g.lps_to_index(points_lps.reshape(-1, 3))
+        coords = ijk[:, ::-1].T  # k, j, i
+        out: npt.NDArray[Any] = np.asarray(
+            ndimage.map_coordinates(volume, coords, order=order, mode="constant", cval=0))
+        return out.reshape(points_lps.shape[:-1])
+
+    def sample_plane(self, volume: npt.NDArray[Any], centre: FloatArray, e1: FloatArray, e2: FloatArray,
+                     r1: tuple[float, float], r2: tuple[float, float], step: float,
+                     order: int) -> tuple[npt.NDArray[Any], FloatArray, FloatArray]:
+        """``volume`` sampled on a grid of a plane (first axis along ``e1``). The grid is built
+        directly in voxel-index space (the affine is linear), which skips an (N, 3) LPS array
+        and a matrix product per point."""
+        s1 = np.arange(r1[0], r1[1] + step / 2, step)
+        s2 = np.arange(r2[0], r2[1] + step / 2, step)
+        m = self.g.lps_to_ijk[:3, :3]
+        c = self.g.lps_to_index(centre)
+        d1, d2 = m @ e1, m @ e2
+        # coordinates in (k, j, i) order for map_coordinates
+        coords = [c[a] + s1[:, None] * d1[a] + s2[None, :] * d2[a] for a in (2, 1, 0)]
+        out: npt.NDArray[Any] = np.asarray(ndimage.map_coordinates(volume, coords, order=order, mode="constant",
+                                                                    cval=0))
+        return out, s1, s2
+
+    # -- level frame ----------------------------------------------------------------------
+    def disc_frame(self, value: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | str:
+        try:
+            centre, normal = disc_plane(self.labels, self.g, value)
+        except MeasurementError as exc:
+            return str(exc)
+        e_lr = np.array([1.0, 0.0, 0.0]) - normal[0] * normal
+        if np.linalg.norm(e_lr) < 0.3:
+            return "the disc's orientation is not that of a lumbar disc (its normal points left-right)"
+        e_lr /= np.linalg.norm(e_lr)
+        e_ap = np.cross(normal, e_lr)
+        return centre, normal, e_lr, e_ap
+
+    # -- profiles -------------------------------------------------------------------------
+    def run_length(self, volume: npt.NDArray[np.float32], start: FloatArray, direction: FloatArray,
+                   t_range: tuple[float, float]) -> float:
+        """Partial-volume-weighted length of ``volume`` along a line (Σ weights × step)."""
+        step = self.fine / 2
+        t = np.arange(t_range[0], t_range[1] + step / 2, step)
+        w = self.sample(volume, start + t[:, None] * direction, order=1)
+        return float(w.sum() * step)
+
+    def bundle_run_length(self, volume: npt.NDArray[np.float32], start: FloatArray, direction: FloatArray,
+                          t_range: tuple[float, float], across: tuple[FloatArray, FloatArray],
+                          half: tuple[float, float] = (1.0, 0.5), n: int = 5) -> float:
+        """Mean partial-volume run length over a small bundle of parallel lines around
+        ``start``: the voxel grid cuts each line at a different phase, so their mean is
+        closer to the true length than any one line (a single line is off by up to half a
+        voxel at each end)."""
+        values = []
+        for u in np.linspace(-half[0], half[0], n):
+            for v in np.linspace(-half[1], half[1], n):
+                values.append(self.run_length(volume, start + u * across[0] + v * across[1], direction, t_range))
+        return float(np.mean(values))
+
+    def bundle_exit(self, volume: npt.NDArray[np.float32], start: FloatArray, direction: FloatArray, limit: float,
+                    across: tuple[FloatArray, FloatArray], half: tuple[float, float] = (1.0, 1.0),
+                    n: int = 5) -> float:
+        """Mean of :meth:`first_exit` over a bundle of parallel lines (NaN if any is NaN)."""
+        values = [self.first_exit(volume, start + u * across[0] + v * across[1], direction, limit)
+                  for u in np.linspace(-half[0], half[0], n) for v in np.linspace(-half[1], half[1], n)]
+        return float(np.mean(values))
+
+    def first_exit(self, volume: npt.NDArray[np.float32], start: FloatArray, direction: FloatArray,
+                   limit: float) -> float:
+        """Distance from ``start`` (inside) along ``direction`` to where the soft mask falls
+        below 0.5, interpolated; NaN when it never does within ``limit`` or start is outside."""
+        step = self.fine / 2
+        t = np.arange(0.0, limit + step / 2, step)
+        w = self.sample(volume, start + t[:, None] * direction, order=1)
+        if w[0] < 0.5:
+            return NAN
+        below = np.nonzero(w < 0.5)[0]
+        if below.size == 0:
+            return NAN
+        i = below[0]
+        w0, w1 = w[i - 1], w[i]
+        return float(t[i - 1] + (w0 - 0.5) / (w0 - w1) * step)
+
+
+def disc_plane(labels_kji: npt.NDArray[Any], geometry: VolumeGeometry, disc_value: int,
+               ) -> tuple[FloatArray, FloatArray]:
+    """A disc's level plane from a label map: ``(centre_lps, normal_lps)``.
+
+    The centre is the centroid of the disc's voxel centres; the normal is the smallest principal
+    axis of those points (the disc is a flat slab), a unit vector oriented superior (+z). This
+    is the plane the engine measures each level on and the viewer's "align to disc" plane.
+    Raises :class:`~lumbarview.core.errors.MeasurementError` when the disc has fewer than 20
+    voxels.
+    """
+    if labels_kji.shape != geometry.shape_kji:
+        raise ValueError(f"labels {labels_kji.shape} do not match geometry {geometry.shape_kji}")
+    kji = np.argwhere(labels_kji == disc_value)
+    if len(kji) < 20:
+        raise MeasurementError("the disc is not in the mask (or has fewer than 20 voxels)")
+    pts = geometry.index_to_lps(kji[:, ::-1].astype(np.float64))
+    centre = pts.mean(axis=0)
+    cov = np.cov((pts - centre).T)
+    _evals, evecs = np.linalg.eigh(cov)
+    normal = evecs[:, 0]
+    if normal[2] < 0:
+        normal = -normal
+    return centre, normal
+
+
+def measure_label_map(labels: npt.NDArray[Any], geometry: VolumeGeometry, scheme: LabelScheme,
+                      levels: tuple[str, ...] = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")) -> list[Value]:
+    """Every quantity of every level present in ``labels`` (NaN rows with a reason for what
+    cannot be measured)."""
+    m = LabelMapMeasurer(labels, geometry, scheme)
+    out: list[Value] = []
+    for level in levels:
+        value = scheme.disc_value(level)
+        if value is None:
+            continue
+        out.extend(_measure_level(m, level, value))
+    return out
+
+
+def _missing(level: str, label: int | None, reason: str, quantities: tuple[str, ...] = QUANTITIES,
+             sides: tuple[str | None, ...] = (None,)) -> list[Value]:
+    rows = []
+    for q in quantities:
+        for side in (("left", "right") if q.startswith("foramen") or q == "posterior_disc_height" else sides):
+            rows.append(Value(level, q, NAN, UNITS[q], "", "none", reason, side, label, None, reason))
+    return rows
+
+
+def _measure_level(m: LabelMapMeasurer, level: str, disc_value: int) -> list[Value]:
+    frame = m.disc_frame(disc_value)
+    if isinstance(frame, str):
+        return _missing(level, disc_value, frame)
+    centre, normal, e_lr, e_ap = frame
+    rows: list[Value] = []
+    disc = m.soft({disc_value})
+    heights = _disc_heights(m, level, disc_value, disc, centre, normal, e_ap)
+    rows.extend(heights)
+    middle = next((r.value for r in heights if r.quantity == "disc_height_middle"), NAN)
+    rows.extend(_canal(m, level, disc_value, centre, normal, e_lr, e_ap, middle))
+    for side in ("left", "right"):
+        rows.extend(_foramen(m, level, disc_value, centre, normal, e_lr, e_ap, side))
+    return rows
+
+
+def _disc_heights(m: LabelMapMeasurer, level: str, label: int, disc: npt.NDArray[np.float32],
+                  centre: FloatArray, normal: FloatArray, e_ap: FloatArray) -> list[Value]:
+    e_lr0 = np.cross(e_ap, normal)
+    post = m.bundle_exit(disc, centre, e_ap, 60.0, (e_lr0, normal), (1.0, 1.0))
+    ant = m.bundle_exit(disc, centre, -e_ap, 60.0, (e_lr0, normal), (1.0, 1.0))
+    res = m.resolution_along(normal)
+    conf, why = _confidence(res, "the disc normal")
+    method = ("disc mask sampled along the disc normal (linear interpolation; mean of 25 parallel lines "
+              "within ±1 mm left-right and ±2 mm antero-posterior), at 10 % of the disc depth from its "
+              "anterior and posterior margins and at the middle, on the mid-sagittal plane")
+    if not (math.isfinite(post) and math.isfinite(ant)):
+        return _missing(level, label, "the disc's antero-posterior margins were not found",
+                        ("disc_height_anterior", "disc_height_middle", "disc_height_posterior", "dhi", "slip"))
+    depth = post + ant
+    positions = {"disc_height_anterior": -ant + 0.1 * depth, "disc_height_middle": (post - ant) / 2,
+                 "disc_height_posterior": post - 0.1 * depth}
+    rows = []
+    heights = {}
+    e_lr = np.cross(e_ap, normal)
+    for q, a in positions.items():
+        start = centre + a * e_ap
+        # The bundle spreads ±2 mm along A-P (the height varies linearly there, so the mean is
+        # the centre's) to sample the grid at different phases.
+        h = m.bundle_run_length(disc, start, normal, (-25.0, 25.0), (e_lr, e_ap), (1.0, 2.0))
+        heights[q] = h
+        rows.append(Value(level, q, h, "mm", method, conf, why, None, label,
+                          position_lps=start.tolist()))
+    # Adjacent body heights along the normal from the disc's middle.
+    bone_values = set().union(*(m.values_by_role.get(r, set()) for r in (Role.VERTEBRA, Role.SACRUM)))
+    bodies = m.soft(bone_values) if bone_values else None
+    body_heights = []
+    mid = centre + positions["disc_height_middle"] * e_ap
+    if bodies is not None:
+        for sign in (1.0, -1.0):
+            h_half = heights["disc_height_middle"] / 2
+            enter = mid + sign * (h_half + 1.5) * normal
+            e_lr = np.cross(e_ap, normal)
+            length = m.bundle_exit(bodies, enter, sign * normal, 60.0, (e_lr, e_ap), (1.0, 2.0))
+            back = m.bundle_exit(bodies, enter, -sign * normal, 10.0, (e_lr, e_ap), (1.0, 2.0))
+            if math.isfinite(length) and math.isfinite(back):
+                body_heights.append(length + back)
+    mean_h = float(np.mean([heights[q] for q in positions]))
+    if body_heights:
+        dhi = mean_h / float(np.mean(body_heights))
+        flag = None
+        if dhi < 0.20:
+            flag = "DHI < 0.20: severe height loss (compendium grading, secondary source)"
+        elif dhi < 0.30:
+            flag = "DHI 0.20-0.29: moderate height loss (compendium grading, secondary source)"
+        elif dhi < 0.40:
+            flag = "DHI 0.30-0.39: mild height loss (compendium grading, secondary source)"
+        rows.append(Value(level, "dhi", dhi, "ratio",
+                          "mean(anterior, middle, posterior disc height) / mean height of the adjacent "
+                          f"vertebral bodies along the disc normal ({len(body_heights)} body/bodies in the mask)",
+                          conf, why, None, label, flag))
+    else:
+        rows.append(Value(level, "dhi", NAN, "ratio", "", "none", "no adjacent vertebral body in the mask",
+                          None, label, None, "no adjacent vertebral body in the mask"))
+    rows.append(_slip(m, level, label, bodies, mid, normal, e_ap, heights["disc_height_middle"]))
+    return rows
+
+
+def _slip(m: LabelMapMeasurer, level: str, label: int, bodies: npt.NDArray[np.float32] | None,
+          mid: FloatArray, normal: FloatArray, e_ap: FloatArray, disc_h: float) -> Value:
+    reason = "the vertebral bodies above and below are not both in the mask"
+    if bodies is None or not math.isfinite(disc_h):
+        return Value(level, "slip", NAN, "mm", "", "none", reason, None, label, None, reason)
+    walls = []
+    depth_below = NAN
+    e_lr = np.cross(e_ap, normal)
+    for sign in (1.0, -1.0):
+        inside = mid + sign * (disc_h / 2 + 6.0) * normal
+        post = m.bundle_exit(bodies, inside, e_ap, 60.0, (e_lr, normal), (1.0, 1.0))
+        walls.append(post)
+        if sign < 0:
+            ant = m.bundle_exit(bodies, inside, -e_ap, 60.0, (e_lr, normal), (1.0, 1.0))
+            depth_below = post + ant
+    if not all(math.isfinite(w) for w in walls):
+        return Value(level, "slip", NAN, "mm", "", "none", reason, None, label, None, reason)
+    slip = walls[1] - walls[0]  # positive: the upper body sits anterior to the lower one
+    percent = 100.0 * slip / depth_below if math.isfinite(depth_below) and depth_below > 0 else NAN
+    flag = None
+    if abs(slip) >= 3.0 and math.isfinite(percent):
+        grade = ("I" if abs(percent) <= 25 else "II" if abs(percent) <= 50 else "III" if abs(percent) <= 75
+                 else "IV" if abs(percent) <= 100 else "V")
+        flag = (f"slip {slip:.1f} mm ({percent:.0f} % of the lower body's depth): Meyerding grade {grade}; "
+                "≥ 3 mm is called positive by one open pipeline (secondary source)")
+    conf, why = _confidence(m.resolution_along(e_ap), "the antero-posterior direction")
+    return Value(level, "slip", slip, "mm",
+                 "offset between the posterior walls of the bodies above and below, along the disc's "
+                 "antero-posterior axis, 6 mm from the disc", conf, why, None, label, flag,
+                 extra={"slip_percent": percent})
+
+
+def _canal_flag(quantity: str, value: float) -> str | None:
+    if not math.isfinite(value):
+        return None
+    if quantity in ("canal_area", "canal_area_min"):
+        if value < 75:
+            return "dural sac area < 75 mm²: absolute stenosis cut-off (Bolender/Schönström 1985)"
+        if value < 100:
+            return "dural sac area < 100 mm²: relative stenosis cut-off (Bolender/Schönström 1985; Hamanishi 1994)"
+    if quantity == "canal_ap":
+        if value < 10:
+            return ("AP < 10 mm: absolute cut-off (Verbiest; Framingham CT), defined for the osseous canal; "
+                    "this is the thecal sac")
+        if value < 12:
+            return ("AP < 12 mm: relative cut-off (Verbiest; Framingham CT), defined for the osseous canal; "
+                    "this is the thecal sac")
+    return None
+
+
+def _canal_section(m: LabelMapMeasurer, canal: npt.NDArray[np.float32], point: FloatArray, e_lr: FloatArray,
+                   e_ap: FloatArray, half: float = 18.0,
+                   step: float | None = None) -> tuple[float, float, float, FloatArray] | str:
+    step = m.fine if step is None else step
+    w, s1, s2 = m.sample_plane(canal, point, e_lr, e_ap, (-half, half), (-half, half), step, 1)
+    total = float(w.sum())
+    if total <= 0:
+        return "the canal mask does not cross the disc plane"
+    if w[0, :].max() > 0.05 or w[-1, :].max() > 0.05 or w[:, 0].max() > 0.05 or w[:, -1].max() > 0.05:
+        # Keep only the component around the centre (roots or a neighbour may reach the edge).
+        lab, _ = ndimage.label(w > 0.02)
+        ci, cj = len(s1) // 2, len(s2) // 2
+        keep = lab == lab[ci, cj] if lab[ci, cj] else None
+        if keep is None or keep[0, :].any() or keep[-1, :].any() or keep[:, 0].any() or keep[:, -1].any():
+            return f"the canal section is wider than the {2 * half:.0f} mm window (or not closed)"
+        w = np.where(keep, w, 0.0)
+        total = float(w.sum())
+    area = total * step * step
+    a, b = np.meshgrid(s1, s2, indexing="ij")
+    ma, mb = float((w * a).sum() / total), float((w * b).sum() / total)
+    cov = np.array([[(w * (a - ma) ** 2).sum(), (w * (a - ma) * (b - mb)).sum()],
+                    [(w * (a - ma) * (b - mb)).sum(), (w * (b - mb) ** 2).sum()]]) / total
+    evals, evecs = np.linalg.eigh(cov)
+    # Axis more along A-P (second in-plane coordinate) gives the AP diameter.
+    ap_axis = int(np.argmax(np.abs(evecs[1, :])))
+    ap = 4.0 * math.sqrt(max(evals[ap_axis], 0.0))
+    tr = 4.0 * math.sqrt(max(evals[1 - ap_axis], 0.0))
+    centroid = point + ma * e_lr + mb * e_ap
+    return area, ap, tr, centroid
+
+
+def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, normal: FloatArray,
+           e_lr: FloatArray, e_ap: FloatArray, disc_height: float) -> list[Value]:
+    values = m.values_by_role.get(Role.CANAL, set()) | m.values_by_role.get(Role.CORD, set())
+    quantities = ("canal_ap", "canal_transverse", "canal_area", "canal_area_min")
+    if not values:
+        return _missing(level, label, "the mask has no canal / thecal sac label", quantities)
+    canal = m.soft(values)
+    # Where the sac crosses the disc plane: centroid of sac voxels near the plane.
+    kji = np.argwhere(canal > 0)
+    pts = m.g.index_to_lps(kji[:, ::-1].astype(np.float64))
+    d = (pts - centre) @ normal
+    band = max(1.0, m.resolution_along(normal) / 2)
+    near = pts[(np.abs(d) <= band) & ((pts - centre) @ e_ap > 0)]
+    if len(near) == 0:
+        return _missing(level, label, "the canal mask does not reach this disc's plane", quantities)
+    point = near.mean(axis=0)
+    point = point - ((point - centre) @ normal) * normal
+    section = _canal_section(m, canal, point, e_lr, e_ap)
+    if isinstance(section, str):
+        return _missing(level, label, section, quantities)
+    area, _ap_moment, _tr_moment, centroid = section
+    # Diameters as the widest chords (partial-volume run lengths): for coarse masks they beat the
+    # second-moment ellipse, whose axes carry the staircase of the voxel boundary.
+    ap = m.max_chord(canal, centroid, e_ap, e_lr, 0.4 * _tr_moment / 2, normal)
+    tr = m.max_chord(canal, centroid, e_lr, e_ap, 0.4 * _ap_moment / 2, normal)
+    method = ("thecal sac resliced on the plane through the disc centroid normal to the disc "
+              f"(linear interpolation, {m.fine:.2f} mm grid); ")
+    r_ap, r_lr = m.resolution_along(e_ap), m.resolution_along(e_lr)
+    rows = []
+    conf, why = _confidence(r_ap, "the antero-posterior direction")
+    chord = ("widest partial-volume chord (chord² fitted by a parabola across the middle 40 % of the section, "
+             "vertex taken)")
+    rows.append(Value(level, "canal_ap", ap, "mm", method + "antero-posterior " + chord,
+                      conf, why, None, label, _canal_flag("canal_ap", ap), position_lps=centroid.tolist()))
+    conf, why = _confidence(r_lr, "the left-right direction")
+    rows.append(Value(level, "canal_transverse", tr, "mm", method + "left-right " + chord,
+                      conf, why, None, label, position_lps=centroid.tolist()))
+    conf, why = _confidence(max(r_ap, r_lr), "the plane of the section")
+    rows.append(Value(level, "canal_area", area, "mm2", method + "area = sum of partial-volume weights",
+                      conf, why, None, label, _canal_flag("canal_area", area), position_lps=centroid.tolist()))
+    # Minimum over the disc slab (± half the middle disc height).
+    half = disc_height / 2 if math.isfinite(disc_height) else 4.0
+    # Search on a grid twice as coarse (areas are sums: the coarser grid costs accuracy only at
+    # the edge), then measure the best plane on the fine grid.
+    best_t, best_area = 0.0, math.inf
+    for t in np.arange(-half, half + 1e-9, 0.5):
+        sec = _canal_section(m, canal, point + t * normal, e_lr, e_ap, step=2 * m.fine)
+        if not isinstance(sec, str) and sec[0] < best_area:
+            best_t, best_area = float(t), sec[0]
+    best = (area, 0.0, centroid)
+    if best_t != 0.0:
+        sec = _canal_section(m, canal, point + best_t * normal, e_lr, e_ap)
+        if not isinstance(sec, str) and sec[0] < area:
+            best = (sec[0], best_t, sec[3])
+    rows.append(Value(level, "canal_area_min", best[0], "mm2",
+                      method + f"minimum over planes parallel to it within ±{half:.1f} mm (half the disc height)",
+                      conf, why, None, label, _canal_flag("canal_area_min", best[0]),
+                      position_lps=best[2].tolist(), extra={"offset_mm": best[1]}))
+    return rows
+
+
+def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, normal: FloatArray,
+             e_lr: FloatArray, e_ap: FloatArray, side: str) -> list[Value]:
+    quantities = ("foramen_height", "foramen_width", "foramen_area", "posterior_disc_height")
+    bone = set().union(*(m.values_by_role.get(r, set()) for r in _BONE))
+    walls = bone | {label}
+    if not bone:
+        return [Value(level, q, NAN, UNITS[q], "", "none", "the mask has no bone labels", side, label, None,
+                      "the mask has no bone labels") for q in quantities]
+    sign = 1.0 if side == "left" else -1.0
+    step = max(m.fine * 1.5, 0.25)
+    detect = max(step, 0.5)  # the search for closed planes runs on a coarser grid
+    lateral_step = min(0.5, m.resolution_along(e_lr) / 2)
+    found: list[Any] = []
+    for offset in np.arange(8.0, 35.0, lateral_step):
+        if found and found[-1][0] < offset - 1.5 * lateral_step:
+            break  # the foramen's planes are contiguous: past them, stop looking
+        origin = centre + sign * offset * e_lr
+        closed = _closed_foramen(m, origin, e_ap, normal, walls, label, detect)
+        if closed is not None:
+            found.append((offset, origin))
+    r_in = max(m.resolution_along(e_ap), m.resolution_along(normal))
+    if not found:
+        reason = ("no closed foramen on the parasagittal planes: the mask must label the posterior "
+                  "elements (pedicles, facets) as well as the bodies and discs")
+        return [Value(level, q, NAN, UNITS[q], "", "none", reason, side, label, None, reason) for q in quantities]
+    offset, origin = found[len(found) // 2]
+    fine_region = _closed_foramen(m, origin, e_ap, normal, walls, label, step)
+    if fine_region is None:
+        reason = "the foramen closes on the coarse search grid but not on the fine one (a gap under 0.5 mm)"
+        return [Value(level, q, NAN, UNITS[q], "", "none", reason, side, label, None, reason) for q in quantities]
+    region, s_ap, s_u, is_disc, a_post = fine_region
+    area = float(region.sum() * step * step)
+    coords = np.argwhere(region)
+    a_lo, a_hi = s_ap[coords[:, 0]].min(), s_ap[coords[:, 0]].max()
+    u_lo, u_hi = s_u[coords[:, 1]].min(), s_u[coords[:, 1]].max()
+    centroid = origin + s_ap[coords[:, 0]].mean() * e_ap + s_u[coords[:, 1]].mean() * normal
+    # Height and width with sub-voxel edges: partial-volume run lengths of free space (1 - walls)
+    # along lines across the middle half of the region, averaged.
+    free = 1.0 - m.soft(walls)
+    heights: list[float] = []
+    widths: list[float] = []
+    for frac in np.linspace(0.25, 0.75, 7):
+        # Each line starts in the middle of the region's own pixels on that column / row.
+        col = int(np.argmin(np.abs(s_ap - (a_lo + frac * (a_hi - a_lo)))))
+        in_col = np.nonzero(region[col, :])[0]
+        if in_col.size:
+            p = origin + s_ap[col] * e_ap + s_u[in_col].mean() * normal
+            heights.append(m.first_exit(free, p, normal, 40.0) + m.first_exit(free, p, -normal, 40.0))
+        row = int(np.argmin(np.abs(s_u - (u_lo + frac * (u_hi - u_lo)))))
+        in_row = np.nonzero(region[:, row])[0]
+        if in_row.size:
+            p = origin + s_ap[in_row].mean() * e_ap + s_u[row] * normal
+            across = (np.cross(e_ap, normal), normal)
+            widths.append(m.bundle_exit(free, p, e_ap, 40.0, across, (0.6, 0.3), 3)
+                          + m.bundle_exit(free, p, -e_ap, 40.0, across, (0.6, 0.3), 3))
+    height = float(np.nanmean(heights)) if np.isfinite(heights).any() else NAN
+    # Width is the narrowest gap (a slipped body or a bulge narrows one part only): the mean of
+    # the lines within 0.5 mm of the narrowest, so that one line's voxel phase does not decide.
+    # A gap that varies by less than 0.75 mm is uniform: then all lines count.
+    finite_w = np.asarray(widths)[np.isfinite(widths)]
+    if finite_w.size == 0:
+        width = NAN
+    elif np.ptp(finite_w) <= 0.75:
+        width = float(finite_w.mean())
+    else:
+        width = float(finite_w[finite_w <= finite_w.min() + 0.5].mean())
+    # Posterior disc height on this plane, 10 % of the disc's depth in from its posterior margin.
+    row0 = int(np.argmin(np.abs(s_u)))
+    cols = np.nonzero(is_disc[:, row0])[0]
+    depth = (cols.max() - cols.min() + 1) * step
+    a_pdh = s_ap[a_post] + step / 2 - 0.1 * depth
+    disc = m.soft({label})
+    pdh = m.bundle_run_length(disc, origin + a_pdh * e_ap, normal, (-25.0, 25.0),
+                              (np.cross(e_ap, normal), e_ap), (0.5, 0.5), 3)
+    conf, why = _confidence(r_in, "the parasagittal plane")
+    method = (f"closed unlabelled region behind the disc on parasagittal planes (nearest-label reslice, "
+              f"{step:.2f} mm grid); the middle of {len(found)} plane(s) where it is closed, "
+              f"{offset:.1f} mm {side} of the disc centre")
+    plane_note = (f"; planes {lateral_step:.2f} mm apart, the mask samples left-right every "
+                  f"{m.resolution_along(e_lr):.1f} mm")
+    rows = [
+        Value(level, "foramen_height", height, "mm",
+              method + "; extent along the disc normal (partial-volume edges, mean over its middle half)",
+              conf, why + plane_note,
+              side, label, "foraminal height ≤ 15 mm (Hasegawa 1995)" if height <= 15 else None,
+              position_lps=centroid.tolist()),
+        Value(level, "foramen_width", width, "mm",
+              method + "; narrowest antero-posterior gap over its middle half (partial-volume edges)",
+              conf, why + plane_note, side, label, _width_flag(width), position_lps=centroid.tolist()),
+        Value(level, "foramen_area", area, "mm2", method + "; region area", conf, why + plane_note, side, label,
+              position_lps=centroid.tolist()),
+        Value(level, "posterior_disc_height", pdh, "mm",
+              method + "; disc extent along the normal at 10 % of its depth from the posterior margin",
+              conf, why + plane_note, side, label,
+              "posterior disc height ≤ 4 mm (Hasegawa 1995)" if pdh <= 4 else None, position_lps=centroid.tolist()),
+    ]
+    if height <= 15 and pdh <= 4:
+        for r in rows:
+            if r.quantity in ("foramen_height", "posterior_disc_height"):
+                r.flag = (r.flag or "") + "; both Hasegawa criteria met (root compression in 80 % of such foramina)"
+    return rows
+
+
+def _closed_foramen(m: LabelMapMeasurer, origin: FloatArray, e_ap: FloatArray, normal: FloatArray,
+                    walls: set[int], label: int, step: float) -> tuple[Any, FloatArray, FloatArray, Any, int] | None:
+    """The closed unlabelled region behind the disc on one parasagittal plane (on a grid of
+    ``step`` mm), or None when the region behind the disc is open on this plane."""
+    lab, s_ap, s_u = m.sample_plane(m.labels, origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step, 0)
+    is_wall = np.isin(lab, list(walls))
+    is_disc = lab == label
+    row0 = int(np.argmin(np.abs(s_u)))
+    disc_cols = np.nonzero(is_disc[:, row0])[0]
+    if disc_cols.size == 0:
+        return None
+    a_post = int(disc_cols.max())
+    free_after = np.nonzero(~is_wall[a_post:, row0])[0]
+    if free_after.size == 0:
+        return None
+    seed = (a_post + int(free_after[0]), row0)
+    comps, _ = ndimage.label(~is_wall)
+    region = comps == comps[seed]
+    if region[0, :].any() or region[-1, :].any() or region[:, 0].any() or region[:, -1].any():
+        return None  # open: not a foramen on this plane
+    return region, s_ap, s_u, is_disc, a_post
+
+
+def _width_flag(width: float) -> str | None:
+    if width < 2:
+        return "foraminal width < 2 mm: severe (compendium grading, secondary source)"
+    if width < 3:
+        return "foraminal width 2-3 mm: moderate (compendium grading, secondary source)"
+    if width < 4:
+        return "foraminal width 3-4 mm: mild (compendium grading, secondary source)"
+    return None
