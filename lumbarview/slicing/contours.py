@@ -5,8 +5,8 @@ triangle contributes the segment between the two points where the plane cuts its
 interpolation along the edge, so the points lie exactly on the plane). Segments are returned
 unchained (``(n, 2, 3)``): a view draws them as line pairs, which is all it needs.
 
-The slab projection is for thin structures (a nerve root crosses an axial slice as a dot):
-every mesh edge of a triangle that lies within ``half_mm`` of the plane, projected onto the plane.
+The slab projection is for thin structures (a nerve root crosses an axial slice as a dot): the
+mesh's edges clipped to within ``half_mm`` of the plane, projected onto the plane.
 
 Only numpy here.
 """
@@ -58,19 +58,32 @@ def plane_contour(vertices_lps: FloatArray, faces: IntArray, plane: SlicePlane) 
 
 
 def slab_projection(vertices_lps: FloatArray, faces: IntArray, plane: SlicePlane, half_mm: float) -> FloatArray:
-    """Edges ``(n, 2, 3)`` of the triangles lying wholly within ``half_mm`` of the plane,
-    projected onto it (each edge once)."""
+    """The mesh's edges clipped to the slab within ``half_mm`` of the plane and projected onto
+    it, as segments ``(n, 2, 3)`` in LPS (each edge once). A long triangle of a thin tube is cut
+    to the part inside the slab, so a root crossing the slice shows as its stretch in the slab."""
     if len(faces) == 0:
         return np.zeros((0, 2, 3))
     d = _distances(vertices_lps, plane)
-    inside = np.abs(d[faces]) <= half_mm
-    tri = faces[inside.all(axis=1)]
-    if len(tri) == 0:
-        return np.zeros((0, 2, 3))
-    edges = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     edges = np.unique(np.sort(edges, axis=1), axis=0)
-    projected = vertices_lps - d[:, None] * plane.normal_lps
-    out: FloatArray = projected[edges]
+    da, db = d[edges[:, 0]], d[edges[:, 1]]
+    # Parameters t in [0, 1] along a -> b where -half <= d(t) <= half, d(t) = da + t (db - da).
+    step = db - da
+    flat = np.abs(step) < 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_lo = np.where(flat, 0.0, np.minimum((-half_mm - da) / step, (half_mm - da) / step))
+        t_hi = np.where(flat, 1.0, np.maximum((-half_mm - da) / step, (half_mm - da) / step))
+    t0, t1 = np.maximum(t_lo, 0.0), np.minimum(t_hi, 1.0)
+    keep = (t0 <= t1) & ~(flat & (np.abs(da) > half_mm))
+    if not keep.any():
+        return np.zeros((0, 2, 3))
+    pa, pb = vertices_lps[edges[keep, 0]], vertices_lps[edges[keep, 1]]
+    p0 = pa + t0[keep, None] * (pb - pa)
+    p1 = pa + t1[keep, None] * (pb - pa)
+    normal = plane.normal_lps
+    p0 = p0 - ((p0 - plane.origin_lps) @ normal)[:, None] * normal
+    p1 = p1 - ((p1 - plane.origin_lps) @ normal)[:, None] * normal
+    out: FloatArray = np.stack([p0, p1], axis=1)
     return out
 
 

@@ -66,14 +66,17 @@ def test_tube_cut_is_a_circle_at_the_plane() -> None:
 
 
 def test_slab_projection_keeps_only_the_part_within_the_slab() -> None:
-    # A thin root lying across an axial slice (along x), tilted so only its middle is near the plane.
+    # A thin root (radius 1) lying across an axial slice along x, tilted (z = 0.2 x): only its
+    # stretch |0.2 x| <= half + 1 can reach into the slab.
     v, f = _tube(1.0, -20.0, 20.0, n=8)
     v = v[:, [2, 1, 0]]  # along x now
-    v[:, 2] += 0.2 * v[:, 0]  # tilt: z = 0.2 x
+    v[:, 2] += 0.2 * v[:, 0]
     plane = ViewPlane.centred((0.0, 0.0, 0.0), (1, 0, 0), (0, 1, 0), (0.5, 0.5), (100, 100))
-    edges = slab_projection(v, f, plane, 5.0)
-    assert len(edges) > 0
-    pts = edges.reshape(-1, 3)
-    np.testing.assert_allclose(pts[:, 2], 0.0, atol=1e-9)  # projected onto the plane
-    assert np.all(np.abs(pts[:, 0]) <= 20.0 + 1e-9)
-    assert len(slab_projection(v, f, plane, 0.5)) == 0  # no triangle is that close entirely
+    for half in (1.0, 2.0):
+        edges = slab_projection(v, f, plane, half)
+        pts = edges.reshape(-1, 3)
+        np.testing.assert_allclose(pts[:, 2], 0.0, atol=1e-9)  # projected onto the plane
+        reach = (half + 1.0) / 0.2
+        assert np.all(np.abs(pts[:, 0]) <= reach + 1e-9)
+        assert np.abs(pts[:, 0]).max() >= (half - 1.0) / 0.2 + 2.0  # clipped edges, not whole triangles
+    assert len(slab_projection(v, f, plane.stepped(30.0), 1.0)) == 0
