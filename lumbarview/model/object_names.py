@@ -11,7 +11,7 @@ import re
 _SIDES = {"L": "left", "R": "right"}
 _KINDS = {"nerveroots": "root", "nerveroot": "root", "roots": "root", "ganglions": "ganglion",
           "ganglion": "ganglion", "ganglia": "ganglion"}
-_SUBJECT = re.compile(r"^sub-[A-Za-z0-9]+_?")
+_SUBJECT = re.compile(r"^sub-(\d+_?|[A-Za-z0-9]+_)")
 _LEVELLED = re.compile(r"^(?P<kind>[A-Za-z]+)_(?P<level>[CTLS]\d{1,2})_(?P<side>[LR])$")
 
 #: Default colours (RGB) of meshes by what their name says, else a palette by order.

@@ -74,7 +74,9 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             app.processEvents()
             out = Path(screenshot)
             out.parent.mkdir(parents=True, exist_ok=True)
-            ok = window.grab().save(str(out))
+            pixmap = window.grab()
+            window.paint_3d_into(pixmap, window)  # QWidget.grab does not capture VTK's pixels
+            ok = pixmap.save(str(out))
             if ok:
                 doc = sidecar(window)
                 out.with_suffix(".json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
@@ -86,7 +88,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             exit_code["value"] = 2
             window.close()
 
-        window.views_ready.connect(lambda: QtCore.QTimer.singleShot(300, capture))
+        window.views_ready.connect(lambda: QtCore.QTimer.singleShot(300, lambda: window.when_3d_ready(capture)))
         window.load_failed.connect(failed)
         if path is None and not demo:
             QtCore.QTimer.singleShot(300, capture)
