@@ -51,6 +51,7 @@ def scroll_times(view, n: int) -> list[float]:  # type: ignore[no-untyped-def]
 def slice_step(sizes: tuple[int, ...], n_steps: int) -> None:
     import numpy as np
     import pyqtgraph as pg
+    from lumbarview.ui.slice_view import SliceView
 
     from lumbarview.core.geometry import VolumeGeometry
     from lumbarview.core.types import ImageStack, Series
@@ -58,7 +59,6 @@ def slice_step(sizes: tuple[int, ...], n_steps: int) -> None:
     from lumbarview.model.view_state import WindowLevel
     from lumbarview.slicing.cache import SliceCache
     from lumbarview.ui.app import make_app
-    from lumbarview.ui.slice_view import SliceView
 
     app = make_app()
     for n in sizes:
@@ -108,6 +108,8 @@ def overlay_step(n: int, n_steps: int) -> None:
     """Slice step with three overlays shown (a label map on the image's grid, a box set, a
     point set) against the same step without them, in the same run."""
     import numpy as np
+    from lumbarview.ui.overlay_items import OverlayItems
+    from lumbarview.ui.slice_view import SliceView
 
     from lumbarview.core.dataset import Box, BoxSet, Case, LabelMap, PointSet
     from lumbarview.core.geometry import VolumeGeometry
@@ -118,8 +120,6 @@ def overlay_step(n: int, n_steps: int) -> None:
     from lumbarview.model.view_state import WindowLevel
     from lumbarview.slicing.cache import SliceCache
     from lumbarview.ui.app import make_app
-    from lumbarview.ui.overlay_items import OverlayItems
-    from lumbarview.ui.slice_view import SliceView
 
     app = make_app()
     rng = np.random.default_rng(0)

@@ -15,26 +15,22 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import vtkmodules.qt
+import vtkmodules.vtkRenderingFreeType
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the render window classes)
 from PySide6 import QtCore, QtGui, QtWidgets
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+from vtkmodules.vtkRenderingCore import vtkCellPicker, vtkRenderer, vtkWindowToImageFilter
 
-vtkmodules.qt.PyQtImpl = "PySide6"
-
-from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor  # noqa: E402
-from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy  # noqa: E402
-from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera  # noqa: E402
-from vtkmodules.vtkRenderingCore import vtkCellPicker, vtkRenderer, vtkWindowToImageFilter  # noqa: E402
-
-import vtkmodules.vtkRenderingFreeType  # noqa: E402, F401  (text actors)
-import vtkmodules.vtkRenderingOpenGL2  # noqa: E402, F401  (the render window classes)
-from lumbarview.core.dataset import LabelMap, Mesh, PointSet  # noqa: E402
-from lumbarview.core.errors import LumbarviewError  # noqa: E402
-from lumbarview.core.geometry import FloatArray  # noqa: E402
-from lumbarview.model.overlays import Layer  # noqa: E402
-from lumbarview.model.session import Session  # noqa: E402
-from lumbarview.services.surfaces import LabelSurface, build_label_surfaces, mesh_bounds  # noqa: E402
-from lumbarview.slicing.cache import PlaneCache  # noqa: E402
-from lumbarview.ui.scene3d import vtk_objects as vo  # noqa: E402
+from lumbarview.core.dataset import LabelMap, Mesh, PointSet
+from lumbarview.core.errors import LumbarviewError
+from lumbarview.core.geometry import FloatArray
+from lumbarview.model.overlays import Layer
+from lumbarview.model.session import Session
+from lumbarview.services.surfaces import LabelSurface, build_label_surfaces, mesh_bounds
+from lumbarview.slicing.cache import PlaneCache
+from lumbarview.ui.scene3d import vtk_objects as vo
 
 #: Camera presets: (direction from the focal point to the camera, view up), in LPS. "anterior"
 #: looks at the patient's front (patient right on screen left), "left" from the patient's left.
@@ -142,9 +138,12 @@ class SceneView(QtWidgets.QWidget):
         self.render_window = self.vtk_widget.GetRenderWindow()
         self.render_window.AddRenderer(self.renderer)
         self.interactor = self.render_window.GetInteractor()
-        self.interactor.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+        style = vtkInteractorStyleTrackballCamera()
+        self.interactor.SetInteractorStyle(style)
+        # The press is seen before the style grabs the interactor's focus (which then keeps the
+        # release from other observers); the release is the style's end of interaction.
         self.interactor.AddObserver("LeftButtonPressEvent", self._on_press, 1.0)
-        self.interactor.AddObserver("LeftButtonReleaseEvent", self._on_release, 1.0)
+        style.AddObserver("EndInteractionEvent", self._on_release)
         self.picker = vtkCellPicker()
         self.picker.SetTolerance(0.0005)
         self.picker.PickFromListOn()
@@ -461,8 +460,8 @@ class SceneView(QtWidgets.QWidget):
         x, y = caller.GetEventPosition()
         self._press = (int(x), int(y))
 
-    def _on_release(self, caller: Any, _event: str) -> None:
-        x, y = caller.GetEventPosition()
+    def _on_release(self, _caller: Any, _event: str) -> None:
+        x, y = self.interactor.GetEventPosition()
         press, self._press = self._press, None
         if press is not None and abs(press[0] - x) <= _CLICK_PX and abs(press[1] - y) <= _CLICK_PX:
             self.pick_display(int(x), int(y))

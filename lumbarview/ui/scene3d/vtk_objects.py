@@ -206,8 +206,10 @@ def windowed(pixels: npt.NDArray[Any], centre: float, width: float, invert: bool
     """Pixels through a window/level as 0..255 grey."""
     lo = centre - width / 2.0
     scaled = (np.asarray(pixels, dtype=np.float32) - lo) * (255.0 / max(width, 1e-6))
-    out = np.clip(scaled, 0, 255).astype(np.uint8)
-    return 255 - out if invert else out
+    out: npt.NDArray[np.uint8] = np.clip(scaled, 0, 255).astype(np.uint8)
+    if invert:
+        out = 255 - out
+    return out
 
 
 def cursor_segments(centre_lps: FloatArray, half_mm: float) -> FloatArray:
