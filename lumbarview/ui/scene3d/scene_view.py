@@ -20,6 +20,7 @@ import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the render window classes)
 from PySide6 import QtCore, QtGui, QtWidgets
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+from vtkmodules.vtkCommonCore import vtkCommand
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkRenderingCore import vtkCellPicker, vtkRenderer, vtkWindowToImageFilter
 
@@ -143,7 +144,7 @@ class SceneView(QtWidgets.QWidget):
         # The press is seen before the style grabs the interactor's focus (which then keeps the
         # release from other observers); the release is the style's end of interaction.
         self.interactor.AddObserver("LeftButtonPressEvent", self._on_press, 1.0)
-        style.AddObserver("EndInteractionEvent", self._on_release)
+        style.AddObserver(vtkCommand.EndInteractionEvent, self._on_release)
         self.picker = vtkCellPicker()
         self.picker.SetTolerance(0.0005)
         self.picker.PickFromListOn()
