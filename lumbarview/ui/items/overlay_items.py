@@ -91,6 +91,7 @@ class OverlayItems:
         # Meshes: their contour on this view's plane, and optionally (View menu) the part within
         # the slab projected on it (thin nerve roots otherwise show as dots).
         self.project_meshes = False
+        self.projection_half_mm = 5.0  # the slab projected: this far each side (or half a slice)
         self.shown_contours: list[tuple[Layer, npt.NDArray[np.float64]]] = []  # (n, 2, 2) pixels
         self._mesh_cuts: OrderedDict[tuple[Any, ...], npt.NDArray[np.float64]] = OrderedDict()
         model.layers_changed.connect(self._on_layers_changed)
@@ -283,6 +284,7 @@ class OverlayItems:
         return found
 
     def _draw_mesh(self, layer: Layer, plane: Any, half_slice: float, sx: float, sy: float, z: int) -> None:
+        half_slice = max(half_slice, self.projection_half_mm)  # only the projection uses it
         r, g, b = layer.colour_rgb or (247, 143, 62)
         alpha = round(255 * max(0.0, min(1.0, layer.opacity)))
         passes = [(False, 2.0, alpha)]
