@@ -9,6 +9,7 @@ number of changes in one event-loop turn cost one render.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,9 @@ class SceneView(QtWidgets.QWidget):
 
     rendered = QtCore.Signal()
     surfaces_ready = QtCore.Signal()
+    #: At most one render per this many seconds: stepping through slices faster than the pane
+    #: can draw (software OpenGL) costs the 2D views nothing; the pane shows the latest plane.
+    min_frame_interval_s = 0.04
 
     def __init__(self, session: Session, cache: PlaneCache,
                  submit: Callable[[Callable[[], Any], Callable[[Any], None], Callable[[BaseException], None]], Any]
@@ -92,6 +96,7 @@ class SceneView(QtWidgets.QWidget):
         self.slices: dict[str, vo.SliceActor] = {}
         self.preset = "reset"
         self._render_pending = False
+        self._last_render = 0.0
         self._camera_placed = False
         self._generation = 0
         self.pending_surfaces = 0
@@ -399,9 +404,11 @@ class SceneView(QtWidgets.QWidget):
 
     # -- rendering ------------------------------------------------------------------------
     def request_render(self) -> None:
+        """Render soon: changes made until then cost one render (see :attr:`min_frame_interval_s`)."""
         if not self._render_pending:
             self._render_pending = True
-            QtCore.QTimer.singleShot(0, self.render_now)
+            wait_s = self._last_render + self.min_frame_interval_s - time.perf_counter()
+            QtCore.QTimer.singleShot(max(0, round(1000 * wait_s)), self.render_now)
 
     def render_now(self) -> None:
         self._render_pending = False
@@ -409,6 +416,7 @@ class SceneView(QtWidgets.QWidget):
             return
         self.renderer.ResetCameraClippingRange()
         self.render_window.Render()
+        self._last_render = time.perf_counter()
         self.rendered.emit()
 
     def grab_rgb(self) -> npt.NDArray[np.uint8]:

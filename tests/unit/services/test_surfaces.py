@@ -88,3 +88,24 @@ def test_triangle_budget_refuses_before_building(oblique_grid, monkeypatch) -> N
     monkeypatch.setenv("LUMBARVIEW_MAX_STL_TRIANGLES", "100")
     with pytest.raises(ResourceLimitError, match="LUMBARVIEW_MAX_STL_TRIANGLES"):
         surfaces.build_label_surface(_label_map(labels, geometry, "budget"), 41)
+
+
+def test_fine_grids_are_pooled_to_fewer_triangles_in_the_same_place() -> None:
+    # 0.4 mm in-plane: pooled 3 x 3 in-plane (1.2 mm), the slices (3 mm) kept.
+    geometry = VolumeGeometry.from_directions((12, 90, 80), (-20.0, 5.0, 40.0), (0, 1, 0), (0, 0, -1),
+                                              (0.4, 0.4, 3.0), slice_direction_lps=(1, 0, 0))
+    labels = np.zeros((12, 90, 80), dtype=np.uint8)
+    zz, yy, xx = np.mgrid[:12, :90, :80]
+    labels[((zz - 6) / 4.0) ** 2 + ((yy - 45) / 30.0) ** 2 + ((xx - 38) / 25.0) ** 2 <= 1] = 7
+    lm = _label_map(labels, geometry, "fine")
+    fine = surfaces.build_label_surface(lm, 7, smoothing=0, voxel_mm=0.0)
+    pooled = surfaces.build_label_surface(lm, 7, smoothing=0)
+    assert fine is not None and pooled is not None
+    assert pooled.mesh.n_triangles < fine.mesh.n_triangles / 3
+    coarse_mm = 3 * 0.4
+    np.testing.assert_allclose(pooled.bounds_lps(), fine.bounds_lps(), atol=coarse_mm + 1e-6)
+    # Pooled vertices lie where the fine surface is, within one coarse voxel.
+    from scipy.spatial import cKDTree
+
+    distance, _ = cKDTree(fine.mesh.vertices_lps).query(pooled.mesh.vertices_lps)
+    assert float(distance.max()) <= coarse_mm
