@@ -102,10 +102,12 @@ def test_fine_grids_are_pooled_to_fewer_triangles_in_the_same_place() -> None:
     pooled = surfaces.build_label_surface(lm, 7, smoothing=0)
     assert fine is not None and pooled is not None
     assert pooled.mesh.n_triangles < fine.mesh.n_triangles / 3
-    coarse_mm = 3 * 0.4
-    np.testing.assert_allclose(pooled.bounds_lps(), fine.bounds_lps(), atol=coarse_mm + 1e-6)
-    # Pooled vertices lie where the fine surface is, within one coarse voxel.
+    # Within one pooled voxel (1.2 x 1.2 x 3 mm; slices run along x here) of the fine surface:
+    # majority pooling may drop a tip slice whose section is under half a pooled voxel.
+    pooled_voxel_lps = np.array([3.0, 1.2, 1.2])
+    diff = np.abs(np.array(pooled.bounds_lps()) - np.array(fine.bounds_lps())).reshape(3, 2)
+    assert np.all(diff <= pooled_voxel_lps[:, None] + 1e-6)
     from scipy.spatial import cKDTree
 
     distance, _ = cKDTree(fine.mesh.vertices_lps).query(pooled.mesh.vertices_lps)
-    assert float(distance.max()) <= coarse_mm
+    assert float(distance.max()) <= 1.2 + 1e-6
