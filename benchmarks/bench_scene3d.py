@@ -7,9 +7,10 @@ Scene: the phantom's SPIDER case (label maps: vertebra, disc and canal surfaces)
 case's models (dura, cord, nerve roots) and markers added (the same phantom, so they share one
 space), in a 600 x 600 pane.
 
-1. First frame: a new pane on a session showing the case, its label surfaces built (cache
-   cleared, and again warm) and the first frame rendered; bare: a new offscreen vtkRenderWindow
-   with actors made from the same numpy arrays, first Render().
+1. First frame: a new pane (Qt widget, render window, every object of the case: meshes, marker
+   spheres, tubes and names, label surfaces built (cache cleared, and again warm), three
+   textured slices) to the first frame's pixels in memory; bare: a new offscreen
+   vtkRenderWindow with actors made from the same triangles, first Render() and read-back.
 2. Rotation frame: camera azimuth 3 degrees + Render(), ours (the pane's render window inside
    Qt) and bare alternating.
 3. Slice step: two main windows on the SPIDER case (1x3 layout), one showing the 3D pane in
@@ -95,6 +96,8 @@ def _bare_scene(meshes: list[tuple[Any, Any, tuple[float, float, float]]]) -> An
 
 
 def first_frame(case: Any, repeats: int) -> dict[str, Any]:
+    from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+
     from lumbarview.services import surfaces
     from lumbarview.slicing.cache import PlaneCache
     from lumbarview.ui.app import make_app
@@ -117,6 +120,10 @@ def first_frame(case: Any, repeats: int) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 window, _renderer = _bare_scene(meshes)
                 window.Render()
+                grab = vtkWindowToImageFilter()  # to pixels in memory, as ours
+                grab.SetInput(window)
+                grab.ReadFrontBufferOff()
+                grab.Update()
                 bare.append(time.perf_counter() - t0)
                 window.Finalize()
                 continue
