@@ -100,6 +100,7 @@ class SceneView(QtWidgets.QWidget):
         self._camera_placed = False
         self._generation = 0
         self.pending_surfaces = 0
+        self._building: set[tuple[Any, ...]] = set()  # surfaces asked of the worker, not back yet
         self._press: tuple[int, int] | None = None
         self.status = ""
         self.setMinimumSize(160, 160)
@@ -160,8 +161,7 @@ class SceneView(QtWidgets.QWidget):
         self.cursor_actor.PickableOff()
         self.renderer.AddActor(self.cursor_actor)
 
-        session.case_changed.connect(lambda _c: self.rebuild())
-        session.overlays.layers_changed.connect(self.rebuild)
+        session.overlays.layers_changed.connect(self.rebuild)  # also on every new case
         session.overlays.layer_changed.connect(self._on_layer_changed)
         session.cursor.crosshair_changed.connect(self._on_cursor)
         for view in session.views.values():
@@ -204,6 +204,7 @@ class SceneView(QtWidgets.QWidget):
     def rebuild(self) -> None:
         """All objects from the session's layers (a new case, or the layer list changed)."""
         self._generation += 1
+        self._building = set()
         for obj in self.objects.values():
             for prop in obj.props:
                 self.renderer.RemoveViewProp(prop)
@@ -269,7 +270,8 @@ class SceneView(QtWidgets.QWidget):
             source = layer.source
             try:
                 wanted = [v for v in layer.label_values() if v not in layer.hidden_labels
-                          and ("surface", id(layer), v) not in self.objects]
+                          and ("surface", id(layer), v) not in self.objects
+                          and ("surface", id(layer), v) not in self._building]
             except LumbarviewError as exc:
                 self._set_status(f"{layer.name}: {exc}")
                 continue
@@ -277,21 +279,28 @@ class SceneView(QtWidgets.QWidget):
                 continue
             generation = self._generation
             self.pending_surfaces += 1
+            keys = {("surface", id(layer), v) for v in wanted}
+            self._building |= keys
 
             def job(src: LabelMap = source, values: list[int] = wanted) -> list[LabelSurface]:
                 return build_label_surfaces(src, values)
 
-            def done(result: list[LabelSurface], lay: Layer = layer, gen: int = generation) -> None:
+            def done(result: list[LabelSurface], lay: Layer = layer, gen: int = generation,
+                     asked: set[tuple[Any, ...]] = keys) -> None:
                 self.pending_surfaces -= 1
                 if gen == self._generation:
+                    self._building -= asked
                     for surface in result:
                         self._add_surface(lay, surface)
                     self.request_render()
                 if self.pending_surfaces == 0:
                     self.surfaces_ready.emit()
 
-            def failed(error: BaseException, lay: Layer = layer) -> None:
+            def failed(error: BaseException, lay: Layer = layer, gen: int = generation,
+                       asked: set[tuple[Any, ...]] = keys) -> None:
                 self.pending_surfaces -= 1
+                if gen == self._generation:
+                    self._building -= asked
                 self._set_status(f"No surface for {lay.name}: {error}")
                 if self.pending_surfaces == 0:
                     self.surfaces_ready.emit()
