@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lumbarview.core.dataset import BoxSet, Case, LabelMap, PointSet
+from lumbarview.core.dataset import BoxSet, Case, LabelMap, Mesh, PointSet
 from lumbarview.core.events import Signal
+from lumbarview.model.object_names import default_colour, marker_colour, readable_name
 
 
 def label_values_of(label_map: LabelMap) -> list[int]:
@@ -31,13 +32,14 @@ def label_values_of(label_map: LabelMap) -> list[int]:
 @dataclass
 class Layer:
     name: str
-    kind: str  # "labels" | "boxes" | "points"
-    source: LabelMap | BoxSet | PointSet
+    kind: str  # "labels" | "boxes" | "points" | "mesh"
+    source: LabelMap | BoxSet | PointSet | Mesh
     visible: bool = True
     opacity: float = 0.45
     outline: bool = False
     hidden_labels: set[int] = field(default_factory=set)
     label_opacity: dict[int, float] = field(default_factory=dict)
+    colour_rgb: tuple[int, int, int] | None = None  # points and meshes (the 3D pane and the contours)
 
     def colour_table(self) -> npt.NDArray[np.uint8]:
         """RGBA per label value (index = value) for a label layer, with visibility and opacity
@@ -83,8 +85,12 @@ class OverlayModel:
                 self.layers.append(Layer(m.name, "labels", m, visible=visible))
             for b in case.box_sets:
                 self.layers.append(Layer(b.name, "boxes", b, opacity=1.0))
-            for p in case.point_sets:
-                self.layers.append(Layer(p.name, "points", p, opacity=1.0, visible=len(case.point_sets) <= 12))
+            for n, p in enumerate(case.point_sets):
+                self.layers.append(Layer(readable_name(p.name), "points", p, opacity=1.0,
+                                         visible=len(case.point_sets) <= 12, colour_rgb=marker_colour(p.name, n)))
+            for n, mesh in enumerate(case.meshes):
+                self.layers.append(Layer(readable_name(mesh.name), "mesh", mesh, opacity=1.0,
+                                         colour_rgb=default_colour(mesh.name, n)))
         self.layers_changed.emit()
 
     def update(self, layer: Layer, **changes: Any) -> None:

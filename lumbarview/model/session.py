@@ -86,6 +86,7 @@ class Session:
         self.native_orientation = False
         self.disc_planes: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
         self.chosen: dict[str, Series | None] = {}  # the case loader's series per view
+        self.replaced_views: set[str] = set()  # views whose pane shows the 3D scene instead
         self._default_window = default_window
         for view in self.views.values():
             view.series_changed.connect(lambda _s, v=view: self._apply_window(v))
@@ -115,7 +116,7 @@ class Session:
         self.case_changed.emit(case)
 
     def visible_views(self) -> list[ViewState]:
-        return [self.views[name] for name in LAYOUTS[self.layout]]
+        return [self.views[name] for name in LAYOUTS[self.layout] if name not in self.replaced_views]
 
     # -- windows: the view state's policy ------------------------------------------------------
     def _apply_window(self, view: ViewState) -> None:

@@ -56,6 +56,10 @@ def build_menus(w: MainWindow) -> None:
     add_action(view_menu, "Cross&hair", w.toggle_crosshair, "C", checkable=True, checked=True)
     add_action(view_menu, "Acquisition &orientation (as stored)", w.toggle_native_orientation, "O",
                checkable=True, checked=w.session.native_orientation)
+    add_action(view_menu, "&3D pane in the 1x3 layout (instead of the coronal)", w.toggle_scene3d, "Ctrl+D",
+               checkable=True, checked=w.scene_in_1x3)
+    add_action(view_menu, "&Project models within the slab on the slices", w.toggle_mesh_projection, "Ctrl+P",
+               checkable=True, checked=False)
     wl_menu = view_menu.addMenu("&Window/level preset")
     for n, name in enumerate(("auto", "dicom", "T1", "T2"), start=1):
         add_action(wl_menu, {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(name, name),

@@ -107,7 +107,9 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             app.processEvents()
             out = Path(screenshot)
             out.parent.mkdir(parents=True, exist_ok=True)
-            ok = window.grab().save(str(out))
+            pixmap = window.grab()
+            window.paint_3d_into(pixmap, window)  # QWidget.grab does not capture VTK's pixels
+            ok = pixmap.save(str(out))
             if ok:
                 doc = sidecar(window)
                 out.with_suffix(".json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
@@ -123,9 +125,9 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
 
         def when_idle() -> None:
             # The time and memory of a screenshot include the work queued at open (thumbnails,
-            # prefetch): capture once the background work has finished.
+            # prefetch, 3D surfaces): capture once the background work has finished.
             if window.worker.idle:
-                QtCore.QTimer.singleShot(100, capture)
+                window.when_3d_ready(lambda: QtCore.QTimer.singleShot(100, capture))
             else:
                 QtCore.QTimer.singleShot(50, when_idle)
 

@@ -65,6 +65,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.redo_action: QtGui.QAction
         self.tool_actions: dict[str, QtGui.QAction] = {}  # ui.actions.build_tools_menu
         self._cancel: threading.Event | None = None
+        self.scene3d: Any = None  # the 3D pane (ui.scene3d.SceneView), made when first shown
+        self.scene_in_1x3 = False  # View menu: the 3D pane in place of the coronal in 1x3
         self.views = {name: SliceView(name, self.session, self.cache) for name in VIEW_NAMES}
         for view in self.views.values():
             view.overlay = OverlayItems(view, self.session.overlays)
@@ -135,18 +137,76 @@ class MainWindow(QtWidgets.QMainWindow):
             grid.setRowStretch(n, 0)
             grid.setColumnStretch(n, 0)
         names = LAYOUTS[layout]
+        self.session.replaced_views = self._scene_replaces(layout)  # 3D pane hook
         for view in self.views.values():
-            view.setVisible(view.name in names)
+            view.setVisible(view.name in names and view.name not in self.session.replaced_views)
         for n, name in enumerate(names):
             row, col = (divmod(n, 2) if layout == "2x2" else (0, n))
-            grid.addWidget(self.views[name], row, col)
+            grid.addWidget(self._pane(name), row, col)
             grid.setRowStretch(row, 1)
             grid.setColumnStretch(col, 1)
         for view in self.visible_views():
             view.update_reference_lines()
+        if self.scene3d is not None:  # 3D pane hook
+            self.scene3d.setVisible(bool(self.session.replaced_views))
+            self.scene3d.refresh_slices()
+
+    # -- the 3D pane (ui.scene3d) ---------------------------------------------------------------
+    def _scene_replaces(self, layout: str) -> set[str]:
+        """The view whose pane shows the 3D scene: the oblique in 2x2, the coronal in 1x3 when
+        the View menu says so."""
+        if layout == "2x2":
+            return {"oblique"}
+        if layout == "1x3" and self.scene_in_1x3:
+            return {"coronal"}
+        return set()
+
+    def _pane(self, name: str) -> QtWidgets.QWidget:
+        if name not in self.session.replaced_views:
+            return self.views[name]
+        if self.scene3d is None:
+            from lumbarview.ui.scene3d.scene_view import SceneView
+
+            self.scene3d = SceneView(self.session, self.cache, self.worker.submit, self.grid)
+        widget: QtWidgets.QWidget = self.scene3d
+        return widget
+
+    def toggle_scene3d(self, checked: bool) -> None:
+        """Show the 3D pane in the 1x3 layout in place of the coronal view."""
+        self.scene_in_1x3 = checked
+        self.set_layout("1x3" if checked else self.session.layout)
+
+    def toggle_mesh_projection(self, checked: bool) -> None:
+        """Draw the part of each mesh within the slab projected on the slices (thin roots)."""
+        for view in self.views.values():
+            if view.overlay is not None:
+                view.overlay.project_meshes = checked
+                view.overlay.refresh()
+
+    def when_3d_ready(self, then: Any) -> None:
+        """Call ``then`` once the 3D pane's surfaces are built (at once without a pane)."""
+        scene = self.scene3d
+        if scene is None or not scene.isVisible() or scene.pending_surfaces == 0:
+            then()
+            return
+        done = {"called": False}
+
+        def once() -> None:
+            if not done["called"]:
+                done["called"] = True
+                then()
+
+        scene.surfaces_ready.connect(once)
+
+    def paint_3d_into(self, pixmap: QtGui.QPixmap, grabbed: QtWidgets.QWidget) -> None:
+        """Put the 3D pane's pixels into a grab of ``grabbed`` (QWidget.grab misses them)."""
+        if self.scene3d is not None and self.scene3d.isVisible() and (
+                grabbed is self or grabbed.isAncestorOf(self.scene3d)):
+            self.scene3d.paint_into(pixmap, grabbed)
 
     def visible_views(self) -> list[SliceView]:
-        return [self.views[name] for name in LAYOUTS[self.session.layout]]
+        return [self.views[name] for name in LAYOUTS[self.session.layout]
+                if name not in self.session.replaced_views]
 
     # -- opening ------------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -399,7 +459,10 @@ class MainWindow(QtWidgets.QMainWindow):
                                                             "PNG images (*.png)")
             if not path:
                 return None
-        ok = (view if view is not None else self).grab().save(path)
+        grabbed = view if view is not None else self
+        pixmap = grabbed.grab()
+        self.paint_3d_into(pixmap, grabbed)
+        ok = pixmap.save(path)
         self.statusBar().showMessage(f"Saved {path}" if ok else f"Could not save {path}")
         return path if ok else None
 
@@ -429,5 +492,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for view in self.views.values():
             view.cine.stop()
         self.measure.flush()
+        if self.scene3d is not None:
+            self.scene3d.shutdown()
         self.worker.shutdown()
         super().closeEvent(event)

@@ -5,7 +5,10 @@ Keys: ``case``, ``cursor_lps``, ``layout``, ``docks`` (``name``, ``visible``), `
 (native, reformat or empty), ``plane`` (``origin_lps``, ``right_lps``, ``down_lps``,
 ``normal_lps``: unit vectors of screen right and screen down), ``letters`` (``left``,
 ``right``, ``top``, ``bottom``), ``note``), ``measurements`` (the case's: ``id``, ``kind``,
-``value`` (null when it has none), ``unit``, ``level``, ``side``).
+``value`` (null when it has none), ``unit``, ``level``, ``side``). The 3D pane, when shown, is the
+view named ``3d`` with ``rect_px``, ``camera`` (``preset``, ``position_lps``, ``focal_point_lps``,
+``view_up_lps``) and ``actors`` (``name``, ``kind``: mesh, surface, points, curve or slice,
+``bounds_lps`` [xmin, xmax, ymin, ymax, zmin, zmax], ``visible``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,17 @@ def sidecar(window: MainWindow) -> dict[str, Any]:
             "letters": None if edge is None else {"left": edge.left, "right": edge.right, "top": edge.top,
                                                   "bottom": edge.bottom},
             "note": state.note,
+        })
+    scene = window.scene3d
+    if scene is not None and scene.isVisible():
+        corner = scene.vtk_widget.mapTo(window, QtCore.QPoint(0, 0))
+        camera = scene.renderer.GetActiveCamera()
+        views.append({
+            "name": "3d",
+            "rect_px": [corner.x(), corner.y(), scene.vtk_widget.width(), scene.vtk_widget.height()],
+            "camera": {"preset": scene.preset, "position_lps": list(camera.GetPosition()),
+                       "focal_point_lps": list(camera.GetFocalPoint()), "view_up_lps": list(camera.GetViewUp())},
+            "actors": scene.actor_entries(),
         })
     return {
         "case": session.case.id if session.case is not None else None,

@@ -11,10 +11,11 @@ import numpy.typing as npt
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.core.dataset import BoxSet, LabelMap, PointSet
+from lumbarview.core.dataset import BoxSet, LabelMap, Mesh, PointSet
 from lumbarview.model.overlays import Layer, OverlayModel
 from lumbarview.model.view_state import step_along_mm
 from lumbarview.slicing.cache import plane_key
+from lumbarview.slicing.contours import plane_contour, segments_to_pixels, slab_projection
 from lumbarview.slicing.cut import curve_crossings, cut_labels, points_near_plane
 
 SEVERITY_COLOURS = {0: "#6fcf6f", 1: "#e8d44d", 2: "#f09a3e", 3: "#e5534b", None: "#b0b0b0"}
@@ -94,13 +95,19 @@ class OverlayItems:
         self.model = model
         self._label_items: dict[int, MaskItem] = {}
         self._rgba: OrderedDict[tuple[Any, ...], npt.NDArray[np.uint8]] = OrderedDict()
-        self._pool: dict[str, list[Any]] = {"curve": [], "text": [], "scatter": []}
+        self._pool: dict[str, list[Any]] = {"curve": [], "text": [], "scatter": [], "pairs": []}
         self._used: dict[str, int] = {}
         self._cuts: OrderedDict[tuple[Any, ...], npt.NDArray[Any]] = OrderedDict()
         self._tables: dict[int, npt.NDArray[np.uint8]] = {}
         self._box_corners: dict[int, tuple[list[Any], npt.NDArray[np.float64]]] = {}
         self.shown_boxes: list[tuple[Any, npt.NDArray[np.float64]]] = []
         self.shown_points: list[tuple[Layer, npt.NDArray[np.float64]]] = []
+        # Meshes: their contour on this view's plane, and optionally (View menu) the part within
+        # the slab projected on it (thin nerve roots otherwise show as dots).
+        self.project_meshes = False
+        self.projection_half_mm = 5.0  # the slab projected: this far each side (or half a slice)
+        self.shown_contours: list[tuple[Layer, npt.NDArray[np.float64]]] = []  # (n, 2, 2) pixels
+        self._mesh_cuts: OrderedDict[tuple[Any, ...], npt.NDArray[np.float64]] = OrderedDict()
         model.layers_changed.connect(self._on_layers_changed)
         model.layer_changed.connect(self._on_layer_changed)
 
@@ -113,6 +120,7 @@ class OverlayItems:
         self._cuts.clear()
         self._rgba.clear()
         self._box_corners.clear()
+        self._mesh_cuts.clear()
         self.refresh()
 
     def _on_layer_changed(self, layer: Layer) -> None:
@@ -125,7 +133,7 @@ class OverlayItems:
         pool = self._pool[kind]
         n = self._used.get(kind, 0)
         if n == len(pool):
-            if kind == "curve":
+            if kind in ("curve", "pairs"):  # "pairs": mesh contours, drawn as separate segments
                 item: Any = pg.PlotCurveItem()
             elif kind == "text":
                 item = pg.TextItem(anchor=(0, 1))
@@ -175,6 +183,7 @@ class OverlayItems:
         self._used = {}
         self.shown_boxes = []
         self.shown_points = []
+        self.shown_contours = []
         plane = self.view.plane
         if plane is None:
             for item in self._label_items.values():
@@ -192,6 +201,8 @@ class OverlayItems:
                 self._draw_boxes(layer, plane, half_slice, sx, sy, z)
             elif layer.kind == "points" and isinstance(layer.source, PointSet):
                 self._draw_points(layer, plane, half_slice, sx, sy, z)
+            elif layer.kind == "mesh" and isinstance(layer.source, Mesh):
+                self._draw_mesh(layer, plane, half_slice, sx, sy, z)
         self._hide_unused()
 
     def _hide_unused(self) -> None:
@@ -264,9 +275,43 @@ class OverlayItems:
         if len(px) == 0:
             return
         item = self._take("scatter")
-        item.setData(px[:, 0] * sx, px[:, 1] * sy)
+        item.setData(px[:, 0] * sx, px[:, 1] * sy, brush=pg.mkBrush(*(layer.colour_rgb or (90, 209, 230))))
         item.setZValue(40 + 0.01 * z)
         self.shown_points.append((layer, px))
+
+    def mesh_segments(self, layer: Layer, plane: Any, half_slice: float, projected: bool) -> npt.NDArray[np.float64]:
+        """The mesh's contour (or slab projection) on ``plane`` as (n, 2, 2) pixels; cached."""
+        assert isinstance(layer.source, Mesh)
+        key = (id(layer), plane_key(plane), projected, round(half_slice, 6) if projected else None)
+        found = self._mesh_cuts.get(key)
+        if found is None:
+            mesh = layer.source
+            lps = (slab_projection(mesh.vertices_lps, mesh.faces, plane, half_slice) if projected
+                   else plane_contour(mesh.vertices_lps, mesh.faces, plane))
+            found = self._mesh_cuts[key] = segments_to_pixels(lps, plane)
+            while len(self._mesh_cuts) > _CUT_CACHE:
+                self._mesh_cuts.popitem(last=False)
+        else:
+            self._mesh_cuts.move_to_end(key)
+        return found
+
+    def _draw_mesh(self, layer: Layer, plane: Any, half_slice: float, sx: float, sy: float, z: int) -> None:
+        half_slice = max(half_slice, self.projection_half_mm)  # only the projection uses it
+        r, g, b = layer.colour_rgb or (247, 143, 62)
+        alpha = round(255 * max(0.0, min(1.0, layer.opacity)))
+        passes = [(False, 2.0, alpha)]
+        if self.project_meshes:
+            passes.insert(0, (True, 1.0, alpha // 2))
+        for projected, width, a in passes:
+            px = self.mesh_segments(layer, plane, half_slice, projected)
+            if len(px) == 0:
+                continue
+            flat = px.reshape(-1, 2)
+            curve = self._take("pairs")
+            curve.setData(flat[:, 0] * sx, flat[:, 1] * sy, connect="pairs", pen=pg.mkPen((r, g, b, a), width=width))
+            curve.setZValue(35 + 0.01 * z)
+            if not projected:
+                self.shown_contours.append((layer, px))
 
     # -- hover ----------------------------------------------------------------------------
     def describe(self, col: float, row: float) -> str:

@@ -166,18 +166,36 @@ class LayerPanel(QtWidgets.QTreeWidget):
                 b.setToolTip("draw earlier" if delta < 0 else "draw later (on top)")
                 b.clicked.connect(lambda _=False, lay=layer, d=delta: self.layer_model.move(lay, d))
                 row.addWidget(b)
+            if layer.colour_rgb is not None:  # points and meshes (3D pane and slices): a colour
+                item.setIcon(0, colour_icon(layer.colour_rgb))
+                pick = QtWidgets.QToolButton()
+                pick.setText("■")
+                pick.setToolTip("colour")
+                pick.clicked.connect(lambda _=False, lay=layer: self.choose_colour(lay))
+                row.addWidget(pick)
             if layer.kind != "labels":
                 self.setItemWidget(item, 2, buttons)
             self._widgets[id(layer)] = (item, spin, mode if layer.kind == "labels" else None)
         self._updating = False
 
+    def choose_colour(self, layer: Any, colour: QtGui.QColor | None = None) -> None:
+        """The colour of a mesh or marker layer (asked for when ``colour`` is None); undoable."""
+        if colour is None:
+            colour = QtWidgets.QColorDialog.getColor(QtGui.QColor(*layer.colour_rgb), self, f"Colour of {layer.name}")
+        if colour.isValid():
+            self._edit(layer, colour_rgb=(colour.red(), colour.green(), colour.blue()))
+
     def _sync(self, layer: Any) -> None:
         """Show a change made elsewhere (a menu, a script) without rebuilding the tree."""
+        from lumbarview.ui.items.overlay_items import colour_icon
+
         found = self._widgets.get(id(layer))
         if found is None:
             return
         item, spin, mode = found
         self._updating = True
+        if getattr(layer, "colour_rgb", None) is not None:
+            item.setIcon(0, colour_icon(layer.colour_rgb))
         item.setCheckState(0, QtCore.Qt.CheckState.Checked if layer.visible else QtCore.Qt.CheckState.Unchecked)
         for widget, value in ((spin, round(layer.opacity * 100)), (mode, 1 if layer.outline else 0)):
             if widget is None:
