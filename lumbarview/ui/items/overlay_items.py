@@ -288,9 +288,8 @@ class OverlayItems:
             mesh = layer.source
             lps = (slab_projection(mesh.vertices_lps, mesh.faces, plane, half_slice) if projected
                    else plane_contour(mesh.vertices_lps, mesh.faces, plane))
-            found = self._mesh_cuts[key] = segments_to_pixels(lps, plane)
-            while len(self._mesh_cuts) > _CUT_CACHE:
-                self._mesh_cuts.popitem(last=False)
+            found = segments_to_pixels(lps, plane)
+            _bounded_put(self._mesh_cuts, key, found, OVERLAY_CACHE_BYTES)
         else:
             self._mesh_cuts.move_to_end(key)
         return found
