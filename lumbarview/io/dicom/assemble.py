@@ -109,18 +109,47 @@ def _valid_orientation(o: Sequence[float] | None) -> bool:
 
 
 def _orientation_clusters(planes: list[_Plane]) -> list[list[_Plane]]:
-    """Group planes whose row and column directions agree within the angle tolerance."""
-    clusters: list[tuple[npt.NDArray[np.float64], list[_Plane]]] = []
+    """Group planes whose row and column directions agree within the angle tolerance: each
+    plane joins the first group (in order of creation) whose first plane it agrees with.
+    One pass of array maths per group rather than per plane."""
     cos_tol = np.cos(np.radians(_ANGLE_TOL_DEG))
-    for plane in planes:
-        o = np.asarray(plane.geometry.orientation, dtype=np.float64)
-        for ref, members in clusters:
-            if o[:3] @ ref[:3] >= cos_tol and o[3:] @ ref[3:] >= cos_tol:
-                members.append(plane)
-                break
-        else:
-            clusters.append((o, [plane]))
-    return [members for _, members in clusters]
+    o = np.array([p.geometry.orientation for p in planes], dtype=np.float64).reshape(-1, 6)
+    label = np.full(len(planes), -1)
+    n_groups = 0
+    for i in range(len(planes)):
+        if label[i] >= 0:
+            continue
+        ref = o[i]
+        agree = (label < 0) & (o[:, :3] @ ref[:3] >= cos_tol) & (o[:, 3:] @ ref[3:] >= cos_tol)
+        agree[i] = True
+        label[agree] = n_groups
+        n_groups += 1
+    groups: list[list[_Plane]] = [[] for _ in range(n_groups)]
+    for plane, g in zip(planes, label.tolist(), strict=True):
+        groups[g].append(plane)
+    return groups
+
+
+def _suspect_geometry(planes: list[_Plane]) -> list[int]:
+    """Indices of the planes whose geometry may have a problem: every plane the array checks
+    do not clear with a margin (exact per-plane checks decide for these)."""
+    n = len(planes)
+    pos = np.zeros((n, 3))
+    ori = np.tile([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], (n, 1))
+    for k, p in enumerate(planes):
+        g = p.geometry
+        if g.position_lps is not None:
+            pos[k] = g.position_lps
+        if g.orientation is not None:
+            ori[k] = g.orientation
+    with np.errstate(all="ignore"):
+        ok = np.isfinite(pos).all(axis=1) & (np.abs(pos) <= _MAX_COORDINATE_MM * 0.999).all(axis=1)
+        ok &= np.isfinite(ori).all(axis=1) & (np.abs(ori) <= 1.49).all(axis=1)
+        na = np.sqrt((ori[:, :3] ** 2).sum(axis=1))
+        nb = np.sqrt((ori[:, 3:] ** 2).sum(axis=1))
+        dot = (ori[:, :3] * ori[:, 3:]).sum(axis=1)
+        ok &= (np.abs(na - 1) < 0.049) & (np.abs(nb - 1) < 0.049) & (np.abs(dot) < 0.049)
+    return np.flatnonzero(~ok).tolist()
 
 
 def _frame_spacing(plane: _Plane) -> tuple[float, float] | None:
@@ -309,10 +338,12 @@ class _StackBuilder:
 
         stack_issues: list[LoadIssue] = []
         if n > 2:
-            expected = np.array([origin + k * step_vec for k in range(n)])
-            actual = [(k, p) for k, p in enumerate(positions) if p is not None]
-            worst_k, worst = max(((k, float(np.linalg.norm(p - expected[k]))) for k, p in actual),
-                                 key=lambda t: t[1])
+            ks = np.array([k for k, p in enumerate(positions) if p is not None])
+            actual = np.array([p for p in positions if p is not None])
+            expected = origin + ks[:, None] * step_vec
+            deviation = np.sqrt(((actual - expected) ** 2).sum(axis=1))
+            worst_at = int(np.argmax(deviation))
+            worst_k, worst = int(ks[worst_at]), float(deviation[worst_at])
             step_mm = float(np.linalg.norm(step_vec))
             if worst > max(0.05, 0.05 * step_mm):
                 self.issue(Severity.WARNING, "dicom.uneven-spacing",
@@ -425,7 +456,7 @@ def _build_series(headers: list[DicomFileHeader]) -> Series:
     builder = _StackBuilder(first.series_uid, _series_label(first))
     planes = [p for h in headers for p in _planes(h)]
     invalid: list[_Plane] = []
-    for p in planes:
+    for p in (planes[k] for k in _suspect_geometry(planes)):
         problem = p.geometry_problem()
         if problem is None:
             continue
@@ -474,7 +505,8 @@ def _build_series(headers: list[DicomFileHeader]) -> Series:
         for grid_planes in by_grid.values():
             for cluster in _orientation_clusters(grid_planes):
                 normal = cluster[0].normal()
-                along = np.array([np.asarray(p.geometry.position_lps) @ normal for p in cluster])
+                along = np.array([p.geometry.position_lps for p in cluster],
+                                 dtype=np.float64).reshape(-1, 3) @ normal
                 groups_, alongs = builder._dedupe(cluster, along)
                 for group, group_along in zip(groups_, alongs, strict=True):
                     blocks = builder.guarded(builder._blocks, list(group), np.asarray(group_along))
