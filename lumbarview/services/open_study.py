@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lumbarview.core.errors import NothingToOpenError
 from lumbarview.core.types import LoadIssue, StudyCollection
-from lumbarview.io.dicom.assemble import assemble
+from lumbarview.io.dicom.assemble import AssemblyCache
 from lumbarview.io.dicom.dicomdir import is_dicomdir, read_dicomdir
 from lumbarview.io.dicom.scan import IndexCache, ProgressCallback, scan_paths
 
@@ -52,7 +52,9 @@ def open_dicom(
                     pre_issues.extend(read_dicomdir(candidate).issues)
                     break
         scan = scan_paths(path, cache=cache, progress=progress, cancel=cancel)
-    collection = assemble(scan.headers, path, [*pre_issues, *scan.issues])
+    assembly = AssemblyCache(scan, cache)
+    collection = assembly.assemble(path, None, [*pre_issues, *scan.issues])
+    assembly.save()
     if not collection.all_series():
         raise NothingToOpenError(path, _nothing_found_message(scan.n_files, collection,
                                                               os.path.isfile(path)),

@@ -9,17 +9,22 @@ one stack per block, each a regular :class:`VolumeGeometry`. Irregularities are 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from lumbarview.core.errors import Cancelled
+from lumbarview.core.fs import atomic_write_bytes
 from lumbarview.core.geometry import VolumeGeometry, is_parallel
 from lumbarview.core.types import (
     ImageStack,
@@ -32,6 +37,7 @@ from lumbarview.core.types import (
 )
 from lumbarview.io.dicom.headers import DicomFileHeader, FrameGeometry
 from lumbarview.io.dicom.pixels import SliceSource, decode_stack
+from lumbarview.io.dicom.scan import IndexCache, ScanResult, _gc_paused
 
 _ANGLE_TOL_DEG = 0.5
 #: Positions closer than this along the normal are the same slice position.
@@ -103,18 +109,47 @@ def _valid_orientation(o: Sequence[float] | None) -> bool:
 
 
 def _orientation_clusters(planes: list[_Plane]) -> list[list[_Plane]]:
-    """Group planes whose row and column directions agree within the angle tolerance."""
-    clusters: list[tuple[npt.NDArray[np.float64], list[_Plane]]] = []
+    """Group planes whose row and column directions agree within the angle tolerance: each
+    plane joins the first group (in order of creation) whose first plane it agrees with.
+    One pass of array maths per group rather than per plane."""
     cos_tol = np.cos(np.radians(_ANGLE_TOL_DEG))
-    for plane in planes:
-        o = np.asarray(plane.geometry.orientation, dtype=np.float64)
-        for ref, members in clusters:
-            if o[:3] @ ref[:3] >= cos_tol and o[3:] @ ref[3:] >= cos_tol:
-                members.append(plane)
-                break
-        else:
-            clusters.append((o, [plane]))
-    return [members for _, members in clusters]
+    o = np.array([p.geometry.orientation for p in planes], dtype=np.float64).reshape(-1, 6)
+    label = np.full(len(planes), -1)
+    n_groups = 0
+    for i in range(len(planes)):
+        if label[i] >= 0:
+            continue
+        ref = o[i]
+        agree = (label < 0) & (o[:, :3] @ ref[:3] >= cos_tol) & (o[:, 3:] @ ref[3:] >= cos_tol)
+        agree[i] = True
+        label[agree] = n_groups
+        n_groups += 1
+    groups: list[list[_Plane]] = [[] for _ in range(n_groups)]
+    for plane, g in zip(planes, label.tolist(), strict=True):
+        groups[g].append(plane)
+    return groups
+
+
+def _suspect_geometry(planes: list[_Plane]) -> list[int]:
+    """Indices of the planes whose geometry may have a problem: every plane the array checks
+    do not clear with a margin (exact per-plane checks decide for these)."""
+    n = len(planes)
+    pos = np.zeros((n, 3))
+    ori = np.tile([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], (n, 1))
+    for k, p in enumerate(planes):
+        g = p.geometry
+        if g.position_lps is not None:
+            pos[k] = g.position_lps
+        if g.orientation is not None:
+            ori[k] = g.orientation
+    with np.errstate(all="ignore"):
+        ok = np.isfinite(pos).all(axis=1) & (np.abs(pos) <= _MAX_COORDINATE_MM * 0.999).all(axis=1)
+        ok &= np.isfinite(ori).all(axis=1) & (np.abs(ori) <= 1.49).all(axis=1)
+        na = np.sqrt((ori[:, :3] ** 2).sum(axis=1))
+        nb = np.sqrt((ori[:, 3:] ** 2).sum(axis=1))
+        dot = (ori[:, :3] * ori[:, 3:]).sum(axis=1)
+        ok &= (np.abs(na - 1) < 0.049) & (np.abs(nb - 1) < 0.049) & (np.abs(dot) < 0.049)
+    return np.flatnonzero(~ok).tolist()
 
 
 def _frame_spacing(plane: _Plane) -> tuple[float, float] | None:
@@ -303,10 +338,12 @@ class _StackBuilder:
 
         stack_issues: list[LoadIssue] = []
         if n > 2:
-            expected = np.array([origin + k * step_vec for k in range(n)])
-            actual = [(k, p) for k, p in enumerate(positions) if p is not None]
-            worst_k, worst = max(((k, float(np.linalg.norm(p - expected[k]))) for k, p in actual),
-                                 key=lambda t: t[1])
+            ks = np.array([k for k, p in enumerate(positions) if p is not None])
+            actual = np.array([p for p in positions if p is not None])
+            expected = origin + ks[:, None] * step_vec
+            deviation = np.sqrt(((actual - expected) ** 2).sum(axis=1))
+            worst_at = int(np.argmax(deviation))
+            worst_k, worst = int(ks[worst_at]), float(deviation[worst_at])
             step_mm = float(np.linalg.norm(step_vec))
             if worst > max(0.05, 0.05 * step_mm):
                 self.issue(Severity.WARNING, "dicom.uneven-spacing",
@@ -419,7 +456,7 @@ def _build_series(headers: list[DicomFileHeader]) -> Series:
     builder = _StackBuilder(first.series_uid, _series_label(first))
     planes = [p for h in headers for p in _planes(h)]
     invalid: list[_Plane] = []
-    for p in planes:
+    for p in (planes[k] for k in _suspect_geometry(planes)):
         problem = p.geometry_problem()
         if problem is None:
             continue
@@ -468,7 +505,8 @@ def _build_series(headers: list[DicomFileHeader]) -> Series:
         for grid_planes in by_grid.values():
             for cluster in _orientation_clusters(grid_planes):
                 normal = cluster[0].normal()
-                along = np.array([np.asarray(p.geometry.position_lps) @ normal for p in cluster])
+                along = np.array([p.geometry.position_lps for p in cluster],
+                                 dtype=np.float64).reshape(-1, 3) @ normal
                 groups_, alongs = builder._dedupe(cluster, along)
                 for group, group_along in zip(groups_, alongs, strict=True):
                     blocks = builder.guarded(builder._blocks, list(group), np.asarray(group_along))
@@ -572,3 +610,333 @@ def _with_series(h: DicomFileHeader, series_uid: str) -> DicomFileHeader:
     from dataclasses import replace
 
     return replace(h, series_uid=series_uid)
+
+
+# -- the assembly cache ---------------------------------------------------------------------
+#
+# Re-opening an unchanged tree should cost about a directory walk. The header index spares the
+# header reads; this cache spares the assembly: patients, studies, series and stacks (everything
+# but pixels) are kept beside the index, keyed by a digest of the paths, sizes and modification
+# times of the files they were built from, and checked like the index (a checksum line, then
+# every field for its type). Damage of any kind means: assemble again, with an INFO issue.
+
+#: Bump when the assembly (or what the cache stores) changes: older entries are then ignored.
+_ASSEMBLY_VERSION = 1
+_ASSEMBLY_MAGIC = b"LVASM"
+ASSEMBLY_REBUILT_CODE = "assembly-cache.rebuilt"
+
+
+class _DamagedAssembly(Exception):
+    """Internal: a cached assembly is not what this module writes."""
+
+
+def _issue_doc(issue: LoadIssue) -> list[Any]:
+    return [int(issue.severity), issue.code, issue.message, issue.path]
+
+
+def _issue_from_doc(doc: Any) -> LoadIssue:
+    if type(doc) is not list or len(doc) != 4:
+        raise _DamagedAssembly("an issue is not a record")
+    severity, code, message, path = doc
+    if (type(severity) is not int or severity not in {int(s) for s in Severity}
+            or type(code) is not str or type(message) is not str
+            or not (path is None or type(path) is str)):
+        raise _DamagedAssembly("an issue is damaged")
+    return LoadIssue(Severity(severity), code, message, path)
+
+
+def _issues_from_doc(doc: Any) -> list[LoadIssue]:
+    if type(doc) is not list:
+        raise _DamagedAssembly("issues are not a list")
+    return [_issue_from_doc(d) for d in doc]
+
+
+def _finite_json(value: Any) -> bool:
+    """Whether JSON keeps ``value`` as it is (NaN and infinities would come back as null)."""
+    if type(value) is float:
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_finite_json(v) for v in value)
+    return value is None or type(value) in (str, int, bool)
+
+
+#: Stack meta entries, with the JSON types each may take (checked on load).
+_META_SCALARS: dict[str, tuple[type, ...]] = {
+    "series_uid": (str,), "study_uid": (str,), "patient_position": (str,),
+    "slice_thickness_mm": (float, int, type(None)), "slice_spacing_mm": (float, int, type(None)),
+    "slice_gap_mm": (float, int, type(None)),
+    "spacing_between_slices_tag_mm": (float, int, type(None)),
+    "frame_of_reference_uid": (str,), "modality": (str,), "description": (str,),
+    "transfer_syntax": (str,), "bits_stored": (int,), "has_patient_geometry": (bool,),
+}
+_META_KEYS = frozenset(_META_SCALARS) | {"window", "positions_lps", "files", "frames"}
+
+
+def _stack_doc(stack: ImageStack) -> dict[str, Any] | None:
+    meta = dict(stack.meta)
+    if set(meta) - _META_KEYS or not all(_finite_json(v) for v in meta.values()):
+        return None
+    return {"uid": stack.uid, "shape": list(stack.geometry.shape_kji),
+            "affine": stack.geometry.ijk_to_lps.ravel().tolist(), "meta": meta,
+            "issues": [_issue_doc(i) for i in stack.issues]}
+
+
+def _collection_doc(collection: StudyCollection) -> dict[str, Any] | None:
+    """The assembled structure as JSON-ready data, or None when it cannot be kept exactly."""
+    patients = []
+    for patient in collection.patients:
+        studies = []
+        for study in patient.studies:
+            series_docs = []
+            for series in study.series:
+                stacks = [_stack_doc(k) for k in series.stacks]
+                if any(s is None for s in stacks):
+                    return None
+                series_docs.append({
+                    "uid": series.uid, "description": series.description,
+                    "modality": series.modality, "number": series.number,
+                    "for": series.frame_of_reference_uid,
+                    "issues": [_issue_doc(i) for i in series.issues], "stacks": stacks})
+            studies.append({"uid": study.uid, "description": study.description,
+                            "date": study.date, "series": series_docs})
+        patients.append({"id": patient.id, "name": patient.name, "studies": studies})
+    return {"patients": patients, "issues": [_issue_doc(i) for i in collection.issues]}
+
+
+def _field(doc: Any, key: str, *types: type) -> Any:
+    if type(doc) is not dict or key not in doc:
+        raise _DamagedAssembly(f"{key} is missing")
+    value = doc[key]
+    if type(value) not in types:
+        raise _DamagedAssembly(f"{key} has the wrong type")
+    return value
+
+
+def _list_of(values: Any, types: tuple[type, ...], what: str) -> list[Any]:
+    if type(values) is not list or not all(type(v) in types for v in values):
+        raise _DamagedAssembly(f"{what} is not a list of the right type")
+    return values
+
+
+class _LazySources:
+    """The pixel sources of a cached stack, resolved through the scan when pixels are first
+    asked for (building 48,000 header records up front is what the cache avoids)."""
+
+    def __init__(self, headers: Callable[[str], DicomFileHeader | None], files: list[str | None],
+                 frames: list[int | None], shape_rc: tuple[int, int]) -> None:
+        self.headers = headers
+        self.files = files
+        self.frames = frames
+        self.shape_rc = shape_rc
+
+    def __call__(self) -> tuple[npt.NDArray[Any], list[LoadIssue]]:
+        sources: list[SliceSource | None] = []
+        for path, frame in zip(self.files, self.frames, strict=True):
+            header = None if path is None else self.headers(path)
+            sources.append(None if header is None or frame is None else SliceSource(header, frame))
+        array, issues = decode_stack(sources, self.shape_rc)
+        issues.extend(_padding_issues(array, sources))
+        return array, issues
+
+
+def _stack_from_doc(doc: Any, series_uid: str, known: Callable[[str], bool],
+                    headers: Callable[[str], DicomFileHeader | None]) -> ImageStack:
+    uid = _field(doc, "uid", str)
+    shape = _list_of(_field(doc, "shape", list), (int,), "shape")
+    affine = _list_of(_field(doc, "affine", list), (float, int), "affine")
+    if len(shape) != 3 or len(affine) != 16:
+        raise _DamagedAssembly("the geometry has the wrong size")
+    geometry = VolumeGeometry((shape[0], shape[1], shape[2]),
+                              np.asarray(affine, dtype=np.float64).reshape(4, 4))
+    meta_doc = _field(doc, "meta", dict)
+    if not set(meta_doc) <= _META_KEYS:
+        raise _DamagedAssembly("the stack description has other entries")
+    # Entries in their stored order (stacks without patient geometry have fewer of them).
+    meta: dict[str, Any] = dict.fromkeys(meta_doc)
+    for key, types in _META_SCALARS.items():
+        if key in meta_doc:
+            meta[key] = _field(meta_doc, key, *types)
+    window = _field(meta_doc, "window", list, type(None))
+    if window is not None:
+        _list_of(window, (float, int), "window")
+        if len(window) != 2:
+            raise _DamagedAssembly("the window is not a pair")
+        window = (window[0], window[1])
+    meta["window"] = window
+    n = geometry.shape_kji[0]
+    positions = _list_of(_field(meta_doc, "positions_lps", list), (list, type(None)), "positions")
+    for p in positions:
+        if p is not None:
+            _list_of(p, (float, int), "a position")
+            if len(p) != 3:
+                raise _DamagedAssembly("a position is not three numbers")
+    files = _list_of(_field(meta_doc, "files", list), (str, type(None)), "files")
+    frames = _list_of(_field(meta_doc, "frames", list), (int, type(None)), "frames")
+    if not len(positions) == len(files) == len(frames) == n:
+        raise _DamagedAssembly("a stack's slices do not match its size")
+    if any((f is None) != (k is None) or (k is not None and k < 0) for f, k in zip(files, frames, strict=True)):
+        raise _DamagedAssembly("a slice's frame does not match its file")
+    if not all(f is None or known(f) for f in files):
+        raise _DamagedAssembly("a stack names a file that was not scanned")
+    meta["positions_lps"] = positions
+    meta["files"] = files
+    meta["frames"] = frames
+    loader = _LazySources(headers, files, frames, (geometry.shape_kji[1], geometry.shape_kji[2]))
+    return ImageStack(uid, series_uid, geometry, meta, loader,
+                      _issues_from_doc(_field(doc, "issues", list)))
+
+
+def _collection_from_doc(doc: Any, path: str, known: Callable[[str], bool],
+                         headers: Callable[[str], DicomFileHeader | None]) -> StudyCollection:
+    collection = StudyCollection(path=path, issues=_issues_from_doc(_field(doc, "issues", list)))
+    for p in _field(doc, "patients", list):
+        patient = Patient(id=_field(p, "id", str), name=_field(p, "name", str))
+        for st in _field(p, "studies", list):
+            study = Study(uid=_field(st, "uid", str), description=_field(st, "description", str),
+                          date=_field(st, "date", str))
+            for s in _field(st, "series", list):
+                series = Series(uid=_field(s, "uid", str),
+                                description=_field(s, "description", str),
+                                modality=_field(s, "modality", str),
+                                number=_field(s, "number", int, type(None)),
+                                frame_of_reference_uid=_field(s, "for", str, type(None)),
+                                issues=_issues_from_doc(_field(s, "issues", list)))
+                series.stacks = [_stack_from_doc(k, series.uid, known, headers)
+                                 for k in _field(s, "stacks", list)]
+                study.series.append(series)
+            patient.studies.append(study)
+        collection.patients.append(patient)
+    return collection
+
+
+class AssemblyCache:
+    """Assembled structures of the folders of one scan, kept beside its header index.
+
+    One file per scanned root (``assembly-<digest>.json`` in the index folder) holding one entry
+    per assembled folder: its state key (:meth:`ScanResult.state_key`) and its structure.
+    Use :meth:`assemble` for each folder, then :meth:`save` once.
+    """
+
+    def __init__(self, scan: ScanResult, cache: IndexCache | None) -> None:
+        self.scan = scan
+        self.cache = cache
+        self._entries: dict[str, Any] | None = None
+        self._damage: str | None = None
+        self._changed = False
+        self._known: set[str] | None = None
+        self.n_hits = 0
+
+    def _file(self) -> Path:
+        assert self.cache is not None
+        index_file = self.cache._file_for(self.scan.root)
+        return index_file.with_name(index_file.name.replace("index-", "assembly-", 1))
+
+    def _load(self) -> dict[str, Any]:
+        if self._entries is not None:
+            return self._entries
+        self._entries = {}
+        if self.cache is None:
+            return self._entries
+        try:
+            data = self._file().read_bytes()
+        except FileNotFoundError:
+            return self._entries
+        except OSError as exc:
+            self._damage = f"it cannot be read ({exc.strerror or exc})"
+            return self._entries
+        try:
+            self._entries = _parse_assembly_file(data, os.path.abspath(self.scan.root))
+        except _DamagedAssembly as exc:
+            self._damage = str(exc)
+        except (Exception, RecursionError) as exc:  # any damage: assemble again
+            self._damage = type(exc).__name__
+        return self._entries
+
+    def _is_scanned(self, path: str) -> bool:
+        if self._known is None:
+            self._known = set(self.scan.paths)
+        return path in self._known
+
+    def assemble(self, path: str, folder: str | None = None,
+                 issues: Sequence[LoadIssue] = ()) -> StudyCollection:
+        """The assembly of the scanned files below ``folder`` (all of them for None), from the
+        cache when nothing they depend on changed; ``issues`` go first, as with
+        :func:`assemble`."""
+        if self.cache is None:
+            headers = self.scan.headers if folder is None else self.scan.headers_under(folder)
+            return assemble(headers, path, issues)
+        entries = self._load()
+        name = os.path.abspath(folder or self.scan.root) + "\n" + path
+        key = self.scan.state_key(folder)
+        rebuilt: list[LoadIssue] = []
+        entry = entries.get(name)
+        if self._damage is not None:
+            rebuilt.append(_assembly_rebuilt_issue(path, self._damage))
+            self._damage = None
+        elif type(entry) is dict and entry.get("key") == key:
+            try:
+                with _gc_paused():
+                    found = _collection_from_doc(entry.get("collection"), path, self._is_scanned,
+                                                 self.scan.header_for)
+                found.issues[:0] = list(issues)
+                self.n_hits += 1
+                return found
+            except Cancelled:
+                raise
+            except (Exception, RecursionError) as exc:  # any damage: assemble again
+                why = str(exc) if isinstance(exc, _DamagedAssembly) else type(exc).__name__
+                rebuilt.append(_assembly_rebuilt_issue(path, why))
+        headers = self.scan.headers if folder is None else self.scan.headers_under(folder)
+        collection = assemble(headers, path)
+        doc = _collection_doc(collection)
+        if doc is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = {"key": key, "collection": doc}
+        self._changed = True
+        collection.issues[:0] = [*issues, *rebuilt]
+        return collection
+
+    def save(self) -> None:
+        """Write the entries if any changed; failures are silent (the cache is an optimisation)."""
+        if self.cache is None or not self._changed or self._entries is None:
+            return
+        body = orjson.dumps({"version": _ASSEMBLY_VERSION, "root": os.path.abspath(self.scan.root),
+                             "entries": self._entries})
+        head = _assembly_head(body)
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(self._file(), head + body)
+        self._changed = False
+
+
+def _assembly_rebuilt_issue(path: str, why: str) -> LoadIssue:
+    return LoadIssue(Severity.INFO, ASSEMBLY_REBUILT_CODE,
+                     f"the cached assembly of this folder could not be used ({why}); the series "
+                     "were assembled again from the headers", path)
+
+
+def _assembly_head(body: bytes) -> bytes:
+    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+    return _ASSEMBLY_MAGIC + f"{_ASSEMBLY_VERSION} {digest}\n".encode("ascii")
+
+
+def _parse_assembly_file(data: bytes, root: str) -> dict[str, Any]:
+    """Check an assembly file: its entries, or {} for another version or root. Raises
+    _DamagedAssembly (or whatever orjson raises) when it is damaged."""
+    head, sep, body = data.partition(b"\n")
+    if not sep or not head.startswith(_ASSEMBLY_MAGIC):
+        raise _DamagedAssembly("it is not a lumbarview assembly cache")
+    version, _, digest = head[len(_ASSEMBLY_MAGIC):].decode("ascii", "replace").partition(" ")
+    if version != str(_ASSEMBLY_VERSION):
+        return {}
+    if hashlib.blake2b(body, digest_size=16).hexdigest() != digest:
+        raise _DamagedAssembly("its checksum does not match its contents")
+    doc = orjson.loads(body)
+    if type(doc) is not dict or doc.get("version") != _ASSEMBLY_VERSION:
+        raise _DamagedAssembly("it does not hold an assembly cache")
+    if doc.get("root") != root:
+        return {}
+    entries = doc.get("entries")
+    if type(entries) is not dict:
+        raise _DamagedAssembly("it has no entries")
+    return entries

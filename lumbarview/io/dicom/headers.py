@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -275,6 +276,237 @@ class _RawValues:
         return None if values is None else values[0]
 
 
+
+# -- fast path: one pass over the bytes of a plain explicit VR little-endian file -------------
+
+_EXPLICIT_VRS = frozenset(
+    b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
+    b"UN UR US UT UV".split())
+#: Explicit VR encodings with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
+_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+#: VRs whose empty value pydicom keeps as b"" (the others as None).
+_TEXT_VRS = frozenset(v.decode() for v in b"AE AS CS DA DT LO LT PN SH ST TM UC UI UR UT".split())
+#: Transfer syntaxes whose data set is explicit VR little endian (everything but implicit VR,
+#: big endian and deflated); the compressed ones differ only in their pixel data.
+_FAST_TS_EXCLUDED = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.2", DEFLATED_UID})
+#: Most single-frame files (a scanner's header and the pixels) are read in one call.
+_FAST_FIRST_READ = 1 << 20
+_FAST_MAX_HEADER = 16 << 20
+_FAST_MAX_DEPTH = 16
+_FAST_TAGS = frozenset(_TAGS.values()) | {0x00080005}
+#: Enhanced (functional group) files go through pydicom: their geometry is in sequences.
+_FAST_REFUSED_TAGS = frozenset({_TAGS["SharedFunctionalGroupsSequence"],
+                                _TAGS["PerFrameFunctionalGroupsSequence"]})
+_ITEM, _ITEM_END, _SEQ_END = 0xE000, 0xE00D, 0xE0DD
+_unpack_tag_vr = struct.Struct("<HH2s").unpack_from
+_unpack_u16 = struct.Struct("<H").unpack_from
+_unpack_u32 = struct.Struct("<I").unpack_from
+_unpack_item = struct.Struct("<HHI").unpack_from
+
+
+class _NotPlain(Exception):
+    """Internal: the file is not a plain explicit VR little-endian file; read it with pydicom."""
+
+
+class _NeedMore(Exception):
+    """Internal: the header goes on past the bytes read so far."""
+
+
+class _FastElement:
+    __slots__ = ("VR", "value")
+    is_little_endian = True
+
+    def __init__(self, vr: str, value: bytes | None) -> None:
+        self.VR = vr
+        self.value = value
+
+
+class _FastDataset:
+    """The few top-level elements the scan reads, as raw bytes (stands in for a pydicom
+    Dataset in :class:`_RawValues`)."""
+
+    is_implicit_VR = False
+
+    def __init__(self, elements: dict[int, _FastElement]) -> None:
+        self.elements = elements
+
+    def get_item(self, tag: int) -> _FastElement | None:
+        return self.elements.get(tag)
+
+    def get(self, keyword: str) -> None:
+        return None  # only reached for empty values, which read as missing
+
+    def __contains__(self, keyword: str) -> bool:
+        return _TAGS[keyword] in self.elements
+
+
+def _element_head(buf: bytes, pos: int) -> tuple[int, str, int, int]:
+    """(tag, VR, value length, value offset) of the explicit VR LE element at ``pos``."""
+    if pos + 8 > len(buf):
+        raise _NeedMore(pos + 8)
+    group, elem, vr = _unpack_tag_vr(buf, pos)
+    if vr not in _EXPLICIT_VRS:
+        raise _NotPlain("not an explicit VR")
+    if vr in _LONG_VRS:
+        if pos + 12 > len(buf):
+            raise _NeedMore(pos + 12)
+        return (group << 16) | elem, vr.decode("ascii"), _unpack_u32(buf, pos + 8)[0], pos + 12
+    return (group << 16) | elem, vr.decode("ascii"), _unpack_u16(buf, pos + 6)[0], pos + 8
+
+
+def _skip_sequence(buf: bytes, pos: int, depth: int) -> int:
+    """Position after a sequence of undefined length whose first item starts at ``pos``."""
+    if depth > _FAST_MAX_DEPTH:
+        raise _NotPlain("sequences nested too deeply")
+    while True:
+        if pos + 8 > len(buf):
+            raise _NeedMore(pos + 8)
+        group, elem, length = _unpack_item(buf, pos)
+        pos += 8
+        if group != 0xFFFE:
+            raise _NotPlain("a sequence holds something other than items")
+        if elem == _SEQ_END:
+            return pos
+        if elem != _ITEM:
+            raise _NotPlain("unexpected delimiter in a sequence")
+        if length != _UNDEFINED_LENGTH:
+            pos += length
+            continue
+        while True:  # an item of undefined length: elements up to its delimiter
+            if pos + 8 > len(buf):
+                raise _NeedMore(pos + 8)
+            group, elem, length = _unpack_item(buf, pos)
+            if group == 0xFFFE:
+                if elem != _ITEM_END:
+                    raise _NotPlain("unexpected delimiter in an item")
+                pos += 8
+                break
+            _, vr, length, pos = _element_head(buf, pos)
+            if length == _UNDEFINED_LENGTH:
+                if vr != "SQ":
+                    raise _NotPlain("undefined length outside a sequence")
+                pos = _skip_sequence(buf, pos, depth + 1)
+            else:
+                pos += length
+
+
+_UID_RE = re.compile(rb"[0-9.]{0,64}")
+
+
+def _plain_meta_value(vr: str, value: bytes) -> bool:
+    """Whether a file meta value is one pydicom converts without a warning or an error (it
+    converts the whole file meta group, unlike the data set); anything else is left to
+    pydicom, which reports it."""
+    if vr == "UL":
+        return len(value) == 4
+    if vr == "US":
+        return len(value) == 2
+    if vr == "UI":
+        return _UID_RE.fullmatch(value.rstrip(b" \x00")) is not None
+    if vr in ("AE", "SH"):
+        return len(value) <= 16 and b"\\" not in value
+    return vr == "OB"
+
+
+def _parse_plain(buf: bytes, file_size: int) -> tuple[
+        dict[int, _FastElement], str, str, int | None, int | None, bool]:
+    """One pass over a Part 10 file: (elements, transfer syntax, media SOP class, pixel
+    offset, pixel length, stopped at pixel data). Raises _NotPlain for anything but a plain
+    explicit VR little-endian data set, _NeedMore when more bytes must be read."""
+    if len(buf) < 132 or buf[128:132] != b"DICM":
+        raise _NotPlain("no DICM prefix")
+    pos = 132
+    ts = media_class = ""
+    n = len(buf)
+    while True:  # file meta information (PS3.10 7.1), always explicit VR little endian
+        if pos + 8 > n:
+            raise _NeedMore(pos + 8)
+        if _unpack_u16(buf, pos)[0] != 0x0002:
+            break
+        tag, vr, length, start = _element_head(buf, pos)
+        if length == _UNDEFINED_LENGTH:
+            raise _NotPlain("undefined length in the file meta")
+        pos = start + length
+        if pos > n:
+            raise _NeedMore(pos)
+        if not _plain_meta_value(vr, buf[start:pos]):
+            raise _NotPlain("a file meta element pydicom would warn about or refuse")
+        if tag == 0x00020010:
+            ts = buf[start:pos].decode("latin-1").strip(" \x00")
+        elif tag == 0x00020002:
+            media_class = buf[start:pos].decode("latin-1").strip(" \x00")
+    if not ts or ts in _FAST_TS_EXCLUDED:
+        raise _NotPlain("transfer syntax")
+    elements: dict[int, _FastElement] = {}
+    wanted, refused, long_vrs, explicit_vrs = _FAST_TAGS, _FAST_REFUSED_TAGS, _LONG_VRS, _EXPLICIT_VRS
+    unpack_tag_vr, unpack_u16, unpack_u32 = _unpack_tag_vr, _unpack_u16, _unpack_u32
+    while pos < file_size:
+        # The element header, inline (this loop runs once per element of every file).
+        if pos + 8 > n:
+            raise _NeedMore(pos + 8)
+        group, elem, vr = unpack_tag_vr(buf, pos)
+        if vr in long_vrs:
+            if pos + 12 > n:
+                raise _NeedMore(pos + 12)
+            length = unpack_u32(buf, pos + 8)[0]
+            start = pos + 12
+        elif vr in explicit_vrs:
+            length = unpack_u16(buf, pos + 6)[0]
+            start = pos + 8
+        else:
+            raise _NotPlain("not an explicit VR")
+        tag = (group << 16) | elem
+        if tag == 0x7FE00010:
+            if vr not in (b"OB", b"OW"):
+                raise _NotPlain("pixel data VR")
+            if length == _UNDEFINED_LENGTH:  # encapsulated: decoded through pydicom
+                return elements, ts, media_class, None, None, True
+            if ts != ExplicitVRLittleEndian:
+                return elements, ts, media_class, None, None, True
+            return elements, ts, media_class, start, length, True
+        if group == 0xFFFE or group < 0x0008:
+            raise _NotPlain("a delimiter or file meta element in the data set")
+        if tag in refused:
+            raise _NotPlain("enhanced multi-frame")
+        if length == _UNDEFINED_LENGTH:
+            if vr != b"SQ":
+                raise _NotPlain("undefined length outside a sequence")
+            pos = _skip_sequence(buf, start, 1)
+            continue
+        pos = start + length
+        if tag in wanted:
+            if pos > n:
+                raise _NeedMore(pos)
+            vr_text = vr.decode("ascii")
+            value = buf[start:pos] if length else (b"" if vr_text in _TEXT_VRS else None)
+            elements[tag] = _FastElement(vr_text, value)
+    if pos != file_size:
+        raise _NotPlain("the last element runs past the end of the file")
+    return elements, ts, media_class, None, None, False
+
+
+def _read_plain(path: str, file_size: int) -> tuple[
+        dict[int, _FastElement], str, str, int | None, int | None, bool] | None:
+    """The fast scan of one file, or None when pydicom must read it."""
+    want = min(file_size, _FAST_FIRST_READ)
+    with open(path, "rb") as fh:
+        buf = fh.read(want)
+        while True:
+            try:
+                return _parse_plain(buf, file_size)
+            except _NotPlain:
+                return None
+            except _NeedMore as more:
+                needed = int(more.args[0])
+                if len(buf) >= file_size or needed > _FAST_MAX_HEADER:
+                    return None  # truncated, or a very long header: pydicom says what is wrong
+                want = min(file_size, max(needed + _FAST_FIRST_READ, 2 * len(buf)))
+                fh.seek(0)
+                buf = fh.read(want)
+            except (struct.error, ValueError, UnicodeDecodeError):
+                return None
+
+
 def _frame_geometries(ds: Dataset, n_frames: int, raw: _RawValues) -> tuple[FrameGeometry, ...]:
     """Per-frame geometry: classic attributes, or Enhanced functional groups (C.7.6.16)."""
     shared = _first_item(ds, "SharedFunctionalGroupsSequence")
@@ -443,8 +675,15 @@ def read_deflated(fp: BinaryIO, path: str | Path, max_bytes: int,
     return ds
 
 
-def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFileHeader:
+def read_header(path: str | Path, stat: os.stat_result | None = None,
+                fast: bool = True) -> DicomFileHeader:
     """Read the header of one file.
+
+    A plain explicit VR little-endian Part 10 file (what scanners and PACS write, whatever the
+    pixel compression) is read in one pass over its bytes, keeping only the attributes the
+    scan needs; any other file, and any file the fast pass finds unusual (implicit VR, big
+    endian, deflated, enhanced multi-frame, another character set, a damaged or truncated
+    element), goes through pydicom. ``fast=False`` forces pydicom (used by tests to compare).
 
     Raises
     ------
@@ -457,6 +696,18 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
     """
     path = str(path)
     st = stat or os.stat(path)
+    if fast:
+        plain = _read_plain(path, st.st_size)
+        if plain is not None:
+            elements, ts, media_class, offset, length, at_pixels = plain
+            fast_ds = _FastDataset(elements)
+            raw = _RawValues(cast(Dataset, fast_ds))
+            if raw.plain_text:
+                has_pixels = at_pixels or (
+                    "Rows" in fast_ds and "Columns" in fast_ds and "BitsAllocated" in fast_ds)
+                return _header_from(path, st, cast(Dataset, fast_ds), raw,
+                                    raw.text("SOPClassUID") or media_class, ts, has_pixels,
+                                    offset, length, [])
     with open(path, "rb") as fp:
         has_prefix, maybe_deflated = _sniff(fp)
         try:
@@ -490,6 +741,14 @@ def read_header(path: str | Path, stat: os.stat_result | None = None) -> DicomFi
         ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
     if not ts and not has_prefix:
         ts = str(ImplicitVRLittleEndian) if ds.is_implicit_VR else str(ExplicitVRLittleEndian)
+    return _header_from(path, st, ds, raw, sop_class, ts, has_pixels, offset, length,
+                        list(caught))
+
+
+def _header_from(path: str, st: os.stat_result, ds: Dataset, raw: _RawValues, sop_class: str,
+                 ts: str, has_pixels: bool, offset: int | None, length: int | None,
+                 caught: list[warnings.WarningMessage]) -> DicomFileHeader:
+    """The header record from the elements read (by pydicom or by the fast pass)."""
     n_frames = raw.int_("NumberOfFrames") or 1
     if n_frames < 1:
         n_frames = 1

@@ -14,7 +14,7 @@ from lumbarview.core.errors import Cancelled, LoadError, NothingToOpenError
 from lumbarview.core.labels import LabelScheme
 from lumbarview.core.limits import ResourceLimitError
 from lumbarview.core.types import LoadIssue, Severity, StudyCollection
-from lumbarview.io.dicom.assemble import assemble
+from lumbarview.io.dicom.assemble import AssemblyCache
 from lumbarview.io.dicom.scan import IndexCache, ProgressCallback, scan_paths
 
 USER_SCHEME_FILE = "lumbarview-labels.json"
@@ -77,21 +77,24 @@ class OpenContext:
         """Scan ``folder`` once and assemble each case folder (or each patient) apart."""
         scan = scan_paths(folder, cache=self.cache, progress=self.progress, cancel=self.cancel)
         self.dataset.issues.extend(scan.issues)
+        # Assemblies come from the cache beside the header index when their files are unchanged.
+        assembly = AssemblyCache(scan, self.cache)
         cases: list[Case] = []
         if case_folders is not None:
             for case_dir in case_folders:
-                headers = scan.headers_under(str(case_dir))
                 case = Case(id=case_dir.name)
-                if not headers:
+                if not scan.count_under(str(case_dir)):
                     self.issue(Severity.WARNING, "case.no-images",
                                "this case folder holds no DICOM image", case_dir, case)
                 else:
-                    collection = assemble(headers, str(case_dir))
+                    collection = assembly.assemble(str(case_dir), str(case_dir))
                     case.series = collection.all_series()
                     case.issues.extend(collection.issues)
                 cases.append(case)
+            assembly.save()
             return cases
-        collection = assemble(scan.headers, str(folder))
+        collection = assembly.assemble(str(folder))
+        assembly.save()
         return self.cases_from_collection(collection)
 
     @staticmethod
