@@ -61,7 +61,7 @@ def image_stack(case: Case, series: str) -> ImageStack | None:
 
 
 def key_plane(part: PartGeometry, field_mm: float = FIELD_MM, pixel_mm: float = PIXEL_MM) -> ViewPlane:
-    n = int(round(field_mm / pixel_mm))
+    n = round(field_mm / pixel_mm)
     return ViewPlane.centred(part.centre_lps, part.right_lps, part.down_lps, (pixel_mm, pixel_mm), (n, n))
 
 

@@ -30,6 +30,7 @@ from lumbarview.ui.actions import build_menus
 from lumbarview.ui.items.overlay_items import OverlayItems
 from lumbarview.ui.panels.browser import SeriesTree
 from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
+from lumbarview.ui.panels.levels import LevelsController
 from lumbarview.ui.settings import Settings
 from lumbarview.ui.start_page import StartPage
 from lumbarview.ui.threading import Worker, call_in_gui_thread
@@ -95,6 +96,12 @@ class MainWindow(QtWidgets.QMainWindow):
          self.summary_dock) = self.docks
         self.tag_dock.hide()
         self.issues_dock.hide()
+        # -- the engine's levels panel and exports (ui/panels/levels.py) --
+        self.levels = LevelsController(self)
+        self.levels_dock = self._dock("Levels", self.levels.panel, R)
+        self.docks.append(self.levels_dock)
+        self.levels_dock.hide()
+        # --
         build_menus(self)
         self.session.undo.changed.connect(self._on_history)
         self._on_history()

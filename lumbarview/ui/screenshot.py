@@ -4,7 +4,8 @@ Keys: ``case``, ``cursor_lps``, ``layout``, ``docks`` (``name``, ``visible``), `
 (``name``, ``rect_px`` [x, y, width, height] in the PNG's pixels, ``series``, ``mode``
 (native, reformat or empty), ``plane`` (``origin_lps``, ``right_lps``, ``down_lps``,
 ``normal_lps``: unit vectors of screen right and screen down), ``letters`` (``left``,
-``right``, ``top``, ``bottom``), ``note``).
+``right``, ``top``, ``bottom``), ``note``), ``engine`` (the rows the levels panel shows, with the
+keys of ``lumbarview measure`` rows; empty until the case is measured).
 """
 
 from __future__ import annotations
@@ -46,4 +47,5 @@ def sidecar(window: MainWindow) -> dict[str, Any]:
         "native_orientation": session.native_orientation,
         "docks": [{"name": dock.windowTitle(), "visible": dock.isVisible()} for dock in window.docks],
         "views": views,
+        "engine": window.levels.panel.shown_rows(),
     }
