@@ -4,7 +4,8 @@ A row has the keys of ``lumbarview measure`` rows (:data:`~lumbarview.services.m
 + :data:`~lumbarview.services.measure_case.EXTRA_KEYS`) plus ``source`` (``engine``, ``manual``,
 ``dataset``) and ``engine_version`` (empty for a manual measurement). The functions take plain
 rows, so the manual measurements of the measurement document can be passed in beside the
-engine's. ``position_lps`` is a list of three numbers in JSON and ``x;y;z`` in CSV. Files are
+engine's. ``position_lps`` is a list of three numbers in JSON and ``x;y;z`` in CSV (where an
+empty cell is null: an empty text reads back as None). Files are
 written atomically.
 
 JSON: ``{"format": "lumbarview-measurements", "version": 1, "case": ..., "rows": [...]}``.

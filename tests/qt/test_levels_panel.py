@@ -90,7 +90,7 @@ def test_click_on_a_canal_row_shows_the_engine_contour_on_its_plane(qtbot, measu
     assert float(plane.signed_distance_mm(part.centre_lps)) == pytest.approx(0.0, abs=1e-6)
     assert np.allclose(measured.session.cursor.crosshair, part.centre_lps)
     contour = next(line for line in part.polylines if line.name == "canal contour")
-    assert [line.name for line in measured.levels.overlays["axial"].shown()][0] == "canal contour"
+    assert next(line.name for line in measured.levels.overlays["axial"].shown()) == "canal contour"
 
     yellow = _yellow(view.graphics.grab().toImage())
     assert int(yellow.sum()) > before + 100
@@ -101,7 +101,7 @@ def test_click_on_a_canal_row_shows_the_engine_contour_on_its_plane(qtbot, measu
         x, y = view.to_scene(lps)
         scene = view.viewbox.mapViewToScene(QtCore.QPointF(x, y))
         p = view.graphics.mapFromScene(scene)
-        c, r = int(round(p.x() * ratio)), int(round(p.y() * ratio))
+        c, r = round(p.x() * ratio), round(p.y() * ratio)
         hits += bool(yellow[max(r - 2, 0):r + 3, max(c - 2, 0):c + 3].any())
     assert hits >= 0.9 * len(contour.points_lps[::8])
     # The contour is not drawn on a plane it does not lie on (the sagittal).
