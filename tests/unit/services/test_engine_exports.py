@@ -92,7 +92,8 @@ def test_csv_and_json_round_trip_engine_and_manual_rows(spider, tmp_path) -> Non
         export.write(tmp_path / "m.txt", rows)
 
 
-@pytest.mark.parametrize("name", ["not_json.json", "wrong_format.json", "bad_value.csv", "truncated.json"])
+@pytest.mark.parametrize("name", ["measurements_not_json.json", "measurements_wrong_format.json",
+                                  "measurements_bad_value.csv", "measurements_truncated.json"])
 def test_hostile_measurement_files_give_a_clear_error(name: str) -> None:
     path = HOSTILE / name
     read = export.read_csv if name.endswith(".csv") else export.read_json
