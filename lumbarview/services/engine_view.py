@@ -136,8 +136,10 @@ def run_engine(case: Case, progress: Progress | None = None,
         mine = [r for r in rows if r["series"] == series]
         try:
             parts.extend(label_map_geometry(case, label_map, series, mine))
-        except (LumbarviewError, ValueError, MemoryError) as exc:
+        except LumbarviewError as exc:
             notes.append(f"{series}: the measured geometry could not be drawn ({exc})")
+        except Exception as exc:  # the drawing is an aid: its failure must not lose the values
+            notes.append(f"{series}: the measured geometry could not be drawn ({type(exc).__name__}: {exc})")
         step(n)
     return EngineResult(case.id, rows, parts, notes=notes)
 
