@@ -75,6 +75,10 @@ def build_menus(w: MainWindow) -> None:
     plane_menu.addAction("Shift+drag on the sagittal: plan an oblique axial").setEnabled(False)
     add_action(plane_menu, "&Standard planes", w.reset_planes, "Ctrl+R")
 
+    measure_menu = bar.addMenu("&Measure")
+    add_action(measure_menu, "&Measure this case", w.levels.measure, "Ctrl+M")
+    add_action(measure_menu, "&Export…", w.levels.export_dialog, "Ctrl+E")
+
     case_menu = bar.addMenu("&Case")
     add_action(case_menu, "&Next case", lambda: w.step_case(1), "Alt+Right")
     add_action(case_menu, "&Previous case", lambda: w.step_case(-1), "Alt+Left")

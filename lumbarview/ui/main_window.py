@@ -31,6 +31,7 @@ from lumbarview.ui.items.overlay_items import OverlayItems
 from lumbarview.ui.measure_binding import MeasureBinding
 from lumbarview.ui.panels.browser import SeriesTree
 from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
+from lumbarview.ui.panels.levels import LevelsController
 from lumbarview.ui.settings import Settings
 from lumbarview.ui.start_page import StartPage
 from lumbarview.ui.threading import Worker, call_in_gui_thread
@@ -103,6 +104,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.measure = MeasureBinding(self)
         self.measurement_dock = self._dock("Measurements", self.measure.panel, B)
         self.docks.append(self.measurement_dock)
+        # -- the engine's levels panel and exports (ui/panels/levels.py) --
+        self.levels = LevelsController(self)
+        self.levels_dock = self._dock("Levels", self.levels.panel, R)
+        self.docks.append(self.levels_dock)
+        self.levels_dock.hide()
+        # --
         build_menus(self)
         self.session.undo.changed.connect(self._on_history)
         self._on_history()

@@ -5,10 +5,11 @@ Keys: ``case``, ``cursor_lps``, ``layout``, ``docks`` (``name``, ``visible``), `
 (native, reformat or empty), ``plane`` (``origin_lps``, ``right_lps``, ``down_lps``,
 ``normal_lps``: unit vectors of screen right and screen down), ``letters`` (``left``,
 ``right``, ``top``, ``bottom``), ``note``), ``measurements`` (the case's: ``id``, ``kind``,
-``value`` (null when it has none), ``unit``, ``level``, ``side``). The 3D pane, when shown, is the
-view named ``3d`` with ``rect_px``, ``camera`` (``preset``, ``position_lps``, ``focal_point_lps``,
-``view_up_lps``) and ``actors`` (``name``, ``kind``: mesh, surface, points, curve or slice,
-``bounds_lps`` [xmin, xmax, ymin, ymax, zmin, zmax], ``visible``).
+``value`` (null when it has none), ``unit``, ``level``, ``side``), ``engine`` (the rows the levels
+panel shows, with the keys of ``lumbarview measure`` rows; empty until the case is measured). The
+3D pane, when shown, is the view named ``3d`` with ``rect_px``, ``camera`` (``preset``,
+``position_lps``, ``focal_point_lps``, ``view_up_lps``) and ``actors`` (``name``, ``kind``: mesh,
+surface, points, curve or slice, ``bounds_lps`` [xmin, xmax, ymin, ymax, zmin, zmax], ``visible``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def sidecar(window: MainWindow) -> dict[str, Any]:
         "docks": [{"name": dock.windowTitle(), "visible": dock.isVisible()} for dock in window.docks],
         "views": views,
         "measurements": measurement_rows(window),
+        "engine": window.levels.panel.shown_rows(),
     }
 
 
