@@ -36,6 +36,7 @@ from lumbarview.core.errors import Cancelled, LumbarviewError
 from lumbarview.core.geometry import FloatArray
 from lumbarview.core.labels import Role
 from lumbarview.measure.lumbar import LabelMapMeasurer
+from lumbarview.measure.sampling import SoftMask, nearest_labels
 from lumbarview.services.binding import labels_on_image
 from lumbarview.services.measure_case import measurable_label_maps, measure_case, series_name
 
@@ -180,13 +181,28 @@ def _position(row: dict[str, Any] | None) -> FloatArray | None:
     return np.asarray(row["position_lps"], dtype=np.float64)
 
 
-def _exit(m: LabelMapMeasurer, volume: npt.NDArray[np.float32], start: FloatArray, direction: FloatArray,
+def _exit(m: LabelMapMeasurer, mask: SoftMask, start: FloatArray, direction: FloatArray,
           limit: float) -> float:
-    d = m.first_exit(volume, start, direction, limit)
+    """The engine's own exit search (:meth:`LabelMapMeasurer.exits`) along one line."""
+    d = float(m.exits(mask, np.asarray(start, dtype=np.float64).reshape(1, 3),
+                      np.asarray(direction, dtype=np.float64).reshape(1, 3), limit)[0])
     return d if math.isfinite(d) else float("nan")
 
 
-def ray_contour(m: LabelMapMeasurer, volume: npt.NDArray[np.float32], centre: FloatArray, e1: FloatArray,
+def _labels_on_plane(m: LabelMapMeasurer, origin: FloatArray, e1: FloatArray, e2: FloatArray,
+                     r1: tuple[float, float], r2: tuple[float, float], step: float
+                     ) -> tuple[npt.NDArray[Any], FloatArray, FloatArray]:
+    """The label map's nearest labels on a grid of a plane (first axis along ``e1``)."""
+    s1 = np.arange(r1[0], r1[1] + step / 2, step)
+    s2 = np.arange(r2[0], r2[1] + step / 2, step)
+    to_ijk = m.g.lps_to_ijk[:3, :3]
+    c = m.g.lps_to_index(origin)
+    d1, d2 = to_ijk @ e1, to_ijk @ e2
+    coords = np.stack([c[a] + s1[:, None] * d1[a] + s2[None, :] * d2[a] for a in (2, 1, 0)])
+    return nearest_labels(m.labels, coords), s1, s2
+
+
+def ray_contour(m: LabelMapMeasurer, volume: SoftMask, centre: FloatArray, e1: FloatArray,
                 e2: FloatArray, limit: float = 25.0, n: int = _N_RAYS) -> FloatArray:
     """The 0.5 iso-line of a soft mask around ``centre`` in the plane (e1, e2), found along
     ``n`` rays (the section must be star-shaped around ``centre``, as a thecal sac is)."""
@@ -199,7 +215,7 @@ def ray_contour(m: LabelMapMeasurer, volume: npt.NDArray[np.float32], centre: Fl
     return np.asarray(points, dtype=np.float64).reshape(-1, 3)
 
 
-def _chord(m: LabelMapMeasurer, volume: npt.NDArray[np.float32], centre: FloatArray, direction: FloatArray,
+def _chord(m: LabelMapMeasurer, volume: SoftMask, centre: FloatArray, direction: FloatArray,
            length: float | None) -> FloatArray | None:
     """A chord along ``direction`` centred between the mask's edges, ``length`` long (the
     engine's value) when given, else edge to edge."""
@@ -266,7 +282,7 @@ def _foramen_part(m: LabelMapMeasurer, series: str, level: str, side: str,
     bone = set().union(*(m.values_by_role.get(r, set()) for r in _BONE))
     walls = bone | {disc_value}
     step = max(m.fine * 1.5, 0.25)
-    lab, s_ap, s_u = m.sample_plane(m.labels, origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step, 0)
+    lab, s_ap, s_u = _labels_on_plane(m, origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step)
     free = ~np.isin(lab, list(walls))
     comps, _ = ndimage.label(free)
     a0 = int(np.argmin(np.abs(s_ap - float((centroid - origin) @ e_ap))))
@@ -282,7 +298,7 @@ def _foramen_part(m: LabelMapMeasurer, series: str, level: str, side: str,
         if not (region[0, :].any() or region[-1, :].any() or region[:, 0].any() or region[:, -1].any()):
             edges = region_edges(region, origin, e_ap, normal, s_ap, s_u, step)
             part.polylines.append(Polyline("foramen outline", edges, pairs=True))
-    free_soft = 1.0 - m.soft(walls)
+    free_soft = m.soft(walls, complement=True)
     up, dn = _exit(m, free_soft, centroid, normal, 40.0), _exit(m, free_soft, centroid, -normal, 40.0)
     if math.isfinite(up) and math.isfinite(dn):
         part.polylines.append(Polyline("foramen height", np.array([centroid - dn * normal, centroid + up * normal])))
