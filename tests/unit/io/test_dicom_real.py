@@ -78,6 +78,8 @@ def test_missing_decoder_message_names_what_to_install(
     from lumbarview.core.errors import MissingDecoderError
     from lumbarview.io.dicom import pixels
 
+    # Compressed data is decoded in a child process; decode here so that the patch applies.
+    monkeypatch.setenv("LUMBARVIEW_DECODE_IN_PROCESS", "1")
     monkeypatch.setattr(pixels, "_decode_with_gdcm", lambda header: None)
     with pytest.raises(MissingDecoderError) as info:
         _open_and_decode(shared_data / "pydicom-testfiles/pydicom-3.0.2/JPEG-lossy.dcm")
@@ -146,3 +148,28 @@ def test_broken_dicomdirs_fall_back_with_an_issue(shared_data: Path) -> None:
         pytest.fail(f"an empty DICOMDIR must fall back to the folder: {exc}")
     assert any(i.code.startswith("dicomdir.") for i in c.all_issues())
     assert c.all_series()
+
+
+def test_a_decoder_that_dies_costs_one_file_not_the_process(shared_data: Path) -> None:
+    """Compressed pixel data is decoded in a child process: the fuzzed JPEG-LS file that aborts
+    GDCM gives a CorruptFileError for that file, and the next compressed file still decodes."""
+    from lumbarview.core.errors import CorruptFileError, LoadError
+
+    regressions = Path(__file__).resolve().parents[2] / "fuzz" / "regressions" / "dicom_file"
+    crashing = sorted(regressions.glob("JPEGLSNearLossless_16-crash-*.dcm"))
+    assert crashing, "the fuzz regression input is missing"
+    outcomes = []
+    for path in crashing:
+        try:
+            stacks = open_dicom(path, use_cache=False).all_stacks()
+            for stack in stacks:
+                stack.pixels()
+            outcomes.append("decoded")
+        except CorruptFileError as exc:
+            outcomes.append("corrupt: " + str(exc))
+        except LoadError as exc:
+            outcomes.append("load error: " + str(exc))
+    assert any("crashed" in o for o in outcomes), outcomes
+    good = shared_data / "dcm-qa-ts" / "In" / "2.dcm"
+    (stack,) = open_dicom(good, use_cache=False).all_stacks()
+    assert stack.pixels().max() > 0
