@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import BoxSet, LabelMap, PointSet
+from lumbarview.model.markers import parse_marker_name, point_label
 from lumbarview.model.overlays import Layer, OverlayModel
 from lumbarview.model.view_state import step_along_mm
 from lumbarview.slicing.cache import plane_key
@@ -20,6 +21,8 @@ from lumbarview.slicing.cut import curve_crossings, cut_labels, points_near_plan
 SEVERITY_COLOURS = {0: "#6fcf6f", 1: "#e8d44d", 2: "#f09a3e", 3: "#e5534b", None: "#b0b0b0"}
 #: Bytes each view may keep of cut label slices and of their colour images (each cache apart);
 #: LUMBARVIEW_OVERLAY_CACHE_MB sets it.
+#: Point names drawn per view at most (beyond that the points are drawn without names).
+MAX_POINT_LABELS = 60
 OVERLAY_CACHE_BYTES = int(os.environ.get("LUMBARVIEW_OVERLAY_CACHE_MB", "48")) * 2**20
 
 
@@ -258,15 +261,32 @@ class OverlayItems:
         ps = layer.source
         if ps.kind in ("curve", "closed-curve") and len(ps.points_lps) > 1:
             px = curve_crossings(ps.points_lps, plane, closed=ps.kind == "closed-curve")
+            near = np.zeros(0, dtype=bool)
         else:
             near, all_px = points_near_plane(ps.points_lps, plane, half_slice)
             px = all_px[near]
         if len(px) == 0:
             return
         item = self._take("scatter")
-        item.setData(px[:, 0] * sx, px[:, 1] * sy)
+        item.setData(px[:, 0] * sx, px[:, 1] * sy, brush=pg.mkBrush(layer.colour))
         item.setZValue(40 + 0.01 * z)
         self.shown_points.append((layer, px))
+        if ps.kind not in ("curve", "closed-curve"):
+            self._label_points(layer, near, px, sx, sy)
+
+    def _label_points(self, layer: Layer, near: npt.NDArray[np.bool_], px: npt.NDArray[np.float64],
+                      sx: float, sy: float) -> None:
+        """The points' names (from the files) beside them, in the set's colour; a few per view."""
+        assert isinstance(layer.source, PointSet)
+        marker = parse_marker_name(layer.name)
+        labels = [layer.source.labels[i] if i < len(layer.source.labels) else "" for i in np.nonzero(near)[0]]
+        for n, (label, (col, row)) in enumerate(zip(labels, px[:, :2], strict=False)):
+            if self._used.get("text", 0) >= MAX_POINT_LABELS:
+                return
+            text = self._take("text")
+            text.setText(point_label(marker, label, n), color=layer.colour)
+            text.setPos(float(col * sx) + 2.0, float(row * sy) - 2.0)
+            text.setZValue(41)
 
     # -- hover ----------------------------------------------------------------------------
     def describe(self, col: float, row: float) -> str:
