@@ -150,7 +150,7 @@ def render_page(path: str, page_index: int, dpi: float = 96.0) -> npt.NDArray[np
                 width_pt, height_pt = page.get_size()
                 limits().check_image(path, int(width_pt * scale + 1) * int(height_pt * scale + 1),
                                      f"page {page_index + 1} rendered at {dpi:.0f} dpi")
-                bitmap = page.render(scale=scale, fill_colour=(255, 255, 255, 255))
+                bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255), rev_byteorder=True)
                 try:
                     rgb = np.array(bitmap.to_numpy(), dtype=np.uint8, copy=True)
                 finally:
@@ -168,8 +168,7 @@ def render_page(path: str, page_index: int, dpi: float = 96.0) -> npt.NDArray[np
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
     if rgb.shape[2] == 4:
         rgb = rgb[:, :, :3]
-    # pypdfium2 renders BGR(A) by default.
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    return np.ascontiguousarray(rgb)  # rev_byteorder: R, G, B order
 
 
 # -- tables ----------------------------------------------------------------------------------
