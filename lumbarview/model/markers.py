@@ -65,7 +65,10 @@ def parse_marker_name(name: str) -> MarkerName:
         return MarkerName(condition, None, None, None, name.strip())
     stem = name.split(":", 1)[0]
     stem = re.sub(r"\.(mrk\.)?json$", "", stem, flags=re.IGNORECASE)
-    stem = re.sub(r"^sub-[A-Za-z0-9]+_?", "", stem)  # the subject is the case, not the marker
+    # The subject is the case, not the marker: "sub-01_nerveroots_L4_L", or "sub-01dura6" (no
+    # separator: the subject is taken as its digits).
+    stem = re.sub(r"^sub-[A-Za-z0-9]+_", "", stem) if re.match(r"^sub-[A-Za-z0-9]+_", stem) else \
+        re.sub(r"^sub-[0-9]+", "", stem)
     tokens = [t for t in re.split(r"[_\s]+", stem) if t]
     kind: str | None = None
     level: str | None = None
