@@ -19,8 +19,9 @@ from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.core.labels import LabelScheme
 from lumbarview.core.types import ImageStack, Series
-from lumbarview.io.annotations import read_png_mask
+from lumbarview.io.annotations import read_markups, read_png_mask
 from lumbarview.io.volume import open_label_volume, open_volume
+from lumbarview.model.markers import parse_marker_name
 from lumbarview.services.measure_2d import is_2d_mask
 from lumbarview.services.measure_case import (
     EXTRA_KEYS,
@@ -49,6 +50,8 @@ class Job:
     grades: tuple[Grade, ...]  # (level, side or None, text)
     #: A 2D mask (PNG) has no geometry of its own: its slice's shape and ijk_to_lps rows.
     mask_geometry: tuple[tuple[int, ...], tuple[tuple[float, ...], ...]] | None = None
+    #: Markups files of a case measured from its closed dura curves (services.measure_2d).
+    curve_paths: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -72,7 +75,15 @@ def jobs_for(dataset: Dataset) -> tuple[list[Job], list[str]]:
                 image_path, mask_geometry = None, (tuple(g.shape_kji), tuple(map(tuple, g.ijk_to_lps.tolist())))
             jobs.append(Job(case.id, series_name(case, label_map), label_map.source, image_path,
                             label_map.scheme, grades, mask_geometry))
+        if has_dura_curves(case):
+            first = next(p.source for p in case.point_sets if parse_marker_name(p.name).kind == "dura")
+            sources = tuple(dict.fromkeys(p.source for p in case.point_sets))
+            jobs.append(Job(case.id, "dura curves", first, None, LabelScheme("markers"), grades, None, sources))
     return jobs, skipped
+
+
+def has_dura_curves(case: Case) -> bool:
+    return any(p.kind == "closed-curve" and parse_marker_name(p.name).kind == "dura" for p in case.point_sets)
 
 
 def minimal_case(job: Job) -> Case:
@@ -82,6 +93,11 @@ def minimal_case(job: Job) -> Case:
     worker needs two files, and the parent already did that work once."""
     if job.mask_geometry is not None:
         return _minimal_2d_case(job, job.mask_geometry)
+    if job.curve_paths:
+        curves = Case(job.case)
+        for path in job.curve_paths:
+            curves.point_sets.extend(read_markups(path)[0])
+        return curves
     labels = open_label_volume(job.labels_path)
     case = Case(job.case)
     bound_to = None

@@ -20,7 +20,7 @@ from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.labels import Role
 from lumbarview.measure.lumbar import Value, measure_label_map
 from lumbarview.services.binding import labels_on_image
-from lumbarview.services.measure_2d import is_2d_mask, measure_2d_rows
+from lumbarview.services.measure_2d import dura_rows, is_2d_mask, measure_2d_rows
 
 #: The keys of a measurement row: a contract other tools read.
 ROW_KEYS = ("case", "series", "level", "label", "side", "quantity", "value", "unit", "method",
@@ -147,4 +147,5 @@ def measure_case(case: Case, grades: Sequence[Grade] | None = None) -> list[dict
     rows: list[dict[str, Any]] = []
     for label_map in label_maps:
         rows.extend(measure_one_guarded(case, label_map, grades))
+    rows.extend(dura_rows(case, grades))  # BIDS closed dura curves (services.measure_2d)
     return rows

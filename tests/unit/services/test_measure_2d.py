@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,38 @@ def test_an_axial_mask_or_one_without_discs_says_why() -> None:
     assert np.isnan(value.value) and "not on a sagittal slice" in str(value.reason)
     (value,) = measure_sagittal_mask(np.ones((120, 120), dtype=np.int32), _sagittal_geometry(), aisslab_scheme())
     assert "no disc class" in str(value.reason)
+
+
+@pytest.fixture(scope="module")
+def bids(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lumbarview.phantom.layouts import write_all
+
+    return write_all(tmp_path_factory.mktemp("bids"), sizes=Sizes.small(), layouts=("bids",))["bids"]
+
+
+def test_bids_dura_curves_give_area_diameters_and_level(bids: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["measure", str(bids), "--json", "--jobs", "1", "--no-cache"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    truth = json.loads((bids / TRUTH_FILE).read_text())["markers"]
+    dura_files = sorted(name for name in truth if "dura" in name)
+    assert sorted({r["series"] for r in rows if r["quantity"] == "canal_area"}) == dura_files
+    # Root exits from the truth (the point of each root nearest the midline), mean over sides.
+    exits: dict[str, list[float]] = {}
+    for name, marker in truth.items():
+        if "nerveroots" in name:
+            points = np.asarray(marker["points_lps"])
+            exits.setdefault(name.split("_")[2], []).append(points[np.argmin(np.abs(points[:, 0]))][2])
+    ordered = sorted(((lv, float(np.mean(z))) for lv, z in exits.items()), key=lambda e: -e[1])
+    for name in dura_files:
+        z = truth[name]["first_point_lps"][2]  # the ring's first point is level with its centre
+        expected = next(f"{a}-{b}" for (a, za), (b, zb) in pairwise(ordered) if zb <= z <= za)
+        mine = {r["quantity"]: r for r in rows if r["series"] == name}
+        assert {r["level"] for r in mine.values()} == {expected}
+        # A 12-gon of radius 6 mm: area 0.5 * 12 * 36 * sin(30 deg), 12 mm across both ways.
+        assert mine["canal_area"]["value"] == pytest.approx(108.0, abs=0.1)
+        assert mine["canal_transverse"]["value"] == pytest.approx(12.0, abs=0.05)
+        assert mine["canal_ap"]["value"] == pytest.approx(12.0, abs=0.05)
+        assert "nerve-root exits" in mine["canal_area"]["confidence_reason"]
+    dataset = open_path(str(bids), use_cache=False)
+    in_memory = sorted(json.dumps(r, sort_keys=True) for r in measure_case(dataset.cases[0]))
+    assert in_memory == sorted(json.dumps(r, sort_keys=True) for r in rows)
