@@ -207,9 +207,9 @@ def _measure_disc(m: SliceMask, level: str, centre: FloatArray, region: npt.NDAr
         start = centre + a * e_ap
         h = m.length(disc, start, normal, (-30.0, 30.0), e_ap, 1.0)
         heights[q] = h
-        reason = None if math.isfinite(h) else "the disc region is not crossed there"
-        rows.append(Value(level, q, h, "mm", method, conf if reason is None else "none", why, None, None,
-                          reason=reason, position_lps=start.tolist()))
+        missing = None if math.isfinite(h) else "the disc region is not crossed there"
+        rows.append(Value(level, q, h, "mm", method, conf if missing is None else "none", why, None, None,
+                          reason=missing, position_lps=start.tolist()))
     mid = centre + positions["disc_height_middle"] * e_ap
     h_mid = heights["disc_height_middle"]
     body_heights = []
