@@ -27,6 +27,7 @@ SHORTCUTS = [
     ("Space", "cine play / stop"),
     ("Ctrl+O", "open a folder"),
     ("Ctrl+Shift+S", "save a screenshot of the window"),
+    ("Shift+M / Ctrl+Shift+M", "show / hide all markers (boxes and points)"),
     ("F1", "this table"),
 ]
 
