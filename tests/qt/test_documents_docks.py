@@ -41,8 +41,13 @@ def test_report_dock_shows_the_unidata_pdf(qtbot, window, demo) -> None:  # type
     assert (rgb.min(axis=2) > 235).mean() > 0.9  # white paper
     dark = rgb.max(axis=2) < 110
     assert 0.001 < dark.mean() < 0.05  # with text on it
-    height = rgb.shape[0]
-    # Zoom 200 %: twice the pixels, rendered off the GUI thread.
+    # "fit width" (the default): the page as wide as the dock's viewport.
+    viewport = panel.page_area.viewport().width()
+    assert viewport - 12 <= rgb.shape[1] <= viewport
+    # Zoom 200 %: twice the pixels of 100 %, rendered off the GUI thread.
+    with qtbot.waitSignal(panel.page_shown, timeout=30_000):
+        panel.zoom.setCurrentIndex(panel.zoom.findText("100 %"))
+    height = _image_rgb(panel.shown_image()).shape[0]
     with qtbot.waitSignal(panel.page_shown, timeout=30_000):
         panel.zoom.setCurrentIndex(panel.zoom.findText("200 %"))
     assert _image_rgb(panel.shown_image()).shape[0] == pytest.approx(2 * height, abs=2)

@@ -56,8 +56,8 @@ class ReportPanel(QtWidgets.QWidget):
         self.next_button.clicked.connect(lambda: self.page_box.setValue(self.page_box.value() + 1))
         self.pages_label = QtWidgets.QLabel("")
         self.zoom = QtWidgets.QComboBox()
-        self.zoom.addItems([f"{z} %" for z in ZOOMS])
-        self.zoom.setCurrentIndex(ZOOMS.index(100))
+        self.zoom.addItems(["fit width", *(f"{z} %" for z in ZOOMS)])
+        self.zoom.setCurrentIndex(0)
         self.zoom.currentIndexChanged.connect(lambda _i: self.show_page())
         for widget in (self.documents, self.previous_button, self.page_box, self.next_button, self.pages_label,
                        self.zoom):
@@ -77,7 +77,17 @@ class ReportPanel(QtWidgets.QWidget):
 
     @property
     def zoom_percent(self) -> int:
-        return ZOOMS[max(0, self.zoom.currentIndex())]
+        """The zoom in percent; "fit width" fits the page's width into the dock."""
+        index = self.zoom.currentIndex()
+        if index > 0:
+            return ZOOMS[index - 1]
+        info = self._info
+        if info is None:
+            return 100
+        width_pt = info.page_sizes_pt[max(0, min(self.page_box.value() - 1, info.n_pages - 1))][0]
+        available_px = max(100, self.page_area.viewport().width() - 8)
+        fit = available_px / (width_pt * BASE_DPI / 72.0) * 100
+        return int(max(10, min(ZOOMS[-1], fit)))
 
     def show_case(self, dataset: Dataset | None, case: Case | None) -> None:
         """The PDFs of ``case`` and ``dataset``; keeps the document shown when it is still there."""
