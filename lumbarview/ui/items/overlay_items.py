@@ -176,6 +176,7 @@ class OverlayItems:
 
     def refresh(self) -> None:
         self._used = {}
+        self._placed: list[tuple[float, float, Any, list[str], str]] = []
         self.shown_boxes = []
         self.shown_points = []
         plane = self.view.plane
@@ -281,12 +282,21 @@ class OverlayItems:
         marker = parse_marker_name(layer.name)
         labels = [layer.source.labels[i] if i < len(layer.source.labels) else "" for i in np.nonzero(near)[0]]
         for n, (label, (col, row)) in enumerate(zip(labels, px[:, :2], strict=False)):
+            x, y, name = float(col * sx), float(row * sy), point_label(marker, label, n)
+            # Markers of two sets at one place (a ganglion on its root): one label naming both.
+            shared = next((p for p in self._placed if abs(p[0] - x) < 2.0 and abs(p[1] - y) < 2.0), None)
+            if shared is not None:
+                if name not in shared[3]:
+                    shared[3].append(name)
+                    shared[2].setText(" / ".join(shared[3]), color=shared[4])
+                continue
             if self._used.get("text", 0) >= MAX_POINT_LABELS:
                 return
             text = self._take("text")
-            text.setText(point_label(marker, label, n), color=layer.colour)
-            text.setPos(float(col * sx) + 2.0, float(row * sy) - 2.0)
+            text.setText(name, color=layer.colour)
+            text.setPos(x + 2.0, y - 2.0)
             text.setZValue(41)
+            self._placed.append((x, y, text, [name], layer.colour))
 
     # -- hover ----------------------------------------------------------------------------
     def describe(self, col: float, row: float) -> str:

@@ -134,7 +134,8 @@ class LayerPanel(QtWidgets.QTreeWidget):
         self.clear()
         self._widgets = {}
         for layer in self.layer_model.layers:
-            item = QtWidgets.QTreeWidgetItem([f"{layer.title or layer.name}  [{layer.kind}]", "", ""])
+            kind_text = getattr(layer.source, "kind", layer.kind) if layer.kind == "points" else layer.kind
+            item = QtWidgets.QTreeWidgetItem([f"{layer.title or layer.name}  [{kind_text}]", "", ""])
             if layer.kind in ("points", "boxes"):
                 colour = QtGui.QColor(layer.colour)
                 item.setIcon(0, colour_icon((colour.red(), colour.green(), colour.blue())))
