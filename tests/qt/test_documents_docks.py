@@ -41,9 +41,15 @@ def test_report_dock_shows_the_unidata_pdf(qtbot, window, demo) -> None:  # type
     assert (rgb.min(axis=2) > 235).mean() > 0.9  # white paper
     dark = rgb.max(axis=2) < 110
     assert 0.001 < dark.mean() < 0.05  # with text on it
-    # "fit width" (the default): the page as wide as the dock's viewport.
-    viewport = panel.page_area.viewport().width()
-    assert viewport - 12 <= rgb.shape[1] <= viewport
+    # "fit width" (the default): the page as wide as the dock's viewport, also after a resize.
+    def fits() -> bool:
+        image = panel.shown_image()
+        viewport = panel.page_area.viewport().width()
+        return image is not None and viewport - 14 <= image.width() <= viewport
+
+    qtbot.waitUntil(fits, timeout=30_000)
+    window.report_dock.setMinimumWidth(window.report_dock.width() + 120)
+    qtbot.waitUntil(fits, timeout=30_000)
     # Zoom 200 %: twice the pixels of 100 %, rendered off the GUI thread.
     with qtbot.waitSignal(panel.page_shown, timeout=30_000):
         panel.zoom.setCurrentIndex(panel.zoom.findText("100 %"))

@@ -70,24 +70,43 @@ class ReportPanel(QtWidgets.QWidget):
         self.page_area.setWidget(self.image)
         self.page_area.setWidgetResizable(True)
         self.page_area.setBackgroundRole(QtGui.QPalette.ColorRole.Dark)
+        # A page is taller than wide: a vertical scroll bar that is always there keeps the
+        # viewport's width (and so "fit width") from changing when it would appear.
+        self.page_area.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         layout.addWidget(self.page_area, 1)
+        self._refit = QtCore.QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(150)
+        self._refit.timeout.connect(self._refit_now)
         self.message = QtWidgets.QLabel("No document in this dataset")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
 
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        """With "fit width", a resized dock renders the page again (once the resizing settles)."""
+        super().resizeEvent(event)
+        if self.zoom.currentIndex() == 0 and self._info is not None:
+            self._refit.start()
+
+    def _refit_now(self) -> None:
+        shown = self.image.pixmap()
+        wanted = max(100, self.page_area.viewport().width() - 8)
+        if shown is None or shown.isNull() or abs(shown.width() - wanted) > 4:
+            self.show_page()
+
     @property
-    def zoom_percent(self) -> int:
+    def zoom_percent(self) -> float:
         """The zoom in percent; "fit width" fits the page's width into the dock."""
         index = self.zoom.currentIndex()
         if index > 0:
-            return ZOOMS[index - 1]
+            return float(ZOOMS[index - 1])
         info = self._info
         if info is None:
-            return 100
+            return 100.0
         width_pt = info.page_sizes_pt[max(0, min(self.page_box.value() - 1, info.n_pages - 1))][0]
         available_px = max(100, self.page_area.viewport().width() - 8)
         fit = available_px / (width_pt * BASE_DPI / 72.0) * 100
-        return int(max(10, min(ZOOMS[-1], fit)))
+        return float(max(10.0, min(ZOOMS[-1], fit)))
 
     def show_case(self, dataset: Dataset | None, case: Case | None) -> None:
         """The PDFs of ``case`` and ``dataset``; keeps the document shown when it is still there."""
@@ -152,7 +171,7 @@ class ReportPanel(QtWidgets.QWidget):
         self.image.setPixmap(QtGui.QPixmap.fromImage(image))
         info = self._info
         pages = info.n_pages if info is not None else 1
-        self.message.setText(f"{os.path.basename(path)}: page {index + 1} of {pages}, {self.zoom_percent} %")
+        self.message.setText(f"{os.path.basename(path)}: page {index + 1} of {pages}, {self.zoom_percent:.0f} %")
         self.page_shown.emit(path, index)
 
     def _on_error(self, request: int, path: str, error: BaseException) -> None:
