@@ -185,8 +185,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     for note in skipped:
         print(f"lumbarview: skipped {note}", file=sys.stderr)
     if not jobs:
-        print(f"lumbarview: {args.path}: no 3D label map with named disc levels to measure "
-              f"({len(dataset.cases)} case(s) opened)", file=sys.stderr)
+        print(f"lumbarview: {args.path}: no 3D label map with named disc levels, mid-sagittal disc mask or "
+              f"closed dura curve to measure ({len(dataset.cases)} case(s) opened)", file=sys.stderr)
         return EXIT_NOTHING_OPENED
     runner: Runner = (DaskRunner(args.scheduler, args.path) if args.scheduler
                       else LocalProcessRunner(args.jobs))

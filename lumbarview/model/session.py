@@ -19,7 +19,7 @@ from lumbarview.core.dataset import Case, Dataset
 from lumbarview.core.events import Signal
 from lumbarview.core.geometry import PlaneOrientation
 from lumbarview.core.types import ImageStack, Series
-from lumbarview.model.commands import Command, SetValue, UndoStack
+from lumbarview.model.commands import Command, Group, SetValue, UndoStack
 from lumbarview.model.cursor import CursorModel
 from lumbarview.model.measurements import MeasurementDocument
 from lumbarview.model.overlays import Layer, OverlayModel
@@ -159,6 +159,14 @@ class Session:
         if all(old[k] == v for k, v in changes.items()):
             return
         self.undo.push(LayerEdit(self.overlays, layer, old, changes, merge))
+
+    def set_layers(self, layers: list[Layer], text: str, **changes: Any) -> None:
+        """The same change to several layers (show all, hide all) as one undo step."""
+        edits: list[Command] = [LayerEdit(self.overlays, layer, {k: getattr(layer, k) for k in changes}, changes,
+                                          False) for layer in layers
+                                if any(getattr(layer, k) != v for k, v in changes.items())]
+        if edits:
+            self.undo.push(Group(text, edits))
 
     # -- planes -------------------------------------------------------------------------------
     def set_plane(self, view_name: str, plane: ViewPlane | None, source: Series | None = None,

@@ -158,10 +158,46 @@ def write_sudirman(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(),
 
 
 # -- 2. UniData DICOMDIR export -------------------------------------------------------------
-_MINIMAL_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-                b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
-                b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 100]>>endobj\n"
-                b"trailer<</Root 1 0 R>>\n%%EOF\n")
+_REPORT_LINES = (
+    "Lumbar spine MRI - report (lumbarview phantom)",
+    "Patient UD0001, study 2023-05-12, MR LUMBAR SPINE",
+    "Sequences: T2 SAG, T1 SAG, T2 AX (L4-L5 block)",
+    "Findings: L4-L5 central canal narrowing (AP 7.5 mm).",
+    "L4-L5 left foramen narrowed (width 4 mm).",
+    "L5-S1 right foramen mildly narrowed (width 5 mm).",
+    "Disc heights preserved; no listhesis.",
+    "Synthetic data for testing: not a diagnosis.",
+)
+
+
+def report_pdf(lines: tuple[str, ...] = _REPORT_LINES) -> bytes:
+    """A one-page A4 PDF with ``lines`` of text in Helvetica (a standard font: nothing embedded),
+    with a correct cross-reference table, as a radiology report export would be."""
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    body = ["BT /F1 16 Tf 56 780 Td (" + escape(lines[0]) + ") Tj ET"]
+    for n, line in enumerate(lines[1:]):
+        body.append(f"BT /F1 11 Tf 56 {740 - 22 * n} Td ({escape(line)}) Tj ET")
+    stream = "\n".join(body).encode("latin-1", errors="replace")
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Resources<</Font<</F1 5 0 R>>>>/Contents 4 0 R>>",
+        b"<</Length " + str(len(stream)).encode() + b">>stream\n" + stream + b"\nendstream",
+        b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, obj in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj".encode() + obj + b"endobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += f"trailer<</Size {len(objects) + 1}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
 
 
 def write_unidata(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes()) -> Path:
@@ -199,7 +235,7 @@ def write_unidata(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes()) ->
     import shutil
 
     shutil.rmtree(root / ".staging")
-    (root / "Lumbar_Spine_MRI.pdf").write_bytes(_MINIMAL_PDF)
+    (root / "Lumbar_Spine_MRI.pdf").write_bytes(report_pdf())
     (root / "lumbar_spine_mri.csv").write_text("file_name,type,description\nDICOMDIR,MRI,lumbar spine\n",
                                                encoding="utf-8")
     _write_truth(root, phantom)

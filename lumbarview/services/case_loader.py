@@ -26,6 +26,7 @@ from lumbarview.model.session import LAYOUTS
 from lumbarview.model.view_state import is_native_for
 from lumbarview.model.window_presets import default_window
 from lumbarview.services.annotations import Annotation, case_annotations, case_summary
+from lumbarview.services.dicom_overlays import bind_dicom_overlays
 from lumbarview.slicing.reformat import warm_resampler
 
 _ORIENTATIONS = {"sagittal": PlaneOrientation.SAGITTAL, "axial": PlaneOrientation.AXIAL,
@@ -134,6 +135,7 @@ def load_case(case: Case, layout: str = "2x2",
         if bad is None:
             break
         failed.add(bad.uid)
+    bind_dicom_overlays(case)  # 60xx overlay planes as label layers on their slice
     for label_map in case.label_maps:
         try:
             label_map.stack.pixels()

@@ -16,9 +16,13 @@ from typing import Any
 
 from lumbarview.core.dataset import Case, Dataset, LabelMap
 from lumbarview.core.errors import LumbarviewError
+from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.core.labels import LabelScheme
-from lumbarview.core.types import Series
+from lumbarview.core.types import ImageStack, Series
+from lumbarview.io.annotations import read_markups, read_png_mask
 from lumbarview.io.volume import open_label_volume, open_volume
+from lumbarview.model.markers import parse_marker_name
+from lumbarview.services.measure_2d import is_2d_mask
 from lumbarview.services.measure_case import (
     EXTRA_KEYS,
     ROW_KEYS,
@@ -44,6 +48,10 @@ class Job:
     image_path: str | None
     scheme: LabelScheme
     grades: tuple[Grade, ...]  # (level, side or None, text)
+    #: A 2D mask (PNG) has no geometry of its own: its slice's shape and ijk_to_lps rows.
+    mask_geometry: tuple[tuple[int, ...], tuple[tuple[float, ...], ...]] | None = None
+    #: Markups files of a case measured from its closed dura curves (services.measure_2d).
+    curve_paths: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -61,9 +69,21 @@ def jobs_for(dataset: Dataset) -> tuple[list[Job], list[str]]:
         for label_map in label_maps:
             image = case.stack(label_map.bound_to or "")
             image_path = image.meta.get("source") if image is not None else None
+            mask_geometry = None
+            if is_2d_mask(label_map):  # measured on its own slice's geometry, no image needed
+                g = label_map.stack.geometry
+                image_path, mask_geometry = None, (tuple(g.shape_kji), tuple(map(tuple, g.ijk_to_lps.tolist())))
             jobs.append(Job(case.id, series_name(case, label_map), label_map.source, image_path,
-                            label_map.scheme, grades))
+                            label_map.scheme, grades, mask_geometry))
+        if has_dura_curves(case):
+            first = next(p.source for p in case.point_sets if parse_marker_name(p.name).kind == "dura")
+            sources = tuple(dict.fromkeys(p.source for p in case.point_sets))
+            jobs.append(Job(case.id, "dura curves", first, None, LabelScheme("markers"), grades, None, sources))
     return jobs, skipped
+
+
+def has_dura_curves(case: Case) -> bool:
+    return any(p.kind == "closed-curve" and parse_marker_name(p.name).kind == "dura" for p in case.point_sets)
 
 
 def minimal_case(job: Job) -> Case:
@@ -71,6 +91,13 @@ def minimal_case(job: Job) -> Case:
     pixels are needed) and its label map bound to it. Chosen over opening the dataset again in
     every worker: the opener reads every header of the dataset root and knows the layouts, while a
     worker needs two files, and the parent already did that work once."""
+    if job.mask_geometry is not None:
+        return _minimal_2d_case(job, job.mask_geometry)
+    if job.curve_paths:
+        curves = Case(job.case)
+        for path in job.curve_paths:
+            curves.point_sets.extend(read_markups(path)[0])
+        return curves
     labels = open_label_volume(job.labels_path)
     case = Case(job.case)
     bound_to = None
@@ -79,6 +106,23 @@ def minimal_case(job: Job) -> Case:
         case.series.append(Series(image.series_uid, job.series, "MR", None, [image]))
         bound_to = image.uid
     case.label_maps.append(LabelMap(job.series, labels, job.scheme, job.labels_path, bound_to))
+    return case
+
+
+def _minimal_2d_case(job: Job, mask_geometry: tuple[tuple[int, ...], tuple[tuple[float, ...], ...]]) -> Case:
+    """A 2D mask's case: the PNG on its slice's geometry (from the parent's binding)."""
+    import numpy as np
+
+    shape, affine = mask_geometry
+    array = read_png_mask(job.labels_path)[np.newaxis]
+    geometry = VolumeGeometry((int(shape[0]), int(shape[1]), int(shape[2])), np.array(affine, dtype=np.float64))
+
+    def load() -> tuple[Any, list[Any]]:
+        return array, []
+
+    stack = ImageStack(f"mask:{job.labels_path}", "", geometry, {"source": job.labels_path}, load)
+    case = Case(job.case)
+    case.label_maps.append(LabelMap(job.series, stack, job.scheme, job.labels_path, None))
     return case
 
 

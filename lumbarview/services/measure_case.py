@@ -20,6 +20,7 @@ from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.labels import Role
 from lumbarview.measure.lumbar import Value, measure_label_map
 from lumbarview.services.binding import labels_on_image
+from lumbarview.services.measure_2d import dura_rows, is_2d_mask, measure_2d_rows
 
 #: The keys of a measurement row: a contract other tools read.
 ROW_KEYS = ("case", "series", "level", "label", "side", "quantity", "value", "unit", "method",
@@ -55,6 +56,9 @@ def measurable_label_maps(case: Case) -> tuple[list[LabelMap], list[str]]:
     found: list[LabelMap] = []
     skipped: list[str] = []
     for label_map in case.label_maps:
+        if is_2d_mask(label_map):  # one mid-sagittal slice: the 2D engine (services.measure_2d)
+            found.append(label_map)
+            continue
         if not label_map.scheme.values_with_role(Role.DISC) or not any(
                 e.level for e in label_map.scheme.entries.values() if e.role is Role.DISC):
             skipped.append(f"case {case.id}: {label_map.name}: its labels do not name disc levels")
@@ -72,8 +76,9 @@ def series_name(case: Case, label_map: LabelMap) -> str:
     return str(image.meta.get("description") if image is not None else label_map.name)
 
 
-def _row(case_id: str, series: str, grades: Sequence[Grade], v: Value, unit: str | None = None,
-         value: float | None = None) -> dict[str, Any]:
+def value_row(case_id: str, series: str, grades: Sequence[Grade], v: Value, unit: str | None = None,
+              value: float | None = None) -> dict[str, Any]:
+    """One ``measure`` row of value ``v`` (``unit``/``value`` override v's: slip in %)."""
     val = v.value if value is None else value
     grade = "; ".join(text for level, side, text in grades
                       if level == v.level and (side is None or side == v.side))
@@ -100,6 +105,8 @@ def is_failure(rows: Sequence[dict[str, Any]]) -> bool:
 
 
 def _measure_one(case: Case, label_map: LabelMap, series: str, grades: Sequence[Grade]) -> list[dict[str, Any]]:
+    if is_2d_mask(label_map):
+        return measure_2d_rows(case, label_map, series, grades)
     image = case.stack(label_map.bound_to or "")
     if image is not None:
         labels, geometry = labels_on_image(label_map.stack, image.geometry)
@@ -107,9 +114,10 @@ def _measure_one(case: Case, label_map: LabelMap, series: str, grades: Sequence[
         labels, geometry = label_map.stack.pixels(), label_map.stack.geometry
     rows = []
     for v in measure_label_map(labels, geometry, label_map.scheme):
-        rows.append(_row(case.id, series, grades, v))
+        rows.append(value_row(case.id, series, grades, v))
         if v.quantity == "slip":
-            rows.append(_row(case.id, series, grades, v, unit="%", value=v.extra.get("slip_percent", float("nan"))))
+            rows.append(value_row(case.id, series, grades, v, unit="%",
+                                  value=v.extra.get("slip_percent", float("nan"))))
     return rows
 
 
@@ -139,4 +147,5 @@ def measure_case(case: Case, grades: Sequence[Grade] | None = None) -> list[dict
     rows: list[dict[str, Any]] = []
     for label_map in label_maps:
         rows.extend(measure_one_guarded(case, label_map, grades))
+    rows.extend(dura_rows(case, grades))  # BIDS closed dura curves (services.measure_2d)
     return rows

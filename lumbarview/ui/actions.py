@@ -64,6 +64,8 @@ def build_menus(w: MainWindow) -> None:
     for n, name in enumerate(("auto", "dicom", "T1", "T2"), start=1):
         add_action(wl_menu, {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(name, name),
                    lambda _=False, p=name: w.apply_preset(p), f"Ctrl+{n}")
+    add_action(view_menu, "Show all &markers", lambda: w.layer_panel.set_markers_visible(True), "Shift+M")
+    add_action(view_menu, "Hide all mar&kers", lambda: w.layer_panel.set_markers_visible(False), "Ctrl+Shift+M")
     view_menu.addSeparator()
     for dock in w.docks:
         view_menu.addAction(dock.toggleViewAction())

@@ -88,13 +88,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.issues_panel = IssuesPanel()
         self.tag_panel = TagPanel()
         self.layer_panel = LayerPanel(self.session.overlays, self.session.set_layer)
+        self.layer_panel.bulk_edit = self.session.set_layers
         self.annotation_panel = AnnotationPanel()
         self.annotation_panel.jump.connect(self._jump_to_annotation)
         self.summary_panel = SummaryPanel()
         L, R, B = _A.LeftDockWidgetArea, _A.RightDockWidgetArea, _A.BottomDockWidgetArea
         self.docks = [self._dock(t, w, a) for t, w, a in (
             ("Browser", self.tree, L), ("Load issues", self.issues_panel, B), ("DICOM tags", self.tag_panel, R),
-            ("Layers", self.layer_panel, R), ("Annotations", self.annotation_panel, R),
+            ("Layers", self.layer_panel.widget_with_buttons(), R), ("Annotations", self.annotation_panel, R),
             ("Case summary", self.summary_panel, L))]
         (self.browser_dock, self.issues_dock, self.tag_dock, self.layer_dock, self.annotation_dock,
          self.summary_dock) = self.docks
@@ -110,6 +111,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks.append(self.levels_dock)
         self.levels_dock.hide()
         # --
+        self._add_document_docks()
         build_menus(self)
         self.session.undo.changed.connect(self._on_history)
         self._on_history()
@@ -122,6 +124,26 @@ class MainWindow(QtWidgets.QMainWindow):
             value = self.settings.value(key)
             if isinstance(value, QtCore.QByteArray):
                 restore(value)
+
+    # -- documents and tables (Report and Tables docks) ---------------------------------------
+    def _add_document_docks(self) -> None:
+        """The Report dock (PDF attachments) and the Tables dock; both follow the current case."""
+        from lumbarview.ui.panels.report import ReportPanel
+        from lumbarview.ui.panels.tables import TablesPanel
+
+        self.report_panel = ReportPanel(self.worker.submit)
+        self.tables_panel = TablesPanel()
+        self.report_dock = self._dock("Report", self.report_panel, _A.RightDockWidgetArea)
+        self.tables_dock = self._dock("Tables", self.tables_panel, _A.BottomDockWidgetArea)
+        self.docks.extend([self.report_dock, self.tables_dock])
+        self.report_dock.hide()
+        self.tables_dock.hide()
+
+    def _documents_follow_case(self, case: Case | None) -> None:
+        self.report_panel.show_case(self.dataset, case)
+        self.tables_panel.show_case(self.dataset, case)
+        self.report_dock.setVisible(bool(self.report_panel.paths))
+        self.tables_dock.setVisible(bool(self.tables_panel.tables))
 
     def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
         dock = QtWidgets.QDockWidget(title, self)
@@ -305,6 +327,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.layer_dock.setVisible(bool(self.session.overlays.layers))
         self.annotation_dock.setVisible(bool(view.annotations))
         self.summary_panel.show_summary(case.id, view.summary)
+        self._documents_follow_case(case)
         if not any(view.series.values()):
             self.statusBar().showMessage(f"Case {case.id}: no image could be decoded; see the issues panel")
             self.issues_dock.show()

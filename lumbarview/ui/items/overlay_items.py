@@ -12,7 +12,8 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import BoxSet, LabelMap, Mesh, PointSet
-from lumbarview.model.overlays import Layer, OverlayModel
+from lumbarview.model.markers import parse_marker_name, point_label
+from lumbarview.model.overlays import Layer, OverlayModel, _hex_rgb
 from lumbarview.model.view_state import step_along_mm
 from lumbarview.slicing.cache import plane_key
 from lumbarview.slicing.contours import plane_contour, segments_to_pixels, slab_projection
@@ -21,6 +22,8 @@ from lumbarview.slicing.cut import curve_crossings, cut_labels, points_near_plan
 SEVERITY_COLOURS = {0: "#6fcf6f", 1: "#e8d44d", 2: "#f09a3e", 3: "#e5534b", None: "#b0b0b0"}
 #: Bytes each view may keep of cut label slices and of their colour images (each cache apart);
 #: LUMBARVIEW_OVERLAY_CACHE_MB sets it.
+#: Point names drawn per view at most (beyond that the points are drawn without names).
+MAX_POINT_LABELS = 60
 OVERLAY_CACHE_BYTES = int(os.environ.get("LUMBARVIEW_OVERLAY_CACHE_MB", "48")) * 2**20
 
 
@@ -181,6 +184,7 @@ class OverlayItems:
 
     def refresh(self) -> None:
         self._used = {}
+        self._placed: list[tuple[float, float, Any, list[str], str]] = []
         self.shown_boxes = []
         self.shown_points = []
         self.shown_contours = []
@@ -269,15 +273,41 @@ class OverlayItems:
         ps = layer.source
         if ps.kind in ("curve", "closed-curve") and len(ps.points_lps) > 1:
             px = curve_crossings(ps.points_lps, plane, closed=ps.kind == "closed-curve")
+            near = np.zeros(0, dtype=bool)
         else:
             near, all_px = points_near_plane(ps.points_lps, plane, half_slice)
             px = all_px[near]
         if len(px) == 0:
             return
         item = self._take("scatter")
-        item.setData(px[:, 0] * sx, px[:, 1] * sy, brush=pg.mkBrush(*(layer.colour_rgb or (90, 209, 230))))
+        item.setData(px[:, 0] * sx, px[:, 1] * sy, brush=pg.mkBrush(*(layer.colour_rgb or _hex_rgb(layer.colour))))
         item.setZValue(40 + 0.01 * z)
         self.shown_points.append((layer, px))
+        if ps.kind not in ("curve", "closed-curve"):
+            self._label_points(layer, near, px, sx, sy)
+
+    def _label_points(self, layer: Layer, near: npt.NDArray[np.bool_], px: npt.NDArray[np.float64],
+                      sx: float, sy: float) -> None:
+        """The points' names (from the files) beside them, in the set's colour; a few per view."""
+        assert isinstance(layer.source, PointSet)
+        marker = parse_marker_name(layer.name)
+        labels = [layer.source.labels[i] if i < len(layer.source.labels) else "" for i in np.nonzero(near)[0]]
+        for n, (label, (col, row)) in enumerate(zip(labels, px[:, :2], strict=False)):
+            x, y, name = float(col * sx), float(row * sy), point_label(marker, label, n)
+            # Markers of two sets at one place (a ganglion on its root): one label naming both.
+            shared = next((p for p in self._placed if abs(p[0] - x) < 2.0 and abs(p[1] - y) < 2.0), None)
+            if shared is not None:
+                if name not in shared[3]:
+                    shared[3].append(name)
+                    shared[2].setText(" / ".join(shared[3]), color=shared[4])
+                continue
+            if self._used.get("text", 0) >= MAX_POINT_LABELS:
+                return
+            text = self._take("text")
+            text.setText(name, color=layer.colour)
+            text.setPos(x + 2.0, y - 2.0)
+            text.setZValue(41)
+            self._placed.append((x, y, text, [name], layer.colour))
 
     def mesh_segments(self, layer: Layer, plane: Any, half_slice: float, projected: bool) -> npt.NDArray[np.float64]:
         """The mesh's contour (or slab projection) on ``plane`` as (n, 2, 2) pixels; cached."""

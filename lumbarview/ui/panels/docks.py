@@ -27,6 +27,7 @@ SHORTCUTS = [
     ("Space", "cine play / stop"),
     ("Ctrl+O", "open a folder"),
     ("Ctrl+Shift+S", "save a screenshot of the window"),
+    ("Shift+M / Ctrl+Shift+M", "show / hide all markers (boxes and points)"),
     ("F1", "this table"),
 ]
 
@@ -118,6 +119,8 @@ class LayerPanel(QtWidgets.QTreeWidget):
         self.setHeaderLabels(["Layer", "Opacity", "Mode"])
         self.setColumnWidth(0, 230)
         self._updating = False
+        #: ``(layers, text, **changes)``: one undoable edit of several layers (Session.set_layers).
+        self.bulk_edit: Any = None
         self._widgets: dict[int, tuple[QtWidgets.QTreeWidgetItem, QtWidgets.QSpinBox, Any]] = {}
         layer_model.layers_changed.connect(self.rebuild)
         layer_model.layer_changed.connect(self._sync)
@@ -131,7 +134,15 @@ class LayerPanel(QtWidgets.QTreeWidget):
         self.clear()
         self._widgets = {}
         for layer in self.layer_model.layers:
-            item = QtWidgets.QTreeWidgetItem([f"{layer.name}  [{layer.kind}]", "", ""])
+            kind_text = getattr(layer.source, "kind", layer.kind) if layer.kind == "points" else layer.kind
+            item = QtWidgets.QTreeWidgetItem([f"{layer.title or layer.name}  [{kind_text}]", "", ""])
+            if layer.kind in ("points", "boxes"):
+                colour = QtGui.QColor(layer.colour)
+                item.setIcon(0, colour_icon((colour.red(), colour.green(), colour.blue())))
+                tip = f"{layer.name}\nkind: {layer.group or layer.kind}"
+                if layer.duplicates:
+                    tip += "\nthe same boxes are also in: " + ", ".join(layer.duplicates) + " (drawn once)"
+                item.setToolTip(0, tip)
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(0, QtCore.Qt.CheckState.Checked if layer.visible else QtCore.Qt.CheckState.Unchecked)
             item.setData(0, QtCore.Qt.ItemDataRole.UserRole, ("layer", id(layer)))
@@ -184,6 +195,33 @@ class LayerPanel(QtWidgets.QTreeWidget):
             colour = QtWidgets.QColorDialog.getColor(QtGui.QColor(*layer.colour_rgb), self, f"Colour of {layer.name}")
         if colour.isValid():
             self._edit(layer, colour_rgb=(colour.red(), colour.green(), colour.blue()))
+
+    def widget_with_buttons(self) -> QtWidgets.QWidget:
+        """The panel under a row of buttons: show all and hide all markers (boxes and points).
+        Each set keeps its own check box."""
+        box = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(box)
+        column.setContentsMargins(0, 0, 0, 0)
+        row = QtWidgets.QHBoxLayout()
+        self.show_all_button = QtWidgets.QPushButton("Show all markers")
+        self.hide_all_button = QtWidgets.QPushButton("Hide all markers")
+        self.show_all_button.clicked.connect(lambda: self.set_markers_visible(True))
+        self.hide_all_button.clicked.connect(lambda: self.set_markers_visible(False))
+        row.addWidget(self.show_all_button)
+        row.addWidget(self.hide_all_button)
+        column.addLayout(row)
+        column.addWidget(self)
+        return box
+
+    def set_markers_visible(self, visible: bool) -> None:
+        """Show or hide every box and point set (one undo step when the window gives
+        ``bulk_edit``)."""
+        layers = self.layer_model.marker_layers()
+        if self.bulk_edit is not None:
+            self.bulk_edit(layers, "show all markers" if visible else "hide all markers", visible=visible)
+        else:
+            for layer in layers:
+                self._edit(layer, visible=visible)
 
     def _sync(self, layer: Any) -> None:
         """Show a change made elsewhere (a menu, a script) without rebuilding the tree."""
