@@ -257,7 +257,7 @@ class SceneView(QtWidgets.QWidget):
         else:
             main = vo.spheres_actor(pts, 1.6)
             kind = "points"
-        text = vo.label_actor(layer.name, pts[0] + np.array([0.0, 0.0, 3.0]), _rgb(layer.colour_rgb))
+        text = vo.label_actor(layer.title or layer.name, pts[0] + np.array([0.0, 0.0, 3.0]), _rgb(layer.colour_rgb))
         obj = SceneObject(layer.name, kind, [main, text], mesh_bounds(pts), layer, pickable=[main])
         self._style(obj)
         self._add(("layer", id(layer)), obj)
