@@ -110,6 +110,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.levels_dock = self._dock("Levels", self.levels.panel, R)
         self.docks.append(self.levels_dock)
         self.levels_dock.hide()
+        self.levels.panel.replace_requested.connect(self._replace_engine_value)
         # --
         self._add_document_docks()
         build_menus(self)
@@ -465,6 +466,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.session.cursor.set_crosshair(annotation.position_lps)
             for view in self.visible_views():
                 view.zoom_to(np.asarray(annotation.position_lps, dtype=np.float64))
+
+    def _replace_engine_value(self, row: dict[str, Any]) -> None:
+        """Levels panel > Replace by a manual measurement: to the engine's plane, then the tool."""
+        self.levels.show_part(row)
+        self.measure.tools.replace_engine_value(row)
 
     def _on_hover_text(self, text: str) -> None:
         if text:

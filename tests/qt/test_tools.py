@@ -378,3 +378,25 @@ def test_view_session_on_the_command_line(win, qtbot, demo_small, tmp_path) -> N
     proc = subprocess.run([sys.executable, "-m", "lumbarview", "view", "--session", str(bad), "--screenshot",
                            str(tmp_path / "bad.png")], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2 and "malformed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_engine_value_replaced_by_hand_keeps_both(win, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Levels panel > Replace by a manual measurement: the tool for the quantity, the manual value
+    tagged with the engine row's level and side and saying what it replaces; the engine's row is
+    left as it was."""
+    row = {"case": "0001", "series": "x", "level": "L4-L5", "label": 202, "side": "left",
+           "quantity": "foramen_height", "value": 13.9, "unit": "mm", "source": "engine"}
+    before = dict(row)
+    win.measure.tools.replace_engine_value(row)
+    assert win.measure.tools.tool == "distance"
+    view = win.views["sagittal"]
+    a, b = (_widget(view, p) for p in _in_plane(view, [(-10.0, -8.0), (6.0, 9.0)]))
+    _drag(qtbot, view, a, b)
+    m = _latest(win)
+    assert m.source == "manual" and m.level == "L4-L5" and m.side == "left"
+    assert "foramen_height" in m.note and "13.9 mm" in m.note
+    assert row == before  # the engine's value is never overwritten
+    # The next measurement is an ordinary one again.
+    c, d = (_widget(view, p) for p in _in_plane(view, [(-30.0, 25.0), (-20.0, 35.0)]))
+    _drag(qtbot, view, c, d)
+    assert "replacement" not in _latest(win).note

@@ -15,7 +15,8 @@ handle is under the mouse; the views keep their own bindings otherwise.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -62,10 +63,20 @@ class ToolController(QtCore.QObject):
         self._swallow = False
         self._editing: tuple[str, int] | None = None
         self._preview: dict[str, pg.PlotCurveItem] = {}
+        self.replacing: dict[str, Any] | None = None  # an engine row being replaced by hand
         for view in views.values():
             view.graphics.viewport().installEventFilter(self)
 
     # -- the tool --------------------------------------------------------------------------------
+    def replace_engine_value(self, row: dict[str, Any]) -> None:
+        """Measure by hand what the engine measured in ``row``: the tool for its quantity, and
+        the next measurement takes the row's level and side and says what it replaces. The
+        engine's value is never changed; both are kept, each with its source."""
+        quantity = str(row.get("quantity") or "")
+        self.replacing = dict(row)
+        self.set_tool("polygon" if quantity.endswith("area") else "distance")
+        self.message.emit(f"Measure {quantity.replace('_', ' ')} by hand: it is kept beside the engine's value")
+
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
@@ -269,6 +280,15 @@ class ToolController(QtCore.QObject):
             self.message.emit(f"Cannot measure: {exc}")
             return
         m = tagged(m, session.disc_planes)
+        if self.replacing is not None:  # a manual value beside the engine's (which stays as it is)
+            row = self.replacing
+            self.replacing = None
+            value = row.get("value")
+            unit = row.get("unit") or ""
+            engine_value = "not measured" if value is None else f"{value} {unit}".strip()
+            m = dataclasses.replace(
+                m, level=row.get("level") or m.level, side=row.get("side") or m.side,
+                note=f"manual replacement of the engine's {row.get('quantity')} ({engine_value})")
         session.measurements.add(m)
         session.measurements.select(m.id)
         self.message.emit(f"{m.kind}: {m.value_text()}")
