@@ -69,7 +69,7 @@ def sample_pattern() -> npt.NDArray[np.uint16]:
     values = (i * 61 + j * 37) % 4096
     values[(i - 32) ** 2 + (j - 24) ** 2 < 100] = 4095
     values[::7, :] = 0
-    return values.astype(np.uint16)
+    return np.asarray(values, dtype=np.uint16)
 
 
 # -- the phantom ------------------------------------------------------------------------------

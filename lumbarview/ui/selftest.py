@@ -130,8 +130,8 @@ def _render_plain_vtk(study: Path) -> tuple[npt.NDArray[np.uint8], str]:
     import vtkmodules.qt
 
     vtkmodules.qt.PyQtImpl = "PySide6"
-    import vtkmodules.vtkInteractionStyle  # noqa: F401  (the interactor styles' factory)
-    import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the render windows' factory)
+    import vtkmodules.vtkInteractionStyle  # the interactor styles' factory
+    import vtkmodules.vtkRenderingOpenGL2  # the render windows' factory
     from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
     from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
     from vtkmodules.vtkCommonCore import vtkPoints
