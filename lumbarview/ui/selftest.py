@@ -84,41 +84,47 @@ def _covered(rgb: npt.NDArray[np.uint8], background: npt.NDArray[np.uint8]) -> f
     return float(differs.mean())
 
 
-def _scene3d_module() -> Any | None:
+def _scene_view_class() -> Any | None:
+    """The 3D pane's widget class, or None in a build without :mod:`lumbarview.ui.scene3d`."""
     try:
-        return importlib.import_module("lumbarview.ui.scene3d")
+        module = importlib.import_module("lumbarview.ui.scene3d.scene_view")
     except ModuleNotFoundError as exc:
-        if exc.name in ("lumbarview.ui.scene3d",):
+        if (exc.name or "").startswith("lumbarview.ui.scene3d"):
             return None
         raise
+    return getattr(module, "SceneView", None)
 
 
-def _render_with_scene3d(module: Any, study: Path) -> tuple[npt.NDArray[np.uint8], str]:
-    """The app's own 3D pane on the session of a main window showing the phantom (its meshes
-    and the 2D views' planes)."""
+def _render_with_scene3d(scene_view_class: Any, study: Path) -> tuple[npt.NDArray[np.uint8], str]:
+    """The app's own 3D pane: the main window's 2x2 layout (its fourth pane is the 3D scene) on
+    the phantom's BIDS folder (images, label map, STL meshes), once its surfaces are built."""
     from lumbarview.ui.app import make_app
     from lumbarview.ui.main_window import MainWindow
 
     make_app()
-    window = MainWindow()
+    window = MainWindow(layout="2x2")
     try:
-        window.resize(900, 600)
+        window.resize(1000, 700)
         window.show()
-        state: dict[str, Any] = {"ready": False, "failed": None}
+        state: dict[str, Any] = {"ready": False, "failed": None, "surfaces": False}
         window.views_ready.connect(lambda: state.update(ready=True))
         window.load_failed.connect(lambda message: state.update(failed=message))
         window.open(str(study))
         if not _wait(lambda: state["ready"] or state["failed"] is not None, TIMEOUT_S):
-            raise SelfTestFailure(f"the study for the 3D pane was not shown within {TIMEOUT_S:.0f} s")
+            raise SelfTestFailure(f"the phantom for the 3D pane was not shown within {TIMEOUT_S:.0f} s")
         if state["failed"] is not None:
-            raise SelfTestFailure(f"the study for the 3D pane did not open: {state['failed']}")
-        pane = module.SceneView(window.session, window.cache)
-        pane.resize(480, 400)
-        pane.show()
-        _wait(lambda: pane.isVisible(), 5.0)
+            raise SelfTestFailure(f"the phantom for the 3D pane did not open: {state['failed']}")
+        pane = getattr(window, "scene3d", None)
+        if pane is None:  # a main window that does not place the pane itself
+            pane = scene_view_class(window.session, window.cache)
+            pane.resize(480, 400)
+            pane.show()
+        if hasattr(window, "when_3d_ready"):
+            window.when_3d_ready(lambda: state.update(surfaces=True))
+            _wait(lambda: state["surfaces"], TIMEOUT_S)
+        _wait(lambda: bool(window.worker.idle), TIMEOUT_S)
         rgb = np.asarray(pane.grab_rgb(), dtype=np.uint8)
-        pane.close()
-        return rgb, f"3D pane {rgb.shape[1]}x{rgb.shape[0]} px"
+        return rgb, f"3D pane (ui.scene3d) {rgb.shape[1]}x{rgb.shape[0]} px"
     finally:
         window.close()
         window.deleteLater()
@@ -197,9 +203,9 @@ def _render_plain_vtk(study: Path) -> tuple[npt.NDArray[np.uint8], str]:
 
 
 def check_3d(study: Path) -> str:
-    module = _scene3d_module()
-    if module is not None and hasattr(module, "SceneView"):
-        rgb, detail = _render_with_scene3d(module, study)
+    scene_view_class = _scene_view_class()
+    if scene_view_class is not None:
+        rgb, detail = _render_with_scene3d(scene_view_class, study)
     else:
         rgb, detail = _render_plain_vtk(study)
     corner = rgb[2, 2]

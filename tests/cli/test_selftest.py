@@ -148,7 +148,7 @@ def test_a_blank_3d_scene_fails_the_3d_check(monkeypatch: pytest.MonkeyPatch, tm
     from lumbarview.ui import selftest as ui_selftest
 
     blank = np.full((400, 480, 3), 40, dtype=np.uint8)
-    monkeypatch.setattr(ui_selftest, "_scene3d_module", lambda: None)
+    monkeypatch.setattr(ui_selftest, "_scene_view_class", lambda: None)
     monkeypatch.setattr(ui_selftest, "_render_plain_vtk", lambda study: (blank, "VTK scene"))
     with pytest.raises(selftest.SelfTestFailure, match="blank"):
         ui_selftest.check_3d(tmp_path)
