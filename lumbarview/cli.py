@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Viewer and measurement tools for lumbar spine MRI.",
     )
     parser.add_argument("--version", action="version", version=f"lumbarview {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation (phantom, 2D and 3D rendering, a measurement, JPEG and "
+                             "JPEG 2000 decoding) and exit 0 when all pass; renders offscreen with no display")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     info = sub.add_parser("info", help="describe the dataset, cases, series, stacks and overlays under PATH")
@@ -297,14 +300,32 @@ def _cmd_view(args: argparse.Namespace) -> int:
     return run(args.path, screenshot=args.screenshot, size=size, demo=args.demo, options=options)
 
 
+def _cmd_self_test(args: argparse.Namespace) -> int:
+    from lumbarview import selftest
+
+    selftest.prepare_environment()  # offscreen with no display: before Qt or VTK are imported
+
+    def rendering_checks(phantom: dict[str, Path], work: Path) -> list[selftest.Check]:
+        from lumbarview.ui.selftest import checks
+
+        return checks(phantom, work)
+
+    return selftest.run(rendering_checks)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code. ``view`` is the default command."""
     parser = _parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or (arguments[0] not in _COMMANDS and arguments[0] not in ("-h", "--help", "--version")):
+    if not arguments or (arguments[0] not in _COMMANDS
+                         and arguments[0] not in ("-h", "--help", "--version", "--self-test")):
         arguments.insert(0, "view")
     args = parser.parse_args(arguments)
-    handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure}
+    if args.self_test and args.command is not None:
+        print(f"lumbarview: --self-test runs alone, not with {args.command!r}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
+                None: _cmd_self_test}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:

@@ -5,6 +5,10 @@
 #   bash packaging/dev.sh fuzz [--minutes N] [--target T] [--seed S]
 #                                 # fuzz the loaders (default 3 minutes, all targets); exits 1 on a
 #                                 # new failure (see tests/fuzz/harness.py --help for the options)
+#   bash packaging/dev.sh app [--self-test]
+#                                 # the standalone app (PyInstaller, one folder) in dist/lumbarview/;
+#                                 # with --self-test, then runs its self-test with no display and
+#                                 # no virtual environment in sight (exit 1 when it fails)
 # It installs the system libraries headless Qt and VTK need (Debian/Ubuntu, as root or with
 # sudo), makes a virtual environment in .venv and installs lumbarview into it with the tested
 # versions in packaging/constraints.txt. Later calls reuse what is already there.
@@ -56,6 +60,51 @@ ensure_venv() {
     touch "$stamp"
 }
 
+ensure_app_tools() {
+    # PyInstaller (the `app` extra, pinned in packaging/constraints.txt); it needs objdump.
+    if ! command -v objdump >/dev/null 2>&1; then
+        echo "dev.sh: PyInstaller needs objdump: install binutils (apt-get install binutils)" >&2; return 1
+    fi
+    local stamp="$venv/.lumbarview-app-installed"
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$here/pyproject.toml" ] && [ "$stamp" -nt "$here/packaging/constraints.txt" ]; then
+        return 0
+    fi
+    "$venv/bin/python" -m pip install -q -c "$here/packaging/constraints.txt" -e "$here[app]"
+    touch "$stamp"
+}
+
+build_app() {
+    cd "$here"
+    local start=$SECONDS
+    echo "dev.sh: building the standalone app (PyInstaller; several minutes)" >&2
+    "$venv/bin/python" -m PyInstaller --noconfirm --clean --log-level WARN \
+        --distpath "$here/dist" --workpath "$here/build/pyinstaller" packaging/lumbarview.spec
+    [ -x "$here/dist/lumbarview/lumbarview" ] || { echo "dev.sh: the build left no dist/lumbarview/lumbarview" >&2; return 1; }
+    echo "dev.sh: built $here/dist/lumbarview in $((SECONDS - start)) s: $(du -sh "$here/dist/lumbarview" | cut -f1)," \
+         "$(find "$here/dist/lumbarview" -type f | wc -l) files" >&2
+}
+
+app_self_test() {
+    # As a user's shell without a display would run it: no DISPLAY, no virtual environment on
+    # PATH, nothing of ours in the environment.
+    local log="$here/dist/lumbarview-self-test.log"
+    echo "dev.sh: running the app's self-test with no display (log: $log)" >&2
+    if env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="${HOME:-/tmp}" TMPDIR="${TMPDIR:-/tmp}" \
+            timeout --kill-after=10 900 "$here/dist/lumbarview/lumbarview" --self-test >"$log" 2>&1; then
+        cat "$log"
+        return 0
+    else
+        local rc=$?
+        cat "$log" >&2
+        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+            echo "dev.sh: the standalone app's self-test did not finish within 900 s" >&2
+        else
+            echo "dev.sh: the standalone app's self-test FAILED (exit $rc): see the FAIL lines above" >&2
+        fi
+        return 1
+    fi
+}
+
 case "$cmd" in
     run)
         ensure_apt; ensure_venv
@@ -78,6 +127,10 @@ case "$cmd" in
         cd "$here"
         [ -f tests/fuzz/corpus/SOURCES.md ] || PYTHONPATH="$here" "$venv/bin/python" -m tests.fuzz.make_corpus
         PYTHONPATH="$here" exec nice -n 10 "$venv/bin/python" -m tests.fuzz.harness "$@" ;;
+    app)
+        ensure_apt; ensure_venv; ensure_app_tools
+        build_app
+        if [ "${1:-}" = "--self-test" ]; then app_self_test; fi ;;
     *)
-        echo "usage: bash packaging/dev.sh run|test|fuzz [args]" >&2; exit 64 ;;
+        echo "usage: bash packaging/dev.sh run|test|fuzz|app [args]" >&2; exit 64 ;;
 esac
