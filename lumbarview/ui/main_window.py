@@ -105,6 +105,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.measure = MeasureBinding(self)
         self.measurement_dock = self._dock("Measurements", self.measure.panel, B)
         self.docks.append(self.measurement_dock)
+        # Hidden until there is something to list (or a tool is picked): it gives its room to the images.
+        self.measurement_dock.hide()
+        self.session.measurements.changed.connect(self._show_measurements_when_used)
+        self.measure.tools.tool_changed.connect(lambda _tool: self._show_measurements_when_used())
         # -- the engine's levels panel and exports (ui/panels/levels.py) --
         self.levels = LevelsController(self)
         self.levels_dock = self._dock("Levels", self.levels.panel, R)
@@ -471,6 +475,10 @@ class MainWindow(QtWidgets.QMainWindow):
         """Levels panel > Replace by a manual measurement: to the engine's plane, then the tool."""
         self.levels.show_part(row)
         self.measure.tools.replace_engine_value(row)
+
+    def _show_measurements_when_used(self) -> None:
+        if len(self.session.measurements) or self.measure.tools.tool != "navigate":
+            self.measurement_dock.show()
 
     def _on_hover_text(self, text: str) -> None:
         if text:
