@@ -354,13 +354,7 @@ def _disc_heights(m: LabelMapMeasurer, level: str, label: int, disc: SoftMask,
     mean_h = float(np.mean([heights[q] for q in positions]))
     if body_heights:
         dhi = mean_h / float(np.mean(body_heights))
-        flag = None
-        if dhi < 0.20:
-            flag = "DHI < 0.20: severe height loss (compendium grading, secondary source)"
-        elif dhi < 0.30:
-            flag = "DHI 0.20-0.29: moderate height loss (compendium grading, secondary source)"
-        elif dhi < 0.40:
-            flag = "DHI 0.30-0.39: mild height loss (compendium grading, secondary source)"
+        flag = dhi_flag(dhi)
         rows.append(Value(level, "dhi", dhi, "ratio",
                           "mean(anterior, middle, posterior disc height) / mean height of the adjacent "
                           f"vertebral bodies along the disc normal ({len(body_heights)} body/bodies in the mask)",
@@ -402,6 +396,17 @@ def _slip(m: LabelMapMeasurer, level: str, label: int, bodies: SoftMask | None,
                  "offset between the posterior walls of the bodies above and below, along the disc's "
                  "antero-posterior axis, 6 mm from the disc", conf, why, None, label, flag,
                  extra={"slip_percent": percent})
+
+
+def dhi_flag(dhi: float) -> str | None:
+    """The disc height index's literature grading (a compendium's, marked secondary), or None."""
+    if dhi < 0.20:
+        return "DHI < 0.20: severe height loss (compendium grading, secondary source)"
+    if dhi < 0.30:
+        return "DHI 0.20-0.29: moderate height loss (compendium grading, secondary source)"
+    if dhi < 0.40:
+        return "DHI 0.30-0.39: mild height loss (compendium grading, secondary source)"
+    return None
 
 
 def _canal_flag(quantity: str, value: float) -> str | None:

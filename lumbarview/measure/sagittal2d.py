@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from lumbarview.core.geometry import FloatArray, PlaneOrientation, VolumeGeometry
 from lumbarview.core.labels import LabelScheme, Role
-from lumbarview.measure.lumbar import NAN, Value, _confidence
+from lumbarview.measure.lumbar import NAN, Value, _confidence, dhi_flag
 
 #: Levels from the sacrum up.
 LEVELS_FROM_SACRUM = ("L5-S1", "L4-L5", "L3-L4", "L2-L3", "L1-L2", "T12-L1", "T11-T12", "T10-T11")
@@ -222,13 +222,7 @@ def _measure_disc(m: SliceMask, level: str, centre: FloatArray, region: npt.NDAr
     mean_h = float(np.mean([heights[q] for q in heights_q]))
     if body_heights and math.isfinite(mean_h):
         dhi = mean_h / float(np.mean(body_heights))
-        flag = None
-        if dhi < 0.20:
-            flag = "DHI < 0.20: severe height loss (compendium grading, secondary source)"
-        elif dhi < 0.30:
-            flag = "DHI 0.20-0.29: moderate height loss (compendium grading, secondary source)"
-        elif dhi < 0.40:
-            flag = "DHI 0.30-0.39: mild height loss (compendium grading, secondary source)"
+        flag = dhi_flag(dhi)
         rows.append(Value(level, "dhi", dhi, "ratio",
                           "2D mask: mean(anterior, middle, posterior disc height) / mean height of the adjacent "
                           f"vertebral bodies along the disc normal ({len(body_heights)} body/bodies on the slice)",
