@@ -385,17 +385,22 @@ def _slip(m: LabelMapMeasurer, level: str, label: int, bodies: SoftMask | None,
         return Value(level, "slip", NAN, "mm", "", "none", reason, None, label, None, reason)
     slip = walls[1] - walls[0]  # positive: the upper body sits anterior to the lower one
     percent = 100.0 * slip / depth_below if math.isfinite(depth_below) and depth_below > 0 else NAN
-    flag = None
-    if abs(slip) >= 3.0 and math.isfinite(percent):
-        grade = ("I" if abs(percent) <= 25 else "II" if abs(percent) <= 50 else "III" if abs(percent) <= 75
-                 else "IV" if abs(percent) <= 100 else "V")
-        flag = (f"slip {slip:.1f} mm ({percent:.0f} % of the lower body's depth): Meyerding grade {grade}; "
-                "≥ 3 mm is called positive by one open pipeline (secondary source)")
+    flag = slip_flag(slip, percent)
     conf, why = _confidence(m.resolution_along(e_ap), "the antero-posterior direction")
     return Value(level, "slip", slip, "mm",
                  "offset between the posterior walls of the bodies above and below, along the disc's "
                  "antero-posterior axis, 6 mm from the disc", conf, why, None, label, flag,
                  extra={"slip_percent": percent})
+
+
+def slip_flag(slip_mm: float, percent: float) -> str | None:
+    """Meyerding's grade of a slip of at least 3 mm (the open pipeline's threshold), or None."""
+    if abs(slip_mm) < 3.0 or not math.isfinite(percent):
+        return None
+    grade = ("I" if abs(percent) <= 25 else "II" if abs(percent) <= 50 else "III" if abs(percent) <= 75
+             else "IV" if abs(percent) <= 100 else "V")
+    return (f"slip {slip_mm:.1f} mm ({percent:.0f} % of the lower body's depth): Meyerding grade {grade}; "
+            "≥ 3 mm is called positive by one open pipeline (secondary source)")
 
 
 def dhi_flag(dhi: float) -> str | None:

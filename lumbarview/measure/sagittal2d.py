@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from lumbarview.core.geometry import FloatArray, PlaneOrientation, VolumeGeometry
 from lumbarview.core.labels import LabelScheme, Role
-from lumbarview.measure.lumbar import NAN, Value, _confidence, dhi_flag
+from lumbarview.measure.lumbar import NAN, Value, _confidence, dhi_flag, slip_flag
 
 #: Levels from the sacrum up.
 LEVELS_FROM_SACRUM = ("L5-S1", "L4-L5", "L3-L4", "L2-L3", "L1-L2", "T12-L1", "T11-T12", "T10-T11")
@@ -251,12 +251,7 @@ def _slip(m: SliceMask, level: str, bone: npt.NDArray[np.float32], mid: FloatArr
         return Value(level, "slip", NAN, "mm", "", "none", reason, reason=reason)
     slip = walls[1] - walls[0]  # positive: the upper body sits anterior to the lower one
     percent = 100.0 * slip / depth_below if math.isfinite(depth_below) and depth_below > 0 else NAN
-    flag = None
-    if abs(slip) >= 3.0 and math.isfinite(percent):
-        grade = ("I" if abs(percent) <= 25 else "II" if abs(percent) <= 50 else "III" if abs(percent) <= 75
-                 else "IV" if abs(percent) <= 100 else "V")
-        flag = (f"slip {slip:.1f} mm ({percent:.0f} % of the lower body's depth): Meyerding grade {grade}; "
-                "≥ 3 mm is called positive by one open pipeline (secondary source)")
+    flag = slip_flag(slip, percent)
     return Value(level, "slip", slip, "mm",
                  "2D mask: offset between the posterior walls of the bodies above and below, along the disc's "
                  "antero-posterior axis, 6 mm from the disc", conf, why, None, None, flag,

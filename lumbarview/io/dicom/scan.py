@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from lumbarview.core.errors import Cancelled
+from lumbarview.core.fs import atomic_write_bytes
 from lumbarview.core.types import LoadIssue, Severity
 from lumbarview.io.dicom.headers import (
     HEADER_FIELDS as _HEADER_FIELDS,
@@ -415,18 +416,8 @@ class IndexCache:
                          for e in index.entries.values()],
         }
         body = orjson.dumps(doc)
-        tmp = target.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
-                fh.write(_index_head(body))
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a cache that cannot be saved only costs a rescan
+            atomic_write_bytes(target, _index_head(body) + body)
 
 
 def _index_head(body: bytes) -> bytes:

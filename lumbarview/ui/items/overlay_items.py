@@ -27,6 +27,11 @@ MAX_POINT_LABELS = 60
 OVERLAY_CACHE_BYTES = int(os.environ.get("LUMBARVIEW_OVERLAY_CACHE_MB", "48")) * 2**20
 
 
+def _layer_rgb(layer: Layer) -> tuple[int, int, int]:
+    """A point or mesh layer's colour: the one set in the layer panel, else its kind's."""
+    return layer.colour_rgb or _hex_rgb(layer.colour)
+
+
 def _bounded_put(cache: OrderedDict[Any, npt.NDArray[Any]], key: Any, value: npt.NDArray[Any],
                  max_bytes: int) -> None:
     """Put ``value`` in an LRU ``cache`` and evict the oldest entries beyond ``max_bytes``
@@ -184,7 +189,7 @@ class OverlayItems:
 
     def refresh(self) -> None:
         self._used = {}
-        self._placed: list[tuple[float, float, Any, list[str], str]] = []
+        self._placed: list[tuple[float, float, Any, list[str], tuple[int, int, int]]] = []
         self.shown_boxes = []
         self.shown_points = []
         self.shown_contours = []
@@ -280,7 +285,7 @@ class OverlayItems:
         if len(px) == 0:
             return
         item = self._take("scatter")
-        item.setData(px[:, 0] * sx, px[:, 1] * sy, brush=pg.mkBrush(*(layer.colour_rgb or _hex_rgb(layer.colour))))
+        item.setData(px[:, 0] * sx, px[:, 1] * sy, brush=pg.mkBrush(*_layer_rgb(layer)))
         item.setZValue(40 + 0.01 * z)
         self.shown_points.append((layer, px))
         if ps.kind not in ("curve", "closed-curve"):
@@ -304,10 +309,10 @@ class OverlayItems:
             if self._used.get("text", 0) >= MAX_POINT_LABELS:
                 return
             text = self._take("text")
-            text.setText(name, color=layer.colour)
+            text.setText(name, color=_layer_rgb(layer))
             text.setPos(x + 2.0, y - 2.0)
             text.setZValue(41)
-            self._placed.append((x, y, text, [name], layer.colour))
+            self._placed.append((x, y, text, [name], _layer_rgb(layer)))
 
     def mesh_segments(self, layer: Layer, plane: Any, half_slice: float, projected: bool) -> npt.NDArray[np.float64]:
         """The mesh's contour (or slab projection) on ``plane`` as (n, 2, 2) pixels; cached."""
