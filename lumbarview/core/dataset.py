@@ -7,6 +7,8 @@ aligned: a mask on a different grid keeps its own geometry.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,9 +98,20 @@ class Table:
     source: str
 
 
+# One lock for every lazily listed case: reading one case's headers takes milliseconds, and the
+# lock keeps a case from being read twice at once (a background pass and the viewer's loader).
+_OPENING = threading.RLock()
+
+
 @dataclass
 class Case:
-    """One patient or subject."""
+    """One patient or subject.
+
+    A layout may list a case before reading its files (``opener`` set): a big dataset then lists
+    every case at once and reads each case's headers when it is first needed
+    (:meth:`ensure_open`). ``opener`` fills the case in place and records what goes wrong as
+    the case's issues; it never raises.
+    """
 
     id: str
     series: list[Series] = field(default_factory=list)
@@ -110,6 +123,27 @@ class Case:
     sidecars: dict[str, dict[str, Any]] = field(default_factory=dict)  # stack uid -> JSON
     attachments: list[str] = field(default_factory=list)
     issues: list[LoadIssue] = field(default_factory=list)
+    opener: Callable[[Case], None] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_open(self) -> bool:
+        """True once the case's files have been read (always, for a case listed with them)."""
+        return self.opener is None
+
+    def ensure_open(self) -> bool:
+        """Read the case's files if it was listed without them; True when they were read now.
+        Safe to call from any thread."""
+        if self.opener is None:
+            return False
+        with _OPENING:
+            opener = self.opener
+            if opener is None:
+                return False
+            try:
+                opener(self)
+            finally:
+                self.opener = None
+        return True
 
     def stacks(self) -> list[ImageStack]:
         return [k for s in self.series for k in s.stacks]
@@ -131,6 +165,18 @@ class Dataset:
 
     def case(self, case_id: str) -> Case | None:
         return next((c for c in self.cases if c.id == case_id), None)
+
+    @property
+    def pending_cases(self) -> list[Case]:
+        """The cases listed but not read yet (see :attr:`Case.opener`)."""
+        return [c for c in self.cases if not c.is_open]
+
+    def open_all(self, cancel: threading.Event | None = None) -> None:
+        """Read every case listed without its files (stops early when ``cancel`` is set)."""
+        for case in self.cases:
+            if cancel is not None and cancel.is_set():
+                return
+            case.ensure_open()
 
     def all_issues(self) -> list[LoadIssue]:
         out = list(self.issues)

@@ -122,11 +122,25 @@ class Limits:
                                      "LUMBARVIEW_MAX_TABLE_CELLS", f"{self.max_table_cells:,}")
 
 
+_VARIABLES = ("LUMBARVIEW_MAX_VOLUME_MB", "LUMBARVIEW_MAX_VOXELS", "LUMBARVIEW_MAX_IMAGE_PIXELS",
+              "LUMBARVIEW_MAX_STL_TRIANGLES", "LUMBARVIEW_MAX_TEXT_MB", "LUMBARVIEW_MAX_CSV_FIELD",
+              "LUMBARVIEW_MAX_JSON_DEPTH", "LUMBARVIEW_MAX_INT_DIGITS", "LUMBARVIEW_MAX_TABLE_CELLS")
+_last: tuple[tuple[str | None, ...], Limits] | None = None
+
+
 def limits() -> Limits:
-    """The budgets in force now (environment read at each call: cheap, and testable)."""
+    """The budgets in force now: the environment is read at each call (testable, and a changed
+    variable takes effect at once); the budgets are parsed again only when one of them changed
+    (header checks call this thousands of times while a big dataset opens)."""
+    global _last
+    environ = os.environ
+    key = tuple(environ.get(name) for name in _VARIABLES)
+    last = _last
+    if last is not None and last[0] == key:
+        return last[1]
     memory = _machine_memory_bytes()
     default_volume = max(1024 * _MIB, memory // 4)
-    return Limits(
+    value = Limits(
         max_volume_bytes=_env_int("LUMBARVIEW_MAX_VOLUME_MB", default_volume // _MIB) * _MIB,
         max_voxels=_env_int("LUMBARVIEW_MAX_VOXELS", 2_000_000_000),
         max_image_pixels=_env_int("LUMBARVIEW_MAX_IMAGE_PIXELS", 100_000_000),
@@ -137,3 +151,5 @@ def limits() -> Limits:
         max_int_digits=_env_int("LUMBARVIEW_MAX_INT_DIGITS", 30),
         max_table_cells=_env_int("LUMBARVIEW_MAX_TABLE_CELLS", 5_000_000),
     )
+    _last = (key, value)
+    return value

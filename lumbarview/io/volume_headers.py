@@ -104,8 +104,10 @@ def _corrupt(path: str, problem: str, action: str = _FIX) -> CorruptFileError:
     return CorruptFileError(path, problem, action)
 
 
-def _int(path: str, key: str, text: str) -> int:
-    digits = limits().max_int_digits
+def _int(path: str, key: str, text: str, digits: int | None = None) -> int:
+    """A whole number of at most ``digits`` digits (default: the budget in force)."""
+    if digits is None:
+        digits = limits().max_int_digits
     token = text.strip()
     if not re.fullmatch(r"[+-]?\d+", token) or len(token.lstrip("+-")) > digits:
         raise _corrupt(path, f"{key} = {token[:40]!r} is not a whole number of at most {digits} digits")
@@ -277,7 +279,8 @@ def read_metaimage_header(path: str, root: str | Path | None = None) -> CheckedH
                                      "open an image volume")
     if "NDims" not in fields:
         raise _corrupt(path, "the header has no NDims")
-    ndims = _int(path, "NDims", fields["NDims"])
+    digits = limits().max_int_digits
+    ndims = _int(path, "NDims", fields["NDims"], digits)
     if not 2 <= ndims <= 4:
         raise _corrupt(path, f"NDims = {ndims} is outside 2-4 (a volume has 2 or 3 dimensions)")
     if "DimSize" not in fields:
@@ -285,13 +288,13 @@ def read_metaimage_header(path: str, root: str | Path | None = None) -> CheckedH
     dims_text = fields["DimSize"].split()
     if len(dims_text) != ndims:
         raise _corrupt(path, f"DimSize has {len(dims_text)} values but NDims = {ndims}")
-    dims = [_int(path, "DimSize", t) for t in dims_text]
+    dims = [_int(path, "DimSize", t, digits) for t in dims_text]
     check_sizes(path, "DimSize", dims)
     if any(d != 1 for d in dims[3:]):
         raise UnsupportedFormatError(path, f"a {ndims}-dimensional image (DimSize {fields['DimSize']}) is not a "
                                      "3D volume", "open one 3D volume of the series")
     kept = min(ndims, 3)
-    channels = _int(path, "ElementNumberOfChannels", fields.get("ElementNumberOfChannels", "1"))
+    channels = _int(path, "ElementNumberOfChannels", fields.get("ElementNumberOfChannels", "1"), digits)
     if channels != 1:
         raise UnsupportedFormatError(path, f"{channels}-channel (vector or colour) volumes are not supported",
                                      "convert it to greyscale")
@@ -345,7 +348,7 @@ def read_metaimage_header(path: str, root: str | Path | None = None) -> CheckedH
     else:
         data_path = resolve_inside(path, name, root, "ElementDataFile")
         base = 0
-    header_size = _int(path, "HeaderSize", fields.get("HeaderSize", "0"))
+    header_size = _int(path, "HeaderSize", fields.get("HeaderSize", "0"), digits)
     if header_size < -1:
         raise _corrupt(path, f"HeaderSize = {header_size} is negative")
     offset = -1 if header_size == -1 else base + header_size
@@ -357,7 +360,7 @@ def read_metaimage_header(path: str, root: str | Path | None = None) -> CheckedH
             raise _corrupt(path, "HeaderSize = -1 cannot be used with compressed data")
         available = file_bytes - offset
         if "CompressedDataSize" in fields:
-            compressed_bytes = _int(path, "CompressedDataSize", fields["CompressedDataSize"])
+            compressed_bytes = _int(path, "CompressedDataSize", fields["CompressedDataSize"], digits)
             if compressed_bytes < 1 or compressed_bytes > available:
                 raise CorruptFileError(path, f"the header declares {compressed_bytes:,} bytes of compressed data "
                                        f"but the file holds {max(available, 0):,}",

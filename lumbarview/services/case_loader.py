@@ -117,6 +117,7 @@ def load_case(case: Case, layout: str = "2x2",
               window: Callable[[Any], Any] = default_window) -> CaseView:
     """Decode what the views will show (call off the GUI thread). A series that cannot be
     decoded becomes an issue of the case and the next best is taken."""
+    case.ensure_open()  # a lazily listed case: its headers first
     views = LAYOUTS.get(layout, LAYOUTS["2x2"])
     failed: set[str] = set()
     while True:

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from lumbarview.core.dataset import Dataset
-from lumbarview.core.errors import NothingToOpenError
+from lumbarview.core.errors import Cancelled, NothingToOpenError
 from lumbarview.core.labels import load_scheme
 from lumbarview.core.types import Severity
 from lumbarview.io.dicom.scan import ProgressCallback
@@ -32,8 +32,13 @@ def open_path(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     scheme_path: str | Path | None = None,
+    lazy: bool = False,
 ) -> Dataset:
     """Open a dataset root (or a single file) as downloaded.
+
+    ``lazy``: a layout that can list its cases from file names alone (SPIDER) leaves each case's
+    files unread until :meth:`Case.ensure_open` (the viewer: the case it shows first, then the
+    rest in the background); otherwise every case is read before this returns.
 
     Raises
     ------
@@ -55,6 +60,14 @@ def open_path(
     # so that a surprise in one place still leaves what opened before it.
     ctx.guarded(None, partial(opener(layout), ctx), root)
     dataset = ctx.dataset
+    if not lazy:
+        pending = dataset.pending_cases
+        for n, case in enumerate(pending, 1):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            case.ensure_open()
+            if progress is not None:
+                progress(n, len(pending))
     if not dataset.cases:
         if ctx.dicom_error is not None and not dataset.issues:
             raise ctx.dicom_error

@@ -16,7 +16,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
 from lumbarview.core.errors import Cancelled, LumbarviewError
-from lumbarview.core.types import Series
+from lumbarview.core.types import LoadIssue, Series
 from lumbarview.model.flags import FlagStore, default_flag_file
 from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
 from lumbarview.model.view_state import WindowLevel
@@ -254,7 +254,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def open(self, path: str) -> None:
         """Open a dataset off the GUI thread, with a progress bar that can cancel."""
-        self._run(lambda progress, cancel: open_path(path, progress=progress, cancel=cancel),
+        self._run(lambda progress, cancel: open_path(path, progress=progress, cancel=cancel, lazy=True),
                   lambda ds: self._on_dataset(path, ds), f"Opening {path}…")
 
     def _run(self, job: Any, done: Any, label: str) -> None:
@@ -295,19 +295,29 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.remember_recent(path)
         self._refresh_recent()
         self.tree.fill(dataset)
-        issues = dataset.all_issues()
         self.flags = FlagStore(default_flag_file(dataset.path), dataset.path)
+        self._own_issues: list[LoadIssue] = []
         if self.flags.notice and self.flags.issue is not None:
             self.statusBar().showMessage(self.flags.notice)
-            issues = [*issues, self.flags.issue]
-        issues = [*issues, *self.measure.on_dataset(dataset)]
-        self.issues_panel.set_issues(issues)
-        self.issues_dock.setVisible(any(i.severity.name != "INFO" for i in issues))
+            self._own_issues.append(self.flags.issue)
+        self._own_issues.extend(self.measure.on_dataset(dataset))
+        self._show_issues(dataset, hide_when_quiet=True)
         self.setWindowTitle(f"lumbarview — {os.path.basename(dataset.path)} ({dataset.layout})")
         self.stack.setCurrentWidget(self.grid)
         self.dataset_loaded.emit(dataset)
         if dataset.cases:
             self.show_case(self.measure.first_case(dataset) or dataset.cases[0])
+
+    def _show_issues(self, dataset: Dataset, hide_when_quiet: bool = False) -> None:
+        """The dataset's issues (as far as its cases have been read) and the window's own; the
+        dock shows when one of them is more than a note."""
+        if dataset is not self.dataset:
+            return
+        issues = [*dataset.all_issues(), *getattr(self, "_own_issues", [])]
+        self.issues_panel.set_issues(issues)
+        serious = any(i.severity.name != "INFO" for i in issues)
+        if serious or hide_when_quiet:
+            self.issues_dock.setVisible(serious)
 
     def show_case(self, case: Case) -> None:
         """Load the case off the GUI thread (the series each view shows, decoded) and show it."""
@@ -327,7 +337,7 @@ class MainWindow(QtWidgets.QMainWindow):
             v.fit()
             v.refresh_text()
         if case.issues and self.dataset is not None:
-            self.issues_panel.set_issues(self.dataset.all_issues())
+            self._show_issues(self.dataset)
         self.annotation_panel.set_rows(view.annotations, self.flags)
         self.layer_dock.setVisible(bool(self.session.overlays.layers))
         self.annotation_dock.setVisible(bool(view.annotations))
@@ -344,6 +354,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.case_memory.touch(case)
         self.case_memory.trim(keep=(case,))
         self.measure.on_case_shown()
+        if self.dataset is not None:  # the cases listed but not read yet, once this one shows
+            dataset = self.dataset
+            self.tree.read_pending(dataset, lambda: self._show_issues(dataset))
         self._prefetch_case(1)
         QtCore.QTimer.singleShot(0, self.views_ready.emit)
 

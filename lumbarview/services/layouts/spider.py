@@ -25,28 +25,21 @@ def detect(root: Path) -> bool:
 
 
 def open_layout(ctx: OpenContext) -> None:
+    """List every case from the file names alone; each case's headers are read when it is first
+    needed (:meth:`Case.ensure_open`: at once unless the dataset is opened lazily), so that a
+    500-case dataset lists as fast as a 5-case one."""
     scheme = ctx.user_scheme or spider_scheme()
-    images = sorted((ctx.root / "images").glob("*"))
+    images = [p for p in sorted((ctx.root / "images").glob("*")) if is_volume_file(p)]
     masks = {volume_stem(p): p for p in (ctx.root / "masks").glob("*") if is_volume_file(p)}
     by_case: dict[str, Case] = {}
+    files: dict[str, list[tuple[Path, Path | None]]] = defaultdict(list)
     for path in images:
-        if not is_volume_file(path):
-            continue
         stem = volume_stem(path)
         case_id = stem.split("_")[0]
-        case = by_case.setdefault(case_id, Case(id=case_id))
-        stack = ctx.guarded(case, partial(open_volume, path, uid=f"spider:{stem}", description=stem,
-                                                   root=ctx.root))
-        if stack is None:
-            continue
-        seq = stem.split("_", 1)[1] if "_" in stem else stem
-        case.series.append(Series(uid=stack.uid, description=seq, modality="MR", number=None,
-                                  stacks=[stack]))
-        mask_path = masks.pop(stem, None)
-        if mask_path is None:
-            ctx.issue(Severity.INFO, "spider.no-mask", f"no mask for {stem}", path, case)
-            continue
-        bind_label_volume(ctx, case, mask_path, stack, scheme)
+        by_case.setdefault(case_id, Case(id=case_id))
+        files[case_id].append((path, masks.pop(stem, None)))
+    for case_id, pairs in files.items():
+        by_case[case_id].opener = partial(_open_case, ctx, scheme, pairs)
     for stem, mask_path in masks.items():
         case = by_case.setdefault(stem.split("_")[0], Case(id=stem.split("_")[0]))
         ctx.issue(Severity.WARNING, "spider.orphan-mask", f"mask {stem} has no image", mask_path, case)
@@ -67,6 +60,23 @@ def open_layout(ctx: OpenContext) -> None:
         join_spider_gradings(ctx, gradings, scheme)
     ctx.attachments(ctx.root, exclude={ctx.root / "images", ctx.root / "masks"},
                      known={"overview.csv", "radiological_gradings.csv"})
+
+
+def _open_case(ctx: OpenContext, scheme: LabelScheme, pairs: list[tuple[Path, Path | None]], case: Case) -> None:
+    """Read one case's images and masks (headers; pixels on first use), each file guarded."""
+    for path, mask_path in pairs:
+        stem = volume_stem(path)
+        stack = ctx.guarded(case, partial(open_volume, path, uid=f"spider:{stem}", description=stem,
+                                          root=ctx.root))
+        if stack is None:
+            continue
+        seq = stem.split("_", 1)[1] if "_" in stem else stem
+        case.series.append(Series(uid=stack.uid, description=seq, modality="MR", number=None,
+                                  stacks=[stack]))
+        if mask_path is None:
+            ctx.issue(Severity.INFO, "spider.no-mask", f"no mask for {stem}", path, case)
+            continue
+        bind_label_volume(ctx, case, mask_path, stack, scheme)
 
 
 def join_spider_gradings(ctx: OpenContext, path: Path, scheme: LabelScheme) -> None:

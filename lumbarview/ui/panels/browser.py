@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.core.dataset import Dataset
+from lumbarview.core.dataset import Case, Dataset
 from lumbarview.core.types import Series
 from lumbarview.services.thumbnails import thumbnail
 from lumbarview.ui.views.slice_view import SERIES_MIME
@@ -39,25 +39,84 @@ class SeriesTree(QtWidgets.QTreeWidget):
         return data
 
     def fill(self, dataset: Dataset) -> None:
-        """List every case and series at once; thumbnails come later, for the rows in sight."""
+        """List every case at once, with the series of each case already read (a lazily opened
+        dataset's other cases get theirs through :meth:`case_opened`); thumbnails come later,
+        for the rows in sight."""
         self.clear()
         self._series: dict[int, Series] = {}
         self._asked: set[int] = set()
+        self._case_items: dict[int, QtWidgets.QTreeWidgetItem] = {}
         for case in dataset.cases:
             case_item = QtWidgets.QTreeWidgetItem([f"case {case.id}", "", ""])
             self.addTopLevelItem(case_item)
-            for series in case.series:
-                orientation = {k.geometry.orientation.value for k in series.stacks}
-                item = QtWidgets.QTreeWidgetItem([
-                    series.description or series.uid, "/".join(sorted(orientation)), str(series.n_slices)])
-                item.setData(0, QtCore.Qt.ItemDataRole.UserRole, series.uid)
-                if len(series.stacks) > 1:
-                    item.setToolTip(0, f"{len(series.stacks)} stacks (blocks at different angles or grids)")
-                case_item.addChild(item)
-                if series.stacks:
-                    self._series[id(item)] = series
+            self._case_items[id(case)] = case_item
+            if case.is_open:
+                self._add_series(case, case_item)
+            else:
+                case_item.setToolTip(0, "not read yet: its series are listed when it is read")
+            # Expanded now, children or not: expanding rows one by one later relays out the
+            # whole tree each time (seconds for 500 cases); rows added later show expanded.
             case_item.setExpanded(True)
         QtCore.QTimer.singleShot(0, self.request_visible_thumbnails)
+
+    def case_opened(self, case: Case) -> None:
+        """A case listed without its files has been read: list its series."""
+        case_item = getattr(self, "_case_items", {}).get(id(case))
+        if case_item is None or case_item.childCount():
+            return
+        case_item.setToolTip(0, "")
+        self._add_series(case, case_item)
+        QtCore.QTimer.singleShot(0, self.request_visible_thumbnails)
+
+    def read_pending(self, dataset: Dataset, finished: Callable[[], None], chunk: int = 25) -> None:
+        """Read, off the GUI thread and a few cases at a time (so other work interleaves), every
+        case of ``dataset`` listed without its files, listing each one's series as it is read;
+        then call ``finished``. Stops when another dataset is filled in."""
+        generation = getattr(self, "_case_items", None)
+        if generation is None or getattr(self, "_reading", None) is generation or not dataset.pending_cases:
+            return
+        # Every case whose series are not listed yet (one may have been read meanwhile, by the
+        # viewer's prefetch): reading it again costs nothing.
+        def unlisted(case: Case) -> bool:
+            item = generation.get(id(case))
+            return item is not None and (not case.is_open or (bool(case.series) and not item.childCount()))
+
+        cases = [c for c in dataset.cases if unlisted(c)]
+        self._reading = generation
+
+        def read(batch: list[Case]) -> list[Case]:
+            for case in batch:
+                case.ensure_open()
+            return batch
+
+        def next_batch(start: int) -> None:
+            if getattr(self, "_case_items", None) is not generation:
+                return
+            if start >= len(cases):
+                finished()
+                return
+            batch = cases[start:start + chunk]
+
+            def done(read_cases: list[Case]) -> None:
+                for case in read_cases:
+                    self.case_opened(case)
+                next_batch(start + chunk)
+
+            self._submit(lambda: read(batch), done, lambda _e: next_batch(start + chunk))
+
+        next_batch(0)
+
+    def _add_series(self, case: Case, case_item: QtWidgets.QTreeWidgetItem) -> None:
+        for series in case.series:
+            orientation = {k.geometry.orientation.value for k in series.stacks}
+            item = QtWidgets.QTreeWidgetItem([
+                series.description or series.uid, "/".join(sorted(orientation)), str(series.n_slices)])
+            item.setData(0, QtCore.Qt.ItemDataRole.UserRole, series.uid)
+            if len(series.stacks) > 1:
+                item.setToolTip(0, f"{len(series.stacks)} stacks (blocks at different angles or grids)")
+            case_item.addChild(item)
+            if series.stacks:
+                self._series[id(item)] = series
 
     def request_visible_thumbnails(self) -> int:
         """Ask for the thumbnails of the series rows in sight (once each); returns how many."""
