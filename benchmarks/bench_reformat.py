@@ -19,6 +19,14 @@ pixels, 1.0 mm slices), random values (no structure to help caches). Kinds of st
 * ``oblique-numpy``: the same steps with ``method="numpy"``: the banded numpy path, which was
   the only path before vtkImageReslice (the baseline, measured in the same run).
 
+With ``--scroll``, also scrolling as a reader does (``--rate`` steps per second, 30 by default:
+a key held down): blocks of ``--steps`` steps of the sagittal (native) and of the oblique plane
+through a :class:`PlaneCache`, each step = the cache's pixels + setImage + repaint, then the
+neighbours along the normal prefetched on the cache's background thread (as ``SliceView``
+does); the time of each step from the request to the repainted image, and the share of steps
+whose pixels were ready (prefetched) or in flight. Blocks alternate native / oblique, the
+order flips each round. And as fast as possible (no pause between steps): steps per second.
+
 Warm caches: the volume is in memory (touched once before timing) and each kind is run a few
 times before the rounds (so the VTK wrapping of the volume is cached); the plane's index-space
 origin and steps are computed in every step (they are part of the step). Steps alternate
@@ -80,6 +88,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2,
                         help="row-band threads for the numpy path (VTK uses min(4, cores) threads)")
     parser.add_argument("--paint", action="store_true", help="also time setImage + repaint (offscreen Qt)")
+    parser.add_argument("--scroll", action="store_true",
+                        help="also scroll through the cache with prefetching at --rate steps/s (implies --paint)")
+    parser.add_argument("--rate", type=float, default=30.0)
     args = parser.parse_args()
 
     volume, geometry = build(args.size, args.slices)
@@ -126,6 +137,8 @@ def main() -> int:
 
     kinds: dict[str, Callable[[], Any]] = {"native": native_pixels, "aligned": aligned_pixels,
                                            "oblique": oblique_step("auto"), "oblique-numpy": oblique_step("numpy")}
+    if args.scroll:
+        args.paint = True
     if args.paint:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         import pyqtgraph as pg
@@ -186,7 +199,82 @@ def main() -> int:
         n_p = statistics.median(times["native+paint"])
         o_p = statistics.median(times["oblique+paint"])
         print(f"  pixels + paint: oblique / native = {o_p / n_p:.2f}x (goal <= 2x)")
+    if args.scroll:
+        scroll(args, volume, geometry, oblique0, item, widget)
     return 0
+
+
+def scroll(args: argparse.Namespace, volume: np.ndarray, geometry: VolumeGeometry, oblique0: ViewPlane,
+           item: Any, widget: Any) -> None:
+    """Scrolling through a PlaneCache with prefetching, paced and as fast as possible."""
+    from lumbarview.core.types import ImageStack
+    from lumbarview.slicing.cache import PlaneCache
+
+    stack = ImageStack("bench#1", "bench", geometry, {}, lambda: (volume, []))
+    k_mid = args.slices // 2
+
+    def native_plane(n: int) -> ViewPlane:
+        cursor = geometry.index_to_lps((args.size / 2, args.size / 2, k_mid + n))
+        return standard_plane(geometry, PlaneOrientation.SAGITTAL, cursor)
+
+    def oblique_plane(n: int) -> ViewPlane:
+        return oblique0.stepped(0.7 * n)
+
+    kinds: dict[str, Callable[[int], ViewPlane]] = {"native": native_plane, "oblique": oblique_plane}
+    latency: dict[str, list[float]] = {k: [] for k in kinds}
+    ready: dict[str, list[int]] = {k: [0, 0, 0] for k in kinds}  # hits, waits, misses
+    rates: dict[str, list[float]] = {k: [] for k in kinds}
+    period = 1.0 / args.rate
+
+    def block(name: str, paced: bool, start: int) -> float:
+        cache = PlaneCache()
+        make = kinds[name]
+        position, direction = start, 1
+        t_begin = time.perf_counter()
+        for n in range(args.steps):
+            due = t_begin + n * period
+            if paced:
+                while time.perf_counter() < due:
+                    time.sleep(max(0.0, min(0.002, due - time.perf_counter())))
+            position += direction
+            if abs(position - start) >= 20:
+                direction = -direction
+            t0 = time.perf_counter()
+            got = cache.get(stack, make(position))
+            item.setImage(got.pixels, autoLevels=False, levels=(500.0, 3500.0))
+            widget.viewport().repaint()
+            if paced:
+                latency[name].append((time.perf_counter() - t0) * 1000)
+            if got.native_k is None:  # a reformat: its neighbours next (SliceView does the same)
+                cache.prefetch(stack, [make(position + direction), make(position - direction)])
+        elapsed = time.perf_counter() - t_begin
+        if paced:
+            for i, v in enumerate((cache.hits, cache.waits, cache.misses)):
+                ready[name][i] += v
+        while not cache.idle():
+            time.sleep(0.001)
+        return args.steps / elapsed
+
+    names = list(kinds)
+    for _ in range(2):  # warm-up
+        for name in names:
+            block(name, False, 0)
+    for rnd in range(args.rounds):
+        for name in (names if rnd % 2 == 0 else names[::-1]):
+            block(name, True, 0)
+            rates[name].append(block(name, False, 0))
+    print(f"scrolling at {args.rate:.0f} steps/s through a PlaneCache (pixels + setImage + repaint; reformatted "
+          f"steps prefetch their two neighbours on the cache's background thread), {args.rounds} rounds x "
+          f"{args.steps} steps of each, alternating blocks:")
+    for name in names:
+        hits, waits, misses = ready[name]
+        total = max(1, hits + waits + misses)
+        print(f"  {name:8s} step {summary(latency[name])}; pixels ready {100 * hits / total:.0f} %, in flight "
+              f"{100 * waits / total:.0f} %, computed on request {100 * misses / total:.0f} %; as fast as possible "
+              f"{statistics.median(rates[name]):.0f} steps/s (min {min(rates[name]):.0f})")
+    ratio = statistics.median(latency["oblique"]) / statistics.median(latency["native"])
+    print(f"  scrolling: oblique / native step = {ratio:.2f}x (goal <= 2x; oblique "
+          f"{statistics.median(latency['oblique']):.2f} ms, goal <= 8 ms)")
 
 
 if __name__ == "__main__":

@@ -340,16 +340,34 @@ class ViewState:
         if mode == "native":
             ref = self._nearest(cursor)
             return ref, (None if ref is None else self._native_plane(ref))
+        return None, self._reformat_plane(cursor)
+
+    def _reformat_plane(self, cursor: FloatArray) -> ViewPlane:
+        """The reformatted plane through ``cursor``."""
         if self._custom is not None:
-            return None, self._custom.through(cursor)
+            return self._custom.through(cursor)
         assert self._source is not None
         orientation = self.orientation if self.orientation is not PlaneOrientation.OBLIQUE else (
             PlaneOrientation.CORONAL)
-        plane = standard_plane(self._source.geometry, orientation, cursor,
-                               native_orientation=self._native_orientation,
-                               has_patient_geometry=bool(self._source.meta.get("has_patient_geometry", True)),
-                               snap_to_slice=False)
-        return None, plane
+        return standard_plane(self._source.geometry, orientation, cursor,
+                              native_orientation=self._native_orientation,
+                              has_patient_geometry=bool(self._source.meta.get("has_patient_geometry", True)),
+                              snap_to_slice=False)
+
+    def neighbour_planes(self, direction: int = 1) -> list[ViewPlane]:
+        """The reformatted planes one step on each side of the shown one (the side of
+        ``direction`` first), exactly as :meth:`step` would show them, for prefetching; none
+        in native or empty mode (native slices are read, not computed)."""
+        if self.mode != "reformat" or self._plane is None or self._source is None:
+            return []
+        normal = self._plane.normal_lps
+        step = step_along_mm(self._source.geometry, normal)
+        index, count = self.position()
+        out = []
+        for n in (direction, -direction):
+            if 0 <= index + n < count:
+                out.append(self._reformat_plane(self._cursor.crosshair + n * step * normal))
+        return out
 
     def _set(self, ref: SliceRef | None, plane: ViewPlane | None = None) -> None:
         self._current = ref

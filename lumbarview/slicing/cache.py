@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +93,12 @@ def plane_key(plane: SlicePlane) -> tuple[Any, ...]:
 class PlaneCache:
     """The pixels of volumes on view planes (:func:`lumbarview.slicing.reformat.reformat`),
     least recently used first out, bounded by the bytes it owns (entries are copies, never views
-    into a decoded volume)."""
+    into a decoded volume).
+
+    :meth:`prefetch` computes planes a view is likely to show next (the neighbours along its
+    normal) on a background thread, as a viewer scrolling through slices does: a request for a
+    plane being prefetched waits for it instead of computing it twice. ``hits``, ``misses`` and
+    ``waits`` (a request that met its plane in flight) count the requests."""
 
     def __init__(self, max_bytes: int = 256 * 2**20) -> None:
         if max_bytes <= 0:
@@ -101,25 +106,47 @@ class PlaneCache:
         self.max_bytes = max_bytes
         self._used = 0
         self._entries: OrderedDict[tuple[Any, ...], Reformatted] = OrderedDict()
+        self._inflight: dict[tuple[Any, ...], Future[Reformatted]] = {}
         self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self.hits = self.misses = self.waits = 0
 
     @property
     def used_bytes(self) -> int:
         return self._used
 
+    @staticmethod
+    def _key(stack: ImageStack, plane: SlicePlane, kind: Kind) -> tuple[Any, ...]:
+        return (stack.uid, kind, plane_key(plane))
+
     def get(self, stack: ImageStack, plane: SlicePlane, kind: Kind = "image") -> Reformatted:
-        key = (stack.uid, kind, plane_key(plane))
+        key = self._key(stack, plane, kind)
         with self._lock:
             hit = self._entries.get(key)
             if hit is not None:
                 self._entries.move_to_end(key)
+                self.hits += 1
                 return hit
+            pending = self._inflight.get(key)
+            if pending is None or not pending.cancel():
+                if pending is not None:
+                    self.waits += 1
+            else:
+                del self._inflight[key]
+                pending = None
+            if pending is None:
+                self.misses += 1
+        if pending is not None:
+            return pending.result()
+        return self._compute(key, stack, plane, kind)
+
+    def _compute(self, key: tuple[Any, ...], stack: ImageStack, plane: SlicePlane, kind: Kind) -> Reformatted:
         found = reformat(stack.pixels(), stack.geometry, plane, kind=kind)
         pixels = np.array(found.pixels, order="C", copy=True)
         inside = np.array(found.inside, order="C", copy=True)
         pixels.setflags(write=False)
         inside.setflags(write=False)
-        owned = Reformatted(pixels, inside, found.native_k, found.plane)
+        owned = Reformatted(pixels, inside, found.native_k, found.plane, found.method)
         size = pixels.nbytes + inside.nbytes
         with self._lock:
             if key not in self._entries:
@@ -130,7 +157,51 @@ class PlaneCache:
                     self._used -= evicted.pixels.nbytes + evicted.inside.nbytes
         return owned
 
+    def contains(self, stack: ImageStack, plane: SlicePlane, kind: Kind = "image") -> bool:
+        with self._lock:
+            return self._key(stack, plane, kind) in self._entries
+
+    def prefetch(self, stack: ImageStack, planes: Iterable[SlicePlane], kind: Kind = "image") -> int:
+        """Compute ``planes`` (most wanted first) on the cache's background thread unless they
+        are cached or in flight; prefetches asked before and not started yet are dropped (the
+        view has moved on). Returns how many were queued."""
+        wanted = [(self._key(stack, p, kind), p) for p in planes]
+        keys = {k for k, _p in wanted}
+        queued = 0
+        with self._lock:
+            for key, future in list(self._inflight.items()):
+                if key not in keys and future.cancel():
+                    del self._inflight[key]
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lumbarview-prefetch")
+            for key, plane in wanted:
+                if key in self._entries or key in self._inflight:
+                    continue
+                future = self._executor.submit(self._prefetched, key, stack, plane, kind)
+                self._inflight[key] = future
+                queued += 1
+        return queued
+
+    def _prefetched(self, key: tuple[Any, ...], stack: ImageStack, plane: SlicePlane, kind: Kind) -> Reformatted:
+        try:
+            return self._compute(key, stack, plane, kind)
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def idle(self) -> bool:
+        """True when no prefetch is queued or running."""
+        with self._lock:
+            return not self._inflight
+
     def clear(self) -> None:
         with self._lock:
+            for future in self._inflight.values():
+                future.cancel()
+            self._inflight.clear()
             self._entries.clear()
             self._used = 0

@@ -97,6 +97,7 @@ class SliceView(QtWidgets.QWidget):
         self._line_pool: list[pg.PlotCurveItem] = []
         self._frame: tuple[Any, ...] | None = None
         self._pixels: Any = None
+        self._along: float | None = None  # the shown reformatted plane's offset along its normal
         self._planned: pg.PlotCurveItem | None = None
         self.setAcceptDrops(True)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
@@ -183,6 +184,11 @@ class SliceView(QtWidgets.QWidget):
         self.show_message("")
         pixels = self.plane_cache.get(source, plane).pixels
         self._pixels = pixels
+        if state.mode == "reformat":  # the next steps' pixels, computed while this one shows
+            along = float(plane.origin_lps @ plane.normal_lps)
+            direction = -1 if self._along is not None and along < self._along else 1
+            self._along = along
+            self.plane_cache.prefetch(source, state.neighbour_planes(direction))
         sx, sy = plane.spacing_mm
         frame = (tuple(np.round(plane.row_direction_lps, 6)), tuple(np.round(plane.column_direction_lps, 6)),
                  plane.spacing_mm)
