@@ -72,15 +72,18 @@ class Hud:
             if self._texts[key]:
                 self._shadowed(painter, rect, int(flags), self._texts[key])
         painter.setFont(self._font)
-        for key, flags in (("tl", a.AlignLeft | a.AlignTop), ("tr", a.AlignRight | a.AlignTop),
-                           ("bl", a.AlignLeft | a.AlignBottom)):
+        mm, px = self.bar()
+        # The bottom-left text stops short of the scale bar and wraps, never running under it.
+        bottom_left = rect.adjusted(0, 0, -(px + 16), 0) if px > 0 else rect
+        for key, box, flags in (("tl", rect, a.AlignLeft | a.AlignTop), ("tr", rect, a.AlignRight | a.AlignTop),
+                                ("bl", bottom_left, a.AlignLeft | a.AlignBottom)):
             if self._texts[key]:
-                self._shadowed(painter, rect, int(flags), self._texts[key])
+                flags |= QtCore.Qt.TextFlag.TextWordWrap if key == "bl" else 0
+                self._shadowed(painter, box, int(flags), self._texts[key])
         if self._texts["center"]:
             box = painter.boundingRect(rect, int(a.AlignCenter), self._texts["center"]).adjusted(-8, -6, 8, 6)
             painter.fillRect(box, QtGui.QColor(0, 0, 0, 160))
             self._shadowed(painter, rect, int(a.AlignCenter), self._texts["center"])
-        mm, px = self.bar()
         if px > 0:
             x1 = rect.right()
             x0 = x1 - px
