@@ -16,16 +16,15 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
 from lumbarview.core.errors import Cancelled, LumbarviewError
-from lumbarview.core.types import Series
 from lumbarview.model.flags import FlagStore, default_flag_file
 from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
 from lumbarview.model.view_state import WindowLevel
 from lumbarview.model.window_presets import default_window, preset_window
-from lumbarview.services.case_loader import CaseMemory, CaseView, load_case, rank_volumes
+from lumbarview.services import view_planes
+from lumbarview.services.case_loader import CaseMemory, CaseView, load_case
 from lumbarview.services.demo import default_demo_root, ensure_demo
 from lumbarview.services.open_dataset import open_path
 from lumbarview.slicing.cache import PlaneCache
-from lumbarview.slicing.planes import covering_plane, disc_aligned_plane, plane_from_sagittal_line
 from lumbarview.ui.actions import build_menus
 from lumbarview.ui.items.overlay_items import OverlayItems
 from lumbarview.ui.measure_binding import MeasureBinding
@@ -379,50 +378,30 @@ class MainWindow(QtWidgets.QMainWindow):
         case = self.session.case
         series = next((s for s in case.series if s.uid == uid), None) if case and uid else None
         if series is not None:
-            orientation = {k.geometry.orientation.value for k in series.stacks}
-            name = orientation.pop() if len(orientation) == 1 and orientation <= set(self.views) else "sagittal"
-            self.show_series_in(name, str(uid))
+            self.show_series_in(view_planes.view_for_series(series), str(uid))
 
     # -- planes -------------------------------------------------------------------------------
-    def _best_volume(self) -> Series | None:
-        case = self.session.case
-        volumes = rank_volumes(case) if case is not None else []
-        return volumes[0] if volumes else None
-
     def align_to_disc(self, level: str) -> bool:
         """The axial view on the plane of ``level``'s disc (from the label map)."""
-        found = self.session.disc_planes.get(level)
-        source = self._best_volume()
-        if found is None or source is None:
+        planned = view_planes.disc_aligned(self.session.case, self.session.disc_planes, level)
+        if planned is None:
             self.statusBar().showMessage(f"No labelled {level} disc in this case to align to")
             return False
-        centre, normal = found
-        geometry = source.stacks[0].geometry
-        pixel = min(geometry.spacing_mm)
-        axes = disc_aligned_plane(centre, normal, pixel, (8, 8))
-        plane = covering_plane(geometry, axes.right_lps, axes.down_lps, centre, pixel)
-        self.session.set_plane("axial", plane, source, f"align axial to {level}", cursor_lps=centre)
+        planned.apply(self.session)
         return True
 
     def plan_from_line(self, start: np.ndarray, end: np.ndarray) -> None:
-        sagittal = self.session.views["sagittal"].plane
-        source = self._best_volume()
-        if sagittal is None or source is None:
-            return
-        geometry = source.stacks[0].geometry
-        pixel = min(geometry.spacing_mm)
         try:
-            axes = plane_from_sagittal_line(start, end, sagittal, pixel, (8, 8))
+            planned = view_planes.planned_from_line(self.session.case, self.session.views["sagittal"].plane,
+                                                    start, end)
         except ValueError as exc:
             self.statusBar().showMessage(str(exc))
             return
-        plane = covering_plane(geometry, axes.right_lps, axes.down_lps, (start + end) / 2, pixel)
-        self.session.set_plane("axial", plane, source, "plan oblique axial", cursor_lps=(start + end) / 2)
+        if planned is not None:
+            planned.apply(self.session)
 
     def reset_planes(self) -> None:
-        for name, view in self.session.views.items():
-            if view.custom_plane is not None:
-                self.session.set_plane(name, None, text="standard plane")
+        view_planes.reset_planes(self.session)
 
     # -- view helpers -------------------------------------------------------------------------
     def focused_view(self) -> SliceView:

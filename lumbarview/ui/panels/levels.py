@@ -28,7 +28,7 @@ from lumbarview.core.types import Series
 from lumbarview.services import export, report, sr
 from lumbarview.services.engine_view import EngineResult, PartGeometry, part_of, run_engine
 from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
-from lumbarview.slicing.planes import covering_plane
+from lumbarview.services.view_planes import best_volume, covering_view_plane
 from lumbarview.ui.items.engine_items import EngineOverlay
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ class LevelsController:
             return None
         stack = report.image_stack(case, series_name)
         found = next((s for s in case.series if stack is not None and stack in s.stacks and len(s.stacks) == 1), None)
-        return found or self.w._best_volume()
+        return found or best_volume(case)
 
     def show_part(self, row: dict[str, Any]) -> bool:
         """Take the view to the plane the engine measured ``row`` on and draw what it measured."""
@@ -246,9 +246,7 @@ class LevelsController:
         if source is None:
             self.w.statusBar().showMessage("No volume in this case to show the engine's plane")
             return False
-        geometry = source.stacks[0].geometry
-        pixel = min(geometry.spacing_mm)
-        plane = covering_plane(geometry, part.right_lps, part.down_lps, part.centre_lps, pixel)
+        plane = covering_view_plane(source, part.right_lps, part.down_lps, part.centre_lps)
         self.set_part(part)
         title = PART_TITLES.get((part.part, part.side), part.part)
         self.w.session.set_plane(part.view, plane, source, f"show {part.level} {title.lower()}",
