@@ -21,7 +21,8 @@ from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
 from lumbarview.model.view_state import WindowLevel
 from lumbarview.model.window_presets import default_window, preset_window
 from lumbarview.services import view_planes
-from lumbarview.services.case_loader import CaseMemory, CaseView, load_case
+from lumbarview.services.case_browser import CaseBrowser, find_series, neighbour_case
+from lumbarview.services.case_loader import CaseView
 from lumbarview.services.demo import default_demo_root, ensure_demo
 from lumbarview.services.open_dataset import open_path
 from lumbarview.slicing.cache import PlaneCache
@@ -56,7 +57,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker = Worker(max_workers=2)
         self.cache = PlaneCache(cache_bytes)
         # Decoded cases kept while browsing: a few, bounded by bytes (LUMBARVIEW_CASE_CACHE_MB).
-        self.case_memory = CaseMemory(int(os.environ.get("LUMBARVIEW_CASE_CACHE_MB", "1500")) * 2**20)
+        case_budget = int(os.environ.get("LUMBARVIEW_CASE_CACHE_MB", "1500")) * 2**20
+        self.cases = CaseBrowser(self.session, self.worker.submit, case_budget)
         self.dataset: Dataset | None = None
         self.flags: FlagStore | None = None
         self.pending_plane: str | None = None
@@ -311,8 +313,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_case(self, case: Case) -> None:
         """Load the case off the GUI thread (the series each view shows, decoded) and show it."""
         self.statusBar().showMessage(f"Loading case {case.id}…")
-        self.worker.submit(lambda: load_case(case), self._on_case_loaded,
-                           lambda e: self.statusBar().showMessage(f"Cannot load case {case.id}: {e}"))
+        self.cases.load(case, self._on_case_loaded,
+                        lambda e: self.statusBar().showMessage(f"Cannot load case {case.id}: {e}"))
 
     def _on_case_loaded(self, view: CaseView) -> None:
         case = view.case
@@ -340,45 +342,23 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.pending_plane:
             self.align_to_disc(self.pending_plane)
             self.pending_plane = None
-        self.case_memory.touch(case)
-        self.case_memory.trim(keep=(case,))
         self.measure.on_case_shown()
-        self._prefetch_case(1)
+        self.cases.shown(case)
         QtCore.QTimer.singleShot(0, self.views_ready.emit)
 
     def step_case(self, delta: int) -> None:
-        if self.dataset and self.dataset.cases:
-            cases = self.dataset.cases
-            i = cases.index(self.session.case) if self.session.case in cases else 0
-            self.show_case(cases[(i + delta) % len(cases)])
-
-    def _prefetch_case(self, delta: int) -> None:
-        """Decode the next case's series in the background while this one is read."""
-        cases = self.dataset.cases if self.dataset else []
-        if len(cases) > 1 and self.session.case in cases:
-            nxt = cases[(cases.index(self.session.case) + delta) % len(cases)]
-
-            def kept(_view: CaseView) -> None:
-                self.case_memory.touch(nxt)
-                self.case_memory.trim(keep=(self.session.case, nxt))
-
-            self.worker.submit(lambda: load_case(nxt), kept, lambda _e: None)
+        case = neighbour_case(self.dataset, self.session.case, delta)
+        if case is not None:
+            self.show_case(case)
 
     def show_series_in(self, name: str, uid: str) -> None:
-        case = self.session.case
-        series = next((s for s in case.series if s.uid == uid), None) if case else None
-        if series is None:
-            return
-        self.worker.submit(lambda: [k.pixels() for k in series.stacks],
-                           lambda _: self.session.views[name].set_series(series),
-                           lambda e: self.statusBar().showMessage(f"Cannot load {series.description}: {e}"))
+        self.cases.show_series(name, uid, lambda series, e: self.statusBar().showMessage(
+            f"Cannot load {series.description}: {e}"))
 
     def _on_tree_double_click(self, item: QtWidgets.QTreeWidgetItem, _column: int) -> None:
-        uid = item.data(0, QtCore.Qt.ItemDataRole.UserRole)
-        case = self.session.case
-        series = next((s for s in case.series if s.uid == uid), None) if case and uid else None
+        series = find_series(self.session.case, item.data(0, QtCore.Qt.ItemDataRole.UserRole))
         if series is not None:
-            self.show_series_in(view_planes.view_for_series(series), str(uid))
+            self.show_series_in(view_planes.view_for_series(series), series.uid)
 
     # -- planes -------------------------------------------------------------------------------
     def align_to_disc(self, level: str) -> bool:
