@@ -8,14 +8,12 @@ how a case loads are ``services.case_loader``; planes, windows and layers are th
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
-from lumbarview.core.errors import Cancelled, LumbarviewError
 from lumbarview.model.flags import FlagStore, default_flag_file
 from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
 from lumbarview.model.view_state import WindowLevel
@@ -34,7 +32,8 @@ from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel,
 from lumbarview.ui.panels.levels import LevelsController
 from lumbarview.ui.settings import Settings
 from lumbarview.ui.start_page import StartPage
-from lumbarview.ui.threading import Worker, call_in_gui_thread
+from lumbarview.ui.tasks import ProgressRunner
+from lumbarview.ui.threading import Worker
 from lumbarview.ui.views.slice_view import SliceView
 
 _A = QtCore.Qt.DockWidgetArea
@@ -55,6 +54,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.set_native_orientation(native_orientation)
         self.session.undo.clear()
         self.worker = Worker(max_workers=2)
+        self.tasks = ProgressRunner(self, self.worker, self.load_failed.emit)
         self.cache = PlaneCache(cache_bytes)
         # Decoded cases kept while browsing: a few, bounded by bytes (LUMBARVIEW_CASE_CACHE_MB).
         case_budget = int(os.environ.get("LUMBARVIEW_CASE_CACHE_MB", "1500")) * 2**20
@@ -66,7 +66,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.undo_action: QtGui.QAction
         self.redo_action: QtGui.QAction
         self.tool_actions: dict[str, QtGui.QAction] = {}  # ui.actions.build_tools_menu
-        self._cancel: threading.Event | None = None
         self.scene3d: Any = None  # the 3D pane (ui.scene3d.SceneView), made when first shown
         self.scene_in_1x3 = False  # View menu: the 3D pane in place of the coronal in 1x3
         self.views = {name: SliceView(name, self.session, self.cache) for name in VIEW_NAMES}
@@ -250,45 +249,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open(path)
 
     def open_demo(self) -> None:
-        self._run(lambda _p, _c: ensure_demo(default_demo_root())["sudirman"], lambda root: self.open(str(root)),
-                  "Preparing the demo dataset…")
+        self.tasks.run(lambda _p, _c: ensure_demo(default_demo_root())["sudirman"],
+                       lambda root: self.open(str(root)), "Preparing the demo dataset…")
 
     def open(self, path: str) -> None:
         """Open a dataset off the GUI thread, with a progress bar that can cancel."""
-        self._run(lambda progress, cancel: open_path(path, progress=progress, cancel=cancel),
-                  lambda ds: self._on_dataset(path, ds), f"Opening {path}…")
-
-    def _run(self, job: Any, done: Any, label: str) -> None:
-        cancel = self._cancel = threading.Event()
-        dialog = QtWidgets.QProgressDialog(label, "Cancel", 0, 0, self)
-        dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(300)
-        dialog.canceled.connect(cancel.set)
-
-        def progress(n: int, total: int) -> None:
-            def update() -> None:
-                dialog.setMaximum(max(total, 1))
-                dialog.setValue(n)
-
-            call_in_gui_thread(update)
-
-        def finished(result: Any) -> None:
-            dialog.reset()
-            done(result)
-
-        def failed(error: BaseException) -> None:
-            dialog.reset()
-            if isinstance(error, Cancelled):
-                self.statusBar().showMessage("Opening cancelled")
-                return
-            message = str(error) if isinstance(error, LumbarviewError) else (
-                f"Unexpected error: {type(error).__name__}: {error}")
-            self.statusBar().showMessage(message)
-            self.load_failed.emit(message)
-            if not os.environ.get("LUMBARVIEW_NO_DIALOGS"):
-                QtWidgets.QMessageBox.warning(self, "lumbarview", message)
-
-        self.worker.submit(lambda: job(progress, cancel), finished, failed)
+        self.tasks.run(lambda progress, cancel: open_path(path, progress=progress, cancel=cancel),
+                       lambda ds: self._on_dataset(path, ds), f"Opening {path}…")
 
     def _on_dataset(self, path: str, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -490,8 +457,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.settings.set_value("window/geometry", self.saveGeometry())
         self.settings.set_value("window/state", self.saveState())
-        if self._cancel is not None:
-            self._cancel.set()
+        self.tasks.cancel()
         for view in self.views.values():
             view.cine.stop()
         self.measure.flush()

@@ -211,8 +211,8 @@ class LevelsController:
             self.w.statusBar().showMessage("Open a case first")
             return
         self.panel.status.setText(f"Measuring case {case.id}…")
-        self.w._run(lambda progress, cancel: run_engine(case, progress, cancel),
-                    lambda result: self._on_result(case, result), f"Measuring case {case.id}…")
+        self.w.tasks.run(lambda progress, cancel: run_engine(case, progress, cancel),
+                         lambda result: self._on_result(case, result), f"Measuring case {case.id}…")
 
     def _on_result(self, case: Case, result: EngineResult) -> None:
         if case is not self.w.session.case:
