@@ -49,16 +49,17 @@ def build_menus(w: MainWindow) -> None:
         action = add_action(layout_menu, name, lambda _=False, lay=name: w.set_layout(lay), f"Alt+{n}",
                             checkable=True, checked=name == w.session.layout)
         group.addAction(action)
-    add_action(view_menu, "&Fit to window", w.fit_all, "F")
+    grid = w.grid
+    add_action(view_menu, "&Fit to window", grid.fit_all, "F")
     add_action(view_menu, "&Reset zoom, window and planes", w.reset_views, "R")
-    add_action(view_menu, "&Cine play (focused view)", w.toggle_cine, "Space")
-    add_action(view_menu, "&Invert (focused view)", w.invert, "I")
-    add_action(view_menu, "Cross&hair", w.toggle_crosshair, "C", checkable=True, checked=True)
-    add_action(view_menu, "Acquisition &orientation (as stored)", w.toggle_native_orientation, "O",
+    add_action(view_menu, "&Cine play (focused view)", grid.toggle_cine, "Space")
+    add_action(view_menu, "&Invert (focused view)", grid.invert, "I")
+    add_action(view_menu, "Cross&hair", grid.set_crosshair_visible, "C", checkable=True, checked=True)
+    add_action(view_menu, "Acquisition &orientation (as stored)", w.session.set_native_orientation, "O",
                checkable=True, checked=w.session.native_orientation)
     add_action(view_menu, "&3D pane in the 1x3 layout (instead of the coronal)", w.toggle_scene3d, "Ctrl+D",
-               checkable=True, checked=w.scene_in_1x3)
-    add_action(view_menu, "&Project models within the slab on the slices", w.toggle_mesh_projection, "Ctrl+P",
+               checkable=True, checked=grid.scene_in_1x3)
+    add_action(view_menu, "&Project models within the slab on the slices", grid.set_mesh_projection, "Ctrl+P",
                checkable=True, checked=False)
     wl_menu = view_menu.addMenu("&Window/level preset")
     for n, name in enumerate(("auto", "dicom", "T1", "T2"), start=1):

@@ -108,7 +108,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             out = Path(screenshot)
             out.parent.mkdir(parents=True, exist_ok=True)
             pixmap = window.grab()
-            window.paint_3d_into(pixmap, window)  # QWidget.grab does not capture VTK's pixels
+            window.grid.paint_3d_into(pixmap, window)  # QWidget.grab does not capture VTK's pixels
             ok = pixmap.save(str(out))
             if ok:
                 doc = sidecar(window)
@@ -127,7 +127,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             # The time and memory of a screenshot include the work queued at open (thumbnails,
             # prefetch, 3D surfaces): capture once the background work has finished.
             if window.worker.idle:
-                window.when_3d_ready(lambda: QtCore.QTimer.singleShot(100, capture))
+                window.grid.when_3d_ready(lambda: QtCore.QTimer.singleShot(100, capture))
             else:
                 QtCore.QTimer.singleShot(50, when_idle)
 

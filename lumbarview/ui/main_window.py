@@ -15,9 +15,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
 from lumbarview.model.flags import FlagStore, default_flag_file
-from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
-from lumbarview.model.view_state import WindowLevel
-from lumbarview.model.window_presets import default_window, preset_window
+from lumbarview.model.session import LAYOUTS, Session
+from lumbarview.model.window_presets import default_window
 from lumbarview.services import view_planes
 from lumbarview.services.case_browser import CaseBrowser, find_series, neighbour_case
 from lumbarview.services.case_loader import CaseView
@@ -25,7 +24,6 @@ from lumbarview.services.demo import default_demo_root, ensure_demo
 from lumbarview.services.open_dataset import open_path
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.ui.actions import build_menus
-from lumbarview.ui.items.overlay_items import OverlayItems
 from lumbarview.ui.measure_binding import MeasureBinding
 from lumbarview.ui.panels.browser import SeriesTree
 from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
@@ -35,6 +33,7 @@ from lumbarview.ui.start_page import StartPage
 from lumbarview.ui.tasks import ProgressRunner
 from lumbarview.ui.threading import Worker
 from lumbarview.ui.views.slice_view import SliceView
+from lumbarview.ui.views.view_grid import ViewGrid
 
 _A = QtCore.Qt.DockWidgetArea
 
@@ -66,18 +65,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.undo_action: QtGui.QAction
         self.redo_action: QtGui.QAction
         self.tool_actions: dict[str, QtGui.QAction] = {}  # ui.actions.build_tools_menu
-        self.scene3d: Any = None  # the 3D pane (ui.scene3d.SceneView), made when first shown
-        self.scene_in_1x3 = False  # View menu: the 3D pane in place of the coronal in 1x3
-        self.views = {name: SliceView(name, self.session, self.cache) for name in VIEW_NAMES}
+        self.grid = ViewGrid(self.session, self.cache, self.worker.submit)
+        self.views = self.grid.views
         for view in self.views.values():
-            view.overlay = OverlayItems(view, self.session.overlays)
             view.hover_text.connect(self._on_hover_text)
             view.series_dropped.connect(lambda uid, v=view: self.show_series_in(v.name, uid))
             view.line_planned.connect(self.plan_from_line)
-        self.grid = QtWidgets.QWidget()
-        self.grid_layout = QtWidgets.QGridLayout(self.grid)
-        self.grid_layout.setContentsMargins(0, 0, 0, 0)
-        self.grid_layout.setSpacing(3)
         self.start_page = StartPage(self.choose_folder, self.open_demo, self.open)
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.start_page)
@@ -157,6 +150,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
+    @property
+    def scene3d(self) -> Any:
+        """The 3D pane (``ui.scene3d.SceneView``), or None until a layout first shows it."""
+        return self.grid.scene3d
+
     # -- layout -------------------------------------------------------------------------------
     def set_layout(self, layout: str) -> None:
         """1x2 (sagittal, axial), 1x3 (+ coronal) or 2x2 (+ oblique); remembered."""
@@ -164,83 +162,15 @@ class MainWindow(QtWidgets.QMainWindow):
             raise ValueError(f"unknown layout {layout!r}; one of {', '.join(LAYOUTS)}")
         self.session.layout = layout
         self.settings.set_layout(layout)
-        grid = self.grid_layout
-        while grid.count():  # take the views out (they stay children of the grid widget)
-            grid.takeAt(0)
-        for n in range(4):
-            grid.setRowStretch(n, 0)
-            grid.setColumnStretch(n, 0)
-        names = LAYOUTS[layout]
-        self.session.replaced_views = self._scene_replaces(layout)  # 3D pane hook
-        for view in self.views.values():
-            view.setVisible(view.name in names and view.name not in self.session.replaced_views)
-        for n, name in enumerate(names):
-            row, col = (divmod(n, 2) if layout == "2x2" else (0, n))
-            grid.addWidget(self._pane(name), row, col)
-            grid.setRowStretch(row, 1)
-            grid.setColumnStretch(col, 1)
-        for view in self.visible_views():
-            view.update_reference_lines()
-        if self.scene3d is not None:  # 3D pane hook
-            self.scene3d.setVisible(bool(self.session.replaced_views))
-            self.scene3d.refresh_slices()
-
-    # -- the 3D pane (ui.scene3d) ---------------------------------------------------------------
-    def _scene_replaces(self, layout: str) -> set[str]:
-        """The view whose pane shows the 3D scene: the oblique in 2x2, the coronal in 1x3 when
-        the View menu says so."""
-        if layout == "2x2":
-            return {"oblique"}
-        if layout == "1x3" and self.scene_in_1x3:
-            return {"coronal"}
-        return set()
-
-    def _pane(self, name: str) -> QtWidgets.QWidget:
-        if name not in self.session.replaced_views:
-            return self.views[name]
-        if self.scene3d is None:
-            from lumbarview.ui.scene3d.scene_view import SceneView
-
-            self.scene3d = SceneView(self.session, self.cache, self.worker.submit, self.grid)
-        widget: QtWidgets.QWidget = self.scene3d
-        return widget
+        self.grid.arrange(layout)
 
     def toggle_scene3d(self, checked: bool) -> None:
         """Show the 3D pane in the 1x3 layout in place of the coronal view."""
-        self.scene_in_1x3 = checked
+        self.grid.scene_in_1x3 = checked
         self.set_layout("1x3" if checked else self.session.layout)
 
-    def toggle_mesh_projection(self, checked: bool) -> None:
-        """Draw the part of each mesh within the slab projected on the slices (thin roots)."""
-        for view in self.views.values():
-            if view.overlay is not None:
-                view.overlay.project_meshes = checked
-                view.overlay.refresh()
-
-    def when_3d_ready(self, then: Any) -> None:
-        """Call ``then`` once the 3D pane's surfaces are built (at once without a pane)."""
-        scene = self.scene3d
-        if scene is None or not scene.isVisible() or scene.pending_surfaces == 0:
-            then()
-            return
-        done = {"called": False}
-
-        def once() -> None:
-            if not done["called"]:
-                done["called"] = True
-                then()
-
-        scene.surfaces_ready.connect(once)
-
-    def paint_3d_into(self, pixmap: QtGui.QPixmap, grabbed: QtWidgets.QWidget) -> None:
-        """Put the 3D pane's pixels into a grab of ``grabbed`` (QWidget.grab misses them)."""
-        if self.scene3d is not None and self.scene3d.isVisible() and (
-                grabbed is self or grabbed.isAncestorOf(self.scene3d)):
-            self.scene3d.paint_into(pixmap, grabbed)
-
     def visible_views(self) -> list[SliceView]:
-        return [self.views[name] for name in LAYOUTS[self.session.layout]
-                if name not in self.session.replaced_views]
+        return self.grid.visible_views()
 
     # -- opening ------------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -350,52 +280,17 @@ class MainWindow(QtWidgets.QMainWindow):
     def reset_planes(self) -> None:
         view_planes.reset_planes(self.session)
 
-    # -- view helpers -------------------------------------------------------------------------
-    def focused_view(self) -> SliceView:
-        return next((v for v in self.visible_views() if v.hasFocus()), self.views["sagittal"])
-
-    def fit_all(self) -> None:
-        for view in self.visible_views():
-            view.fit()
-
     def reset_views(self) -> None:
         self.reset_planes()
-        for view in self.visible_views():
-            view.fit()
-            source = view.view_state.source
-            if source is not None:
-                self.session.set_window(view.name, default_window(source))
-
-    def toggle_cine(self) -> None:
-        self.focused_view().toggle_cine()
-
-    def toggle_crosshair(self, checked: bool) -> None:
-        for view in self.views.values():
-            view.set_crosshair_visible(checked)
-
-    def toggle_native_orientation(self, checked: bool) -> None:
-        self.session.set_native_orientation(checked)
-
-    def invert(self) -> None:
-        view = self.focused_view()
-        w = view.view_state.window
-        if w is not None:
-            self.session.set_window(view.name, WindowLevel(w.center, w.width, not w.invert))
+        self.grid.reset_zoom_and_windows()
 
     def apply_preset(self, name: str) -> None:
-        view = self.focused_view()
-        source = view.view_state.source
-        window = preset_window(source, name) if source is not None else None
-        if window is None:
+        if not self.grid.apply_preset(name):
             self.statusBar().showMessage(f"No {name} window in this series")
-        else:
-            self.session.set_window(view.name, window)
 
     def _jump_to_annotation(self, annotation: Any) -> None:
         if annotation.position_lps is not None:
-            self.session.cursor.set_crosshair(annotation.position_lps)
-            for view in self.visible_views():
-                view.zoom_to(np.asarray(annotation.position_lps, dtype=np.float64))
+            self.grid.go_to(annotation.position_lps)
 
     def _replace_engine_value(self, row: dict[str, Any]) -> None:
         """Levels panel > Replace by a manual measurement: to the engine's plane, then the tool."""
@@ -431,7 +326,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 return None
         grabbed = view if view is not None else self
         pixmap = grabbed.grab()
-        self.paint_3d_into(pixmap, grabbed)
+        self.grid.paint_3d_into(pixmap, grabbed)
         ok = pixmap.save(path)
         self.statusBar().showMessage(f"Saved {path}" if ok else f"Could not save {path}")
         return path if ok else None
@@ -458,10 +353,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.set_value("window/geometry", self.saveGeometry())
         self.settings.set_value("window/state", self.saveState())
         self.tasks.cancel()
-        for view in self.views.values():
-            view.cine.stop()
         self.measure.flush()
-        if self.scene3d is not None:
-            self.scene3d.shutdown()
+        self.grid.shutdown()
         self.worker.shutdown()
         super().closeEvent(event)
