@@ -65,8 +65,9 @@ def build_menus(w: MainWindow) -> None:
     for n, name in enumerate(("auto", "dicom", "T1", "T2"), start=1):
         add_action(wl_menu, {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(name, name),
                    lambda _=False, p=name: w.apply_preset(p), f"Ctrl+{n}")
-    add_action(view_menu, "Show all &markers", lambda: w.layer_panel.set_markers_visible(True), "Shift+M")
-    add_action(view_menu, "Hide all mar&kers", lambda: w.layer_panel.set_markers_visible(False), "Ctrl+Shift+M")
+    layers = w.docks.layer_panel
+    add_action(view_menu, "Show all &markers", lambda: layers.set_markers_visible(True), "Shift+M")
+    add_action(view_menu, "Hide all mar&kers", lambda: layers.set_markers_visible(False), "Ctrl+Shift+M")
     view_menu.addSeparator()
     for dock in w.docks:
         view_menu.addAction(dock.toggleViewAction())
@@ -85,8 +86,9 @@ def build_menus(w: MainWindow) -> None:
     case_menu = bar.addMenu("&Case")
     add_action(case_menu, "&Next case", lambda: w.step_case(1), "Alt+Right")
     add_action(case_menu, "&Previous case", lambda: w.step_case(-1), "Alt+Left")
-    add_action(case_menu, "Next &annotation", lambda: w.annotation_panel.step(1), "Alt+Down")
-    add_action(case_menu, "Previous a&nnotation", lambda: w.annotation_panel.step(-1), "Alt+Up")
+    annotations = w.docks.annotation_panel
+    add_action(case_menu, "Next &annotation", lambda: annotations.step(1), "Alt+Down")
+    add_action(case_menu, "Previous a&nnotation", lambda: annotations.step(-1), "Alt+Up")
     build_tools_menu(w)
     help_menu = bar.addMenu("&Help")
     add_action(help_menu, "&Keyboard shortcuts", w.show_shortcuts, "F1")

@@ -25,8 +25,8 @@ from lumbarview.services.open_dataset import open_path
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.ui.actions import build_menus
 from lumbarview.ui.measure_binding import MeasureBinding
-from lumbarview.ui.panels.browser import SeriesTree
-from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
+from lumbarview.ui.panels.dock_set import DockSet
+from lumbarview.ui.panels.docks import ShortcutsDialog
 from lumbarview.ui.panels.levels import LevelsController
 from lumbarview.ui.settings import Settings
 from lumbarview.ui.start_page import StartPage
@@ -34,8 +34,6 @@ from lumbarview.ui.tasks import ProgressRunner
 from lumbarview.ui.threading import Worker
 from lumbarview.ui.views.slice_view import SliceView
 from lumbarview.ui.views.view_grid import ViewGrid
-
-_A = QtCore.Qt.DockWidgetArea
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -58,9 +56,8 @@ class MainWindow(QtWidgets.QMainWindow):
         # Decoded cases kept while browsing: a few, bounded by bytes (LUMBARVIEW_CASE_CACHE_MB).
         case_budget = int(os.environ.get("LUMBARVIEW_CASE_CACHE_MB", "1500")) * 2**20
         self.cases = CaseBrowser(self.session, self.worker.submit, case_budget)
-        self.dataset: Dataset | None = None
         self.flags: FlagStore | None = None
-        self.pending_plane: str | None = None
+        self.pending_plane: str | None = None  # a disc level to align the axial to once shown
         self.recent_menu: QtWidgets.QMenu  # the menus are built by ui.actions
         self.undo_action: QtGui.QAction
         self.redo_action: QtGui.QAction
@@ -76,40 +73,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.grid)
         self.setCentralWidget(self.stack)
-        self.tree = SeriesTree(self.worker.submit)
-        self.tree.itemDoubleClicked.connect(self._on_tree_double_click)
-        self.issues_panel = IssuesPanel()
-        self.tag_panel = TagPanel()
-        self.layer_panel = LayerPanel(self.session.overlays, self.session.set_layer)
-        self.layer_panel.bulk_edit = self.session.set_layers
-        self.annotation_panel = AnnotationPanel()
-        self.annotation_panel.jump.connect(self._jump_to_annotation)
-        self.summary_panel = SummaryPanel()
-        L, R, B = _A.LeftDockWidgetArea, _A.RightDockWidgetArea, _A.BottomDockWidgetArea
-        self.docks = [self._dock(t, w, a) for t, w, a in (
-            ("Browser", self.tree, L), ("Load issues", self.issues_panel, B), ("DICOM tags", self.tag_panel, R),
-            ("Layers", self.layer_panel.widget_with_buttons(), R), ("Annotations", self.annotation_panel, R),
-            ("Case summary", self.summary_panel, L))]
-        (self.browser_dock, self.issues_dock, self.tag_dock, self.layer_dock, self.annotation_dock,
-         self.summary_dock) = self.docks
-        self.tag_dock.hide()
-        self.issues_dock.hide()
-        # -- measurement tools, table and sessions (ui.measure_binding) --
-        self.measure = MeasureBinding(self)
-        self.measurement_dock = self._dock("Measurements", self.measure.panel, B)
-        self.docks.append(self.measurement_dock)
-        # Hidden until there is something to list (or a tool is picked): it gives its room to the images.
-        self.measurement_dock.hide()
-        self.session.measurements.changed.connect(self._show_measurements_when_used)
-        self.measure.tools.tool_changed.connect(lambda _tool: self._show_measurements_when_used())
-        # -- the engine's levels panel and exports (ui/panels/levels.py) --
-        self.levels = LevelsController(self)
-        self.levels_dock = self._dock("Levels", self.levels.panel, R)
-        self.docks.append(self.levels_dock)
-        self.levels_dock.hide()
-        self.levels.panel.replace_requested.connect(self._replace_engine_value)
-        # --
-        self._add_document_docks()
+        self.measure = MeasureBinding(self)  # measurement tools, table and sessions
+        self.levels = LevelsController(self)  # the engine's levels panel and exports
+        self.docks = DockSet(self, self.session, self.worker.submit, self.measure, self.levels, self.grid.go_to)
+        self.docks.tree.itemDoubleClicked.connect(self._on_tree_double_click)
+        self.layer_panel = self.docks.layer_panel
+        self.annotation_panel = self.docks.annotation_panel
+        self.report_panel = self.docks.report_panel
+        self.report_dock = self.docks.report_dock
+        self.tables_panel = self.docks.tables_panel
+        self.tables_dock = self.docks.tables_dock
         build_menus(self)
         self.session.undo.changed.connect(self._on_history)
         self._on_history()
@@ -123,32 +96,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if isinstance(value, QtCore.QByteArray):
                 restore(value)
 
-    # -- documents and tables (Report and Tables docks) ---------------------------------------
-    def _add_document_docks(self) -> None:
-        """The Report dock (PDF attachments) and the Tables dock; both follow the current case."""
-        from lumbarview.ui.panels.report import ReportPanel
-        from lumbarview.ui.panels.tables import TablesPanel
-
-        self.report_panel = ReportPanel(self.worker.submit)
-        self.tables_panel = TablesPanel()
-        self.report_dock = self._dock("Report", self.report_panel, _A.RightDockWidgetArea)
-        self.tables_dock = self._dock("Tables", self.tables_panel, _A.BottomDockWidgetArea)
-        self.docks.extend([self.report_dock, self.tables_dock])
-        self.report_dock.hide()
-        self.tables_dock.hide()
-
-    def _documents_follow_case(self, case: Case | None) -> None:
-        self.report_panel.show_case(self.dataset, case)
-        self.tables_panel.show_case(self.dataset, case)
-        self.report_dock.setVisible(bool(self.report_panel.paths))
-        self.tables_dock.setVisible(bool(self.tables_panel.tables))
-
-    def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
-        dock = QtWidgets.QDockWidget(title, self)
-        dock.setObjectName(title.replace(" ", "_"))
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
+    @property
+    def dataset(self) -> Dataset | None:
+        return self.session.dataset
 
     @property
     def scene3d(self) -> Any:
@@ -188,19 +138,16 @@ class MainWindow(QtWidgets.QMainWindow):
                        lambda ds: self._on_dataset(path, ds), f"Opening {path}…")
 
     def _on_dataset(self, path: str, dataset: Dataset) -> None:
-        self.dataset = dataset
         self.session.set_dataset(dataset)
         self.settings.remember_recent(path)
         self._refresh_recent()
-        self.tree.fill(dataset)
+        self.docks.tree.fill(dataset)
         issues = dataset.all_issues()
         self.flags = FlagStore(default_flag_file(dataset.path), dataset.path)
         if self.flags.notice and self.flags.issue is not None:
             self.statusBar().showMessage(self.flags.notice)
             issues = [*issues, self.flags.issue]
-        issues = [*issues, *self.measure.on_dataset(dataset)]
-        self.issues_panel.set_issues(issues)
-        self.issues_dock.setVisible(any(i.severity.name != "INFO" for i in issues))
+        self.docks.show_issues([*issues, *self.measure.on_dataset(dataset)])
         self.setWindowTitle(f"lumbarview — {os.path.basename(dataset.path)} ({dataset.layout})")
         self.stack.setCurrentWidget(self.grid)
         self.dataset_loaded.emit(dataset)
@@ -220,20 +167,10 @@ class MainWindow(QtWidgets.QMainWindow):
             if series is not None and remembered is not None:
                 self.session.windows.setdefault(series.uid, remembered)
         self.session.show_case(case, view.series, view.cursor_lps, view.disc_planes, view.shown_stacks)
-        for v in self.views.values():
-            v.case_label = f"case {case.id}"
-            v.fit()
-            v.refresh_text()
-        if case.issues and self.dataset is not None:
-            self.issues_panel.set_issues(self.dataset.all_issues())
-        self.annotation_panel.set_rows(view.annotations, self.flags)
-        self.layer_dock.setVisible(bool(self.session.overlays.layers))
-        self.annotation_dock.setVisible(bool(view.annotations))
-        self.summary_panel.show_summary(case.id, view.summary)
-        self._documents_follow_case(case)
+        self.grid.show_case_label(f"case {case.id}")
+        self.docks.show_case(view, self.dataset, self.flags)
         if not any(view.series.values()):
             self.statusBar().showMessage(f"Case {case.id}: no image could be decoded; see the issues panel")
-            self.issues_dock.show()
         else:
             self.statusBar().showMessage(f"Case {case.id}: {len(case.series)} series")
         if self.pending_plane:
@@ -287,19 +224,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def apply_preset(self, name: str) -> None:
         if not self.grid.apply_preset(name):
             self.statusBar().showMessage(f"No {name} window in this series")
-
-    def _jump_to_annotation(self, annotation: Any) -> None:
-        if annotation.position_lps is not None:
-            self.grid.go_to(annotation.position_lps)
-
-    def _replace_engine_value(self, row: dict[str, Any]) -> None:
-        """Levels panel > Replace by a manual measurement: to the engine's plane, then the tool."""
-        self.levels.show_part(row)
-        self.measure.tools.replace_engine_value(row)
-
-    def _show_measurements_when_used(self) -> None:
-        if len(self.session.measurements) or self.measure.tools.tool != "navigate":
-            self.measurement_dock.show()
 
     def _on_hover_text(self, text: str) -> None:
         if text:

@@ -188,6 +188,7 @@ class LevelsController:
         self.panel = LevelsPanel()
         self.panel.part_selected.connect(self.show_part)
         self.panel.measure_requested.connect(self.measure)
+        self.panel.replace_requested.connect(self.replace_by_manual)
         self.overlays = {name: EngineOverlay(view) for name, view in window.views.items()}
         self.result: EngineResult | None = None
         self.part: PartGeometry | None = None
@@ -219,8 +220,8 @@ class LevelsController:
             return  # the user moved on to another case meanwhile
         self.result = result
         self.panel.set_result(result)
-        self.w.levels_dock.show()
-        self.w.levels_dock.raise_()
+        self.w.docks.levels_dock.show()
+        self.w.docks.levels_dock.raise_()
         if not result.rows:
             self.panel.status.setText(f"Case {case.id}: nothing to measure (the engine measures 3D label maps "
                                       "that name disc levels)" + "".join(f"\n{n}" for n in result.notes))
@@ -255,6 +256,12 @@ class LevelsController:
         view.zoom_to(part.centre_lps, 70.0)
         self.w.statusBar().showMessage(f"{part.level} {title.lower()}: the engine's plane")
         return True
+
+    def replace_by_manual(self, row: dict[str, Any]) -> None:
+        """Replace ``row`` by a manual measurement: the view goes to the engine's plane, then the
+        measurement tools take over (the engine's row is never changed)."""
+        self.show_part(row)
+        self.w.measure.tools.replace_engine_value(row)
 
     # -- exports -----------------------------------------------------------------------------
     def export_rows(self) -> list[dict[str, Any]]:
