@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from PySide6 import QtGui, QtWidgets
 
 from lumbarview.model.session import LAYOUTS
+from lumbarview.ui.panels.docks import ShortcutsDialog
+from lumbarview.ui.screenshot import save_screenshot
 
 if TYPE_CHECKING:
     from lumbarview.ui.main_window import MainWindow
@@ -34,13 +36,15 @@ def build_menus(w: MainWindow) -> None:
     add_action(file_menu, "Open &demo", w.open_demo)
     w.recent_menu = file_menu.addMenu("Open &recent")
     file_menu.addSeparator()
-    add_action(file_menu, "Save screenshot of the &window…", lambda: w.save_screenshot(None), "Ctrl+Shift+S")
+    add_action(file_menu, "Save screenshot of the &window…", lambda: save_screenshot(w), "Ctrl+Shift+S")
     file_menu.addSeparator()
     add_action(file_menu, "&Quit", w.close, "Ctrl+Q")
 
     edit_menu = bar.addMenu("&Edit")
-    w.undo_action = add_action(edit_menu, "&Undo", w.session.undo.undo, "Ctrl+Z")
-    w.redo_action = add_action(edit_menu, "&Redo", w.session.undo.redo, "Ctrl+Shift+Z")
+    undo = add_action(edit_menu, "&Undo", w.session.undo.undo, "Ctrl+Z")
+    redo = add_action(edit_menu, "&Redo", w.session.undo.redo, "Ctrl+Shift+Z")
+    w.session.undo.changed.connect(lambda: _name_undo_redo(w, undo, redo))
+    _name_undo_redo(w, undo, redo)
 
     view_menu = bar.addMenu("&View")
     layout_menu = view_menu.addMenu("&Layout")
@@ -91,7 +95,25 @@ def build_menus(w: MainWindow) -> None:
     add_action(case_menu, "Previous a&nnotation", lambda: annotations.step(-1), "Alt+Up")
     build_tools_menu(w)
     help_menu = bar.addMenu("&Help")
-    add_action(help_menu, "&Keyboard shortcuts", w.show_shortcuts, "F1")
+    add_action(help_menu, "&Keyboard shortcuts", lambda: ShortcutsDialog(w).exec(), "F1")
+
+
+def _name_undo_redo(w: MainWindow, undo_action: QtGui.QAction, redo_action: QtGui.QAction) -> None:
+    """Edit > Undo and Redo name the step they would take (or are disabled)."""
+    undo = w.session.undo
+    undo_action.setEnabled(undo.can_undo)
+    undo_action.setText(f"&Undo {undo.undo_text}".strip())
+    redo_action.setEnabled(undo.can_redo)
+    redo_action.setText(f"&Redo {undo.redo_text}".strip())
+
+
+def list_recent(w: MainWindow) -> None:
+    """File > Open recent and the start page list the datasets opened lately."""
+    recent = w.settings.recent()
+    w.start_page.set_recent(recent)
+    w.recent_menu.clear()
+    for path in recent:
+        w.recent_menu.addAction(path).triggered.connect(lambda _=False, p=path: w.open(p))
 
 
 def build_tools_menu(w: MainWindow) -> None:

@@ -88,7 +88,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
     options = options or ViewOptions()
     app = make_app()
     from lumbarview.ui.main_window import MainWindow
-    from lumbarview.ui.screenshot import sidecar
+    from lumbarview.ui.screenshot import grab, sidecar
 
     window = MainWindow(layout=options.layout, native_orientation=options.native_orientation)
     window.pending_plane = options.plane
@@ -107,9 +107,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             app.processEvents()
             out = Path(screenshot)
             out.parent.mkdir(parents=True, exist_ok=True)
-            pixmap = window.grab()
-            window.grid.paint_3d_into(pixmap, window)  # QWidget.grab does not capture VTK's pixels
-            ok = pixmap.save(str(out))
+            ok = grab(window).save(str(out))  # the 3D pane's pixels too (QWidget.grab misses them)
             if ok:
                 doc = sidecar(window)
                 out.with_suffix(".json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")

@@ -1,8 +1,10 @@
 """The main window: an adapter that builds the widgets and binds them to a :class:`Session`.
 
-It decides nothing the session or the services can decide: which series each view shows and
-how a case loads are ``services.case_loader``; planes, windows and layers are the session's
-(undoable) edits; views never talk to each other.
+It decides nothing the session or the services can decide: loading a case and which series
+each view shows are ``services.case_loader`` and ``services.case_browser``; custom planes are
+``services.view_planes``; planes, windows and layers are the session's (undoable) edits. The
+views stand in a :class:`ViewGrid`, the panels in a :class:`DockSet`, the menus come from
+``ui.actions``, long jobs run through ``ui.tasks``; views never talk to each other.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ from lumbarview.services.case_loader import CaseView
 from lumbarview.services.demo import default_demo_root, ensure_demo
 from lumbarview.services.open_dataset import open_path
 from lumbarview.slicing.cache import PlaneCache
-from lumbarview.ui.actions import build_menus
+from lumbarview.ui.actions import build_menus, list_recent
 from lumbarview.ui.measure_binding import MeasureBinding
 from lumbarview.ui.panels.dock_set import DockSet
-from lumbarview.ui.panels.docks import ShortcutsDialog
 from lumbarview.ui.panels.levels import LevelsController
 from lumbarview.ui.settings import Settings
 from lumbarview.ui.start_page import StartPage
@@ -59,8 +60,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.flags: FlagStore | None = None
         self.pending_plane: str | None = None  # a disc level to align the axial to once shown
         self.recent_menu: QtWidgets.QMenu  # the menus are built by ui.actions
-        self.undo_action: QtGui.QAction
-        self.redo_action: QtGui.QAction
         self.tool_actions: dict[str, QtGui.QAction] = {}  # ui.actions.build_tools_menu
         self.grid = ViewGrid(self.session, self.cache, self.worker.submit)
         self.views = self.grid.views
@@ -77,6 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.levels = LevelsController(self)  # the engine's levels panel and exports
         self.docks = DockSet(self, self.session, self.worker.submit, self.measure, self.levels, self.grid.go_to)
         self.docks.tree.itemDoubleClicked.connect(self._on_tree_double_click)
+        # The panels that tests and scripts reach through the window.
         self.layer_panel = self.docks.layer_panel
         self.annotation_panel = self.docks.annotation_panel
         self.report_panel = self.docks.report_panel
@@ -84,17 +84,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tables_panel = self.docks.tables_panel
         self.tables_dock = self.docks.tables_dock
         build_menus(self)
-        self.session.undo.changed.connect(self._on_history)
-        self._on_history()
-        self._refresh_recent()
+        self.session.undo.changed.connect(lambda: self.settings.remember_windows(self.session))
+        list_recent(self)
         self.set_layout(self.session.layout)
         self.statusBar().showMessage("Ready")
         self.setAcceptDrops(True)
         self.resize(1400, 860)
-        for key, restore in (("window/geometry", self.restoreGeometry), ("window/state", self.restoreState)):
-            value = self.settings.value(key)
-            if isinstance(value, QtCore.QByteArray):
-                restore(value)
+        self.settings.restore_window(self)
 
     @property
     def dataset(self) -> Dataset | None:
@@ -140,7 +136,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_dataset(self, path: str, dataset: Dataset) -> None:
         self.session.set_dataset(dataset)
         self.settings.remember_recent(path)
-        self._refresh_recent()
+        list_recent(self)
         self.docks.tree.fill(dataset)
         issues = dataset.all_issues()
         self.flags = FlagStore(default_flag_file(dataset.path), dataset.path)
@@ -154,6 +150,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if dataset.cases:
             self.show_case(self.measure.first_case(dataset) or dataset.cases[0])
 
+    # -- cases and series ---------------------------------------------------------------------
     def show_case(self, case: Case) -> None:
         """Load the case off the GUI thread (the series each view shows, decoded) and show it."""
         self.statusBar().showMessage(f"Loading case {case.id}…")
@@ -162,10 +159,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_case_loaded(self, view: CaseView) -> None:
         case = view.case
-        for series in view.series.values():
-            remembered = self.settings.window(series.uid) if series is not None else None
-            if series is not None and remembered is not None:
-                self.session.windows.setdefault(series.uid, remembered)
+        self.settings.recall_windows(self.session, view.series.values())
         self.session.show_case(case, view.series, view.cursor_lps, view.disc_planes, view.shown_stacks)
         self.grid.show_case_label(f"case {case.id}")
         self.docks.show_case(view, self.dataset, self.flags)
@@ -194,7 +188,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if series is not None:
             self.show_series_in(view_planes.view_for_series(series), series.uid)
 
-    # -- planes -------------------------------------------------------------------------------
+    # -- planes and windows -------------------------------------------------------------------
     def align_to_disc(self, level: str) -> bool:
         """The axial view on the plane of ``level``'s disc (from the label map)."""
         planned = view_planes.disc_aligned(self.session.case, self.session.disc_planes, level)
@@ -229,40 +223,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if text:
             self.statusBar().showMessage(text)
 
-    def _on_history(self) -> None:
-        undo = self.session.undo
-        self.undo_action.setEnabled(undo.can_undo)
-        self.undo_action.setText(f"&Undo {undo.undo_text}".strip())
-        self.redo_action.setEnabled(undo.can_redo)
-        self.redo_action.setText(f"&Redo {undo.redo_text}".strip())
-        for view in self.session.views.values():  # remember the windows the user chose
-            if view.series is not None and view.series.uid in self.session.windows:
-                self.settings.set_window(view.series.uid, self.session.windows[view.series.uid])
-
-    def show_shortcuts(self) -> None:
-        ShortcutsDialog(self).exec()
-
-    def save_screenshot(self, view: SliceView | None, path: str | None = None) -> str | None:
-        if path is None:
-            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save screenshot", "lumbarview.png",
-                                                            "PNG images (*.png)")
-            if not path:
-                return None
-        grabbed = view if view is not None else self
-        pixmap = grabbed.grab()
-        self.grid.paint_3d_into(pixmap, grabbed)
-        ok = pixmap.save(path)
-        self.statusBar().showMessage(f"Saved {path}" if ok else f"Could not save {path}")
-        return path if ok else None
-
-    # -- recent files, drag and drop, closing ---------------------------------------------------
-    def _refresh_recent(self) -> None:
-        recent = self.settings.recent()
-        self.start_page.set_recent(recent)
-        self.recent_menu.clear()
-        for path in recent:
-            self.recent_menu.addAction(path).triggered.connect(lambda _=False, p=path: self.open(p))
-
+    # -- drag and drop, closing ----------------------------------------------------------------
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -274,8 +235,7 @@ class MainWindow(QtWidgets.QMainWindow):
             event.acceptProposedAction()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        self.settings.set_value("window/geometry", self.saveGeometry())
-        self.settings.set_value("window/state", self.saveState())
+        self.settings.save_window(self)
         self.tasks.cancel()
         self.measure.flush()
         self.grid.shutdown()
