@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from PySide6 import QtGui, QtWidgets
 
 from lumbarview.model.session import LAYOUTS
+from lumbarview.ui.panels.docks import ShortcutsDialog
+from lumbarview.ui.screenshot import save_screenshot
 
 if TYPE_CHECKING:
     from lumbarview.ui.main_window import MainWindow
@@ -34,13 +36,15 @@ def build_menus(w: MainWindow) -> None:
     add_action(file_menu, "Open &demo", w.open_demo)
     w.recent_menu = file_menu.addMenu("Open &recent")
     file_menu.addSeparator()
-    add_action(file_menu, "Save screenshot of the &window…", lambda: w.save_screenshot(None), "Ctrl+Shift+S")
+    add_action(file_menu, "Save screenshot of the &window…", lambda: save_screenshot(w), "Ctrl+Shift+S")
     file_menu.addSeparator()
     add_action(file_menu, "&Quit", w.close, "Ctrl+Q")
 
     edit_menu = bar.addMenu("&Edit")
-    w.undo_action = add_action(edit_menu, "&Undo", w.session.undo.undo, "Ctrl+Z")
-    w.redo_action = add_action(edit_menu, "&Redo", w.session.undo.redo, "Ctrl+Shift+Z")
+    undo = add_action(edit_menu, "&Undo", w.session.undo.undo, "Ctrl+Z")
+    redo = add_action(edit_menu, "&Redo", w.session.undo.redo, "Ctrl+Shift+Z")
+    w.session.undo.changed.connect(lambda: _name_undo_redo(w, undo, redo))
+    _name_undo_redo(w, undo, redo)
 
     view_menu = bar.addMenu("&View")
     layout_menu = view_menu.addMenu("&Layout")
@@ -49,23 +53,25 @@ def build_menus(w: MainWindow) -> None:
         action = add_action(layout_menu, name, lambda _=False, lay=name: w.set_layout(lay), f"Alt+{n}",
                             checkable=True, checked=name == w.session.layout)
         group.addAction(action)
-    add_action(view_menu, "&Fit to window", w.fit_all, "F")
+    grid = w.grid
+    add_action(view_menu, "&Fit to window", grid.fit_all, "F")
     add_action(view_menu, "&Reset zoom, window and planes", w.reset_views, "R")
-    add_action(view_menu, "&Cine play (focused view)", w.toggle_cine, "Space")
-    add_action(view_menu, "&Invert (focused view)", w.invert, "I")
-    add_action(view_menu, "Cross&hair", w.toggle_crosshair, "C", checkable=True, checked=True)
-    add_action(view_menu, "Acquisition &orientation (as stored)", w.toggle_native_orientation, "O",
+    add_action(view_menu, "&Cine play (focused view)", grid.toggle_cine, "Space")
+    add_action(view_menu, "&Invert (focused view)", grid.invert, "I")
+    add_action(view_menu, "Cross&hair", grid.set_crosshair_visible, "C", checkable=True, checked=True)
+    add_action(view_menu, "Acquisition &orientation (as stored)", w.session.set_native_orientation, "O",
                checkable=True, checked=w.session.native_orientation)
     add_action(view_menu, "&3D pane in the 1x3 layout (instead of the coronal)", w.toggle_scene3d, "Ctrl+D",
-               checkable=True, checked=w.scene_in_1x3)
-    add_action(view_menu, "&Project models within the slab on the slices", w.toggle_mesh_projection, "Ctrl+P",
+               checkable=True, checked=grid.scene_in_1x3)
+    add_action(view_menu, "&Project models within the slab on the slices", grid.set_mesh_projection, "Ctrl+P",
                checkable=True, checked=False)
     wl_menu = view_menu.addMenu("&Window/level preset")
     for n, name in enumerate(("auto", "dicom", "T1", "T2"), start=1):
         add_action(wl_menu, {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(name, name),
                    lambda _=False, p=name: w.apply_preset(p), f"Ctrl+{n}")
-    add_action(view_menu, "Show all &markers", lambda: w.layer_panel.set_markers_visible(True), "Shift+M")
-    add_action(view_menu, "Hide all mar&kers", lambda: w.layer_panel.set_markers_visible(False), "Ctrl+Shift+M")
+    layers = w.docks.layer_panel
+    add_action(view_menu, "Show all &markers", lambda: layers.set_markers_visible(True), "Shift+M")
+    add_action(view_menu, "Hide all mar&kers", lambda: layers.set_markers_visible(False), "Ctrl+Shift+M")
     view_menu.addSeparator()
     for dock in w.docks:
         view_menu.addAction(dock.toggleViewAction())
@@ -84,11 +90,30 @@ def build_menus(w: MainWindow) -> None:
     case_menu = bar.addMenu("&Case")
     add_action(case_menu, "&Next case", lambda: w.step_case(1), "Alt+Right")
     add_action(case_menu, "&Previous case", lambda: w.step_case(-1), "Alt+Left")
-    add_action(case_menu, "Next &annotation", lambda: w.annotation_panel.step(1), "Alt+Down")
-    add_action(case_menu, "Previous a&nnotation", lambda: w.annotation_panel.step(-1), "Alt+Up")
+    annotations = w.docks.annotation_panel
+    add_action(case_menu, "Next &annotation", lambda: annotations.step(1), "Alt+Down")
+    add_action(case_menu, "Previous a&nnotation", lambda: annotations.step(-1), "Alt+Up")
     build_tools_menu(w)
     help_menu = bar.addMenu("&Help")
-    add_action(help_menu, "&Keyboard shortcuts", w.show_shortcuts, "F1")
+    add_action(help_menu, "&Keyboard shortcuts", lambda: ShortcutsDialog(w).exec(), "F1")
+
+
+def _name_undo_redo(w: MainWindow, undo_action: QtGui.QAction, redo_action: QtGui.QAction) -> None:
+    """Edit > Undo and Redo name the step they would take (or are disabled)."""
+    undo = w.session.undo
+    undo_action.setEnabled(undo.can_undo)
+    undo_action.setText(f"&Undo {undo.undo_text}".strip())
+    redo_action.setEnabled(undo.can_redo)
+    redo_action.setText(f"&Redo {undo.redo_text}".strip())
+
+
+def list_recent(w: MainWindow) -> None:
+    """File > Open recent and the start page list the datasets opened lately."""
+    recent = w.settings.recent()
+    w.start_page.set_recent(recent)
+    w.recent_menu.clear()
+    for path in recent:
+        w.recent_menu.addAction(path).triggered.connect(lambda _=False, p=path: w.open(p))
 
 
 def build_tools_menu(w: MainWindow) -> None:

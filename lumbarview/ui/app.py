@@ -88,7 +88,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
     options = options or ViewOptions()
     app = make_app()
     from lumbarview.ui.main_window import MainWindow
-    from lumbarview.ui.screenshot import sidecar
+    from lumbarview.ui.screenshot import grab, sidecar
 
     window = MainWindow(layout=options.layout, native_orientation=options.native_orientation)
     window.pending_plane = options.plane
@@ -107,9 +107,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             app.processEvents()
             out = Path(screenshot)
             out.parent.mkdir(parents=True, exist_ok=True)
-            pixmap = window.grab()
-            window.paint_3d_into(pixmap, window)  # QWidget.grab does not capture VTK's pixels
-            ok = pixmap.save(str(out))
+            ok = grab(window).save(str(out))  # the 3D pane's pixels too (QWidget.grab misses them)
             if ok:
                 doc = sidecar(window)
                 out.with_suffix(".json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
@@ -127,7 +125,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             # The time and memory of a screenshot include the work queued at open (thumbnails,
             # prefetch, 3D surfaces): capture once the background work has finished.
             if window.worker.idle:
-                window.when_3d_ready(lambda: QtCore.QTimer.singleShot(100, capture))
+                window.grid.when_3d_ready(lambda: QtCore.QTimer.singleShot(100, capture))
             else:
                 QtCore.QTimer.singleShot(50, when_idle)
 

@@ -1,43 +1,40 @@
 """The main window: an adapter that builds the widgets and binds them to a :class:`Session`.
 
-It decides nothing the session or the services can decide: which series each view shows and
-how a case loads are ``services.case_loader``; planes, windows and layers are the session's
-(undoable) edits; views never talk to each other.
+It decides nothing the session or the services can decide: loading a case and which series
+each view shows are ``services.case_loader`` and ``services.case_browser``; custom planes are
+``services.view_planes``; planes, windows and layers are the session's (undoable) edits. The
+views stand in a :class:`ViewGrid`, the panels in a :class:`DockSet`, the menus come from
+``ui.actions``, long jobs run through ``ui.tasks``; views never talk to each other.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
-from lumbarview.core.errors import Cancelled, LumbarviewError
-from lumbarview.core.types import LoadIssue, Series
 from lumbarview.model.flags import FlagStore, default_flag_file
-from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
-from lumbarview.model.view_state import WindowLevel
-from lumbarview.model.window_presets import default_window, preset_window
-from lumbarview.services.case_loader import CaseMemory, CaseView, load_case, rank_volumes
+from lumbarview.model.session import LAYOUTS, Session
+from lumbarview.model.window_presets import default_window
+from lumbarview.services import view_planes
+from lumbarview.services.case_browser import CaseBrowser, find_series, neighbour_case
+from lumbarview.services.case_loader import CaseView
 from lumbarview.services.demo import default_demo_root, ensure_demo
 from lumbarview.services.open_dataset import open_path
 from lumbarview.slicing.cache import PlaneCache
-from lumbarview.slicing.planes import covering_plane, disc_aligned_plane, plane_from_sagittal_line
-from lumbarview.ui.actions import build_menus
-from lumbarview.ui.items.overlay_items import OverlayItems
+from lumbarview.ui.actions import build_menus, list_recent
 from lumbarview.ui.measure_binding import MeasureBinding
-from lumbarview.ui.panels.browser import SeriesTree
-from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel, ShortcutsDialog, SummaryPanel, TagPanel
+from lumbarview.ui.panels.dock_set import DockSet
 from lumbarview.ui.panels.levels import LevelsController
 from lumbarview.ui.settings import Settings
 from lumbarview.ui.start_page import StartPage
-from lumbarview.ui.threading import Worker, call_in_gui_thread
+from lumbarview.ui.tasks import ProgressRunner
+from lumbarview.ui.threading import Worker
 from lumbarview.ui.views.slice_view import SliceView
-
-_A = QtCore.Qt.DockWidgetArea
+from lumbarview.ui.views.view_grid import ViewGrid
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -55,107 +52,54 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.set_native_orientation(native_orientation)
         self.session.undo.clear()
         self.worker = Worker(max_workers=2)
+        self.tasks = ProgressRunner(self, self.worker, self.load_failed.emit)
         self.cache = PlaneCache(cache_bytes)
         # Decoded cases kept while browsing: a few, bounded by bytes (LUMBARVIEW_CASE_CACHE_MB).
-        self.case_memory = CaseMemory(int(os.environ.get("LUMBARVIEW_CASE_CACHE_MB", "1500")) * 2**20)
-        self.dataset: Dataset | None = None
+        case_budget = int(os.environ.get("LUMBARVIEW_CASE_CACHE_MB", "1500")) * 2**20
+        self.cases = CaseBrowser(self.session, self.worker.submit, case_budget)
         self.flags: FlagStore | None = None
-        self.pending_plane: str | None = None
+        self.pending_plane: str | None = None  # a disc level to align the axial to once shown
         self.recent_menu: QtWidgets.QMenu  # the menus are built by ui.actions
-        self.undo_action: QtGui.QAction
-        self.redo_action: QtGui.QAction
         self.tool_actions: dict[str, QtGui.QAction] = {}  # ui.actions.build_tools_menu
-        self._cancel: threading.Event | None = None
-        self.scene3d: Any = None  # the 3D pane (ui.scene3d.SceneView), made when first shown
-        self.scene_in_1x3 = False  # View menu: the 3D pane in place of the coronal in 1x3
-        self.views = {name: SliceView(name, self.session, self.cache) for name in VIEW_NAMES}
+        self.grid = ViewGrid(self.session, self.cache, self.worker.submit)
+        self.views = self.grid.views
         for view in self.views.values():
-            view.overlay = OverlayItems(view, self.session.overlays)
             view.hover_text.connect(self._on_hover_text)
             view.series_dropped.connect(lambda uid, v=view: self.show_series_in(v.name, uid))
             view.line_planned.connect(self.plan_from_line)
-        self.grid = QtWidgets.QWidget()
-        self.grid_layout = QtWidgets.QGridLayout(self.grid)
-        self.grid_layout.setContentsMargins(0, 0, 0, 0)
-        self.grid_layout.setSpacing(3)
         self.start_page = StartPage(self.choose_folder, self.open_demo, self.open)
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.grid)
         self.setCentralWidget(self.stack)
-        self.tree = SeriesTree(self.worker.submit)
-        self.tree.itemDoubleClicked.connect(self._on_tree_double_click)
-        self.issues_panel = IssuesPanel()
-        self.tag_panel = TagPanel()
-        self.layer_panel = LayerPanel(self.session.overlays, self.session.set_layer)
-        self.layer_panel.bulk_edit = self.session.set_layers
-        self.annotation_panel = AnnotationPanel()
-        self.annotation_panel.jump.connect(self._jump_to_annotation)
-        self.summary_panel = SummaryPanel()
-        L, R, B = _A.LeftDockWidgetArea, _A.RightDockWidgetArea, _A.BottomDockWidgetArea
-        self.docks = [self._dock(t, w, a) for t, w, a in (
-            ("Browser", self.tree, L), ("Load issues", self.issues_panel, B), ("DICOM tags", self.tag_panel, R),
-            ("Layers", self.layer_panel.widget_with_buttons(), R), ("Annotations", self.annotation_panel, R),
-            ("Case summary", self.summary_panel, L))]
-        (self.browser_dock, self.issues_dock, self.tag_dock, self.layer_dock, self.annotation_dock,
-         self.summary_dock) = self.docks
-        self.tag_dock.hide()
-        self.issues_dock.hide()
-        # -- measurement tools, table and sessions (ui.measure_binding) --
-        self.measure = MeasureBinding(self)
-        self.measurement_dock = self._dock("Measurements", self.measure.panel, B)
-        self.docks.append(self.measurement_dock)
-        # Hidden until there is something to list (or a tool is picked): it gives its room to the images.
-        self.measurement_dock.hide()
-        self.session.measurements.changed.connect(self._show_measurements_when_used)
-        self.measure.tools.tool_changed.connect(lambda _tool: self._show_measurements_when_used())
-        # -- the engine's levels panel and exports (ui/panels/levels.py) --
-        self.levels = LevelsController(self)
-        self.levels_dock = self._dock("Levels", self.levels.panel, R)
-        self.docks.append(self.levels_dock)
-        self.levels_dock.hide()
-        self.levels.panel.replace_requested.connect(self._replace_engine_value)
-        # --
-        self._add_document_docks()
+        self.measure = MeasureBinding(self)  # measurement tools, table and sessions
+        self.levels = LevelsController(self)  # the engine's levels panel and exports
+        self.docks = DockSet(self, self.session, self.worker.submit, self.measure, self.levels, self.grid.go_to)
+        self.docks.tree.itemDoubleClicked.connect(self._on_tree_double_click)
+        # The panels that tests and scripts reach through the window.
+        self.layer_panel = self.docks.layer_panel
+        self.annotation_panel = self.docks.annotation_panel
+        self.report_panel = self.docks.report_panel
+        self.report_dock = self.docks.report_dock
+        self.tables_panel = self.docks.tables_panel
+        self.tables_dock = self.docks.tables_dock
         build_menus(self)
-        self.session.undo.changed.connect(self._on_history)
-        self._on_history()
-        self._refresh_recent()
+        self.session.undo.changed.connect(lambda: self.settings.remember_windows(self.session))
+        list_recent(self)
         self.set_layout(self.session.layout)
         self.statusBar().showMessage("Ready")
         self.setAcceptDrops(True)
         self.resize(1400, 860)
-        for key, restore in (("window/geometry", self.restoreGeometry), ("window/state", self.restoreState)):
-            value = self.settings.value(key)
-            if isinstance(value, QtCore.QByteArray):
-                restore(value)
+        self.settings.restore_window(self)
 
-    # -- documents and tables (Report and Tables docks) ---------------------------------------
-    def _add_document_docks(self) -> None:
-        """The Report dock (PDF attachments) and the Tables dock; both follow the current case."""
-        from lumbarview.ui.panels.report import ReportPanel
-        from lumbarview.ui.panels.tables import TablesPanel
+    @property
+    def dataset(self) -> Dataset | None:
+        return self.session.dataset
 
-        self.report_panel = ReportPanel(self.worker.submit)
-        self.tables_panel = TablesPanel()
-        self.report_dock = self._dock("Report", self.report_panel, _A.RightDockWidgetArea)
-        self.tables_dock = self._dock("Tables", self.tables_panel, _A.BottomDockWidgetArea)
-        self.docks.extend([self.report_dock, self.tables_dock])
-        self.report_dock.hide()
-        self.tables_dock.hide()
-
-    def _documents_follow_case(self, case: Case | None) -> None:
-        self.report_panel.show_case(self.dataset, case)
-        self.tables_panel.show_case(self.dataset, case)
-        self.report_dock.setVisible(bool(self.report_panel.paths))
-        self.tables_dock.setVisible(bool(self.tables_panel.tables))
-
-    def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
-        dock = QtWidgets.QDockWidget(title, self)
-        dock.setObjectName(title.replace(" ", "_"))
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
+    @property
+    def scene3d(self) -> Any:
+        """The 3D pane (``ui.scene3d.SceneView``), or None until a layout first shows it."""
+        return self.grid.scene3d
 
     # -- layout -------------------------------------------------------------------------------
     def set_layout(self, layout: str) -> None:
@@ -164,83 +108,15 @@ class MainWindow(QtWidgets.QMainWindow):
             raise ValueError(f"unknown layout {layout!r}; one of {', '.join(LAYOUTS)}")
         self.session.layout = layout
         self.settings.set_layout(layout)
-        grid = self.grid_layout
-        while grid.count():  # take the views out (they stay children of the grid widget)
-            grid.takeAt(0)
-        for n in range(4):
-            grid.setRowStretch(n, 0)
-            grid.setColumnStretch(n, 0)
-        names = LAYOUTS[layout]
-        self.session.replaced_views = self._scene_replaces(layout)  # 3D pane hook
-        for view in self.views.values():
-            view.setVisible(view.name in names and view.name not in self.session.replaced_views)
-        for n, name in enumerate(names):
-            row, col = (divmod(n, 2) if layout == "2x2" else (0, n))
-            grid.addWidget(self._pane(name), row, col)
-            grid.setRowStretch(row, 1)
-            grid.setColumnStretch(col, 1)
-        for view in self.visible_views():
-            view.update_reference_lines()
-        if self.scene3d is not None:  # 3D pane hook
-            self.scene3d.setVisible(bool(self.session.replaced_views))
-            self.scene3d.refresh_slices()
-
-    # -- the 3D pane (ui.scene3d) ---------------------------------------------------------------
-    def _scene_replaces(self, layout: str) -> set[str]:
-        """The view whose pane shows the 3D scene: the oblique in 2x2, the coronal in 1x3 when
-        the View menu says so."""
-        if layout == "2x2":
-            return {"oblique"}
-        if layout == "1x3" and self.scene_in_1x3:
-            return {"coronal"}
-        return set()
-
-    def _pane(self, name: str) -> QtWidgets.QWidget:
-        if name not in self.session.replaced_views:
-            return self.views[name]
-        if self.scene3d is None:
-            from lumbarview.ui.scene3d.scene_view import SceneView
-
-            self.scene3d = SceneView(self.session, self.cache, self.worker.submit, self.grid)
-        widget: QtWidgets.QWidget = self.scene3d
-        return widget
+        self.grid.arrange(layout)
 
     def toggle_scene3d(self, checked: bool) -> None:
         """Show the 3D pane in the 1x3 layout in place of the coronal view."""
-        self.scene_in_1x3 = checked
+        self.grid.scene_in_1x3 = checked
         self.set_layout("1x3" if checked else self.session.layout)
 
-    def toggle_mesh_projection(self, checked: bool) -> None:
-        """Draw the part of each mesh within the slab projected on the slices (thin roots)."""
-        for view in self.views.values():
-            if view.overlay is not None:
-                view.overlay.project_meshes = checked
-                view.overlay.refresh()
-
-    def when_3d_ready(self, then: Any) -> None:
-        """Call ``then`` once the 3D pane's surfaces are built (at once without a pane)."""
-        scene = self.scene3d
-        if scene is None or not scene.isVisible() or scene.pending_surfaces == 0:
-            then()
-            return
-        done = {"called": False}
-
-        def once() -> None:
-            if not done["called"]:
-                done["called"] = True
-                then()
-
-        scene.surfaces_ready.connect(once)
-
-    def paint_3d_into(self, pixmap: QtGui.QPixmap, grabbed: QtWidgets.QWidget) -> None:
-        """Put the 3D pane's pixels into a grab of ``grabbed`` (QWidget.grab misses them)."""
-        if self.scene3d is not None and self.scene3d.isVisible() and (
-                grabbed is self or grabbed.isAncestorOf(self.scene3d)):
-            self.scene3d.paint_into(pixmap, grabbed)
-
     def visible_views(self) -> list[SliceView]:
-        return [self.views[name] for name in LAYOUTS[self.session.layout]
-                if name not in self.session.replaced_views]
+        return self.grid.visible_views()
 
     # -- opening ------------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -249,288 +125,107 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open(path)
 
     def open_demo(self) -> None:
-        self._run(lambda _p, _c: ensure_demo(default_demo_root())["sudirman"], lambda root: self.open(str(root)),
-                  "Preparing the demo dataset…")
+        self.tasks.run(lambda _p, _c: ensure_demo(default_demo_root())["sudirman"],
+                       lambda root: self.open(str(root)), "Preparing the demo dataset…")
 
     def open(self, path: str) -> None:
         """Open a dataset off the GUI thread, with a progress bar that can cancel."""
-        self._run(lambda progress, cancel: open_path(path, progress=progress, cancel=cancel, lazy=True),
-                  lambda ds: self._on_dataset(path, ds), f"Opening {path}…")
-
-    def _run(self, job: Any, done: Any, label: str) -> None:
-        cancel = self._cancel = threading.Event()
-        dialog = QtWidgets.QProgressDialog(label, "Cancel", 0, 0, self)
-        dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(300)
-        dialog.canceled.connect(cancel.set)
-
-        def progress(n: int, total: int) -> None:
-            def update() -> None:
-                dialog.setMaximum(max(total, 1))
-                dialog.setValue(n)
-
-            call_in_gui_thread(update)
-
-        def finished(result: Any) -> None:
-            dialog.reset()
-            done(result)
-
-        def failed(error: BaseException) -> None:
-            dialog.reset()
-            if isinstance(error, Cancelled):
-                self.statusBar().showMessage("Opening cancelled")
-                return
-            message = str(error) if isinstance(error, LumbarviewError) else (
-                f"Unexpected error: {type(error).__name__}: {error}")
-            self.statusBar().showMessage(message)
-            self.load_failed.emit(message)
-            if not os.environ.get("LUMBARVIEW_NO_DIALOGS"):
-                QtWidgets.QMessageBox.warning(self, "lumbarview", message)
-
-        self.worker.submit(lambda: job(progress, cancel), finished, failed)
+        self.tasks.run(lambda progress, cancel: open_path(path, progress=progress, cancel=cancel, lazy=True),
+                       lambda ds: self._on_dataset(path, ds), f"Opening {path}…")
 
     def _on_dataset(self, path: str, dataset: Dataset) -> None:
-        self.dataset = dataset
         self.session.set_dataset(dataset)
         self.settings.remember_recent(path)
-        self._refresh_recent()
-        self.tree.fill(dataset)
+        list_recent(self)
+        self.docks.tree.fill(dataset)
         self.flags = FlagStore(default_flag_file(dataset.path), dataset.path)
-        self._own_issues: list[LoadIssue] = []
-        if self.flags.notice and self.flags.issue is not None:
+        own = [self.flags.issue] if self.flags.notice and self.flags.issue is not None else []
+        if self.flags.notice and own:
             self.statusBar().showMessage(self.flags.notice)
-            self._own_issues.append(self.flags.issue)
-        self._own_issues.extend(self.measure.on_dataset(dataset))
-        self._show_issues(dataset, hide_when_quiet=True)
+        self.docks.show_issues(dataset, [*own, *self.measure.on_dataset(dataset)])
         self.setWindowTitle(f"lumbarview — {os.path.basename(dataset.path)} ({dataset.layout})")
         self.stack.setCurrentWidget(self.grid)
         self.dataset_loaded.emit(dataset)
         if dataset.cases:
             self.show_case(self.measure.first_case(dataset) or dataset.cases[0])
 
-    def _show_issues(self, dataset: Dataset, hide_when_quiet: bool = False) -> None:
-        """The dataset's issues (as far as its cases have been read) and the window's own; the
-        dock shows when one of them is more than a note."""
-        if dataset is not self.dataset:
-            return
-        issues = [*dataset.all_issues(), *getattr(self, "_own_issues", [])]
-        self.issues_panel.set_issues(issues)
-        serious = any(i.severity.name != "INFO" for i in issues)
-        if serious or hide_when_quiet:
-            self.issues_dock.setVisible(serious)
-
+    # -- cases and series ---------------------------------------------------------------------
     def show_case(self, case: Case) -> None:
         """Load the case off the GUI thread (the series each view shows, decoded) and show it."""
         self.statusBar().showMessage(f"Loading case {case.id}…")
-        self.worker.submit(lambda: load_case(case), self._on_case_loaded,
-                           lambda e: self.statusBar().showMessage(f"Cannot load case {case.id}: {e}"))
+        self.cases.load(case, self._on_case_loaded,
+                        lambda e: self.statusBar().showMessage(f"Cannot load case {case.id}: {e}"))
 
     def _on_case_loaded(self, view: CaseView) -> None:
         case = view.case
-        for series in view.series.values():
-            remembered = self.settings.window(series.uid) if series is not None else None
-            if series is not None and remembered is not None:
-                self.session.windows.setdefault(series.uid, remembered)
+        self.settings.recall_windows(self.session, view.series.values())
         self.session.show_case(case, view.series, view.cursor_lps, view.disc_planes, view.shown_stacks)
-        for v in self.views.values():
-            v.case_label = f"case {case.id}"
-            v.fit()
-            v.refresh_text()
-        if case.issues and self.dataset is not None:
-            self._show_issues(self.dataset)
-        self.annotation_panel.set_rows(view.annotations, self.flags)
-        self.layer_dock.setVisible(bool(self.session.overlays.layers))
-        self.annotation_dock.setVisible(bool(view.annotations))
-        self.summary_panel.show_summary(case.id, view.summary)
-        self._documents_follow_case(case)
+        self.grid.show_case_label(f"case {case.id}")
+        self.docks.show_case(view, self.dataset, self.flags)
         if not any(view.series.values()):
             self.statusBar().showMessage(f"Case {case.id}: no image could be decoded; see the issues panel")
-            self.issues_dock.show()
         else:
             self.statusBar().showMessage(f"Case {case.id}: {len(case.series)} series")
         if self.pending_plane:
             self.align_to_disc(self.pending_plane)
             self.pending_plane = None
-        self.case_memory.touch(case)
-        self.case_memory.trim(keep=(case,))
         self.measure.on_case_shown()
+        self.cases.shown(case)
         if self.dataset is not None:  # the cases listed but not read yet, once this one shows
             dataset = self.dataset
-            self.tree.read_pending(dataset, lambda: self._show_issues(dataset))
-        self._prefetch_case(1)
+            self.docks.tree.read_pending(dataset, lambda: self.docks.show_issues(dataset))
         QtCore.QTimer.singleShot(0, self.views_ready.emit)
 
     def step_case(self, delta: int) -> None:
-        if self.dataset and self.dataset.cases:
-            cases = self.dataset.cases
-            i = cases.index(self.session.case) if self.session.case in cases else 0
-            self.show_case(cases[(i + delta) % len(cases)])
-
-    def _prefetch_case(self, delta: int) -> None:
-        """Decode the next case's series in the background while this one is read."""
-        cases = self.dataset.cases if self.dataset else []
-        if len(cases) > 1 and self.session.case in cases:
-            nxt = cases[(cases.index(self.session.case) + delta) % len(cases)]
-
-            def kept(_view: CaseView) -> None:
-                self.case_memory.touch(nxt)
-                self.case_memory.trim(keep=(self.session.case, nxt))
-
-            self.worker.submit(lambda: load_case(nxt), kept, lambda _e: None)
+        case = neighbour_case(self.dataset, self.session.case, delta)
+        if case is not None:
+            self.show_case(case)
 
     def show_series_in(self, name: str, uid: str) -> None:
-        case = self.session.case
-        series = next((s for s in case.series if s.uid == uid), None) if case else None
-        if series is None:
-            return
-        self.worker.submit(lambda: [k.pixels() for k in series.stacks],
-                           lambda _: self.session.views[name].set_series(series),
-                           lambda e: self.statusBar().showMessage(f"Cannot load {series.description}: {e}"))
+        self.cases.show_series(name, uid, lambda series, e: self.statusBar().showMessage(
+            f"Cannot load {series.description}: {e}"))
 
     def _on_tree_double_click(self, item: QtWidgets.QTreeWidgetItem, _column: int) -> None:
-        uid = item.data(0, QtCore.Qt.ItemDataRole.UserRole)
-        case = self.session.case
-        series = next((s for s in case.series if s.uid == uid), None) if case and uid else None
+        series = find_series(self.session.case, item.data(0, QtCore.Qt.ItemDataRole.UserRole))
         if series is not None:
-            orientation = {k.geometry.orientation.value for k in series.stacks}
-            name = orientation.pop() if len(orientation) == 1 and orientation <= set(self.views) else "sagittal"
-            self.show_series_in(name, str(uid))
+            self.show_series_in(view_planes.view_for_series(series), series.uid)
 
-    # -- planes -------------------------------------------------------------------------------
-    def _best_volume(self) -> Series | None:
-        case = self.session.case
-        volumes = rank_volumes(case) if case is not None else []
-        return volumes[0] if volumes else None
-
+    # -- planes and windows -------------------------------------------------------------------
     def align_to_disc(self, level: str) -> bool:
         """The axial view on the plane of ``level``'s disc (from the label map)."""
-        found = self.session.disc_planes.get(level)
-        source = self._best_volume()
-        if found is None or source is None:
+        planned = view_planes.disc_aligned(self.session.case, self.session.disc_planes, level)
+        if planned is None:
             self.statusBar().showMessage(f"No labelled {level} disc in this case to align to")
             return False
-        centre, normal = found
-        geometry = source.stacks[0].geometry
-        pixel = min(geometry.spacing_mm)
-        axes = disc_aligned_plane(centre, normal, pixel, (8, 8))
-        plane = covering_plane(geometry, axes.right_lps, axes.down_lps, centre, pixel)
-        self.session.set_plane("axial", plane, source, f"align axial to {level}", cursor_lps=centre)
+        planned.apply(self.session)
         return True
 
     def plan_from_line(self, start: np.ndarray, end: np.ndarray) -> None:
-        sagittal = self.session.views["sagittal"].plane
-        source = self._best_volume()
-        if sagittal is None or source is None:
-            return
-        geometry = source.stacks[0].geometry
-        pixel = min(geometry.spacing_mm)
         try:
-            axes = plane_from_sagittal_line(start, end, sagittal, pixel, (8, 8))
+            planned = view_planes.planned_from_line(self.session.case, self.session.views["sagittal"].plane,
+                                                    start, end)
         except ValueError as exc:
             self.statusBar().showMessage(str(exc))
             return
-        plane = covering_plane(geometry, axes.right_lps, axes.down_lps, (start + end) / 2, pixel)
-        self.session.set_plane("axial", plane, source, "plan oblique axial", cursor_lps=(start + end) / 2)
+        if planned is not None:
+            planned.apply(self.session)
 
     def reset_planes(self) -> None:
-        for name, view in self.session.views.items():
-            if view.custom_plane is not None:
-                self.session.set_plane(name, None, text="standard plane")
-
-    # -- view helpers -------------------------------------------------------------------------
-    def focused_view(self) -> SliceView:
-        return next((v for v in self.visible_views() if v.hasFocus()), self.views["sagittal"])
-
-    def fit_all(self) -> None:
-        for view in self.visible_views():
-            view.fit()
+        view_planes.reset_planes(self.session)
 
     def reset_views(self) -> None:
         self.reset_planes()
-        for view in self.visible_views():
-            view.fit()
-            source = view.view_state.source
-            if source is not None:
-                self.session.set_window(view.name, default_window(source))
-
-    def toggle_cine(self) -> None:
-        self.focused_view().toggle_cine()
-
-    def toggle_crosshair(self, checked: bool) -> None:
-        for view in self.views.values():
-            view.set_crosshair_visible(checked)
-
-    def toggle_native_orientation(self, checked: bool) -> None:
-        self.session.set_native_orientation(checked)
-
-    def invert(self) -> None:
-        view = self.focused_view()
-        w = view.view_state.window
-        if w is not None:
-            self.session.set_window(view.name, WindowLevel(w.center, w.width, not w.invert))
+        self.grid.reset_zoom_and_windows()
 
     def apply_preset(self, name: str) -> None:
-        view = self.focused_view()
-        source = view.view_state.source
-        window = preset_window(source, name) if source is not None else None
-        if window is None:
+        if not self.grid.apply_preset(name):
             self.statusBar().showMessage(f"No {name} window in this series")
-        else:
-            self.session.set_window(view.name, window)
-
-    def _jump_to_annotation(self, annotation: Any) -> None:
-        if annotation.position_lps is not None:
-            self.session.cursor.set_crosshair(annotation.position_lps)
-            for view in self.visible_views():
-                view.zoom_to(np.asarray(annotation.position_lps, dtype=np.float64))
-
-    def _replace_engine_value(self, row: dict[str, Any]) -> None:
-        """Levels panel > Replace by a manual measurement: to the engine's plane, then the tool."""
-        self.levels.show_part(row)
-        self.measure.tools.replace_engine_value(row)
-
-    def _show_measurements_when_used(self) -> None:
-        if len(self.session.measurements) or self.measure.tools.tool != "navigate":
-            self.measurement_dock.show()
 
     def _on_hover_text(self, text: str) -> None:
         if text:
             self.statusBar().showMessage(text)
 
-    def _on_history(self) -> None:
-        undo = self.session.undo
-        self.undo_action.setEnabled(undo.can_undo)
-        self.undo_action.setText(f"&Undo {undo.undo_text}".strip())
-        self.redo_action.setEnabled(undo.can_redo)
-        self.redo_action.setText(f"&Redo {undo.redo_text}".strip())
-        for view in self.session.views.values():  # remember the windows the user chose
-            if view.series is not None and view.series.uid in self.session.windows:
-                self.settings.set_window(view.series.uid, self.session.windows[view.series.uid])
-
-    def show_shortcuts(self) -> None:
-        ShortcutsDialog(self).exec()
-
-    def save_screenshot(self, view: SliceView | None, path: str | None = None) -> str | None:
-        if path is None:
-            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save screenshot", "lumbarview.png",
-                                                            "PNG images (*.png)")
-            if not path:
-                return None
-        grabbed = view if view is not None else self
-        pixmap = grabbed.grab()
-        self.paint_3d_into(pixmap, grabbed)
-        ok = pixmap.save(path)
-        self.statusBar().showMessage(f"Saved {path}" if ok else f"Could not save {path}")
-        return path if ok else None
-
-    # -- recent files, drag and drop, closing ---------------------------------------------------
-    def _refresh_recent(self) -> None:
-        recent = self.settings.recent()
-        self.start_page.set_recent(recent)
-        self.recent_menu.clear()
-        for path in recent:
-            self.recent_menu.addAction(path).triggered.connect(lambda _=False, p=path: self.open(p))
-
+    # -- drag and drop, closing ----------------------------------------------------------------
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -542,14 +237,9 @@ class MainWindow(QtWidgets.QMainWindow):
             event.acceptProposedAction()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        self.settings.set_value("window/geometry", self.saveGeometry())
-        self.settings.set_value("window/state", self.saveState())
-        if self._cancel is not None:
-            self._cancel.set()
-        for view in self.views.values():
-            view.cine.stop()
+        self.settings.save_window(self)
+        self.tasks.cancel()
         self.measure.flush()
-        if self.scene3d is not None:
-            self.scene3d.shutdown()
+        self.grid.shutdown()
         self.worker.shutdown()
         super().closeEvent(event)

@@ -150,8 +150,8 @@ class MeasureBinding(QtCore.QObject):
                                                         if issues else ""))
         if issues:
             known = self.window.dataset.all_issues() if self.window.dataset is not None else []
-            self.window.issues_panel.set_issues([*known, *issues])
-            self.window.issues_dock.show()
+            self.window.docks.issues_panel.set_issues([*known, *issues])
+            self.window.docks.issues_dock.show()
         self.restored.emit(issues)
 
     # -- session files named by the user ---------------------------------------------------------------

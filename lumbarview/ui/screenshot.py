@@ -1,4 +1,8 @@
-"""The ``view --screenshot`` sidecar: what the PNG shows, as JSON (a contract other tools read).
+"""Screenshots of the window, with the 3D pane's pixels painted in (``QWidget.grab`` misses
+them), and the ``view --screenshot`` sidecar: what the PNG shows, as JSON (a contract other
+tools read).
+
+The sidecar's keys:
 
 Keys: ``case``, ``cursor_lps``, ``layout``, ``docks`` (``name``, ``visible``), ``views``
 (``name``, ``rect_px`` [x, y, width, height] in the PNG's pixels, ``series``, ``mode``
@@ -16,13 +20,35 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.model.measurements import table_rows
 from lumbarview.slicing.planes import letters
 
 if TYPE_CHECKING:
     from lumbarview.ui.main_window import MainWindow
+
+
+def grab(window: MainWindow, widget: QtWidgets.QWidget | None = None) -> QtGui.QPixmap:
+    """The pixels of ``widget`` (default: the whole window), the 3D pane's included."""
+    grabbed = widget if widget is not None else window
+    pixmap = grabbed.grab()
+    window.grid.paint_3d_into(pixmap, grabbed)
+    return pixmap
+
+
+def save_screenshot(window: MainWindow, widget: QtWidgets.QWidget | None = None,
+                    path: str | None = None) -> str | None:
+    """Save a PNG of ``widget`` (default: the window) to ``path`` (default: ask the user);
+    returns the path, or None when nothing was saved. The status bar says which."""
+    if path is None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(window, "Save screenshot", "lumbarview.png",
+                                                        "PNG images (*.png)")
+        if not path:
+            return None
+    ok = grab(window, widget).save(path)
+    window.statusBar().showMessage(f"Saved {path}" if ok else f"Could not save {path}")
+    return path if ok else None
 
 
 def sidecar(window: MainWindow) -> dict[str, Any]:

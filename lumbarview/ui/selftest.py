@@ -119,9 +119,8 @@ def _render_with_scene3d(scene_view_class: Any, study: Path) -> tuple[npt.NDArra
             pane = scene_view_class(window.session, window.cache)
             pane.resize(480, 400)
             pane.show()
-        if hasattr(window, "when_3d_ready"):
-            window.when_3d_ready(lambda: state.update(surfaces=True))
-            _wait(lambda: state["surfaces"], TIMEOUT_S)
+        window.grid.when_3d_ready(lambda: state.update(surfaces=True))
+        _wait(lambda: state["surfaces"], TIMEOUT_S)
         _wait(lambda: bool(window.worker.idle), TIMEOUT_S)
         rgb = np.asarray(pane.grab_rgb(), dtype=np.uint8)
         return rgb, f"3D pane (ui.scene3d) {rgb.shape[1]}x{rgb.shape[0]} px"

@@ -4,11 +4,13 @@ duplicates), the layout, the window/level per series, the window geometry."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
-from lumbarview.model.session import LAYOUTS
+from lumbarview.core.types import Series
+from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.model.view_state import WindowLevel
 
 ORG, APP = "lumbarview", "lumbarview"
@@ -58,6 +60,30 @@ class Settings:
 
     def set_window(self, series_uid: str, window: WindowLevel) -> None:
         self.qt.setValue(f"windows/{series_uid}", f"{window.center},{window.width},{int(window.invert)}")
+
+    def recall_windows(self, session: Session, series: Iterable[Series | None]) -> None:
+        """Give ``session`` the windows remembered for ``series``, where it has none yet."""
+        for one in series:
+            remembered = self.window(one.uid) if one is not None else None
+            if one is not None and remembered is not None:
+                session.windows.setdefault(one.uid, remembered)
+
+    def remember_windows(self, session: Session) -> None:
+        """Remember the windows the user chose for the series the views show."""
+        for view in session.views.values():
+            if view.series is not None and view.series.uid in session.windows:
+                self.set_window(view.series.uid, session.windows[view.series.uid])
+
+    # -- the main window's geometry and docks -----------------------------------------------
+    def restore_window(self, window: QtWidgets.QMainWindow) -> None:
+        for key, restore in (("window/geometry", window.restoreGeometry), ("window/state", window.restoreState)):
+            value = self.value(key)
+            if isinstance(value, QtCore.QByteArray):
+                restore(value)
+
+    def save_window(self, window: QtWidgets.QMainWindow) -> None:
+        self.set_value("window/geometry", window.saveGeometry())
+        self.set_value("window/state", window.saveState())
 
     def value(self, key: str) -> Any:
         return self.qt.value(key)

@@ -21,13 +21,13 @@ def spider_many(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_case_listed_and_read_in_the_background(qtbot, window, spider_many: Path) -> None:  # type: ignore[no-untyped-def]
     open_and_wait(qtbot, window, spider_many)
-    tree = window.tree
+    tree = window.docks.tree
     assert tree.topLevelItemCount() == 60
     assert window.session.case is not None and window.session.case.id == "1"
     qtbot.waitUntil(lambda: not window.dataset.pending_cases and window.worker.idle, timeout=60_000)
     qtbot.waitUntil(lambda: all(tree.topLevelItem(i).childCount() > 0 for i in range(60)), timeout=10_000)
     assert [tree.topLevelItem(59).child(j).text(0) for j in range(tree.topLevelItem(59).childCount())] == ["t2"]
-    issues = window.issues_panel
+    issues = window.docks.issues_panel
     files = lambda: [issues.item(r, 3).text() for r in range(issues.rowCount())]  # noqa: E731
     qtbot.waitUntil(lambda: any(f.endswith("60_t1.mha") for f in files()), timeout=10_000)
-    assert window.issues_dock.isVisible()
+    assert window.docks.issues_dock.isVisible()

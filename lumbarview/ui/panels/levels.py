@@ -28,7 +28,7 @@ from lumbarview.core.types import Series
 from lumbarview.services import export, report, sr
 from lumbarview.services.engine_view import EngineResult, PartGeometry, part_of, run_engine
 from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
-from lumbarview.slicing.planes import covering_plane
+from lumbarview.services.view_planes import best_volume, covering_view_plane
 from lumbarview.ui.items.engine_items import EngineOverlay
 
 if TYPE_CHECKING:
@@ -188,6 +188,7 @@ class LevelsController:
         self.panel = LevelsPanel()
         self.panel.part_selected.connect(self.show_part)
         self.panel.measure_requested.connect(self.measure)
+        self.panel.replace_requested.connect(self.replace_by_manual)
         self.overlays = {name: EngineOverlay(view) for name, view in window.views.items()}
         self.result: EngineResult | None = None
         self.part: PartGeometry | None = None
@@ -211,16 +212,16 @@ class LevelsController:
             self.w.statusBar().showMessage("Open a case first")
             return
         self.panel.status.setText(f"Measuring case {case.id}…")
-        self.w._run(lambda progress, cancel: run_engine(case, progress, cancel),
-                    lambda result: self._on_result(case, result), f"Measuring case {case.id}…")
+        self.w.tasks.run(lambda progress, cancel: run_engine(case, progress, cancel),
+                         lambda result: self._on_result(case, result), f"Measuring case {case.id}…")
 
     def _on_result(self, case: Case, result: EngineResult) -> None:
         if case is not self.w.session.case:
             return  # the user moved on to another case meanwhile
         self.result = result
         self.panel.set_result(result)
-        self.w.levels_dock.show()
-        self.w.levels_dock.raise_()
+        self.w.docks.levels_dock.show()
+        self.w.docks.levels_dock.raise_()
         if not result.rows:
             self.panel.status.setText(f"Case {case.id}: nothing to measure (the engine measures 3D label maps "
                                       "that name disc levels)" + "".join(f"\n{n}" for n in result.notes))
@@ -233,7 +234,7 @@ class LevelsController:
             return None
         stack = report.image_stack(case, series_name)
         found = next((s for s in case.series if stack is not None and stack in s.stacks and len(s.stacks) == 1), None)
-        return found or self.w._best_volume()
+        return found or best_volume(case)
 
     def show_part(self, row: dict[str, Any]) -> bool:
         """Take the view to the plane the engine measured ``row`` on and draw what it measured."""
@@ -246,9 +247,7 @@ class LevelsController:
         if source is None:
             self.w.statusBar().showMessage("No volume in this case to show the engine's plane")
             return False
-        geometry = source.stacks[0].geometry
-        pixel = min(geometry.spacing_mm)
-        plane = covering_plane(geometry, part.right_lps, part.down_lps, part.centre_lps, pixel)
+        plane = covering_view_plane(source, part.right_lps, part.down_lps, part.centre_lps)
         self.set_part(part)
         title = PART_TITLES.get((part.part, part.side), part.part)
         self.w.session.set_plane(part.view, plane, source, f"show {part.level} {title.lower()}",
@@ -257,6 +256,12 @@ class LevelsController:
         view.zoom_to(part.centre_lps, 70.0)
         self.w.statusBar().showMessage(f"{part.level} {title.lower()}: the engine's plane")
         return True
+
+    def replace_by_manual(self, row: dict[str, Any]) -> None:
+        """Replace ``row`` by a manual measurement: the view goes to the engine's plane, then the
+        measurement tools take over (the engine's row is never changed)."""
+        self.show_part(row)
+        self.w.measure.tools.replace_engine_value(row)
 
     # -- exports -----------------------------------------------------------------------------
     def export_rows(self) -> list[dict[str, Any]]:

@@ -92,7 +92,7 @@ class SliceView(QtWidgets.QWidget):
         self.view_state: ViewState = session.views[name]
         self.plane_cache = cache
         self.case_label = ""
-        self.overlay: Any = None  # OverlayItems, set by the window
+        self.overlay: Any = None  # OverlayItems, set by the view grid
         self._ref_items: list[tuple[pg.PlotCurveItem, ReferenceLine]] = []
         self._line_pool: list[pg.PlotCurveItem] = []
         self._frame: tuple[Any, ...] | None = None
