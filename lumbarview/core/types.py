@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from lumbarview.core.errors import CorruptFileError, LoadError
@@ -153,15 +154,21 @@ class ImageStack:
     def slice_pixels(self, k: int) -> npt.NDArray[Any]:
         """Slice ``k`` alone: from the decoded array when there is one, else through
         :attr:`slice_loader` (one file of a DICOM series) when the reader gave one, else by
-        decoding the stack (the caller may :meth:`release` it again)."""
+        decoding the stack without keeping it (another thread may be decoding the same stack
+        to keep: a thumbnail never releases what a viewer is about to show)."""
         decoded = self._pixels
         if decoded is not None:
             one: npt.NDArray[Any] = decoded[k]
             return one
         if self.slice_loader is not None:
             return self.slice_loader(k)
-        whole: npt.NDArray[Any] = self.pixels()[k]
-        return whole
+        array, _issues = self._guarded_load()
+        if array.shape != self.geometry.shape_kji:
+            raise CorruptFileError(self.meta.get("source"),
+                                   f"the pixel data decodes to {array.shape}, not the "
+                                   f"{self.geometry.shape_kji} its header declares",
+                                   "the file is damaged; re-copy it from its source")
+        return np.array(array[k])  # a copy: the whole decoded array is freed on return
 
     def release(self) -> None:
         """Drop decoded pixels to free memory; the next :meth:`pixels` decodes again."""

@@ -2,8 +2,9 @@
 re-opened dataset shows them without decoding anything.
 
 A thumbnail decodes one slice where the reader can (DICOM: one file); otherwise the stack is
-decoded and released again unless it was already in memory (the current case's), so filling
-the browser of a 500-case dataset never holds 500 volumes.
+decoded without being kept (unless it is already in memory: the current case's), so filling
+the browser of a 500-case dataset never holds 500 volumes, and a thumbnail never releases a
+volume the viewer is decoding at the same time.
 """
 
 from __future__ import annotations
@@ -39,12 +40,8 @@ def _folder(cache_dir: str | Path | None) -> Path:
 
 
 def _make(stack: ImageStack) -> npt.NDArray[np.uint8]:
-    was_loaded = stack.is_loaded
-    try:
-        image = np.asarray(stack.slice_pixels(stack.n_slices // 2), dtype=np.float32)
-    finally:
-        if not was_loaded and stack.is_loaded:
-            stack.release()
+    # One slice, without keeping the stack decoded (slice_pixels never caches what it decodes).
+    image = np.asarray(stack.slice_pixels(stack.n_slices // 2), dtype=np.float32)
     step = max(1, max(image.shape) // THUMB_PX)
     small = image[::step, ::step]
     lo, hi = np.percentile(small, (1, 99)) if small.size else (0.0, 1.0)

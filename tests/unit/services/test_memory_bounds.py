@@ -3,6 +3,7 @@ keep volumes in memory and come from disk the second time."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,29 @@ def test_thumbnails_do_not_keep_volumes_and_come_from_disk(tmp_path: Path) -> No
     series.stacks[0].pixels()
     thumbnail(series, tmp_path / "other")
     assert series.stacks[0].is_loaded
+
+
+def test_a_thumbnail_never_releases_a_volume_the_viewer_is_decoding(tmp_path: Path) -> None:
+    """The viewer decodes a case's series (to show it) while the browser makes the same
+    series' thumbnail on the other worker thread: the volume stays decoded."""
+    geometry = sagittal(n=6, rows=32, cols=32)
+    gate = threading.Event()
+    loading = threading.Event()
+
+    def load() -> tuple[np.ndarray, list[object]]:
+        loading.set()
+        gate.wait(10)
+        return np.ones(geometry.shape_kji, dtype=np.int16), []
+
+    stack = ImageStack("race#1", "race", geometry, {"source": None}, load)  # type: ignore[arg-type]
+    series = Series("race", "T2", "MR", 1, [stack])
+    viewer = threading.Thread(target=stack.pixels)
+    viewer.start()
+    assert loading.wait(10)  # the viewer is decoding: the browser asks for the thumbnail now
+    browser = threading.Thread(target=lambda: thumbnail(series, tmp_path))
+    browser.start()
+    browser.join(0.3)  # let the browser reach the stack while the decode is under way
+    gate.set()
+    for t in (viewer, browser):
+        t.join(10)
+    assert stack.is_loaded  # what the viewer decoded is still there to show
