@@ -36,7 +36,7 @@ def open_path(
 ) -> Dataset:
     """Open a dataset root (or a single file) as downloaded.
 
-    ``lazy``: a layout that can list its cases from file names alone (SPIDER) leaves each case's
+    ``lazy``: a layout that can list its cases from file names alone (SPIDER, BIDS) leaves each case's
     files unread until :meth:`Case.ensure_open` (the viewer: the case it shows first, then the
     rest in the background); otherwise every case is read before this returns.
 

@@ -37,50 +37,53 @@ def open_layout(ctx: OpenContext) -> None:
                       | ({p.name for base in deriv.glob("*") if base.is_dir() for p in base.iterdir()
                           if p.is_dir() and p.name.startswith("sub-")} if deriv.is_dir() else set()),
                       key=natural_key)
-    for sub in subjects:
-        case = Case(id=sub)
-        anat = raw / sub / "anat"
-        sidecars = {p.name[: -len(".json")]: p for p in anat.glob("*.json")} if anat.is_dir() else {}
-        for path in sorted(anat.glob("*")) if anat.is_dir() else []:
-            if not is_volume_file(path):
-                continue
-            stem = volume_stem(path)
-            stack = ctx.guarded(case, partial(open_volume, path, uid=f"{sub}:{stem}", description=stem,
-                                                       root=ctx.root))
-            if stack is None:
-                continue
-            case.series.append(Series(uid=stack.uid, description=stem.removeprefix(f"{sub}_"),
-                                      modality="MR", number=None, stacks=[stack]))
-            sidecar = sidecars.pop(stem, None)
-            if sidecar is not None:
-                doc = ctx.guarded(case, partial(read_json, sidecar))
-                if isinstance(doc, dict):
-                    case.sidecars[stack.uid] = doc
-                    sidecar_notes(ctx, case, sidecar, doc)
-        for stem, sidecar in sidecars.items():
+    for sub in subjects:  # each subject's files read when it is first needed (Case.ensure_open)
+        ctx.dataset.cases.append(Case(id=sub, opener=partial(_open_subject, ctx, raw, deriv, sub)))
+
+
+def _open_subject(ctx: OpenContext, raw: Path, deriv: Path, sub: str, case: Case) -> None:
+    """Read one subject's images, sidecars, markers, models and quality tables, each file guarded."""
+    anat = raw / sub / "anat"
+    sidecars = {p.name[: -len(".json")]: p for p in anat.glob("*.json")} if anat.is_dir() else {}
+    for path in sorted(anat.glob("*")) if anat.is_dir() else []:
+        if not is_volume_file(path):
+            continue
+        stem = volume_stem(path)
+        stack = ctx.guarded(case, partial(open_volume, path, uid=f"{sub}:{stem}", description=stem,
+                                                   root=ctx.root))
+        if stack is None:
+            continue
+        case.series.append(Series(uid=stack.uid, description=stem.removeprefix(f"{sub}_"),
+                                  modality="MR", number=None, stacks=[stack]))
+        sidecar = sidecars.pop(stem, None)
+        if sidecar is not None:
             doc = ctx.guarded(case, partial(read_json, sidecar))
             if isinstance(doc, dict):
-                case.sidecars[f"{sub}:{stem}"] = doc
+                case.sidecars[stack.uid] = doc
                 sidecar_notes(ctx, case, sidecar, doc)
-            ctx.issue(Severity.WARNING, "bids.missing-image",
-                       f"sidecar {sidecar.name} has no image beside it", sidecar, case)
-        for path in sorted((deriv / "markers" / sub).glob("*.json")) if deriv.is_dir() else []:
-            result = ctx.guarded(case, partial(read_markups, path))
+    for stem, sidecar in sidecars.items():
+        doc = ctx.guarded(case, partial(read_json, sidecar))
+        if isinstance(doc, dict):
+            case.sidecars[f"{sub}:{stem}"] = doc
+            sidecar_notes(ctx, case, sidecar, doc)
+        ctx.issue(Severity.WARNING, "bids.missing-image",
+                   f"sidecar {sidecar.name} has no image beside it", sidecar, case)
+    for path in sorted((deriv / "markers" / sub).glob("*.json")) if deriv.is_dir() else []:
+        result = ctx.guarded(case, partial(read_markups, path))
+        if result is not None:
+            case.point_sets.extend(result[0])
+            case.issues.extend(result[1])
+    for path in sorted((deriv / "model" / sub).glob("*")) if deriv.is_dir() else []:
+        if path.suffix.lower() == ".stl":
+            result = ctx.guarded(case, partial(read_stl, path))
             if result is not None:
-                case.point_sets.extend(result[0])
+                case.meshes.append(result[0])
                 case.issues.extend(result[1])
-        for path in sorted((deriv / "model" / sub).glob("*")) if deriv.is_dir() else []:
-            if path.suffix.lower() == ".stl":
-                result = ctx.guarded(case, partial(read_stl, path))
-                if result is not None:
-                    case.meshes.append(result[0])
-                    case.issues.extend(result[1])
-        for path in sorted((deriv / "anatqc" / sub).rglob("*.csv")) if deriv.is_dir() else []:
-            result = ctx.guarded(case, partial(read_table, path, "mriqc"))
-            if result is not None:
-                case.tables.append(result[0])
-                case.issues.extend(result[1])
-        ctx.dataset.cases.append(case)
+    for path in sorted((deriv / "anatqc" / sub).rglob("*.csv")) if deriv.is_dir() else []:
+        result = ctx.guarded(case, partial(read_table, path, "mriqc"))
+        if result is not None:
+            case.tables.append(result[0])
+            case.issues.extend(result[1])
 
 
 def sidecar_notes(ctx: OpenContext, case: Case, path: Path, doc: dict[str, Any]) -> None:
