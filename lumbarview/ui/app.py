@@ -107,7 +107,13 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             app.processEvents()
             out = Path(screenshot)
             out.parent.mkdir(parents=True, exist_ok=True)
-            ok = grab(window).save(str(out))  # the 3D pane's pixels too (QWidget.grab misses them)
+            image = grab(window)  # the 3D pane's pixels too (QWidget.grab misses them)
+            if size is not None and (image.width(), image.height()) != tuple(size):
+                print(f"lumbarview: the window needs at least {window.minimumSizeHint().width()} x "
+                      f"{window.minimumSizeHint().height()} pixels for its panels: the screenshot is "
+                      f"{image.width()} x {image.height()}, not {size[0]} x {size[1]} (hide panels from the "
+                      "View menu, or ask for a larger --size)", file=sys.stderr)
+            ok = image.save(str(out))
             if ok:
                 doc = sidecar(window)
                 out.with_suffix(".json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
