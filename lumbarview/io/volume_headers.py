@@ -632,10 +632,9 @@ def _quatern_to_affine(f: _NiftiFields) -> npt.NDArray[np.float64]:
     """The qform as a 4 x 4 matrix: the NIfTI-1 quaternion formula (``quatern_b/c/d``, the
     offsets, the voxel sizes and ``qfac = pixdim[0]``), as niftilib evaluates it."""
     b, c, d, qx, qy, qz = f.quatern
-    two = np.longdouble(2.0)  # niftilib's long double constants: its off-diagonal terms are extended
-    a = float(np.longdouble(1.0) - np.longdouble(b * b + c * c + d * d))
+    a = 1.0 - (b * b + c * c + d * d)
     if a < 1e-7:  # a 180-degree rotation: (b, c, d) is normalised
-        norm = float(np.longdouble(1.0) / np.longdouble(math.sqrt(b * b + c * c + d * d)))
+        norm = 1.0 / math.sqrt(b * b + c * c + d * d)
         b, c, d, a = b * norm, c * norm, d * norm, 0.0
     else:
         a = math.sqrt(a)
@@ -643,10 +642,10 @@ def _quatern_to_affine(f: _NiftiFields) -> npt.NDArray[np.float64]:
     if f.pixdim[0] < 0:
         zd = -zd
     m = np.array([
-        [(a * a + b * b - c * c - d * d) * xd, two * (b * c - a * d) * yd, two * (b * d + a * c) * zd, qx],
-        [two * (b * c + a * d) * xd, (a * a + c * c - b * b - d * d) * yd, two * (c * d - a * b) * zd, qy],
-        [two * (b * d - a * c) * xd, two * (c * d + a * b) * yd, (a * a + d * d - c * c - b * b) * zd, qz],
-        [0.0, 0.0, 0.0, 1.0]], dtype=np.longdouble)
+        [(a * a + b * b - c * c - d * d) * xd, 2 * (b * c - a * d) * yd, 2 * (b * d + a * c) * zd, qx],
+        [2 * (b * c + a * d) * xd, (a * a + c * c - b * b - d * d) * yd, 2 * (c * d - a * b) * zd, qy],
+        [2 * (b * d - a * c) * xd, 2 * (c * d + a * b) * yd, (a * a + d * d - c * c - b * b) * zd, qz],
+        [0.0, 0.0, 0.0, 1.0]])
     return m.astype(f.real).astype(np.float64)
 
 
@@ -665,7 +664,7 @@ def _is_affine(m: npt.NDArray[np.float64]) -> bool:
         except np.linalg.LinAlgError:
             return False
         translation = -(top @ m[:3, 3])
-        close = (np.abs(inverse[:3, :3] - top).sum(axis=0).max() <= 1e-2
+        close = (float(np.abs(inverse[:3, :3] - top).sum()) <= 1e-2
                  and np.abs(inverse[:3, 3] - translation).sum() <= 1e-2)
     return bool(close)
 
