@@ -835,15 +835,17 @@ def read_nifti_header(path: str) -> CheckedHeader:
     pixdim = [v if (i == 0 or i > ndim or (v != 0.0 and math.isfinite(v))) else 1.0 for i, v in enumerate(pixdim)]
     fields = _NiftiFields(real, qform_code, sform_code, tuple(pixdim), quatern, srow, _NIFTI_UNIT_MM.get(unit, 1.0))
     spacing, origin, direction, note = _nifti_geometry(path, fields, kept)
+    # ITK: a zero slope means 1; it rescales when the slope is not 1 or the intercept not 0.
     slope, inter = (_finite_or_zero(v) for v in scl)
-    if abs(slope) < np.finfo(np.float64).eps:  # ITK: a zero slope means 1
-        slope = 1.0
     eps = np.finfo(np.float64).eps
+    slope = 1.0 if abs(slope) < eps else slope
     rescale = (slope, inter) if abs(slope - 1.0) > eps or abs(inter) > eps else None
     dtype = np.dtype(_NIFTI_TYPES[datatype]).newbyteorder(hdr.endianness)
     size_ijk = tuple(sizes[:kept])
     voxels = math.prod(size_ijk)
-    _budget(path, voxels, dtype if rescale is None else np.dtype(np.float64))
+    # Rescaled integers become float32 (CheckedHeader.pixel_dtype): the budget counts the larger.
+    widened = rescale is not None and dtype.kind in "iu" and dtype.itemsize < 4
+    _budget(path, voxels, np.dtype(np.float32) if widened else dtype)
     if not math.isfinite(vox_offset) or vox_offset < need or vox_offset > 1 << 40:
         raise _corrupt(path, f"vox_offset {vox_offset:g} does not point past the header")
     offset = int(vox_offset)

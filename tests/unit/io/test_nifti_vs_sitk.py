@@ -419,6 +419,8 @@ def test_a_gz_beside_its_uncompressed_twin_reads_itself(tmp_path: Path) -> None:
     # pixels too): ITK reads qfac 0 as 1 and normalises a quaternion longer than 1.
     ({"pixdim": [0.0, 0.6, 0.6, 3.3, 1, 1, 1, 1]}, True, CorruptFileError, "qfac"),
     ({"quatern_b": 0.9, "quatern_c": 0.9}, True, CorruptFileError, "NIfTI header is invalid"),
+    # ... and ITK reads a non-finite intercept beside a valid slope as 0.
+    ({"scl_slope": 2.0, "scl_inter": np.nan}, True, CorruptFileError, "invalid intercept"),
     # A negative voxel size: ITK flips that axis; refused as before (by nibabel's qform check
     # here, by ours when there is no qform).
     ({"pixdim": [1.0, 0.6, -0.6, 3.3, 1, 1, 1, 1]}, True, CorruptFileError, "pixdims"),
