@@ -1,11 +1,11 @@
 """Volumes that are not DICOM (MetaImage ``.mha/.mhd``, NIfTI ``.nii/.nii.gz``, NRRD), in LPS:
 one orientation convention everywhere.
 
-Every header is checked first (:mod:`lumbarview.io.volume_headers`): nothing untrusted reaches
-SimpleITK, whose native readers crash or hang on a few hundred bytes of hostile header. MetaImage
-is then read entirely here (geometry as ITK derives it, pixels with a bounded inflate); NRRD
-pixels are read here and its geometry comes from SimpleITK; NIfTI goes to SimpleITK once
-nibabel's header checks and ours passed. The header is read first; pixels on first use.
+Every header is read and checked by :mod:`lumbarview.io.volume_headers` (MetaImage by our own
+parser, NRRD by pynrrd's, NIfTI by nibabel's), with bounded reads; the geometry is derived there
+as ITK derives it, and the pixels are read there too (bounded inflate; NIfTI intensity scaling
+applied as ITK applies it). No native image reader sees the file. The header is read first;
+pixels on first use.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import SimpleITK as sitk
 
 from lumbarview.core.errors import CorruptFileError, UnsupportedFormatError
 from lumbarview.core.geometry import VolumeGeometry, classify_normal
@@ -23,7 +22,6 @@ from lumbarview.core.types import ImageStack, LoadIssue, Severity
 from lumbarview.io.volume_headers import (
     CheckedHeader,
     check_direction,
-    check_gzip_stream,
     check_spacing,
     read_metaimage_header,
     read_nifti_header,
@@ -32,15 +30,6 @@ from lumbarview.io.volume_headers import (
 )
 
 VOLUME_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd", ".nhdr")
-
-# SimpleITK's names of the pixel types, by numpy type (``meta["pixel_type"]``).
-_PIXEL_TYPE_NAMES = {
-    "int8": "8-bit signed integer", "uint8": "8-bit unsigned integer",
-    "int16": "16-bit signed integer", "uint16": "16-bit unsigned integer",
-    "int32": "32-bit signed integer", "uint32": "32-bit unsigned integer",
-    "int64": "64-bit signed integer", "uint64": "64-bit unsigned integer",
-    "float32": "32-bit float", "float64": "64-bit float",
-}
 
 
 def is_volume_file(path: str | Path) -> bool:
@@ -103,35 +92,9 @@ def _kind(path: str) -> str:
                                  f"({', '.join(VOLUME_SUFFIXES)})", "rename it to its format's suffix")
 
 
-def _sitk_geometry(path: str, header: CheckedHeader) -> tuple[VolumeGeometry, str]:
-    """Geometry and pixel type name of a checked NRRD or NIfTI header through SimpleITK."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if "Description" in ln or "ERROR" in ln.upper()),
-                      lines[-1] if lines else "")
-        raise CorruptFileError(path, f"the volume header cannot be read ({detail[:200]})",
-                               "check that the file is complete and in the format its name says") from None
-    if reader.GetNumberOfComponents() != 1:
-        raise UnsupportedFormatError(path, f"{reader.GetNumberOfComponents()}-component (vector or "
-                                     "colour) volumes are not supported", "convert it to greyscale")
-    size = [int(s) for s in reader.GetSize()]
-    if size[: len(header.size_ijk)] != list(header.size_ijk) or any(s != 1 for s in size[len(header.size_ijk):]):
-        raise CorruptFileError(path, f"the header's sizes read two ways disagree ({header.size_ijk} vs {size})",
-                               "the header is damaged; re-export the volume")
-    n = len(header.size_ijk)
-    direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(len(size), len(size))[:n, :n]
-    geometry = _affine(path, size[:n], [float(v) for v in reader.GetSpacing()][:n],
-                       [float(v) for v in reader.GetOrigin()][:n], direction)
-    return geometry, str(sitk.GetPixelIDValueAsString(reader.GetPixelID()))
-
-
 def check_volume_header(path: str | Path, root: str | Path | None = None) -> CheckedHeader:
-    """The header of a volume file, checked by its format's rules and the budgets (no pixel read,
-    nothing handed to SimpleITK). ``root``: see :func:`read_volume_header`."""
+    """The header of a volume file, checked by its format's rules and the budgets (no pixel read).
+    ``root``: see :func:`read_volume_header`."""
     path = str(path)
     kind = _kind(path)
     try:
@@ -145,13 +108,10 @@ def check_volume_header(path: str | Path, root: str | Path | None = None) -> Che
 
 def _header_and_geometry(path: str, root: str | Path | None) -> tuple[CheckedHeader, VolumeGeometry, str]:
     header = check_volume_header(path, root)
-    if header.kind in ("metaimage", "nrrd"):
-        n = len(header.size_ijk)
-        geometry = _affine(path, list(header.size_ijk), list(header.spacing_mm), list(header.origin_lps),
-                           np.asarray(header.direction, dtype=np.float64).reshape(n, n))
-        return header, geometry, _PIXEL_TYPE_NAMES.get(header.dtype.newbyteorder("=").name, header.dtype.name)
-    geometry, pixel_type = _sitk_geometry(path, header)
-    return header, geometry, pixel_type
+    n = len(header.size_ijk)
+    geometry = _affine(path, list(header.size_ijk), list(header.spacing_mm), list(header.origin_lps),
+                       np.asarray(header.direction, dtype=np.float64).reshape(n, n))
+    return header, geometry, header.pixel_type
 
 
 def read_volume_header(path: str | Path, root: str | Path | None = None) -> tuple[CheckedHeader, VolumeGeometry]:
@@ -168,22 +128,8 @@ def read_volume_header(path: str | Path, root: str | Path | None = None) -> tupl
     return header, geometry
 
 
-def _read_array(path: str, header: CheckedHeader) -> npt.NDArray[Any]:
-    if header.kind != "nifti":
-        return read_voxels(header)
-    if header.encoding == "gzip":
-        # SimpleITK pads a truncated .nii.gz with zeros, silently: check the stream first.
-        check_gzip_stream(path, header.data_offset + header.n_bytes)
-    try:
-        image = sitk.ReadImage(path)
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        raise CorruptFileError(path, f"the voxel data cannot be read ({(lines[-1] if lines else '')[:200]})",
-                               "the file may be truncated; re-copy it from its source") from None
-    array = sitk.GetArrayFromImage(image)
-    if array.ndim == 2:
-        array = array[np.newaxis]
-    return array
+def _header_issues(header: CheckedHeader) -> list[LoadIssue]:
+    return [LoadIssue(Severity.WARNING, "volume.orientation-conflict", note, header.path) for note in header.notes]
 
 
 def open_volume(path: str | Path, uid: str | None = None, description: str | None = None,
@@ -191,8 +137,8 @@ def open_volume(path: str | Path, uid: str | None = None, description: str | Non
     """An image volume as a lazily loaded :class:`ImageStack` (``root``: see
     :func:`read_volume_header`)."""
     path = str(path)
-    _header, geometry, pixel_type = _header_and_geometry(path, root)
-    issues: list[LoadIssue] = []
+    header, geometry, pixel_type = _header_and_geometry(path, root)
+    issues = _header_issues(header)
     spacing = geometry.spacing_mm
     meta: dict[str, Any] = {
         "series_uid": uid or path, "description": description or _stem(path),
@@ -213,7 +159,7 @@ def open_volume(path: str | Path, uid: str | None = None, description: str | Non
 def _load_checked(path: str, root: str | Path | None) -> npt.NDArray[Any]:
     """Pixels, with the header checked again (the file may have changed since it was opened)."""
     try:
-        return _read_array(path, check_volume_header(path, root))
+        return read_voxels(check_volume_header(path, root))
     except OSError as exc:
         raise CorruptFileError(path, f"the voxel data cannot be read ({exc.strerror or exc})",
                                "check that the file still exists and is readable") from None
@@ -249,14 +195,14 @@ def open_label_volume(path: str | Path, uid: str | None = None, *, root: str | P
     """A label volume as an :class:`ImageStack` of int32 labels (checked on load; ``root``: see
     :func:`read_volume_header`)."""
     path = str(path)
-    _header, geometry = read_volume_header(path, root)
+    header, geometry = read_volume_header(path, root)
 
     def load() -> tuple[npt.NDArray[Any], list[LoadIssue]]:
         return as_integer_labels(_load_checked(path, root), path)
 
     meta = {"series_uid": uid or path, "description": _stem(path), "kind": "labels",
             "source": path, "has_patient_geometry": True}
-    return ImageStack(uid or f"labels:{path}", uid or path, geometry, meta, load)
+    return ImageStack(uid or f"labels:{path}", uid or path, geometry, meta, load, _header_issues(header))
 
 
 def resample_labels_to(labels: ImageStack, reference: VolumeGeometry) -> npt.NDArray[np.int32]:

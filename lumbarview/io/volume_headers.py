@@ -1,17 +1,18 @@
-"""Volume headers checked before any pixel byte is read, and before SimpleITK sees the file.
+"""Volume headers read and checked before any pixel byte is read, then the voxels themselves.
 
 A few hundred bytes of MetaImage or NRRD header (``NDims = -1``, ``dimension: 16``, a 200-digit
-number, a garbled ``ElementDataFile``) crash or hang SimpleITK's native readers. So every header
-is read here first, by its specification, with bounded reads, and refused with a typed
-:class:`~lumbarview.core.errors.LoadError` when anything is out of range:
+number, a garbled ``ElementDataFile``) crash or hang the native readers of ITK (SimpleITK).
+So no native reader sees the file: every header is read here, by its specification, with
+bounded reads, and refused with a typed :class:`~lumbarview.core.errors.LoadError` when anything
+is out of range; the geometry is derived here as ITK derives it, and the voxels are read here:
 
-* MetaImage (``.mha``/``.mhd``): our own ``Key = Value`` parser; geometry and pixels are then
-  read here too (SimpleITK never sees a MetaImage file).
+* MetaImage (``.mha``/``.mhd``): our own ``Key = Value`` parser.
 * NRRD (``.nrrd``/``.nhdr``): pynrrd's header reader on a bounded copy of the header lines,
-  plus our checks; pixels are read here (raw or gzip), geometry from SimpleITK once checked.
-* NIfTI (``.nii``/``.nii.gz``): nibabel's header class on a bounded copy of the header bytes,
-  plus our checks; SimpleITK reads it once checked (a ``.nii.gz`` stream is first checked to
-  inflate to the declared size, as SimpleITK silently pads a truncated one with zeros).
+  plus our checks; pixels raw or gzip.
+* NIfTI (``.nii``/``.nii.gz``, NIfTI-1 and -2): nibabel's header class on a bounded copy of the
+  header bytes, plus our checks; the orientation is ITK's (5.4) choice between qform and sform
+  (see :func:`_nifti_transform`) and the intensity scaling ITK's; a ``.nii.gz`` is inflated as a
+  stream, and one that is truncated or damaged is an error, never zeros.
 
 Sizes are checked against :func:`lumbarview.core.limits.limits` before allocation, raw data must
 fit the file, compressed data is inflated with a bound (declared size + 1 byte), and a data
@@ -39,6 +40,7 @@ MAX_HEADER_BYTES = 65_536
 """A MetaImage or NRRD text header longer than this is refused (real ones are < 2 kB)."""
 
 _CHUNK = 1 << 20
+_GZIP_TAIL_CHECK = 1 << 16
 _FIX = "the header is damaged or was not written by an imaging program; re-export the volume"
 
 # MetaImage element types (MetaIO's metaTypes.h sizes: MET_LONG is 4 bytes).
@@ -46,6 +48,15 @@ _MET_TYPES: dict[str, str] = {
     "MET_CHAR": "i1", "MET_UCHAR": "u1", "MET_SHORT": "i2", "MET_USHORT": "u2",
     "MET_INT": "i4", "MET_UINT": "u4", "MET_LONG": "i4", "MET_ULONG": "u4",
     "MET_LONG_LONG": "i8", "MET_ULONG_LONG": "u8", "MET_FLOAT": "f4", "MET_DOUBLE": "f8",
+}
+
+# SimpleITK's names of the pixel types, by numpy type.
+_PIXEL_TYPE_NAMES = {
+    "int8": "8-bit signed integer", "uint8": "8-bit unsigned integer",
+    "int16": "16-bit signed integer", "uint16": "16-bit unsigned integer",
+    "int32": "32-bit signed integer", "uint32": "32-bit unsigned integer",
+    "int64": "64-bit signed integer", "uint64": "64-bit unsigned integer",
+    "float32": "32-bit float", "float64": "64-bit float",
 }
 
 # NRRD types (all spellings of the specification) -> numpy kind+size.
@@ -73,8 +84,10 @@ class CheckedHeader:
     ``size_ijk`` has the file's own axis order (fastest first) and only the axes that are kept
     (2 or 3); ``data_path`` is the file holding the voxels (resolved inside the root);
     ``data_offset`` is where the voxels start in it (for compressed data, where the compressed
-    stream starts), ``-1`` meaning "the last bytes of the file". ``geometry`` (spacing, origin,
-    direction) is filled for MetaImage only, where we read everything ourselves.
+    stream starts; for a ``.nii.gz``, in the inflated stream), ``-1`` meaning "the last bytes of
+    the file". The geometry (spacing, origin, direction) is in LPS, as ITK derives it from the
+    format's fields. ``rescale`` is the (slope, intercept) a NIfTI header asks for (None: none);
+    ``vector`` marks a NIfTI of intent VECTOR (one component), which ITK names a vector image.
     """
 
     path: str
@@ -89,6 +102,24 @@ class CheckedHeader:
     spacing_mm: tuple[float, ...] = ()
     origin_lps: tuple[float, ...] = ()
     direction: tuple[float, ...] = ()  # row-major n x n, columns are the axes' directions
+    rescale: tuple[float, float] | None = None
+    vector: bool = False
+    notes: tuple[str, ...] = ()  # what the reader should know (e.g. a qform and sform that disagree)
+
+    @property
+    def pixel_dtype(self) -> np.dtype[Any]:
+        """The native type of the voxels as read: a rescaled NIfTI integer volume becomes float32,
+        a rescaled float one keeps its type (as ITK reads them)."""
+        native = self.dtype.newbyteorder("=")
+        if self.rescale is not None and native.kind in "iu":
+            return np.dtype(np.float32)
+        return native
+
+    @property
+    def pixel_type(self) -> str:
+        """SimpleITK's name of the voxel type as read (e.g. ``"16-bit signed integer"``)."""
+        name = _PIXEL_TYPE_NAMES.get(self.pixel_dtype.name, self.pixel_dtype.name)
+        return f"vector of {name}" if self.vector else name
 
     @property
     def n_voxels(self) -> int:
@@ -224,27 +255,54 @@ def inflate_bounded(path: str, compressed: bytes, expected: int, wbits: int = zl
     return out
 
 
-def check_gzip_stream(path: str, expected_min: int) -> None:
-    """Stream-inflate a gzip file, discarding the output, and check it yields at least
-    ``expected_min`` bytes and is undamaged up to there (memory stays at one chunk)."""
+def inflate_gzip_file(path: str, expected: int) -> bytearray:
+    """The first ``expected`` bytes a gzip file inflates to (see :func:`_inflate_gzip`); a
+    damaged stream, or one that ends before ``expected`` bytes, is an error (never zeros). The
+    member holding the last byte is read on to its end (up to 64 kB more of output) so that its
+    checksum is verified: damage inside deflate data often inflates without a complaint, and
+    only the checksum catches it."""
+    out, filled = _inflate_gzip(path, expected, _CHUNK, _GZIP_TAIL_CHECK)
+    if filled < expected:
+        raise CorruptFileError(path, f"the compressed data inflates to {filled:,} bytes, fewer than the "
+                               f"{expected:,} its header declares (truncated or damaged)",
+                               "re-copy the file from its source")
+    return out
+
+
+def _inflate_gzip(path: str, expected: int, read_size: int, tail: int) -> tuple[bytearray, int]:
+    """Up to ``expected`` bytes a gzip file inflates to, and how many there were, streamed from
+    the file ``read_size`` bytes at a time (the output is allocated once, at ``expected`` bytes:
+    a bomb stops there). Members follow one another as gzip and zlib's ``gzread`` read them;
+    bytes after a member that do not start another are ignored, as they do. ``tail``: how many
+    more bytes to inflate (and drop) past the last one wanted, towards the member's checksum."""
+    out = bytearray(expected)
+    filled = 0
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    total = 0
+    pending = b""
     try:
         with open(path, "rb") as fh:
-            while total < expected_min:
-                chunk = inflater.unconsumed_tail or fh.read(_CHUNK)
-                if not chunk:
-                    break
-                total += len(inflater.decompress(chunk, _CHUNK))
-                if inflater.eof:
-                    break
+            while filled < expected or (tail > 0 and not inflater.eof):
+                if inflater.eof:  # one member ended: another may follow
+                    if len(pending) < 2:
+                        pending += fh.read(read_size)
+                    if not pending.startswith(b"\x1f\x8b"):
+                        break
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                if not pending:
+                    pending = fh.read(read_size)
+                    if not pending:
+                        break
+                if filled < expected:
+                    chunk = inflater.decompress(pending, expected - filled)
+                    out[filled:filled + len(chunk)] = chunk
+                    filled += len(chunk)
+                else:
+                    tail -= len(inflater.decompress(pending, tail))
+                pending = inflater.unconsumed_tail or (inflater.unused_data if inflater.eof else b"")
     except zlib.error as exc:
         raise CorruptFileError(path, f"the compressed data is damaged ({exc})",
                                "re-copy the file from its source") from None
-    if total < expected_min:
-        raise CorruptFileError(path, f"the compressed data inflates to {total:,} bytes, fewer than the "
-                               f"{expected_min:,} its header declares (truncated or damaged)",
-                               "re-copy the file from its source")
+    return out, filled
 
 
 # -- MetaImage ----------------------------------------------------------------------------------
@@ -305,7 +363,7 @@ def read_metaimage_header(path: str, root: str | Path | None = None) -> CheckedH
     if fields.get("BinaryData", "True").strip().lower() not in ("true", "1"):
         raise UnsupportedFormatError(path, "ASCII voxel data (BinaryData = False) is not supported",
                                      "save the volume with binary data")
-    # Both names mean the same; MetaIO (as SimpleITK reads it) lets BinaryDataByteOrderMSB win.
+    # Both names mean the same; MetaIO (as ITK reads it) lets BinaryDataByteOrderMSB win.
     msb_text = fields.get("BinaryDataByteOrderMSB", fields.get("ElementByteOrderMSB", "False")).strip().lower()
     if msb_text not in ("true", "false", "1", "0"):
         raise _corrupt(path, f"the byte order {msb_text[:20]!r} is not True or False")
@@ -547,21 +605,171 @@ def _nrrd_geometry(path: str, header: dict[str, Any], dimension: int
 _NIFTI_TYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4",
                 1024: "i8", 1280: "u8"}
 
+# Intent codes ITK reads as something other than a scalar image (NIfTI-1 nifti1.h).
+_INTENT_GENMATRIX, _INTENT_SYMMATRIX, _INTENT_DISPVECT, _INTENT_VECTOR = 1004, 1005, 1006, 1007
+_XFORM_SCANNER_ANAT = 1
+# The spatial unit of xyzt_units (bits 0-2) in mm, as ITK scales spacing and origin by it:
+# metre, mm, micron; any other code (0 = unknown) counts as mm.
+_NIFTI_UNIT_MM = {1: 1e3, 2: 1.0, 3: 1e-3}
+
+
+@dataclass(frozen=True)
+class _NiftiFields:
+    """The header fields ITK's orientation rule reads, as niftilib holds them (NIfTI-1 in
+    single precision, NIfTI-2 in double)."""
+
+    real: type[np.floating[Any]]
+    qform_code: int
+    sform_code: int
+    pixdim: tuple[float, ...]  # pixdim[0..7]; a zero or non-finite pixdim[1..dim0] reads as 1
+    quatern: tuple[float, ...]  # b, c, d, then the offsets x, y, z (non-finite read as 0)
+    srow: npt.NDArray[np.float64]  # 3 x 4
+    xyz_unit_mm: float
+
+
+def _finite_or_zero(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
+
+
+def _quatern_to_affine(f: _NiftiFields) -> npt.NDArray[np.float64]:
+    """The qform as a 4 x 4 matrix: the NIfTI-1 quaternion formula (``quatern_b/c/d``, the
+    offsets, the voxel sizes and ``qfac = pixdim[0]``), as niftilib evaluates it."""
+    b, c, d, qx, qy, qz = f.quatern
+    a = 1.0 - (b * b + c * c + d * d)
+    if a < 1e-7:  # a 180-degree rotation: (b, c, d) is normalised
+        norm = 1.0 / math.sqrt(b * b + c * c + d * d)
+        b, c, d, a = b * norm, c * norm, d * norm, 0.0
+    else:
+        a = math.sqrt(a)
+    xd, yd, zd = (v if v > 0 else 1.0 for v in f.pixdim[1:4])
+    if f.pixdim[0] < 0:
+        zd = -zd
+    m = np.array([
+        [(a * a + b * b - c * c - d * d) * xd, 2 * (b * c - a * d) * yd, 2 * (b * d + a * c) * zd, qx],
+        [2 * (b * c + a * d) * xd, (a * a + c * c - b * b - d * d) * yd, 2 * (c * d - a * b) * zd, qy],
+        [2 * (b * d - a * c) * xd, 2 * (c * d + a * b) * yd, (a * a + d * d - c * c - b * b) * zd, qz],
+        [0.0, 0.0, 0.0, 1.0]])
+    return m.astype(f.real).astype(np.float64)
+
+
+def _is_affine(m: npt.NDArray[np.float64]) -> bool:
+    """ITK's test that a 4 x 4 matrix is an invertible affine map (bottom row 0 0 0 1; the
+    inverse of the whole agrees with the one built from the 3 x 3 part)."""
+    if abs(m[3, 3] - 1.0) + float(np.abs(m[3, :3]).sum()) > np.finfo(np.float32).eps:
+        return False
+    with np.errstate(all="ignore"):
+        singular = np.linalg.svd(m, compute_uv=False)
+        if not singular[0] > 0 or not singular[-1] / singular[0] > np.finfo(np.float64).eps:
+            return False
+        try:
+            inverse = np.linalg.inv(m)
+            top = np.linalg.inv(m[:3, :3])
+        except np.linalg.LinAlgError:
+            return False
+        translation = -(top @ m[:3, 3])
+        close = (float(np.abs(inverse[:3, :3] - top).sum()) <= 1e-2
+                 and np.abs(inverse[:3, 3] - translation).sum() <= 1e-2)
+    return bool(close)
+
+
+def _sform_has_no_shear(sform: npt.NDArray[np.float64], real: type[np.floating[Any]]) -> bool:
+    """ITK's "sform decomposable without skew": an invertible affine whose 3 x 3 part, its
+    columns normalised, is orthonormal within 1e-4 (in single precision, as ITK computes it)."""
+    if not _is_affine(sform):
+        return False
+    rotation = sform[:3, :3].astype(real)
+    with np.errstate(all="ignore"):
+        rotation = rotation / np.sqrt((rotation * rotation).sum(axis=0, dtype=real))
+        product = (rotation @ rotation.T).astype(np.float64)
+    return bool(np.all(np.abs(product - np.eye(3)) <= 1e-4))
+
+
+def _forms_agree(sform: npt.NDArray[np.float64], qform: npt.NDArray[np.float64]) -> bool:
+    """The sform and the qform describe the same grid: the same voxel sizes (column lengths),
+    axis directions and offset, each within 1e-4 (the tolerance of ITK's own comparison)."""
+    with np.errstate(all="ignore"):
+        s_len = np.sqrt((sform[:3, :3] ** 2).sum(axis=0))
+        q_len = np.sqrt((qform[:3, :3] ** 2).sum(axis=0))
+        s_dir, q_dir = sform[:3, :3] / s_len, qform[:3, :3] / q_len
+        return bool(np.all(np.abs(s_len - q_len) <= 1e-4) and np.all(np.abs(s_dir - q_dir) <= 1e-4)
+                    and np.all(np.abs(sform[:3, 3] - qform[:3, 3]) <= 1e-4))
+
+
+def _nifti_transform(path: str, f: _NiftiFields) -> tuple[npt.NDArray[np.float64] | None, str | None]:
+    """The index-to-RAS matrix ITK (5.4, NiftiImageIO) takes from a header (None when it has
+    neither a qform nor an sform code), and a note when the header holds a qform and an sform
+    that disagree.
+
+    ITK's rule: a qform and an sform equal element by element: the sform; otherwise the sform
+    when it does not shear and there is no qform, or its code is SCANNER_ANAT, or it matches the
+    qform closely; else the qform. "Matches closely" is where we differ on purpose: ITK compares
+    the left singular vectors of the two matrices (LINPACK's SVD in single precision), whose
+    signs are arbitrary, so that its pick between two matrices that differ (by a flip, even)
+    or that are equal to 1e-7 comes out either way; here it is :func:`_forms_agree`, the same
+    grid within 1e-4, so that two different grids always give the qform (ITK's stated intent)."""
+    if f.qform_code <= 0 and f.sform_code <= 0:
+        return None, None
+    if f.qform_code > 0:
+        qform = _quatern_to_affine(f)
+    else:  # niftilib: the voxel sizes on the diagonal
+        qform = np.diag([*f.pixdim[1:4], 1.0]).astype(f.real).astype(np.float64)
+    sform = np.zeros((4, 4))
+    if f.sform_code > 0:
+        sform[:3] = f.srow
+        sform[3, 3] = 1.0
+    s32, q32 = sform.astype(f.real), qform.astype(f.real)  # ITK compares them in single precision
+    similar = bool(np.all(np.abs(s32[:3, :3] - q32[:3, :3]).astype(np.float64) <= 1e-5)
+                   and float(np.abs(s32[:, 3] - q32[:, 3]).sum(dtype=f.real)) <= 1e-7
+                   and float(np.abs(s32[3] - q32[3]).sum(dtype=f.real)) <= 1e-7)
+    use_sform = similar
+    if (not similar or f.sform_code > 0) and _sform_has_no_shear(sform, f.real):
+        use_sform = f.qform_code <= 0 or f.sform_code == _XFORM_SCANNER_ANAT or _forms_agree(sform, qform)
+    note = None
+    if f.qform_code > 0 and f.sform_code > 0 and not _forms_agree(sform, qform):
+        used, other = ("sform", "qform") if use_sform else ("qform", "sform")
+        note = (f"the NIfTI header's qform (code {f.qform_code}) and sform (code {f.sform_code}) place the "
+                f"volume differently; the {used} was used, as ITK uses it (programs that prefer the "
+                f"{other} show the volume elsewhere)")
+    if use_sform:
+        return sform, note
+    if f.qform_code > 0:
+        return qform, note
+    raise UnsupportedFormatError(path, "its only orientation, the sform, shears the voxel grid (its axes are not "
+                                 "perpendicular); like ITK, lumbarview reads only orthogonal grids",
+                                 "resample the volume onto an orthogonal grid, or give it a qform")
+
+
+def _nifti_geometry(path: str, f: _NiftiFields, n: int
+                    ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], str | None]:
+    """(spacing, origin, direction, note) of the first ``n`` axes in LPS, as ITK derives them:
+    the spacing from pixdim, the origin and the axes' directions (normalised columns) from the
+    matrix :func:`_nifti_transform` picks, the first two coordinates negated (RAS to LPS);
+    spacing and origin scaled to mm by the header's spatial unit. No orientation code: origin 0,
+    identity directions."""
+    spacing = tuple(float(v) * f.xyz_unit_mm for v in f.pixdim[1:n + 1])
+    matrix, note = _nifti_transform(path, f)
+    if matrix is None:
+        return spacing, (0.0,) * n, tuple(float(v) for v in np.eye(n).ravel()), None
+    flip = np.array([-1.0, -1.0, 1.0])[:n]
+    origin = matrix[:n, 3] * flip * f.xyz_unit_mm
+    columns = matrix[:n, :n] * flip[:, np.newaxis]
+    norms = np.sqrt((columns * columns).sum(axis=0))
+    direction = columns / np.where(norms == 0.0, 1.0, norms)
+    return spacing, tuple(float(v) for v in origin), tuple(float(v) for v in direction.ravel()), note
+
 
 def read_nifti_header(path: str) -> CheckedHeader:
-    """A NIfTI-1 or NIfTI-2 header read by nibabel (on a bounded copy of its bytes) and checked."""
+    """A NIfTI-1 or NIfTI-2 header read by nibabel (on a bounded copy of its bytes), checked,
+    and its geometry and intensity scaling derived as ITK derives them."""
     import nibabel as nib
 
     gz = path.lower().endswith(".gz")
-    with open(path, "rb") as fh:
-        raw = fh.read(64 * 1024 if gz else 544)
     if gz:
-        try:
-            block = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(raw, 544)
-        except zlib.error as exc:
-            raise CorruptFileError(path, f"the gzip stream is damaged ({exc})", "re-copy the file") from None
+        inflated, filled = _inflate_gzip(path, 544, 64 * 1024, 0)
+        block = bytes(inflated[:filled])
     else:
-        block = raw
+        with open(path, "rb") as fh:
+            block = fh.read(544)
     if len(block) < 348:
         raise _corrupt(path, f"the file holds {len(block)} header bytes; a NIfTI header has 348",
                        "the file is truncated; re-copy it from its source")
@@ -573,7 +781,8 @@ def read_nifti_header(path: str) -> CheckedHeader:
         raise _corrupt(path, "the NIfTI-2 header is truncated", "re-copy the file from its source")
     try:
         # check=False: nibabel's checks *fix* some fields (a zero pixdim becomes 1) in its copy
-        # only, while SimpleITK reads the file as it is; our checks below refuse them instead.
+        # only, while a reader that takes the file as it is would not; our checks below refuse
+        # them instead.
         hdr = header_class(block[:need], check=False)
         magic = bytes(hdr["magic"]).rstrip(b"\x00")
         if magic not in (b"n+1", b"ni1", b"n+2", b"ni2"):
@@ -582,9 +791,19 @@ def read_nifti_header(path: str) -> CheckedHeader:
         pixdim = [float(p) for p in hdr["pixdim"]]
         datatype = int(hdr["datatype"])
         vox_offset = float(hdr["vox_offset"])
-        qform = np.asarray(hdr.get_qform(), dtype=np.float64) if int(hdr["qform_code"]) else None
-        sform = np.asarray(hdr.get_sform(), dtype=np.float64) if int(hdr["sform_code"]) else None
-        slope, inter = (float(v) if v is not None else 0.0 for v in hdr.get_slope_inter())
+        intent = int(hdr["intent_code"])
+        qform_code, sform_code = int(hdr["qform_code"]), int(hdr["sform_code"])
+        # nibabel's own reading of both matrices and of the scaling is a check: a quaternion
+        # too far from unit length, or a valid slope with a non-finite intercept, is refused.
+        qform = np.asarray(hdr.get_qform(), dtype=np.float64) if qform_code else None
+        sform = np.asarray(hdr.get_sform(), dtype=np.float64) if sform_code else None
+        hdr.get_slope_inter()
+        real: type[np.floating[Any]] = np.float64 if header_class is nib.Nifti2Header else np.float32
+        quatern = tuple(_finite_or_zero(float(hdr[k])) for k in
+                        ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z"))
+        srow = np.array([hdr["srow_x"], hdr["srow_y"], hdr["srow_z"]], dtype=np.float64)
+        scl = (float(hdr["scl_slope"]), float(hdr["scl_inter"]))
+        unit = int(hdr["xyzt_units"]) & 0x07
     except Exception as exc:  # nibabel raises HeaderDataError, ValueError... on a damaged header
         raise _corrupt(path, f"the NIfTI header is invalid ({type(exc).__name__}: {str(exc)[:120]})") from None
     ndim = dims[0]
@@ -598,33 +817,95 @@ def read_nifti_header(path: str) -> CheckedHeader:
     if datatype not in _NIFTI_TYPES:
         raise UnsupportedFormatError(path, f"NIfTI datatype {datatype} (complex, colour or unknown) is not "
                                      "supported", "convert it to an integer or float scalar volume")
-    kept = min(ndim, 3)
+    if intent in (_INTENT_GENMATRIX, _INTENT_SYMMATRIX, _INTENT_DISPVECT):
+        raise UnsupportedFormatError(path, f"NIfTI intent {intent} (a matrix or displacement field) is not an image",
+                                     "open an image or label volume")
+    if intent == _INTENT_VECTOR:
+        # ITK counts the axes of a vector image up to the last one longer than 1.
+        kept = next((n for n in (3, 2) if sizes[n - 1:n] and sizes[n - 1] > 1), 1)
+        if kept < 2:
+            raise UnsupportedFormatError(path, f"a {' x '.join(map(str, sizes))} vector image is not a 2D or 3D "
+                                         "volume", "open an image or label volume")
+    else:
+        kept = min(ndim, 3)
     check_spacing(path, "pixdim", pixdim[1:kept + 1])
     for name, matrix in (("qform", qform), ("sform", sform)):
         if matrix is not None:
             if not np.all(np.isfinite(matrix)):
                 raise _corrupt(path, f"the {name} holds non-finite values")
             check_direction(path, f"the {name}", matrix[:3, :3])
-    if not (math.isfinite(slope) and math.isfinite(inter)):
-        raise _corrupt(path, "the intensity scaling (scl_slope, scl_inter) is not finite")
+    # niftilib reads a zero or non-finite pixdim[1..dim0] as 1, a non-finite scaling as 0.
+    pixdim = [v if (i == 0 or i > ndim or (v != 0.0 and math.isfinite(v))) else 1.0 for i, v in enumerate(pixdim)]
+    fields = _NiftiFields(real, qform_code, sform_code, tuple(pixdim), quatern, srow, _NIFTI_UNIT_MM.get(unit, 1.0))
+    spacing, origin, direction, note = _nifti_geometry(path, fields, kept)
+    # ITK: a zero slope means 1; it rescales when the slope is not 1 or the intercept not 0.
+    slope, inter = (_finite_or_zero(v) for v in scl)
+    eps = np.finfo(np.float64).eps
+    slope = 1.0 if abs(slope) < eps else slope
+    rescale = (slope, inter) if abs(slope - 1.0) > eps or abs(inter) > eps else None
     dtype = np.dtype(_NIFTI_TYPES[datatype]).newbyteorder(hdr.endianness)
     size_ijk = tuple(sizes[:kept])
     voxels = math.prod(size_ijk)
-    _budget(path, voxels, dtype)
+    # Rescaled integers become float32 (CheckedHeader.pixel_dtype): the budget counts the larger.
+    widened = rescale is not None and dtype.kind in "iu" and dtype.itemsize < 4
+    _budget(path, voxels, np.dtype(np.float32) if widened else dtype)
     if not math.isfinite(vox_offset) or vox_offset < need or vox_offset > 1 << 40:
         raise _corrupt(path, f"vox_offset {vox_offset:g} does not point past the header")
     offset = int(vox_offset)
+    geometry: dict[str, Any] = {"spacing_mm": spacing, "origin_lps": origin, "direction": direction,
+                                "rescale": rescale, "vector": intent == _INTENT_VECTOR,
+                                "notes": (note,) if note else ()}
     if gz:
         return CheckedHeader(path, "nifti", size_ijk, dtype, os.path.abspath(path), offset, "gzip",
-                             os.path.getsize(path))
+                             os.path.getsize(path), **geometry)
     offset = _check_fits(path, path, offset, voxels * dtype.itemsize)
-    return CheckedHeader(path, "nifti", size_ijk, dtype, os.path.abspath(path), offset, "raw")
+    return CheckedHeader(path, "nifti", size_ijk, dtype, os.path.abspath(path), offset, "raw", **geometry)
 
 
 # -- pixels -------------------------------------------------------------------------------------
 def read_voxels(header: CheckedHeader) -> npt.NDArray[Any]:
-    """The voxels of a checked MetaImage or NRRD header as a native-endian ``[k, j, i]`` array
-    (``[1, j, i]`` for a 2D image): the order SimpleITK's ``GetArrayFromImage`` gives."""
+    """The voxels of a checked header as a native-endian ``[k, j, i]`` array (``[1, j, i]`` for
+    a 2D image), the order SimpleITK's ``GetArrayFromImage`` gives; a NIfTI volume rescaled as
+    ITK rescales it (see :func:`_rescaled`)."""
+    path = header.path
+    nbytes = header.n_bytes
+    data: bytes | memoryview
+    if header.kind == "nifti" and header.encoding == "gzip":
+        data = memoryview(inflate_gzip_file(path, header.data_offset + nbytes))[header.data_offset:]
+    else:
+        data = _read_stored(header)
+    if len(data) != nbytes:
+        raise CorruptFileError(path, f"the file holds {len(data):,} bytes of voxel data, not the {nbytes:,} its "
+                               "header declares", "the file is truncated; re-copy it from its source")
+    array = np.frombuffer(data, dtype=header.dtype).reshape(header.size_ijk[::-1])
+    if not header.dtype.isnative:
+        array = array.astype(header.dtype.newbyteorder("="))
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if header.rescale is not None:
+        array = _rescaled(array, *header.rescale)
+    return array
+
+
+def _rescaled(array: npt.NDArray[Any], slope: float, inter: float) -> npt.NDArray[Any]:
+    """``value * slope + inter`` as ITK's NIfTI reader computes it: each voxel in double
+    precision, from and back to float32 (integer volumes are promoted to float32 first), or
+    float64 for a float64 volume. Computed a slab at a time, so that the double-precision
+    working copy stays small."""
+    out_type = np.float64 if array.dtype == np.float64 else np.float32
+    flat = array.reshape(-1)
+    out = np.empty(flat.size, dtype=out_type)
+    step = 1 << 20
+    for start in range(0, flat.size, step):
+        work = flat[start:start + step].astype(out_type).astype(np.float64)
+        work *= slope
+        work += inter
+        out[start:start + step] = work
+    return out.reshape(array.shape)
+
+
+def _read_stored(header: CheckedHeader) -> bytes:
+    """The voxel bytes of a raw or zlib/gzip-compressed (MetaImage, NRRD) header."""
     path = header.path
     nbytes = header.n_bytes
     with open(header.data_path, "rb") as fh:
@@ -639,15 +920,7 @@ def read_voxels(header: CheckedHeader) -> npt.NDArray[Any]:
                 data = _inflate_prefix(path, compressed, nbytes + skip, wbits)[skip:]
             else:
                 data = inflate_bounded(path, compressed, nbytes, wbits)
-    if len(data) != nbytes:
-        raise CorruptFileError(path, f"the file holds {len(data):,} bytes of voxel data, not the {nbytes:,} its "
-                               "header declares", "the file is truncated; re-copy it from its source")
-    array = np.frombuffer(data, dtype=header.dtype).reshape(header.size_ijk[::-1])
-    if not header.dtype.isnative:
-        array = array.astype(header.dtype.newbyteorder("="))
-    if array.ndim == 2:
-        array = array[np.newaxis]
-    return array
+    return data
 
 
 def _inflate_prefix(path: str, compressed: bytes, expected: int, wbits: int) -> bytes:

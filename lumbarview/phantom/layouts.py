@@ -31,6 +31,7 @@ from lumbarview.phantom.spine import (
     to_aisslab_classes,
     to_spider_labels,
 )
+from lumbarview.phantom.volume_files import write_metaimage, write_nifti
 
 TRUTH_FILE = "lumbarview-phantom-truth.json"
 LAYOUTS = ("sudirman", "unidata", "spider", "aisslab", "bids", "rsna")
@@ -243,18 +244,6 @@ def write_unidata(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes()) ->
 
 
 # -- 3. SPIDER ------------------------------------------------------------------------------
-def _write_mha(path: Path, array_kji: npt.NDArray[Any], geometry: VolumeGeometry) -> None:
-    import SimpleITK as sitk
-
-    image = sitk.GetImageFromArray(array_kji)
-    image.SetSpacing(tuple(float(s) for s in geometry.spacing_mm))
-    image.SetOrigin(tuple(float(v) for v in geometry.index_to_lps((0, 0, 0))))
-    direction = geometry.ijk_to_lps[:3, :3] / np.asarray(geometry.spacing_mm)
-    image.SetDirection(tuple(float(v) for v in direction.ravel()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(path), useCompression=True)
-
-
 def write_spider(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(), patient: int = 1) -> Path:
     """``images/<id>_t1.mha``, ``images/<id>_t2.mha``, ``masks/<id>_t?.mha`` (SPIDER labels),
     ``overview.csv`` and ``radiological_gradings.csv`` for this case. Sagittal and
@@ -264,8 +253,8 @@ def write_spider(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(), pat
     images, labels = phantom.render(geometry, ("T1", "T2"))
     mask = to_spider_labels(labels).astype(np.uint8 if to_spider_labels(labels).max() < 256 else np.int16)
     for seq, contrast in (("t1", "T1"), ("t2", "T2")):
-        _write_mha(root / "images" / f"{patient}_{seq}.mha", images[contrast].astype(np.int16), geometry)
-        _write_mha(root / "masks" / f"{patient}_{seq}.mha", mask, geometry)
+        write_metaimage(root / "images" / f"{patient}_{seq}.mha", images[contrast].astype(np.int16), geometry)
+        write_metaimage(root / "masks" / f"{patient}_{seq}.mha", mask, geometry)
     with open(root / "overview.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["new_file_name", "subset", "sex", "age", "Manufacturer", "SliceThickness"])
@@ -399,10 +388,6 @@ def _save_png(path: Path, array: npt.NDArray[Any]) -> None:
 
 
 # -- 5. Liu et al. BIDS ---------------------------------------------------------------------
-def _write_nifti(path: Path, array_kji: npt.NDArray[Any], geometry: VolumeGeometry) -> None:
-    _write_mha(path, array_kji, geometry)  # SimpleITK picks the format from the extension
-
-
 def _markup(points_lps: FloatArray, kind: str, system: str, name: str) -> dict[str, Any]:
     pts = np.asarray(points_lps, dtype=np.float64)
     if system == "RAS":
@@ -495,7 +480,7 @@ def write_bids(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(), subje
     t2 = sagittal_geometry(phantom, sizes.bids_matrix, sizes.bids_pixel_mm, sizes.bids_slices,
                            sizes.bids_spacing_mm)
     images, _ = phantom.render(t2, ("T2",))
-    _write_nifti(anat / f"{sub}_T2TSE.nii.gz", images["T2"].astype(np.int16), t2)
+    write_nifti(anat / f"{sub}_T2TSE.nii.gz", images["T2"].astype(np.int16), t2)
     (anat / f"{sub}_T2TSE.json").write_text(json.dumps({
         **_SIDECAR, "SeriesDescription": "I_t2_tse_sag_384_C1-C8_COMP_SP_1",
         "ProtocolName": "IV_t2_tse_sag_384_L2-S", "SliceThickness": sizes.bids_spacing_mm,
@@ -505,7 +490,7 @@ def write_bids(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(), subje
     ciss = axial_block_geometry(phantom, "L4-L5", max(48, sizes.bids_matrix // 2),
                                 sizes.bids_pixel_mm * 1.5, 24, 1.5)
     ciss_img, _ = phantom.render(ciss, ("T2",))
-    _write_nifti(anat / f"{sub}_CISS.nii.gz", ciss_img["T2"].astype(np.int16), ciss)
+    write_nifti(anat / f"{sub}_CISS.nii.gz", ciss_img["T2"].astype(np.int16), ciss)
     (anat / f"{sub}_CISS.json").write_text(json.dumps({
         **_SIDECAR, "SeriesDescription": "ciss_3d_tra", "SliceThickness": 1.5}), encoding="utf-8")
     markers = root / "derivatives" / "markers" / sub

@@ -14,8 +14,9 @@ import pytest
 from scipy import ndimage
 
 from lumbarview.core.geometry import VolumeGeometry
-from lumbarview.phantom.layouts import TRUTH_FILE, _write_mha
+from lumbarview.phantom.layouts import TRUTH_FILE
 from lumbarview.phantom.spine import LumbarPhantom
+from lumbarview.phantom.volume_files import write_nifti
 from tests.qt.conftest import open_and_wait
 
 pytestmark = pytest.mark.qt
@@ -33,7 +34,7 @@ def iso_volume(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LumbarPh
                                               (1, 0, 0), (0, 1, 0), (spacing, spacing, spacing))
     images, _labels = phantom.render(geometry, ("T2",), noise_sigma=0.0)
     folder = tmp_path_factory.mktemp("iso")
-    _write_mha(folder / "t2_iso.nii.gz", images["T2"], geometry)
+    write_nifti(folder / "t2_iso.nii.gz", images["T2"], geometry)
     return folder, phantom, geometry, images["T2"].astype(np.float64)
 
 

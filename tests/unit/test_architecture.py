@@ -31,3 +31,20 @@ def test_a_headless_info_run_never_loads_qt_or_vtk(tmp_path: Path) -> None:
             "sys.exit(', '.join(sorted(bad)) if bad else rc)")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr + done.stdout
+
+
+def test_volumes_are_written_and_read_without_simpleitk(tmp_path: Path) -> None:
+    """SimpleITK is a test-only dependency (the app leaves it out): writing the MetaImage and
+    NIfTI layouts and reading every volume back, voxels included, never loads it."""
+    code = ("import sys; from pathlib import Path;"
+            "from lumbarview.phantom.layouts import Sizes, write_spider, write_bids;"
+            "from lumbarview.phantom.spine import LumbarPhantom;"
+            "from lumbarview.services.open_dataset import open_path;"
+            "root = Path(sys.argv[1]); p = LumbarPhantom();"
+            "write_spider(root / 'spider', p, Sizes.small()); write_bids(root / 'bids', p, Sizes.small());"
+            "n = sum(s.pixels().size > 0 for d in (open_path(root / 'spider', use_cache=False),"
+            " open_path(root / 'bids', use_cache=False)) for c in d.cases for r in c.series for s in r.stacks);"
+            "assert n >= 3, n;"
+            "sys.exit('SimpleITK loaded' if 'SimpleITK' in sys.modules else None)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr + done.stdout
