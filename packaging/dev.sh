@@ -82,6 +82,14 @@ build_app() {
     [ -x "$here/dist/lumbarview/lumbarview" ] || { echo "dev.sh: the build left no dist/lumbarview/lumbarview" >&2; return 1; }
     echo "dev.sh: built $here/dist/lumbarview in $((SECONDS - start)) s: $(du -sh "$here/dist/lumbarview" | cut -f1)," \
          "$(find "$here/dist/lumbarview" -type f | wc -l) files" >&2
+    # The size budget (issue 16: at most 600 MB); the largest parts are listed when it is exceeded.
+    local budget_mb=${LUMBARVIEW_APP_BUDGET_MB:-600}
+    local size_mb; size_mb=$(du -sm "$here/dist/lumbarview" | cut -f1)
+    if [ "$size_mb" -gt "$budget_mb" ]; then
+        echo "dev.sh: the app is $size_mb MB, over its $budget_mb MB budget; its largest parts:" >&2
+        du -sm "$here/dist/lumbarview/_internal/"* | sort -rn | head -12 >&2
+        return 1
+    fi
 }
 
 app_self_test() {
