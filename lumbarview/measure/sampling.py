@@ -4,8 +4,9 @@ The measurement engine samples each structure (disc, thecal sac, bodies, the fre
 bones) with linear interpolation at tens of thousands of points per level, and most of those
 points are far from the structure. :class:`SoftMask` keeps a structure cropped to its voxels
 (plus a margin) with a table of the voxels next to it, so that only the points whose eight
-neighbouring voxels touch the structure are interpolated; every other point's value is known
-without interpolating (0 outside, 1 inside a complement). The result is exactly what
+neighbouring voxels are partly in the structure are interpolated; every other point's value is
+known without interpolating (0 away from it, 1 deep inside it; the other way round for a
+complement, whose value is still 0 outside the grid). The result is exactly what
 ``scipy.ndimage.map_coordinates(mask, coords, order=1, mode="constant", cval=0)`` gives on the
 full grid, as float32: with ``mode="constant"`` a point outside ``[0, n - 1]`` on any axis is 0,
 and a point inside is the trilinear blend of its eight neighbours, which only depends on the
@@ -62,17 +63,31 @@ class SoftMask:
         self._offset_int = offset
         self.inside = crop
         self.data: npt.NDArray[np.float32] = (~crop if complement else crop).astype(np.float32)
-        # near[f] is True when one of the voxels f + {0, 1}^3 is in the structure: only then
-        # does a point whose floor is f need interpolating.
-        padded = np.zeros(tuple(n + 1 for n in crop.shape), dtype=bool)
-        padded[:-1, :-1, :-1] = crop
-        near = np.zeros(crop.shape, dtype=bool)
+        # A point whose floor is voxel f is interpolated from the voxels f + {0, 1}^3. near[f]:
+        # one of them is in the structure; full[f]: all of them are (beyond the crop, none is).
         m0, m1, m2 = crop.shape
+        padded = np.zeros((m0 + 1, m1 + 1, m2 + 1), dtype=bool)
+        padded[:-1, :-1, :-1] = crop
+        near = crop.copy()
+        full = crop.copy()
         for dk in (0, 1):
             for dj in (0, 1):
                 for di in (0, 1):
-                    near |= padded[dk:dk + m0, dj:dj + m1, di:di + m2]
+                    if dk or dj or di:
+                        shifted = padded[dk:dk + m0, dj:dj + m1, di:di + m2]
+                        near |= shifted
+                        full &= shifted
         self.near = near
+        # The state of every floor voxel, with one more layer of voxels on each side (floors
+        # outside the crop are clipped onto it): 0 no structure among the eight voxels (the
+        # value is 0, or 1 in the grid for a complement), 1 some (interpolate), 2 all (the
+        # value is exactly 1, or 0 for a complement: the eight weights sum to 1 within a few
+        # ulps, which float32 rounds to 1).
+        state = np.zeros((m0 + 2, m1 + 2, m2 + 2), dtype=np.uint8)
+        state[1:-1, 1:-1, 1:-1] = near.view(np.uint8) + full.view(np.uint8)
+        self._state = state.reshape(-1)
+        self._state_strides = np.array([(m1 + 2) * (m2 + 2), m2 + 2, 1], dtype=np.intp)
+        self._crop_hi = np.array([m0, m1, m2], dtype=np.float64)
         # Per slice k of the crop, the box of its near voxels (full-grid indices, closed; a point
         # whose floor is in slice k needs interpolating only inside it). Slices without any are
         # left out.
@@ -132,10 +147,12 @@ class SoftMask:
         """The mask at ``starts[:, l] + t[s] * steps[:, l]`` for every line ``l`` and every
         ``t`` (voxel indices, ``(3, L)`` each; ``t`` increasing and evenly spaced), as ``(L, T)``.
 
-        Only the samples of each line that can fall inside the grid (complement) or inside the
-        crop are computed: the window of ``t`` is found per line from where the line crosses
-        the box, widened by one sample on each side, and each sample in it is then tested as
-        :meth:`sample` tests it."""
+        Only the samples of each line that can fall inside the grid (complement) or next to
+        the structure are computed: the window of ``t`` is found per line from where the line
+        crosses the boxes of the crop's slices that hold voxels next to it, widened by one
+        sample on each side; each sample in it is then looked up in the table of floor voxels
+        (none, some or all of its eight voxels in the structure), and only the "some" are
+        interpolated."""
         n_lines, n_t = starts_kji.shape[1], t.size
         if self._parent is not None and n_t and n_lines:
             ends = starts_kji + t[-1] * steps_kji
@@ -161,23 +178,33 @@ class SoftMask:
                 out[line[inside], ti[inside]] = 1.0
         if not self._slab_lo.shape[1]:
             return out
-        crop = np.asarray(self.near.shape, dtype=np.float64)
         t_in, t_out = _crossing(starts_kji[:, :, None], steps_kji[:, :, None], self._slab_lo[:, None, :],
                                 self._slab_hi[:, None, :])
         crosses = t_out >= t_in
         t_in = np.where(crosses, t_in, np.inf).min(axis=1)
         t_out = np.where(crosses, t_out, -np.inf).max(axis=1)
-        line, ti, coords = _samples(starts_kji, steps_kji, t, t_in, t_out)
-        local = coords - self.offset_kji[:, None]  # exact where it matters (coords >= offset)
-        full = np.asarray(self.shape_kji, dtype=np.float64)[:, None]
-        keep = (np.all((coords >= 0.0) & (coords <= full - 1.0), axis=0)
-                & np.all((local >= 0.0) & (local <= crop[:, None] - 1.0), axis=0))
-        line, ti, local = line[keep], ti[keep], local[:, keep]
-        floor = np.floor(local).astype(np.intp)
-        near = self.near[floor[0], floor[1], floor[2]]
-        if near.any():
-            out[line[near], ti[near]] = ndimage.map_coordinates(self.data, local[:, near], order=1,
-                                                                mode="constant", cval=0)
+        flat, local = _samples(starts_kji, steps_kji, t, t_in, t_out)
+        if not flat.size:
+            return out
+        local -= self.offset_kji[:, None]  # exact where it matters (coordinates >= offset)
+        # Each sample's floor voxel, clipped to the crop's extra layer (state 0), as an index
+        # into the state table.
+        floor = np.floor(local)
+        np.clip(floor, -1.0, self._crop_hi[:, None], out=floor)
+        floor += 1.0
+        cell = floor.astype(np.intp)
+        cell *= self._state_strides[:, None]
+        state = self._state.take(cell.sum(axis=0))
+        flat_out = out.reshape(-1)
+        solid = state == 2
+        flat_out[flat[solid]] = 0.0 if self.complement else 1.0
+        edge = state == 1
+        if edge.any():
+            # Interpolated points have their floor in the crop: on the crop's far face or beyond
+            # it only where the crop ends at the grid's edge (a margin of empty voxels lies
+            # everywhere else), so map_coordinates' "outside is cval" gives the full grid's 0.
+            flat_out[flat[edge]] = ndimage.map_coordinates(self.data, local[:, edge], order=1,
+                                                           mode="constant", cval=0)
         return out
 
 
@@ -223,18 +250,26 @@ def _ragged(starts: FloatArray, steps: FloatArray, t: FloatArray, first: npt.NDA
     counts = last - first
     line = np.repeat(np.arange(starts.shape[1], dtype=np.intp), counts)
     begin = np.cumsum(counts) - counts
-    ti = first[line] + (np.arange(line.size, dtype=np.intp) - begin[line])
-    coords: FloatArray = starts[:, line] + t[ti] * steps[:, line]
+    ti = np.arange(line.size, dtype=np.intp) + np.repeat(first - begin, counts)
+    coords: FloatArray = np.repeat(starts, counts, axis=1) + t[ti] * np.repeat(steps, counts, axis=1)
     return line, ti, coords
 
 
 def _samples(starts: FloatArray, steps: FloatArray, t: FloatArray, t_in: FloatArray,
-             t_out: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
-    """The samples of each line with ``t`` in ``[t_in, t_out]`` and one more on each side."""
+             t_out: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
+    """The samples of each line with ``t`` in ``[t_in, t_out]`` and one more on each side: their
+    flat index in the ``(L, T)`` output and their coordinates ``(3, N)``."""
     if t.size == 0:
-        empty = np.zeros(0, dtype=np.intp)
-        return empty, empty, np.zeros((3, 0))
-    return _ragged(starts, steps, t, *_index_range(t, t_in, t_out))
+        return np.zeros(0, dtype=np.intp), np.zeros((3, 0))
+    first, last = _index_range(t, t_in, t_out)
+    counts = last - first
+    n = int(counts.sum())
+    begin = np.cumsum(counts) - counts
+    # Sample s of the run of line l is t index first[l] + s - begin[l], flat index l * T + that.
+    ti = np.arange(n, dtype=np.intp) + np.repeat(first - begin, counts)
+    flat = ti + np.repeat(np.arange(starts.shape[1], dtype=np.intp) * t.size, counts)
+    coords: FloatArray = np.repeat(starts, counts, axis=1) + t[ti] * np.repeat(steps, counts, axis=1)
+    return flat, coords
 
 
 def nearest_labels(labels_kji: npt.NDArray[Any], coords_kji: npt.ArrayLike) -> npt.NDArray[Any]:
