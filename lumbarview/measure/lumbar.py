@@ -87,21 +87,31 @@ class LabelMapMeasurer:
         self.labels = np.asarray(labels)
         self.g = geometry
         self.scheme = scheme
-        present = {int(v) for v in np.unique(self.labels) if v != 0}
-        self.values_by_role: dict[Role, set[int]] = {}
-        for v in present:
-            self.values_by_role.setdefault(scheme.entry(v).role, set()).add(v)
         self._soft: dict[tuple[bool, tuple[int, ...]], SoftMask] = {}
         self._tables: dict[tuple[int, ...], npt.NDArray[np.bool_]] = {}
+        self._points: dict[tuple[int, ...], FloatArray] = {}
         # Label range including 0 (a sample outside the grid reads 0).
         self.label_min = min(0, int(self.labels.min())) if self.labels.size else 0
         self.label_max = max(0, int(self.labels.max())) if self.labels.size else 0
         # Each voxel's label as an index into label tables (a lookup is several times faster than
         # np.isin on the whole volume); only for integer labels in a range of at most 65,536.
         self.label_index: npt.NDArray[np.uint16] | None = None
+        # The box of each label's voxels (label_index - 1 -> slices, None when absent): masks
+        # are built on their labels' boxes only.
+        self._boxes: list[tuple[slice, ...] | None] = []
         if np.issubdtype(self.labels.dtype, np.integer) and self.label_max - self.label_min < 2**16:
             self.label_index = (self.labels.astype(np.int64) - self.label_min).astype(np.uint16) if self.label_min \
                 else self.labels.astype(np.uint16)
+            self._boxes = ndimage.find_objects(self.label_index)
+            # Index 0 is label_min: 0 itself, or the smallest (negative) label, which is present.
+            present = {i + 1 + self.label_min for i, box in enumerate(self._boxes) if box is not None}
+            present |= {self.label_min}
+        else:
+            present = {int(v) for v in np.unique(self.labels)}
+        present.discard(0)
+        self.values_by_role: dict[Role, set[int]] = {}
+        for v in present:
+            self.values_by_role.setdefault(scheme.entry(v).role, set()).add(v)
         spacing = np.asarray(geometry.spacing_mm)
         self.axes = geometry.ijk_to_lps[:3, :3] / spacing  # unit voxel axes (columns)
         self.spacing = spacing
@@ -123,10 +133,41 @@ class LabelMapMeasurer:
         found = self._soft.get(key)
         if found is None:
             if self.label_index is None:
-                inside = np.isin(self.labels, list(values))
+                found = SoftMask(np.isin(self.labels, list(values)), complement)
             else:
-                inside = self.label_table(values)[self.label_index]
-            found = self._soft[key] = SoftMask(inside, complement)
+                lo, hi = self._box(values)
+                crop = self.label_index[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+                found = SoftMask(self.label_table(values)[crop], complement, lo, self.labels.shape)
+            self._soft[key] = found
+        return found
+
+    def _box(self, values: set[int]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """The box ``[lo, hi)`` of the voxels of ``values`` and two more on each side (SoftMask's
+        margin), within the grid; the whole grid for the label at index 0."""
+        shape = self.labels.shape
+        lo, hi = list(shape), [0, 0, 0]
+        for v in values:
+            index = v - self.label_min
+            if index == 0:
+                return (0, 0, 0), (shape[0], shape[1], shape[2])
+            box = self._boxes[index - 1] if 0 < index <= len(self._boxes) else None
+            if box is not None:
+                lo = [min(a, b.start) for a, b in zip(lo, box, strict=True)]
+                hi = [max(a, b.stop) for a, b in zip(hi, box, strict=True)]
+        if hi[0] == 0:
+            return (0, 0, 0), (0, 0, 0)
+        lo = [max(0, a - 2) for a in lo]
+        hi = [min(n, b + 2) for n, b in zip(shape, hi, strict=True)]
+        return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
+
+    def voxels_lps(self, values: set[int]) -> FloatArray:
+        """The centres of the voxels of ``values`` in LPS ``(N, 3)``, in C order (kept: every
+        level looks at the same sac)."""
+        key = tuple(sorted(values))
+        found = self._points.get(key)
+        if found is None:
+            kji = self.soft(values).voxels_kji()
+            found = self._points[key] = self.g.index_to_lps(kji[:, ::-1].astype(np.float64))
         return found
 
     def within(self, mask: SoftMask, points_lps: FloatArray) -> SoftMask:
@@ -171,7 +212,7 @@ class LabelMapMeasurer:
     # -- level frame ----------------------------------------------------------------------
     def disc_frame(self, value: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | str:
         try:
-            centre, normal = disc_plane(self.labels, self.g, value)
+            centre, normal = _plane_of_voxels(self.soft({value}).voxels_kji(), self.g)
         except MeasurementError as exc:
             return str(exc)
         e_lr = np.array([1.0, 0.0, 0.0]) - normal[0] * normal
@@ -258,7 +299,11 @@ def disc_plane(labels_kji: npt.NDArray[Any], geometry: VolumeGeometry, disc_valu
     """
     if labels_kji.shape != geometry.shape_kji:
         raise ValueError(f"labels {labels_kji.shape} do not match geometry {geometry.shape_kji}")
-    kji = np.argwhere(labels_kji == disc_value)
+    return _plane_of_voxels(np.argwhere(labels_kji == disc_value), geometry)
+
+
+def _plane_of_voxels(kji: npt.NDArray[np.intp], geometry: VolumeGeometry) -> tuple[FloatArray, FloatArray]:
+    """:func:`disc_plane` of the disc voxels ``kji`` (``(N, 3)``, C order)."""
     if len(kji) < 20:
         raise MeasurementError("the disc is not in the mask (or has fewer than 20 voxels)")
     pts = geometry.index_to_lps(kji[:, ::-1].astype(np.float64))
@@ -472,8 +517,7 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
         return _missing(level, label, "the mask has no canal / thecal sac label", quantities)
     canal = m.soft(values)
     # Where the sac crosses the disc plane: centroid of sac voxels near the plane.
-    kji = canal.voxels_kji()
-    pts = m.g.index_to_lps(kji[:, ::-1].astype(np.float64))
+    pts = m.voxels_lps(values)
     d = (pts - centre) @ normal
     band = max(1.0, m.resolution_along(normal) / 2)
     near = pts[(np.abs(d) <= band) & ((pts - centre) @ e_ap > 0)]

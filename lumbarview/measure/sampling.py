@@ -41,17 +41,19 @@ class SoftMask:
     complement
         Sample ``1 - structure`` instead (e.g. the free space between bones): 1 away from the
         structure inside the grid, still 0 outside the grid.
+    offset_kji, shape_kji
+        ``inside_kji`` is the box of a grid of shape ``shape_kji`` that starts at voxel
+        ``offset_kji``, and the structure has no voxel outside it; the box holds the margin of
+        two voxels around the structure wherever the grid does (the mask is then the same as
+        the one built from the whole grid).
     """
 
-    def __init__(self, inside_kji: npt.NDArray[np.bool_], complement: bool = False) -> None:
-        shape = tuple(int(n) for n in inside_kji.shape)
-        lo, hi = [0, 0, 0], [0, 0, 0]
-        if inside_kji.any():
-            for axis in range(3):
-                used = np.nonzero(inside_kji.any(axis=tuple(a for a in range(3) if a != axis)))[0]
-                lo[axis] = max(0, int(used[0]) - _MARGIN)
-                hi[axis] = min(shape[axis], int(used[-1]) + 1 + _MARGIN)
-        self._setup(inside_kji[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], (lo[0], lo[1], lo[2]), shape, complement)
+    def __init__(self, inside_kji: npt.NDArray[np.bool_], complement: bool = False,
+                 offset_kji: tuple[int, int, int] = (0, 0, 0), shape_kji: tuple[int, ...] | None = None) -> None:
+        shape = tuple(int(n) for n in (inside_kji.shape if shape_kji is None else shape_kji))
+        lo, hi = _used_box(inside_kji)
+        offset = (offset_kji[0] + lo[0], offset_kji[1] + lo[1], offset_kji[2] + lo[2])
+        self._setup(inside_kji[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], offset, shape, complement)
         self._parent: SoftMask | None = None
         self._valid_kji = (np.zeros(3), np.asarray(shape, dtype=np.float64) - 1.0)
 
@@ -122,13 +124,8 @@ class SoftMask:
             c, d = src_lo - out_lo, src_hi - out_lo
             box[c[0]:d[0], c[1]:d[1], c[2]:d[2]] = self.inside[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
         # Crop to the structure's voxels in the box (plus the margin), as __init__ does.
-        c_lo, c_hi = np.zeros(3, dtype=int), np.zeros(3, dtype=int)
-        if box.any():
-            for axis in range(3):
-                used = np.nonzero(box.any(axis=tuple(a for a in range(3) if a != axis)))[0]
-                c_lo[axis] = max(0, int(used[0]) - _MARGIN)
-                c_hi[axis] = min(box.shape[axis], int(used[-1]) + 1 + _MARGIN)
-        offset = out_lo + c_lo
+        c_lo, c_hi = _used_box(box)
+        offset = out_lo + np.asarray(c_lo)
         sub = SoftMask.__new__(SoftMask)
         sub._setup(box[c_lo[0]:c_hi[0], c_lo[1]:c_hi[1], c_lo[2]:c_hi[2]],
                    (int(offset[0]), int(offset[1]), int(offset[2])), self.shape_kji, self.complement)
@@ -206,6 +203,18 @@ class SoftMask:
             flat_out[flat[edge]] = ndimage.map_coordinates(self.data, local[:, edge], order=1,
                                                            mode="constant", cval=0)
         return out
+
+
+def _used_box(inside: npt.NDArray[np.bool_]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """The box ``[lo, hi)`` of ``inside``'s True voxels and ``_MARGIN`` more on each side, within
+    ``inside``; empty at 0 when there are none."""
+    lo, hi = [0, 0, 0], [0, 0, 0]
+    if inside.any():
+        for axis in range(3):
+            used = np.nonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))[0]
+            lo[axis] = max(0, int(used[0]) - _MARGIN)
+            hi[axis] = min(inside.shape[axis], int(used[-1]) + 1 + _MARGIN)
+    return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
 
 
 def _crossing(starts: FloatArray, steps: FloatArray, lo: FloatArray,

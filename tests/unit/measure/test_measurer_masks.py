@@ -1,0 +1,96 @@
+"""The engine's masks are built on their labels' boxes: the same masks as from the whole grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from lumbarview.core.geometry import VolumeGeometry
+from lumbarview.core.labels import spider_scheme
+from lumbarview.measure.lumbar import LabelMapMeasurer
+from lumbarview.measure.sampling import SoftMask
+
+
+def _labels(dtype: type[np.generic], seed: int) -> npt.NDArray[np.generic]:
+    """Labels in blobs away from the edges, one on the grid's corner, one on the far faces."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((12, 20, 18), dtype=dtype)
+    labels[3:8, 4:11, 5:12] = rng.choice(np.array([1, 2, 100, 201], dtype=dtype), (5, 7, 7))
+    labels[0:2, 0:3, 0:2] = 3
+    labels[10:, 17:, 15:] = 202
+    return labels
+
+
+def _geometry(shape: tuple[int, ...]) -> VolumeGeometry:
+    affine = np.diag([0.8, 0.9, 2.5, 1.0])
+    affine[:3, 3] = (-5.0, 3.0, 10.0)
+    return VolumeGeometry(shape_kji=(int(shape[0]), int(shape[1]), int(shape[2])), ijk_to_lps=affine)
+
+
+def _same_samples(a: SoftMask, b: SoftMask, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(9)
+    size = np.asarray(shape, dtype=np.float64)[:, None]
+    starts = rng.uniform(-0.2, 1.2, (3, 80)) * size
+    steps = rng.normal(size=(3, 80))
+    t = np.arange(-20.0, 20.0 + 0.05, 0.1)
+    assert np.array_equal(a.sample_lines(starts, steps, t), b.sample_lines(starts, steps, t))
+    assert np.array_equal(a.voxels_kji(), b.voxels_kji())
+
+
+@pytest.mark.parametrize("shift", [0, -7])
+@pytest.mark.parametrize("complement", [False, True])
+@pytest.mark.parametrize("values", [{1}, {2, 100}, {3}, {202}, {1, 2, 3, 201, 202}, {150}])
+def test_masks_on_label_boxes_match_masks_on_the_whole_grid(values: set[int], complement: bool,
+                                                            shift: int) -> None:
+    # shift -7: a negative label (label_min < 0, at index 0 of the label tables).
+    labels = _labels(np.int16, 1)
+    if shift:
+        labels = np.where(labels == 3, shift, labels).astype(np.int16)
+        values = {shift if v == 3 else v for v in values}
+    m = LabelMapMeasurer(labels, _geometry(labels.shape), spider_scheme())
+    assert m.label_index is not None
+    whole = SoftMask(np.isin(labels, list(values)), complement)
+    got = m.soft(values, complement)
+    _same_samples(got, whole, labels.shape)
+    if values != {150}:
+        assert got.voxels_kji().size  # the structure is there
+    if shift and shift in values:
+        assert got.data.shape == whole.data.shape
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.int32, np.float32])
+def test_present_labels_by_role(dtype: type[np.generic]) -> None:
+    labels = _labels(dtype, 2)
+    m = LabelMapMeasurer(labels, _geometry(labels.shape), spider_scheme())
+    expected: dict[object, set[int]] = {}
+    scheme = spider_scheme()
+    for v in np.unique(labels):
+        if v != 0:
+            expected.setdefault(scheme.entry(int(v)).role, set()).add(int(v))
+    assert m.values_by_role == expected
+    assert (m.label_index is None) == (dtype is np.float32)
+    _same_samples(m.soft({2, 202}), SoftMask(np.isin(labels, [2, 202])), labels.shape)
+
+
+def test_a_negative_smallest_label_is_present() -> None:
+    labels = _labels(np.int16, 3)
+    labels[5, 5, 5] = -4
+    m = LabelMapMeasurer(labels, _geometry(labels.shape), spider_scheme())
+    assert -4 in set().union(*m.values_by_role.values())
+    assert 0 not in set().union(*m.values_by_role.values())
+
+
+def test_the_disc_frame_is_the_disc_plane() -> None:
+    from lumbarview.measure.lumbar import disc_plane
+
+    labels = np.zeros((30, 40, 40), dtype=np.int16)
+    labels[10:20, 12:30, 8:34] = 203
+    labels[14:16] = np.where(labels[14:16] == 203, 0, labels[14:16])  # not a plain box
+    g = _geometry(labels.shape)
+    m = LabelMapMeasurer(labels, g, spider_scheme())
+    frame = m.disc_frame(203)
+    assert not isinstance(frame, str)
+    centre, normal = disc_plane(labels, g, 203)
+    assert np.array_equal(frame[0], centre) and np.array_equal(frame[1], normal)
+    assert isinstance(m.disc_frame(204), str)  # absent: the reason
