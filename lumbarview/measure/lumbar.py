@@ -587,13 +587,20 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     detect = max(step, 0.5)  # the search for closed planes runs on a coarser grid
     lateral_step = min(0.5, m.resolution_along(e_lr) / 2)
     found: list[Any] = []
-    for offset in np.arange(8.0, 35.0, lateral_step):
-        if found and found[-1][0] < offset - 1.5 * lateral_step:
-            break  # the foramen's planes are contiguous: past them, stop looking
-        origin = centre + sign * offset * e_lr
-        closed = _closed_foramen(m, origin, e_ap, normal, walls, label, detect)
-        if closed is not None:
-            found.append((offset, origin))
+    offsets = np.arange(8.0, 35.0, lateral_step)
+    for first in range(0, len(offsets), _PLANES_AT_ONCE):
+        batch = offsets[first:first + _PLANES_AT_ONCE]
+        origins = [centre + sign * offset * e_lr for offset in batch]
+        closed = _foramen_planes(m, origins, e_ap, normal, walls, label, detect).closed
+        past = False
+        for offset, origin, is_closed in zip(batch, origins, closed, strict=True):
+            if found and found[-1][0] < offset - 1.5 * lateral_step:
+                past = True  # the foramen's planes are contiguous: past them, stop looking
+                break
+            if is_closed:
+                found.append((offset, origin))
+        if past:
+            break
     r_in = max(m.resolution_along(e_ap), m.resolution_along(normal))
     if not found:
         reason = ("no closed foramen on the parasagittal planes: the mask must label the posterior "
@@ -687,31 +694,67 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     return rows
 
 
-def _closed_foramen(m: LabelMapMeasurer, origin: FloatArray, e_ap: FloatArray, normal: FloatArray,
-                    walls: set[int], label: int, step: float) -> tuple[Any, FloatArray, FloatArray, Any, int] | None:
-    """The closed unlabelled region behind the disc on one parasagittal plane (on a grid of
-    ``step`` mm), or None when the region behind the disc is open on this plane."""
-    starts, steps, s_ap, s_u = m.plane_lines(origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step)
-    lab = nearest_labels(m.labels, starts[:, :, None] + s_u[None, None, :] * steps[:, :, None])
+_PLANES_AT_ONCE = 16  # parasagittal planes sampled and labelled together in the foramen search
+# Connected within each plane of a stack of planes, never across: one labelling for the stack.
+_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+@dataclass
+class _Planes:
+    """Parasagittal planes of :func:`_foramen_planes`, each ``(n_ap, n_u)`` on the grid ``s_ap``
+    x ``s_u``: nearest labels, connected components of the unlabelled space (numbered across
+    the stack), the component behind the disc (0 where there is none) and whether it is closed."""
+
+    s_ap: FloatArray
+    s_u: FloatArray
+    labels: npt.NDArray[Any]
+    comps: npt.NDArray[np.int32]
+    seeds: npt.NDArray[np.intp]
+    a_post: npt.NDArray[np.intp]
+    closed: npt.NDArray[np.bool_]
+
+
+def _foramen_planes(m: LabelMapMeasurer, origins: list[FloatArray], e_ap: FloatArray, normal: FloatArray,
+                    walls: set[int], label: int, step: float) -> _Planes:
+    """The unlabelled region behind the disc on parasagittal planes through ``origins`` (on a
+    grid of ``step`` mm), sampled and labelled together: it is closed on a plane when the disc
+    crosses the plane's middle row, some space is free behind it on that row, and the
+    component of that space touches none of the plane's edges."""
+    planes = [m.plane_lines(origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step) for origin in origins]
+    _starts, steps, s_ap, s_u = planes[0]  # the steps and grid are the same on every plane
+    starts = np.stack([p[0] for p in planes], axis=1)  # (3, planes, n_ap)
+    lab = nearest_labels(m.labels, starts[:, :, :, None] + s_u[None, None, None, :] * steps[:, None, :, None])
     if m.label_index is None:
         is_wall = np.isin(lab, list(walls))
     else:
         is_wall = m.label_table(walls)[lab.astype(np.intp) - m.label_min]
-    is_disc = lab == label
+    n_ap = len(s_ap)
     row0 = int(np.argmin(np.abs(s_u)))
-    disc_cols = np.nonzero(is_disc[:, row0])[0]
-    if disc_cols.size == 0:
-        return None
-    a_post = int(disc_cols.max())
-    free_after = np.nonzero(~is_wall[a_post:, row0])[0]
-    if free_after.size == 0:
-        return None
-    seed = (a_post + int(free_after[0]), row0)
-    comps, _ = ndimage.label(~is_wall)
-    region = comps == comps[seed]
-    if region[0, :].any() or region[-1, :].any() or region[:, 0].any() or region[:, -1].any():
+    disc_row = lab[:, :, row0] == label
+    has_disc = disc_row.any(axis=1)
+    a_post = n_ap - 1 - np.argmax(disc_row[:, ::-1], axis=1)  # the disc's last column on the row
+    free_after = ~is_wall[:, :, row0] & (np.arange(n_ap) >= a_post[:, None])
+    has_free = free_after.any(axis=1)
+    comps, n_comps = ndimage.label(~is_wall, structure=_IN_PLANE)
+    rows = np.arange(len(origins))
+    seeds = np.where(has_disc & has_free, comps[rows, np.argmax(free_after, axis=1), row0], 0)
+    on_edge = np.zeros(n_comps + 1, dtype=bool)
+    for edge in (comps[:, 0, :], comps[:, -1, :], comps[:, :, 0], comps[:, :, -1]):
+        on_edge[edge] = True
+    closed = (seeds > 0) & ~on_edge[seeds]
+    return _Planes(s_ap, s_u, lab, comps, seeds, a_post, closed)
+
+
+def _closed_foramen(m: LabelMapMeasurer, origin: FloatArray, e_ap: FloatArray, normal: FloatArray,
+                    walls: set[int], label: int, step: float) -> tuple[Any, FloatArray, FloatArray, Any, int] | None:
+    """The closed unlabelled region behind the disc on one parasagittal plane (on a grid of
+    ``step`` mm), or None when the region behind the disc is open on this plane."""
+    planes = _foramen_planes(m, [origin], e_ap, normal, walls, label, step)
+    if not planes.closed[0]:
         return None  # open: not a foramen on this plane
-    return region, s_ap, s_u, is_disc, a_post
+    return (planes.comps[0] == planes.seeds[0], planes.s_ap, planes.s_u, planes.labels[0] == label,
+            int(planes.a_post[0]))
 
 
 def _width_flag(width: float) -> str | None:

@@ -1,4 +1,5 @@
-"""The engine's masks are built on their labels' boxes: the same masks as from the whole grid."""
+"""The engine's masks, built on their labels' boxes, and its foramen search, planes at once: the
+same as the whole grid and one plane at a time."""
 
 from __future__ import annotations
 
@@ -94,3 +95,30 @@ def test_the_disc_frame_is_the_disc_plane() -> None:
     centre, normal = disc_plane(labels, g, 203)
     assert np.array_equal(frame[0], centre) and np.array_equal(frame[1], normal)
     assert isinstance(m.disc_frame(204), str)  # absent: the reason
+
+
+def test_foramen_planes_searched_together_are_each_as_alone() -> None:
+    from lumbarview.measure.lumbar import _BONE, _foramen_planes
+    from lumbarview.phantom.layouts import level_roi_geometry, render_labels
+    from lumbarview.phantom.spine import LumbarPhantom
+
+    phantom = LumbarPhantom()
+    g = level_roi_geometry(phantom, "L4-L5", 1.0, 1.0)
+    labels = render_labels(phantom, g)
+    scheme = spider_scheme()
+    m = LabelMapMeasurer(labels, g, scheme)
+    disc = scheme.disc_value("L4-L5")
+    assert disc is not None
+    frame = m.disc_frame(disc)
+    assert not isinstance(frame, str)
+    centre, normal, e_lr, e_ap = frame
+    walls = set().union(*(m.values_by_role.get(r, set()) for r in _BONE)) | {disc}
+    origins = [centre + offset * e_lr for offset in np.arange(6.0, 30.0, 1.5)]
+    together = _foramen_planes(m, origins, e_ap, normal, walls, disc, 0.5)
+    assert together.closed.any() and not together.closed.all()  # some planes cut the foramen
+    for p, origin in enumerate(origins):
+        alone = _foramen_planes(m, [origin], e_ap, normal, walls, disc, 0.5)
+        assert alone.closed[0] == together.closed[p]
+        assert np.array_equal(alone.labels[0], together.labels[p])
+        if alone.closed[0]:
+            assert np.array_equal(alone.comps[0] == alone.seeds[0], together.comps[p] == together.seeds[p])
