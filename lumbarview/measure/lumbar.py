@@ -694,7 +694,7 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     return rows
 
 
-_PLANES_AT_ONCE = 16  # parasagittal planes sampled and labelled together in the foramen search
+_PLANES_AT_ONCE = 4  # parasagittal planes sampled and labelled together in the foramen search
 # Connected within each plane of a stack of planes, never across: one labelling for the stack.
 _IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
 _IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
@@ -703,12 +703,12 @@ _IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
 @dataclass
 class _Planes:
     """Parasagittal planes of :func:`_foramen_planes`, each ``(n_ap, n_u)`` on the grid ``s_ap``
-    x ``s_u``: nearest labels, connected components of the unlabelled space (numbered across
+    x ``s_u``: where the disc is (nearest label), connected components of the unlabelled space (numbered across
     the stack), the component behind the disc (0 where there is none) and whether it is closed."""
 
     s_ap: FloatArray
     s_u: FloatArray
-    labels: npt.NDArray[Any]
+    is_disc: npt.NDArray[np.bool_]
     comps: npt.NDArray[np.int32]
     seeds: npt.NDArray[np.intp]
     a_post: npt.NDArray[np.intp]
@@ -724,14 +724,19 @@ def _foramen_planes(m: LabelMapMeasurer, origins: list[FloatArray], e_ap: FloatA
     planes = [m.plane_lines(origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step) for origin in origins]
     _starts, steps, s_ap, s_u = planes[0]  # the steps and grid are the same on every plane
     starts = np.stack([p[0] for p in planes], axis=1)  # (3, planes, n_ap)
-    lab = nearest_labels(m.labels, starts[:, :, :, None] + s_u[None, None, None, :] * steps[:, None, :, None])
+    coords = starts[:, :, :, None] + s_u[None, None, None, :] * steps[:, None, :, None]
     if m.label_index is None:
+        lab = nearest_labels(m.labels, coords)
         is_wall = np.isin(lab, list(walls))
+        disc = label
     else:
-        is_wall = m.label_table(walls)[lab.astype(np.intp) - m.label_min]
+        # Label indices (0 -> label_min), so that the wall table takes them as they are.
+        lab = nearest_labels(m.label_index, coords, outside=-m.label_min)
+        is_wall = m.label_table(walls)[lab]
+        disc = label - m.label_min
     n_ap = len(s_ap)
     row0 = int(np.argmin(np.abs(s_u)))
-    disc_row = lab[:, :, row0] == label
+    disc_row = lab[:, :, row0] == disc
     has_disc = disc_row.any(axis=1)
     a_post = n_ap - 1 - np.argmax(disc_row[:, ::-1], axis=1)  # the disc's last column on the row
     free_after = ~is_wall[:, :, row0] & (np.arange(n_ap) >= a_post[:, None])
@@ -743,7 +748,7 @@ def _foramen_planes(m: LabelMapMeasurer, origins: list[FloatArray], e_ap: FloatA
     for edge in (comps[:, 0, :], comps[:, -1, :], comps[:, :, 0], comps[:, :, -1]):
         on_edge[edge] = True
     closed = (seeds > 0) & ~on_edge[seeds]
-    return _Planes(s_ap, s_u, lab, comps, seeds, a_post, closed)
+    return _Planes(s_ap, s_u, lab == disc, comps, seeds, a_post, closed)
 
 
 def _closed_foramen(m: LabelMapMeasurer, origin: FloatArray, e_ap: FloatArray, normal: FloatArray,
@@ -753,7 +758,7 @@ def _closed_foramen(m: LabelMapMeasurer, origin: FloatArray, e_ap: FloatArray, n
     planes = _foramen_planes(m, [origin], e_ap, normal, walls, label, step)
     if not planes.closed[0]:
         return None  # open: not a foramen on this plane
-    return (planes.comps[0] == planes.seeds[0], planes.s_ap, planes.s_u, planes.labels[0] == label,
+    return (planes.comps[0] == planes.seeds[0], planes.s_ap, planes.s_u, planes.is_disc[0],
             int(planes.a_post[0]))
 
 

@@ -281,10 +281,10 @@ def _samples(starts: FloatArray, steps: FloatArray, t: FloatArray, t_in: FloatAr
     return flat, coords
 
 
-def nearest_labels(labels_kji: npt.NDArray[Any], coords_kji: npt.ArrayLike) -> npt.NDArray[Any]:
-    """``labels_kji`` at the voxel nearest to each of ``coords_kji`` (shape ``(3, ...)``), 0
-    outside the grid: ``map_coordinates(labels, coords, order=0, mode="constant", cval=0)``
-    without its per-point spline machinery."""
+def nearest_labels(labels_kji: npt.NDArray[Any], coords_kji: npt.ArrayLike, outside: int = 0) -> npt.NDArray[Any]:
+    """``labels_kji`` at the voxel nearest to each of ``coords_kji`` (shape ``(3, ...)``),
+    ``outside`` outside the grid: ``map_coordinates(labels, coords, order=0, mode="constant",
+    cval=outside)`` without its per-point spline machinery."""
     coords = np.asarray(coords_kji, dtype=np.float64)
     shape = coords.shape[1:]
     flat = coords.reshape(3, -1)
@@ -295,7 +295,7 @@ def nearest_labels(labels_kji: npt.NDArray[Any], coords_kji: npt.ArrayLike) -> n
     # sample in the grid has an index in range.
     rounded = np.floor(flat + 0.5)
     index = ((rounded[0] * n_j + rounded[1]) * n_i + rounded[2]).astype(np.intp)
-    out = np.where(in_grid, labels_kji.reshape(-1).take(np.where(in_grid, index, 0)), 0)
+    out = np.where(in_grid, labels_kji.reshape(-1).take(np.where(in_grid, index, 0)), outside)
     return out.astype(labels_kji.dtype, copy=False).reshape(shape)
 
 

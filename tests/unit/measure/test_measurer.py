@@ -119,6 +119,6 @@ def test_foramen_planes_searched_together_are_each_as_alone() -> None:
     for p, origin in enumerate(origins):
         alone = _foramen_planes(m, [origin], e_ap, normal, walls, disc, 0.5)
         assert alone.closed[0] == together.closed[p]
-        assert np.array_equal(alone.labels[0], together.labels[p])
+        assert np.array_equal(alone.is_disc[0], together.is_disc[p])
         if alone.closed[0]:
             assert np.array_equal(alone.comps[0] == alone.seeds[0], together.comps[p] == together.seeds[p])
