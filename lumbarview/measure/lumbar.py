@@ -24,6 +24,7 @@ confidence from the mask's sampling along the directions it measures.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +177,21 @@ class LabelMapMeasurer:
         sampled on the whole mask)."""
         kji = self.g.lps_to_index(points_lps)[:, ::-1]
         return mask.restricted(kji.min(axis=0) - 2.0, kji.max(axis=0) + 2.0)
+
+    def soft_within(self, values: set[int], points_lps: FloatArray, complement: bool = False) -> SoftMask:
+        """``within(soft(values, complement), points_lps)`` from the labels in that box alone:
+        the whole structure's mask is built only if a line leaves the box."""
+        if self.label_index is None:
+            return self.within(self.soft(values, complement), points_lps)
+        table, index = self.label_table(values), self.label_index
+
+        def voxels(lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+            found: npt.NDArray[np.bool_] = table[index[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]]
+            return found
+
+        kji = self.g.lps_to_index(points_lps)[:, ::-1]
+        return SoftMask.in_box(voxels, kji.min(axis=0) - 2.0, kji.max(axis=0) + 2.0, self.labels.shape, complement,
+                               functools.partial(self.soft, values, complement))
 
     def label_table(self, values: set[int]) -> npt.NDArray[np.bool_]:
         """A table of the label values from ``label_min`` up: True for ``values`` (a lookup
@@ -619,7 +635,6 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     centroid = origin + s_ap[coords[:, 0]].mean() * e_ap + s_u[coords[:, 1]].mean() * normal
     # Height and width with sub-voxel edges: partial-volume run lengths of free space (1 - walls)
     # along lines across the middle half of the region, averaged.
-    free = m.soft(walls, complement=True)
     # Each line starts in the middle of the region's own pixels on that column / row.
     height_starts: list[FloatArray] = []
     width_starts: list[FloatArray] = []
@@ -642,6 +657,9 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     starts = np.concatenate([h_starts, h_starts, w_starts, w_starts])
     directions = np.concatenate([np.broadcast_to(v, (n, 3)) for v, n in
                                  ((normal, n_h), (-normal, n_h), (e_ap, 9 * n_w), (-e_ap, 9 * n_w))])
+    # Free space is sampled on the walls within the box these lines reach only.
+    reach = 40.0 + m.fine
+    free = m.soft_within(walls, np.concatenate([starts, starts + reach * directions]), complement=True)
     exits = m.exits(free, starts, directions, 40.0)
     heights = exits[:n_h] + exits[n_h:2 * n_h]
     bundles = exits[2 * n_h:].reshape(2, n_w, 9).mean(axis=2)

@@ -21,6 +21,7 @@ Coordinates are fractional voxel indices in ``(k, j, i)`` order, the first axis 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ class SoftMask:
         lo, hi = _used_box(inside_kji)
         offset = (offset_kji[0] + lo[0], offset_kji[1] + lo[1], offset_kji[2] + lo[2])
         self._setup(inside_kji[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], offset, shape, complement)
-        self._parent: SoftMask | None = None
+        self._parent: SoftMask | Callable[[], SoftMask] | None = None
         self._valid_kji = (np.zeros(3), np.asarray(shape, dtype=np.float64) - 1.0)
 
     def _setup(self, crop: npt.NDArray[np.bool_], offset: tuple[int, int, int], shape: tuple[int, ...],
@@ -110,26 +111,42 @@ class SoftMask:
         """This mask with only its voxels in the box ``[lo, hi]`` (voxel indices, inclusive),
         for sampling near one level: a line whose samples all lie in the box, one voxel in from
         its faces, samples the same values; any other line is sampled on this whole mask."""
-        shape = np.asarray(self.shape_kji)
-        lo = np.clip(np.floor(np.asarray(lo_kji, dtype=np.float64)), 0, shape - 1).astype(int)
-        hi = np.clip(np.ceil(np.asarray(hi_kji, dtype=np.float64)), 0, shape - 1).astype(int)
+        return SoftMask.in_box(self._voxels, lo_kji, hi_kji, self.shape_kji, self.complement, self)
+
+    def _voxels(self, lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+        """The structure in the box ``[lo, hi)`` of the full grid (absent outside the crop)."""
+        out = np.zeros(tuple(hi - lo), dtype=bool)
+        src_lo = np.maximum(lo, self._offset_int)
+        src_hi = np.minimum(hi, np.asarray(self._offset_int) + self.inside.shape)
+        if np.all(src_hi > src_lo):
+            a, b = src_lo - self._offset_int, src_hi - self._offset_int
+            c, d = src_lo - lo, src_hi - lo
+            out[c[0]:d[0], c[1]:d[1], c[2]:d[2]] = self.inside[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+        return out
+
+    @staticmethod
+    def in_box(voxels: Callable[[npt.NDArray[np.intp], npt.NDArray[np.intp]], npt.NDArray[np.bool_]],
+               lo_kji: npt.ArrayLike, hi_kji: npt.ArrayLike, shape_kji: tuple[int, ...], complement: bool,
+               whole: SoftMask | Callable[[], SoftMask]) -> SoftMask:
+        """A structure's mask (as :meth:`restricted` makes it) from only its voxels in the box
+        ``[lo, hi]``, which ``voxels(a, b)`` gives for the box ``[a, b)`` of the full grid:
+        lines that leave the box are sampled on ``whole``, the whole structure's mask (or a
+        function that builds it, called then)."""
+        shape = np.asarray(shape_kji)
+        lo = np.clip(np.floor(np.asarray(lo_kji, dtype=np.float64)), 0, shape - 1).astype(np.intp)
+        hi = np.clip(np.ceil(np.asarray(hi_kji, dtype=np.float64)), 0, shape - 1).astype(np.intp)
         out_lo = np.maximum(lo - _MARGIN, 0)
         out_hi = np.minimum(hi + 1 + _MARGIN, shape)
         box = np.zeros(tuple(out_hi - out_lo), dtype=bool)
-        # Copy the voxels of the box that this mask's crop holds (elsewhere the structure is absent).
-        src_lo = np.maximum(lo, self._offset_int)
-        src_hi = np.minimum(hi + 1, np.asarray(self._offset_int) + self.inside.shape)
-        if np.all(src_hi > src_lo):
-            a, b = src_lo - self._offset_int, src_hi - self._offset_int
-            c, d = src_lo - out_lo, src_hi - out_lo
-            box[c[0]:d[0], c[1]:d[1], c[2]:d[2]] = self.inside[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+        c, d = lo - out_lo, hi + 1 - out_lo
+        box[c[0]:d[0], c[1]:d[1], c[2]:d[2]] = voxels(lo, hi + 1)
         # Crop to the structure's voxels in the box (plus the margin), as __init__ does.
         c_lo, c_hi = _used_box(box)
         offset = out_lo + np.asarray(c_lo)
         sub = SoftMask.__new__(SoftMask)
         sub._setup(box[c_lo[0]:c_hi[0], c_lo[1]:c_hi[1], c_lo[2]:c_hi[2]],
-                   (int(offset[0]), int(offset[1]), int(offset[2])), self.shape_kji, self.complement)
-        sub._parent = self
+                   (int(offset[0]), int(offset[1]), int(offset[2])), tuple(shape_kji), complement)
+        sub._parent = whole
         # One voxel in from the box's faces; a face on the grid's edge bounds nothing (samples
         # outside the grid are 0 whatever the mask holds).
         sub._valid_kji = (np.where(lo > 0, lo + 1.0, -np.inf), np.where(hi < shape - 1, hi - 2.0, np.inf))
@@ -156,6 +173,8 @@ class SoftMask:
             begins = starts_kji + t[0] * steps_kji
             low, high = np.minimum(begins, ends).min(axis=1), np.maximum(begins, ends).max(axis=1)
             if np.any(low < self._valid_kji[0]) or np.any(high > self._valid_kji[1]):
+                if not isinstance(self._parent, SoftMask):
+                    self._parent = self._parent()
                 return self._parent.sample_lines(starts_kji, steps_kji, t)
         out = np.zeros((n_lines, n_t), dtype=np.float32)
         if self.complement:

@@ -60,6 +60,31 @@ def test_masks_on_label_boxes_match_masks_on_the_whole_grid(values: set[int], co
         assert got.data.shape == whole.data.shape
 
 
+@pytest.mark.parametrize("complement", [False, True])
+def test_a_mask_built_within_a_box_samples_as_the_whole_mask(complement: bool) -> None:
+    labels = _labels(np.int16, 4)
+    g = _geometry(labels.shape)
+    m = LabelMapMeasurer(labels, g, spider_scheme())
+    values = {1, 3, 201}
+    box_lps = g.index_to_lps(np.array([[4.0, 3.0, 2.0], [11.0, 9.0, 7.0]]))  # (i, j, k) corners
+    near = m.soft_within(values, box_lps, complement)
+    assert (complement, (1, 3, 201)) not in m._soft  # the whole mask is not built for it
+    whole = SoftMask(np.isin(labels, list(values)), complement)
+    # Lines inside the box: sampled on the box alone, as on the whole mask.
+    starts = np.array([[3.5, 4.0, 5.2], [5.0, 6.5, 7.1], [6.0, 8.0, 9.5]])  # (k, j, i) x 3 lines
+    steps = np.array([[0.2, -0.1, 0.0], [0.5, 0.3, -0.4], [0.1, 0.6, 0.2]])
+    t = np.arange(-2.0, 2.0 + 0.025, 0.05)
+    assert np.array_equal(near.sample_lines(starts, steps, t), whole.sample_lines(starts, steps, t))
+    assert (complement, (1, 3, 201)) not in m._soft
+    # A line that leaves the box: the whole mask is built and answers.
+    far, along = np.array([[1.0, 1.0, 1.0]]).T, np.array([[0.0, 0.5, 0.5]]).T
+    long_t = np.arange(0.0, 30.0, 0.1)
+    expected = whole.sample_lines(far, along, long_t)
+    assert np.array_equal(near.sample_lines(far, along, long_t), expected)
+    assert (complement, (1, 3, 201)) in m._soft
+    assert 0.0 < float(expected.mean()) < 1.0
+
+
 @pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.int32, np.float32])
 def test_present_labels_by_role(dtype: type[np.generic]) -> None:
     labels = _labels(dtype, 2)
