@@ -47,6 +47,7 @@ UNITS = {"canal_ap": "mm", "canal_transverse": "mm", "canal_area": "mm2", "canal
          "posterior_disc_height": "mm", "disc_height_anterior": "mm", "disc_height_middle": "mm",
          "disc_height_posterior": "mm", "dhi": "ratio", "slip": "mm"}
 _BONE = {Role.VERTEBRA, Role.PARTIAL_VERTEBRA, Role.POSTERIOR_ELEMENT, Role.SACRUM}
+_EXIT_STRETCH = 128  # samples of the first stretch of an exit search (then 256, 512, ...)
 
 
 @dataclass
@@ -255,15 +256,28 @@ class LabelMapMeasurer:
         is outside."""
         step = self.fine / 2
         t = np.arange(0.0, limit + step / 2, step)
-        w = mask.sample_lines(*self.line_index(starts, np.broadcast_to(directions, starts.shape)), t)
-        below = w < 0.5
-        found = (w[:, 0] >= 0.5) & below.any(axis=1)
-        i = np.maximum(np.argmax(below, axis=1), 1)  # the first sample below 0.5 (>= 1 where found)
-        rows = np.arange(len(w))
-        w0, w1 = w[rows, i - 1], w[rows, i]
-        with np.errstate(divide="ignore", invalid="ignore"):  # rows not found are discarded
-            distance = t[i - 1] + (w0 - 0.5) / (w0 - w1) * step
-        out: FloatArray = np.where(found, distance, NAN)
+        line_starts, line_steps = self.line_index(starts, np.broadcast_to(directions, starts.shape))
+        out: FloatArray = np.full(len(starts), NAN)
+        # The lines are sampled a stretch at a time (each twice as long as the last), and only
+        # those that have not left yet: most leave long before the limit.
+        live = np.arange(len(starts))
+        last = np.zeros(0, dtype=np.float32)  # each live line's sample before the stretch
+        begin, size = 0, _EXIT_STRETCH
+        while live.size and begin < t.size:
+            end = min(t.size, begin + size)
+            w = mask.sample_lines(line_starts[:, live], line_steps[:, live], t[begin:end])
+            if begin == 0:
+                inside = w[:, 0] >= 0.5  # a line that starts outside has no exit
+                live, w = live[inside], w[inside]
+            below = w < 0.5
+            left = below.any(axis=1)
+            i = np.argmax(below[left], axis=1)  # the first sample below 0.5 (>= 1 in the first stretch)
+            rows = np.nonzero(left)[0]
+            w0 = np.where(i > 0, w[rows, i - 1], last[rows] if begin else w[rows, 0])
+            w1 = w[rows, i]
+            out[live[left]] = t[begin + i - 1] + (w0 - 0.5) / (w0 - w1) * step
+            last, live = w[~left, -1], live[~left]
+            begin, size = end, 2 * size
         return out
 
     def bundle_run_length(self, mask: SoftMask, start: FloatArray, direction: FloatArray,

@@ -147,3 +147,37 @@ def test_foramen_planes_searched_together_are_each_as_alone() -> None:
         assert np.array_equal(alone.is_disc[0], together.is_disc[p])
         if alone.closed[0]:
             assert np.array_equal(alone.comps[0] == alone.seeds[0], together.comps[p] == together.seeds[p])
+
+
+def _exit_one_line(w: npt.NDArray[np.float32], t: npt.NDArray[np.float64], step: float) -> float:
+    """Where one line's samples ``w`` first fall below 0.5, interpolated (NaN: never, or they
+    start below it)."""
+    if w[0] < 0.5:
+        return float("nan")
+    for n in range(1, len(w)):
+        if w[n] < 0.5:
+            return float(t[n - 1] + (w[n - 1] - np.float32(0.5)) / (w[n - 1] - w[n]) * step)
+    return float("nan")
+
+
+def test_exits_searched_a_stretch_at_a_time_are_those_of_whole_lines() -> None:
+    labels = np.zeros((40, 50, 60), dtype=np.int16)
+    labels[5:35, 8:44, 10:52] = 1
+    labels[18:22, 20:30, 25:35] = 0  # a hole some lines meet first
+    g = _geometry(labels.shape)
+    m = LabelMapMeasurer(labels, g, spider_scheme())
+    mask = m.soft({1})
+    rng = np.random.default_rng(11)
+    starts = g.index_to_lps(rng.uniform((12, 10, 7), (48, 42, 33), (200, 3)))
+    directions = rng.normal(size=(200, 3))
+    directions /= np.linalg.norm(directions, axis=1)[:, None]
+    limit = 60.0
+    got = m.exits(mask, starts, directions, limit)
+    step = m.fine / 2
+    t = np.arange(0.0, limit + step / 2, step)
+    w = mask.sample_lines(*m.line_index(starts, directions), t)
+    expected = np.array([_exit_one_line(row, t, step) for row in w])
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+    assert np.array_equal(got[~np.isnan(got)], expected[~np.isnan(expected)])
+    # Lines leave after the first stretch and in later ones; some start outside (NaN).
+    assert np.isnan(got).any() and (got < 10.0).any() and (got > 30.0).any()
