@@ -507,24 +507,46 @@ def _canal_flag(quantity: str, value: float) -> str | None:
     return None
 
 
-def _canal_section(m: LabelMapMeasurer, canal: SoftMask, point: FloatArray, e_lr: FloatArray,
-                   e_ap: FloatArray, half: float = 18.0,
-                   step: float | None = None) -> tuple[float, float, float, FloatArray] | str:
-    step = m.fine if step is None else step
-    starts, steps, s1, s2 = m.plane_lines(point, e_lr, e_ap, (-half, half), (-half, half), step)
-    w = canal.sample_lines(starts, steps, s2)
+def _canal_weights(m: LabelMapMeasurer, canal: SoftMask, points: list[FloatArray], e_lr: FloatArray,
+                   e_ap: FloatArray, half: float, step: float) -> tuple[list[npt.NDArray[np.float32]], FloatArray,
+                                                                        FloatArray]:
+    """The sac's partial-volume weights on ±``half`` mm squares through ``points`` (first axis
+    along ``e_lr``, second along ``e_ap``, a grid of ``step`` mm), all sampled in one call; and
+    the grid's coordinates along each axis."""
+    planes = [m.plane_lines(p, e_lr, e_ap, (-half, half), (-half, half), step) for p in points]
+    s1, s2 = planes[0][2], planes[0][3]
+    w = canal.sample_lines(np.concatenate([p[0] for p in planes], axis=1),
+                           np.concatenate([p[1] for p in planes], axis=1), s2)
+    return list(w.reshape(len(points), len(s1), len(s2))), s1, s2
+
+
+def _section_weights(w: npt.NDArray[np.float32], half: float) -> tuple[npt.NDArray[np.float32], float] | str:
+    """A section's weights, only the sac's component around the centre where something reaches
+    the window's edge, and their sum; or why there is no section."""
     total = float(w.sum())
     if total <= 0:
         return "the canal mask does not cross the disc plane"
     if w[0, :].max() > 0.05 or w[-1, :].max() > 0.05 or w[:, 0].max() > 0.05 or w[:, -1].max() > 0.05:
         # Keep only the component around the centre (roots or a neighbour may reach the edge).
         lab, _ = ndimage.label(w > 0.02)
-        ci, cj = len(s1) // 2, len(s2) // 2
+        ci, cj = w.shape[0] // 2, w.shape[1] // 2
         keep = lab == lab[ci, cj] if lab[ci, cj] else None
         if keep is None or keep[0, :].any() or keep[-1, :].any() or keep[:, 0].any() or keep[:, -1].any():
             return f"the canal section is wider than the {2 * half:.0f} mm window (or not closed)"
         w = np.where(keep, w, 0.0)
         total = float(w.sum())
+    return w, total
+
+
+def _canal_section(m: LabelMapMeasurer, canal: SoftMask, point: FloatArray, e_lr: FloatArray,
+                   e_ap: FloatArray, half: float = 18.0,
+                   step: float | None = None) -> tuple[float, float, float, FloatArray] | str:
+    step = m.fine if step is None else step
+    (section,), s1, s2 = _canal_weights(m, canal, [point], e_lr, e_ap, half, step)
+    found = _section_weights(section, half)
+    if isinstance(found, str):
+        return found
+    w, total = found
     area = total * step * step
     a, b = np.meshgrid(s1, s2, indexing="ij")
     ma, mb = float((w * a).sum() / total), float((w * b).sum() / total)
@@ -588,10 +610,13 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
     # Search on a grid twice as coarse (areas are sums: the coarser grid costs accuracy only at
     # the edge), then measure the best plane on the fine grid.
     best_t, best_area = 0.0, math.inf
-    for t in np.arange(-half, half + 1e-9, 0.5):
-        sec = _canal_section(m, canal, point + t * normal, e_lr, e_ap, step=2 * m.fine)
-        if not isinstance(sec, str) and sec[0] < best_area:
-            best_t, best_area = float(t), sec[0]
+    offsets = np.arange(-half, half + 1e-9, 0.5)
+    coarse = 2 * m.fine
+    sections, _s1, _s2 = _canal_weights(m, canal, [point + t * normal for t in offsets], e_lr, e_ap, 18.0, coarse)
+    for t, weights in zip(offsets, sections, strict=True):
+        found = _section_weights(weights, 18.0)
+        if not isinstance(found, str) and found[1] * coarse * coarse < best_area:
+            best_t, best_area = float(t), found[1] * coarse * coarse
     best = (area, 0.0, centroid)
     if best_t != 0.0:
         sec = _canal_section(m, canal, point + best_t * normal, e_lr, e_ap)
