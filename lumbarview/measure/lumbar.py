@@ -168,8 +168,13 @@ class LabelMapMeasurer:
         key = tuple(sorted(values))
         found = self._points.get(key)
         if found is None:
-            kji = self.soft(values).voxels_kji()
-            found = self._points[key] = self.g.index_to_lps(kji[:, ::-1].astype(np.float64))
+            kji = self.soft(values).voxels_kji().astype(np.float64)
+            m, b = self.g.ijk_to_lps[:3, :3], self.g.ijk_to_lps[:3, 3]
+            # Column by column (an (N, 3) x (3, 3) product wakes BLAS's threads for little work).
+            found = np.empty_like(kji)
+            for r in range(3):
+                found[:, r] = kji[:, 2] * m[r, 0] + kji[:, 1] * m[r, 1] + kji[:, 0] * m[r, 2] + b[r]
+            self._points[key] = found
         return found
 
     def within(self, mask: SoftMask, points_lps: FloatArray) -> SoftMask:
@@ -336,14 +341,26 @@ def _plane_of_voxels(kji: npt.NDArray[np.intp], geometry: VolumeGeometry) -> tup
     """:func:`disc_plane` of the disc voxels ``kji`` (``(N, 3)``, C order)."""
     if len(kji) < 20:
         raise MeasurementError("the disc is not in the mask (or has fewer than 20 voxels)")
-    pts = geometry.index_to_lps(kji[:, ::-1].astype(np.float64))
-    centre = pts.mean(axis=0)
-    cov = np.cov((pts - centre).T)
+    # Centroid and covariance of the voxel indices (exact integer sums), then taken to LPS: the
+    # same plane as from the voxel centres in LPS, without an (N, 3) product through BLAS.
+    ijk = kji[:, ::-1].astype(np.int64)
+    n = len(ijk)
+    sums = ijk.sum(axis=0)
+    scatter = n * (ijk.T @ ijk) - np.outer(sums, sums)  # n² x the covariance x (n - 1) / n, exact
+    axes = geometry.ijk_to_lps[:3, :3]
+    centre = axes @ (sums / n) + geometry.ijk_to_lps[:3, 3]
+    cov = axes @ (scatter / (n * (n - 1.0))) @ axes.T
     _evals, evecs = np.linalg.eigh(cov)
     normal = evecs[:, 0]
     if normal[2] < 0:
         normal = -normal
     return centre, normal
+
+
+def _along(points: FloatArray, direction: FloatArray) -> FloatArray:
+    """``points @ direction`` for ``(N, 3)`` points, column by column (not through BLAS)."""
+    out: FloatArray = points[:, 0] * direction[0] + points[:, 1] * direction[1] + points[:, 2] * direction[2]
+    return out
 
 
 def measure_label_map(labels: npt.NDArray[Any], geometry: VolumeGeometry, scheme: LabelScheme,
@@ -570,9 +587,10 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
     canal = m.soft(values)
     # Where the sac crosses the disc plane: centroid of sac voxels near the plane.
     pts = m.voxels_lps(values)
-    d = (pts - centre) @ normal
+    rel = pts - centre
+    d = _along(rel, normal)
     band = max(1.0, m.resolution_along(normal) / 2)
-    near = pts[(np.abs(d) <= band) & ((pts - centre) @ e_ap > 0)]
+    near = pts[(np.abs(d) <= band) & (_along(rel, e_ap) > 0)]
     if len(near) == 0:
         return _missing(level, label, "the canal mask does not reach this disc's plane", quantities)
     point = near.mean(axis=0)

@@ -181,3 +181,24 @@ def test_exits_searched_a_stretch_at_a_time_are_those_of_whole_lines() -> None:
     assert np.array_equal(got[~np.isnan(got)], expected[~np.isnan(expected)])
     # Lines leave after the first stretch and in later ones; some start outside (NaN).
     assert np.isnan(got).any() and (got < 10.0).any() and (got > 30.0).any()
+
+
+def test_the_disc_plane_from_index_sums_is_that_of_the_voxel_centres() -> None:
+    from lumbarview.measure.lumbar import disc_plane
+
+    rng = np.random.default_rng(12)
+    labels = np.zeros((30, 40, 50), dtype=np.int16)
+    k, j, i = np.meshgrid(np.arange(30), np.arange(40), np.arange(50), indexing="ij")
+    labels[(np.abs(0.3 * i + 0.2 * j - k - 2.0) < 2.5) & (rng.random(labels.shape) > 0.2)] = 203  # a tilted slab
+    rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.7, 0.9, 3.0])  # oblique, anisotropic
+    affine[:3, 3] = (-120.0, 35.0, 410.0)
+    g = VolumeGeometry(shape_kji=(30, 40, 50), ijk_to_lps=affine)
+    centre, normal = disc_plane(labels, g, 203)
+    pts = g.index_to_lps(np.argwhere(labels == 203)[:, ::-1].astype(np.float64))
+    expected_normal = np.linalg.eigh(np.cov((pts - pts.mean(axis=0)).T))[1][:, 0]
+    assert np.allclose(centre, pts.mean(axis=0), rtol=0, atol=1e-9)
+    assert np.allclose(normal, expected_normal * np.sign(expected_normal[2]), rtol=0, atol=1e-9)
+    m = LabelMapMeasurer(labels, g, spider_scheme())
+    assert np.allclose(m.voxels_lps({203}), pts, rtol=0, atol=1e-9)
