@@ -135,9 +135,11 @@ def cli(cases: int, rounds: int) -> None:
                 out = tmp / f"{k}-{r}.csv"
                 env = {**os.environ, "PYTHONPATH": str(tree)}
                 t0 = time.perf_counter()
+                # cwd: `python -m` puts the working folder first on sys.path, before PYTHONPATH; run
+                # from the repository, both sides would import the working tree.
                 subprocess.run([sys.executable, "-m", "lumbarview", "measure", str(data), "--jobs", "1",
                                 "--no-cache", "--csv", str(out)], check=True, capture_output=True, env=env,
-                               timeout=3600)
+                               timeout=3600, cwd=tmp)
                 times[k].append((time.perf_counter() - t0) / cases)
                 with open(out, encoding="utf-8") as fh:
                     rows[k] = sum(1 for _ in fh) - 1

@@ -24,6 +24,7 @@ confidence from the mask's sampling along the directions it measures.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ UNITS = {"canal_ap": "mm", "canal_transverse": "mm", "canal_area": "mm2", "canal
          "posterior_disc_height": "mm", "disc_height_anterior": "mm", "disc_height_middle": "mm",
          "disc_height_posterior": "mm", "dhi": "ratio", "slip": "mm"}
 _BONE = {Role.VERTEBRA, Role.PARTIAL_VERTEBRA, Role.POSTERIOR_ELEMENT, Role.SACRUM}
+_EXIT_STRETCH = 128  # samples of the first stretch of an exit search (then 256, 512, ...)
 
 
 @dataclass
@@ -87,21 +89,31 @@ class LabelMapMeasurer:
         self.labels = np.asarray(labels)
         self.g = geometry
         self.scheme = scheme
-        present = {int(v) for v in np.unique(self.labels) if v != 0}
-        self.values_by_role: dict[Role, set[int]] = {}
-        for v in present:
-            self.values_by_role.setdefault(scheme.entry(v).role, set()).add(v)
         self._soft: dict[tuple[bool, tuple[int, ...]], SoftMask] = {}
         self._tables: dict[tuple[int, ...], npt.NDArray[np.bool_]] = {}
+        self._points: dict[tuple[int, ...], FloatArray] = {}
         # Label range including 0 (a sample outside the grid reads 0).
         self.label_min = min(0, int(self.labels.min())) if self.labels.size else 0
         self.label_max = max(0, int(self.labels.max())) if self.labels.size else 0
         # Each voxel's label as an index into label tables (a lookup is several times faster than
         # np.isin on the whole volume); only for integer labels in a range of at most 65,536.
         self.label_index: npt.NDArray[np.uint16] | None = None
+        # The box of each label's voxels (label_index - 1 -> slices, None when absent): masks
+        # are built on their labels' boxes only.
+        self._boxes: list[tuple[slice, ...] | None] = []
         if np.issubdtype(self.labels.dtype, np.integer) and self.label_max - self.label_min < 2**16:
             self.label_index = (self.labels.astype(np.int64) - self.label_min).astype(np.uint16) if self.label_min \
                 else self.labels.astype(np.uint16)
+            self._boxes = ndimage.find_objects(self.label_index)
+            # Index 0 is label_min: 0 itself, or the smallest (negative) label, which is present.
+            present = {i + 1 + self.label_min for i, box in enumerate(self._boxes) if box is not None}
+            present |= {self.label_min}
+        else:
+            present = {int(v) for v in np.unique(self.labels)}
+        present.discard(0)
+        self.values_by_role: dict[Role, set[int]] = {}
+        for v in present:
+            self.values_by_role.setdefault(scheme.entry(v).role, set()).add(v)
         spacing = np.asarray(geometry.spacing_mm)
         self.axes = geometry.ijk_to_lps[:3, :3] / spacing  # unit voxel axes (columns)
         self.spacing = spacing
@@ -123,10 +135,46 @@ class LabelMapMeasurer:
         found = self._soft.get(key)
         if found is None:
             if self.label_index is None:
-                inside = np.isin(self.labels, list(values))
+                found = SoftMask(np.isin(self.labels, list(values)), complement)
             else:
-                inside = self.label_table(values)[self.label_index]
-            found = self._soft[key] = SoftMask(inside, complement)
+                lo, hi = self._box(values)
+                crop = self.label_index[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+                found = SoftMask(self.label_table(values)[crop], complement, lo, self.labels.shape)
+            self._soft[key] = found
+        return found
+
+    def _box(self, values: set[int]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """The box ``[lo, hi)`` of the voxels of ``values`` and two more on each side (SoftMask's
+        margin), within the grid; the whole grid for the label at index 0."""
+        shape = self.labels.shape
+        lo, hi = list(shape), [0, 0, 0]
+        for v in values:
+            index = v - self.label_min
+            if index == 0:
+                return (0, 0, 0), (shape[0], shape[1], shape[2])
+            box = self._boxes[index - 1] if 0 < index <= len(self._boxes) else None
+            if box is not None:
+                lo = [min(a, b.start) for a, b in zip(lo, box, strict=True)]
+                hi = [max(a, b.stop) for a, b in zip(hi, box, strict=True)]
+        if hi[0] == 0:
+            return (0, 0, 0), (0, 0, 0)
+        lo = [max(0, a - 2) for a in lo]
+        hi = [min(n, b + 2) for n, b in zip(shape, hi, strict=True)]
+        return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
+
+    def voxels_lps(self, values: set[int]) -> FloatArray:
+        """The centres of the voxels of ``values`` in LPS ``(N, 3)``, in C order (kept: every
+        level looks at the same sac)."""
+        key = tuple(sorted(values))
+        found = self._points.get(key)
+        if found is None:
+            kji = self.soft(values).voxels_kji().astype(np.float64)
+            m, b = self.g.ijk_to_lps[:3, :3], self.g.ijk_to_lps[:3, 3]
+            # Column by column (an (N, 3) x (3, 3) product wakes BLAS's threads for little work).
+            found = np.empty_like(kji)
+            for r in range(3):
+                found[:, r] = kji[:, 2] * m[r, 0] + kji[:, 1] * m[r, 1] + kji[:, 0] * m[r, 2] + b[r]
+            self._points[key] = found
         return found
 
     def within(self, mask: SoftMask, points_lps: FloatArray) -> SoftMask:
@@ -135,6 +183,21 @@ class LabelMapMeasurer:
         sampled on the whole mask)."""
         kji = self.g.lps_to_index(points_lps)[:, ::-1]
         return mask.restricted(kji.min(axis=0) - 2.0, kji.max(axis=0) + 2.0)
+
+    def soft_within(self, values: set[int], points_lps: FloatArray, complement: bool = False) -> SoftMask:
+        """``within(soft(values, complement), points_lps)`` from the labels in that box alone:
+        the whole structure's mask is built only if a line leaves the box."""
+        if self.label_index is None:
+            return self.within(self.soft(values, complement), points_lps)
+        table, index = self.label_table(values), self.label_index
+
+        def voxels(lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+            found: npt.NDArray[np.bool_] = table[index[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]]
+            return found
+
+        kji = self.g.lps_to_index(points_lps)[:, ::-1]
+        return SoftMask.in_box(voxels, kji.min(axis=0) - 2.0, kji.max(axis=0) + 2.0, self.labels.shape, complement,
+                               functools.partial(self.soft, values, complement))
 
     def label_table(self, values: set[int]) -> npt.NDArray[np.bool_]:
         """A table of the label values from ``label_min`` up: True for ``values`` (a lookup
@@ -171,7 +234,7 @@ class LabelMapMeasurer:
     # -- level frame ----------------------------------------------------------------------
     def disc_frame(self, value: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | str:
         try:
-            centre, normal = disc_plane(self.labels, self.g, value)
+            centre, normal = _plane_of_voxels(self.soft({value}).voxels_kji(), self.g)
         except MeasurementError as exc:
             return str(exc)
         e_lr = np.array([1.0, 0.0, 0.0]) - normal[0] * normal
@@ -198,15 +261,28 @@ class LabelMapMeasurer:
         is outside."""
         step = self.fine / 2
         t = np.arange(0.0, limit + step / 2, step)
-        w = mask.sample_lines(*self.line_index(starts, np.broadcast_to(directions, starts.shape)), t)
-        below = w < 0.5
-        found = (w[:, 0] >= 0.5) & below.any(axis=1)
-        i = np.maximum(np.argmax(below, axis=1), 1)  # the first sample below 0.5 (>= 1 where found)
-        rows = np.arange(len(w))
-        w0, w1 = w[rows, i - 1], w[rows, i]
-        with np.errstate(divide="ignore", invalid="ignore"):  # rows not found are discarded
-            distance = t[i - 1] + (w0 - 0.5) / (w0 - w1) * step
-        out: FloatArray = np.where(found, distance, NAN)
+        line_starts, line_steps = self.line_index(starts, np.broadcast_to(directions, starts.shape))
+        out: FloatArray = np.full(len(starts), NAN)
+        # The lines are sampled a stretch at a time (each twice as long as the last), and only
+        # those that have not left yet: most leave long before the limit.
+        live = np.arange(len(starts))
+        last = np.zeros(0, dtype=np.float32)  # each live line's sample before the stretch
+        begin, size = 0, _EXIT_STRETCH
+        while live.size and begin < t.size:
+            end = min(t.size, begin + size)
+            w = mask.sample_lines(line_starts[:, live], line_steps[:, live], t[begin:end])
+            if begin == 0:
+                inside = w[:, 0] >= 0.5  # a line that starts outside has no exit
+                live, w = live[inside], w[inside]
+            below = w < 0.5
+            left = below.any(axis=1)
+            i = np.argmax(below[left], axis=1)  # the first sample below 0.5 (>= 1 in the first stretch)
+            rows = np.nonzero(left)[0]
+            w0 = np.where(i > 0, w[rows, i - 1], last[rows] if begin else w[rows, 0])
+            w1 = w[rows, i]
+            out[live[left]] = t[begin + i - 1] + (w0 - 0.5) / (w0 - w1) * step
+            last, live = w[~left, -1], live[~left]
+            begin, size = end, 2 * size
         return out
 
     def bundle_run_length(self, mask: SoftMask, start: FloatArray, direction: FloatArray,
@@ -258,17 +334,33 @@ def disc_plane(labels_kji: npt.NDArray[Any], geometry: VolumeGeometry, disc_valu
     """
     if labels_kji.shape != geometry.shape_kji:
         raise ValueError(f"labels {labels_kji.shape} do not match geometry {geometry.shape_kji}")
-    kji = np.argwhere(labels_kji == disc_value)
+    return _plane_of_voxels(np.argwhere(labels_kji == disc_value), geometry)
+
+
+def _plane_of_voxels(kji: npt.NDArray[np.intp], geometry: VolumeGeometry) -> tuple[FloatArray, FloatArray]:
+    """:func:`disc_plane` of the disc voxels ``kji`` (``(N, 3)``, C order)."""
     if len(kji) < 20:
         raise MeasurementError("the disc is not in the mask (or has fewer than 20 voxels)")
-    pts = geometry.index_to_lps(kji[:, ::-1].astype(np.float64))
-    centre = pts.mean(axis=0)
-    cov = np.cov((pts - centre).T)
+    # Centroid and covariance of the voxel indices (exact integer sums), then taken to LPS: the
+    # same plane as from the voxel centres in LPS, without an (N, 3) product through BLAS.
+    ijk = kji[:, ::-1].astype(np.int64)
+    n = len(ijk)
+    sums = ijk.sum(axis=0)
+    scatter = n * (ijk.T @ ijk) - np.outer(sums, sums)  # n² x the covariance x (n - 1) / n, exact
+    axes = geometry.ijk_to_lps[:3, :3]
+    centre = axes @ (sums / n) + geometry.ijk_to_lps[:3, 3]
+    cov = axes @ (scatter / (n * (n - 1.0))) @ axes.T
     _evals, evecs = np.linalg.eigh(cov)
     normal = evecs[:, 0]
     if normal[2] < 0:
         normal = -normal
     return centre, normal
+
+
+def _along(points: FloatArray, direction: FloatArray) -> FloatArray:
+    """``points @ direction`` for ``(N, 3)`` points, column by column (not through BLAS)."""
+    out: FloatArray = points[:, 0] * direction[0] + points[:, 1] * direction[1] + points[:, 2] * direction[2]
+    return out
 
 
 def measure_label_map(labels: npt.NDArray[Any], geometry: VolumeGeometry, scheme: LabelScheme,
@@ -432,24 +524,46 @@ def _canal_flag(quantity: str, value: float) -> str | None:
     return None
 
 
-def _canal_section(m: LabelMapMeasurer, canal: SoftMask, point: FloatArray, e_lr: FloatArray,
-                   e_ap: FloatArray, half: float = 18.0,
-                   step: float | None = None) -> tuple[float, float, float, FloatArray] | str:
-    step = m.fine if step is None else step
-    starts, steps, s1, s2 = m.plane_lines(point, e_lr, e_ap, (-half, half), (-half, half), step)
-    w = canal.sample_lines(starts, steps, s2)
+def _canal_weights(m: LabelMapMeasurer, canal: SoftMask, points: list[FloatArray], e_lr: FloatArray,
+                   e_ap: FloatArray, half: float, step: float) -> tuple[list[npt.NDArray[np.float32]], FloatArray,
+                                                                        FloatArray]:
+    """The sac's partial-volume weights on ±``half`` mm squares through ``points`` (first axis
+    along ``e_lr``, second along ``e_ap``, a grid of ``step`` mm), all sampled in one call; and
+    the grid's coordinates along each axis."""
+    planes = [m.plane_lines(p, e_lr, e_ap, (-half, half), (-half, half), step) for p in points]
+    s1, s2 = planes[0][2], planes[0][3]
+    w = canal.sample_lines(np.concatenate([p[0] for p in planes], axis=1),
+                           np.concatenate([p[1] for p in planes], axis=1), s2)
+    return list(w.reshape(len(points), len(s1), len(s2))), s1, s2
+
+
+def _section_weights(w: npt.NDArray[np.float32], half: float) -> tuple[npt.NDArray[np.float32], float] | str:
+    """A section's weights, only the sac's component around the centre where something reaches
+    the window's edge, and their sum; or why there is no section."""
     total = float(w.sum())
     if total <= 0:
         return "the canal mask does not cross the disc plane"
     if w[0, :].max() > 0.05 or w[-1, :].max() > 0.05 or w[:, 0].max() > 0.05 or w[:, -1].max() > 0.05:
         # Keep only the component around the centre (roots or a neighbour may reach the edge).
         lab, _ = ndimage.label(w > 0.02)
-        ci, cj = len(s1) // 2, len(s2) // 2
+        ci, cj = w.shape[0] // 2, w.shape[1] // 2
         keep = lab == lab[ci, cj] if lab[ci, cj] else None
         if keep is None or keep[0, :].any() or keep[-1, :].any() or keep[:, 0].any() or keep[:, -1].any():
             return f"the canal section is wider than the {2 * half:.0f} mm window (or not closed)"
         w = np.where(keep, w, 0.0)
         total = float(w.sum())
+    return w, total
+
+
+def _canal_section(m: LabelMapMeasurer, canal: SoftMask, point: FloatArray, e_lr: FloatArray,
+                   e_ap: FloatArray, half: float = 18.0,
+                   step: float | None = None) -> tuple[float, float, float, FloatArray] | str:
+    step = m.fine if step is None else step
+    (section,), s1, s2 = _canal_weights(m, canal, [point], e_lr, e_ap, half, step)
+    found = _section_weights(section, half)
+    if isinstance(found, str):
+        return found
+    w, total = found
     area = total * step * step
     a, b = np.meshgrid(s1, s2, indexing="ij")
     ma, mb = float((w * a).sum() / total), float((w * b).sum() / total)
@@ -472,11 +586,11 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
         return _missing(level, label, "the mask has no canal / thecal sac label", quantities)
     canal = m.soft(values)
     # Where the sac crosses the disc plane: centroid of sac voxels near the plane.
-    kji = canal.voxels_kji()
-    pts = m.g.index_to_lps(kji[:, ::-1].astype(np.float64))
-    d = (pts - centre) @ normal
+    pts = m.voxels_lps(values)
+    rel = pts - centre
+    d = _along(rel, normal)
     band = max(1.0, m.resolution_along(normal) / 2)
-    near = pts[(np.abs(d) <= band) & ((pts - centre) @ e_ap > 0)]
+    near = pts[(np.abs(d) <= band) & (_along(rel, e_ap) > 0)]
     if len(near) == 0:
         return _missing(level, label, "the canal mask does not reach this disc's plane", quantities)
     point = near.mean(axis=0)
@@ -514,10 +628,13 @@ def _canal(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, norm
     # Search on a grid twice as coarse (areas are sums: the coarser grid costs accuracy only at
     # the edge), then measure the best plane on the fine grid.
     best_t, best_area = 0.0, math.inf
-    for t in np.arange(-half, half + 1e-9, 0.5):
-        sec = _canal_section(m, canal, point + t * normal, e_lr, e_ap, step=2 * m.fine)
-        if not isinstance(sec, str) and sec[0] < best_area:
-            best_t, best_area = float(t), sec[0]
+    offsets = np.arange(-half, half + 1e-9, 0.5)
+    coarse = 2 * m.fine
+    sections, _s1, _s2 = _canal_weights(m, canal, [point + t * normal for t in offsets], e_lr, e_ap, 18.0, coarse)
+    for t, weights in zip(offsets, sections, strict=True):
+        found = _section_weights(weights, 18.0)
+        if not isinstance(found, str) and found[1] * coarse * coarse < best_area:
+            best_t, best_area = float(t), found[1] * coarse * coarse
     best = (area, 0.0, centroid)
     if best_t != 0.0:
         sec = _canal_section(m, canal, point + best_t * normal, e_lr, e_ap)
@@ -543,13 +660,20 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     detect = max(step, 0.5)  # the search for closed planes runs on a coarser grid
     lateral_step = min(0.5, m.resolution_along(e_lr) / 2)
     found: list[Any] = []
-    for offset in np.arange(8.0, 35.0, lateral_step):
-        if found and found[-1][0] < offset - 1.5 * lateral_step:
-            break  # the foramen's planes are contiguous: past them, stop looking
-        origin = centre + sign * offset * e_lr
-        closed = _closed_foramen(m, origin, e_ap, normal, walls, label, detect)
-        if closed is not None:
-            found.append((offset, origin))
+    offsets = np.arange(8.0, 35.0, lateral_step)
+    for first in range(0, len(offsets), _PLANES_AT_ONCE):
+        batch = offsets[first:first + _PLANES_AT_ONCE]
+        origins = [centre + sign * offset * e_lr for offset in batch]
+        closed = _foramen_planes(m, origins, e_ap, normal, walls, label, detect).closed
+        past = False
+        for offset, origin, is_closed in zip(batch, origins, closed, strict=True):
+            if found and found[-1][0] < offset - 1.5 * lateral_step:
+                past = True  # the foramen's planes are contiguous: past them, stop looking
+                break
+            if is_closed:
+                found.append((offset, origin))
+        if past:
+            break
     r_in = max(m.resolution_along(e_ap), m.resolution_along(normal))
     if not found:
         reason = ("no closed foramen on the parasagittal planes: the mask must label the posterior "
@@ -568,7 +692,6 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     centroid = origin + s_ap[coords[:, 0]].mean() * e_ap + s_u[coords[:, 1]].mean() * normal
     # Height and width with sub-voxel edges: partial-volume run lengths of free space (1 - walls)
     # along lines across the middle half of the region, averaged.
-    free = m.soft(walls, complement=True)
     # Each line starts in the middle of the region's own pixels on that column / row.
     height_starts: list[FloatArray] = []
     width_starts: list[FloatArray] = []
@@ -591,6 +714,9 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     starts = np.concatenate([h_starts, h_starts, w_starts, w_starts])
     directions = np.concatenate([np.broadcast_to(v, (n, 3)) for v, n in
                                  ((normal, n_h), (-normal, n_h), (e_ap, 9 * n_w), (-e_ap, 9 * n_w))])
+    # Free space is sampled on the walls within the box these lines reach only.
+    reach = 40.0 + m.fine
+    free = m.soft_within(walls, np.concatenate([starts, starts + reach * directions]), complement=True)
     exits = m.exits(free, starts, directions, 40.0)
     heights = exits[:n_h] + exits[n_h:2 * n_h]
     bundles = exits[2 * n_h:].reshape(2, n_w, 9).mean(axis=2)
@@ -643,31 +769,72 @@ def _foramen(m: LabelMapMeasurer, level: str, label: int, centre: FloatArray, no
     return rows
 
 
+_PLANES_AT_ONCE = 4  # parasagittal planes sampled and labelled together in the foramen search
+# Connected within each plane of a stack of planes, never across: one labelling for the stack.
+_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+@dataclass
+class _Planes:
+    """Parasagittal planes of :func:`_foramen_planes`, each ``(n_ap, n_u)`` on the grid ``s_ap``
+    x ``s_u``: where the disc is (nearest label), connected components of the unlabelled space (numbered across
+    the stack), the component behind the disc (0 where there is none) and whether it is closed."""
+
+    s_ap: FloatArray
+    s_u: FloatArray
+    is_disc: npt.NDArray[np.bool_]
+    comps: npt.NDArray[np.int32]
+    seeds: npt.NDArray[np.intp]
+    a_post: npt.NDArray[np.intp]
+    closed: npt.NDArray[np.bool_]
+
+
+def _foramen_planes(m: LabelMapMeasurer, origins: list[FloatArray], e_ap: FloatArray, normal: FloatArray,
+                    walls: set[int], label: int, step: float) -> _Planes:
+    """The unlabelled region behind the disc on parasagittal planes through ``origins`` (on a
+    grid of ``step`` mm), sampled and labelled together: it is closed on a plane when the disc
+    crosses the plane's middle row, some space is free behind it on that row, and the
+    component of that space touches none of the plane's edges."""
+    planes = [m.plane_lines(origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step) for origin in origins]
+    _starts, steps, s_ap, s_u = planes[0]  # the steps and grid are the same on every plane
+    starts = np.stack([p[0] for p in planes], axis=1)  # (3, planes, n_ap)
+    coords = starts[:, :, :, None] + s_u[None, None, None, :] * steps[:, None, :, None]
+    if m.label_index is None:
+        lab = nearest_labels(m.labels, coords)
+        is_wall = np.isin(lab, list(walls))
+        disc = label
+    else:
+        # Label indices (0 -> label_min), so that the wall table takes them as they are.
+        lab = nearest_labels(m.label_index, coords, outside=-m.label_min)
+        is_wall = m.label_table(walls)[lab]
+        disc = label - m.label_min
+    n_ap = len(s_ap)
+    row0 = int(np.argmin(np.abs(s_u)))
+    disc_row = lab[:, :, row0] == disc
+    has_disc = disc_row.any(axis=1)
+    a_post = n_ap - 1 - np.argmax(disc_row[:, ::-1], axis=1)  # the disc's last column on the row
+    free_after = ~is_wall[:, :, row0] & (np.arange(n_ap) >= a_post[:, None])
+    has_free = free_after.any(axis=1)
+    comps, n_comps = ndimage.label(~is_wall, structure=_IN_PLANE)
+    rows = np.arange(len(origins))
+    seeds = np.where(has_disc & has_free, comps[rows, np.argmax(free_after, axis=1), row0], 0)
+    on_edge = np.zeros(n_comps + 1, dtype=bool)
+    for edge in (comps[:, 0, :], comps[:, -1, :], comps[:, :, 0], comps[:, :, -1]):
+        on_edge[edge] = True
+    closed = (seeds > 0) & ~on_edge[seeds]
+    return _Planes(s_ap, s_u, lab == disc, comps, seeds, a_post, closed)
+
+
 def _closed_foramen(m: LabelMapMeasurer, origin: FloatArray, e_ap: FloatArray, normal: FloatArray,
                     walls: set[int], label: int, step: float) -> tuple[Any, FloatArray, FloatArray, Any, int] | None:
     """The closed unlabelled region behind the disc on one parasagittal plane (on a grid of
     ``step`` mm), or None when the region behind the disc is open on this plane."""
-    starts, steps, s_ap, s_u = m.plane_lines(origin, e_ap, normal, (-20.0, 45.0), (-25.0, 25.0), step)
-    lab = nearest_labels(m.labels, starts[:, :, None] + s_u[None, None, :] * steps[:, :, None])
-    if m.label_index is None:
-        is_wall = np.isin(lab, list(walls))
-    else:
-        is_wall = m.label_table(walls)[lab.astype(np.intp) - m.label_min]
-    is_disc = lab == label
-    row0 = int(np.argmin(np.abs(s_u)))
-    disc_cols = np.nonzero(is_disc[:, row0])[0]
-    if disc_cols.size == 0:
-        return None
-    a_post = int(disc_cols.max())
-    free_after = np.nonzero(~is_wall[a_post:, row0])[0]
-    if free_after.size == 0:
-        return None
-    seed = (a_post + int(free_after[0]), row0)
-    comps, _ = ndimage.label(~is_wall)
-    region = comps == comps[seed]
-    if region[0, :].any() or region[-1, :].any() or region[:, 0].any() or region[:, -1].any():
+    planes = _foramen_planes(m, [origin], e_ap, normal, walls, label, step)
+    if not planes.closed[0]:
         return None  # open: not a foramen on this plane
-    return region, s_ap, s_u, is_disc, a_post
+    return (planes.comps[0] == planes.seeds[0], planes.s_ap, planes.s_u, planes.is_disc[0],
+            int(planes.a_post[0]))
 
 
 def _width_flag(width: float) -> str | None:

@@ -4,8 +4,9 @@ The measurement engine samples each structure (disc, thecal sac, bodies, the fre
 bones) with linear interpolation at tens of thousands of points per level, and most of those
 points are far from the structure. :class:`SoftMask` keeps a structure cropped to its voxels
 (plus a margin) with a table of the voxels next to it, so that only the points whose eight
-neighbouring voxels touch the structure are interpolated; every other point's value is known
-without interpolating (0 outside, 1 inside a complement). The result is exactly what
+neighbouring voxels are partly in the structure are interpolated; every other point's value is
+known without interpolating (0 away from it, 1 deep inside it; the other way round for a
+complement, whose value is still 0 outside the grid). The result is exactly what
 ``scipy.ndimage.map_coordinates(mask, coords, order=1, mode="constant", cval=0)`` gives on the
 full grid, as float32: with ``mode="constant"`` a point outside ``[0, n - 1]`` on any axis is 0,
 and a point inside is the trilinear blend of its eight neighbours, which only depends on the
@@ -20,6 +21,7 @@ Coordinates are fractional voxel indices in ``(k, j, i)`` order, the first axis 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,18 +42,20 @@ class SoftMask:
     complement
         Sample ``1 - structure`` instead (e.g. the free space between bones): 1 away from the
         structure inside the grid, still 0 outside the grid.
+    offset_kji, shape_kji
+        ``inside_kji`` is the box of a grid of shape ``shape_kji`` that starts at voxel
+        ``offset_kji``, and the structure has no voxel outside it; the box holds the margin of
+        two voxels around the structure wherever the grid does (the mask is then the same as
+        the one built from the whole grid).
     """
 
-    def __init__(self, inside_kji: npt.NDArray[np.bool_], complement: bool = False) -> None:
-        shape = tuple(int(n) for n in inside_kji.shape)
-        lo, hi = [0, 0, 0], [0, 0, 0]
-        if inside_kji.any():
-            for axis in range(3):
-                used = np.nonzero(inside_kji.any(axis=tuple(a for a in range(3) if a != axis)))[0]
-                lo[axis] = max(0, int(used[0]) - _MARGIN)
-                hi[axis] = min(shape[axis], int(used[-1]) + 1 + _MARGIN)
-        self._setup(inside_kji[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], (lo[0], lo[1], lo[2]), shape, complement)
-        self._parent: SoftMask | None = None
+    def __init__(self, inside_kji: npt.NDArray[np.bool_], complement: bool = False,
+                 offset_kji: tuple[int, int, int] = (0, 0, 0), shape_kji: tuple[int, ...] | None = None) -> None:
+        shape = tuple(int(n) for n in (inside_kji.shape if shape_kji is None else shape_kji))
+        lo, hi = _used_box(inside_kji)
+        offset = (offset_kji[0] + lo[0], offset_kji[1] + lo[1], offset_kji[2] + lo[2])
+        self._setup(inside_kji[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], offset, shape, complement)
+        self._parent: SoftMask | Callable[[], SoftMask] | None = None
         self._valid_kji = (np.zeros(3), np.asarray(shape, dtype=np.float64) - 1.0)
 
     def _setup(self, crop: npt.NDArray[np.bool_], offset: tuple[int, int, int], shape: tuple[int, ...],
@@ -62,17 +66,31 @@ class SoftMask:
         self._offset_int = offset
         self.inside = crop
         self.data: npt.NDArray[np.float32] = (~crop if complement else crop).astype(np.float32)
-        # near[f] is True when one of the voxels f + {0, 1}^3 is in the structure: only then
-        # does a point whose floor is f need interpolating.
-        padded = np.zeros(tuple(n + 1 for n in crop.shape), dtype=bool)
-        padded[:-1, :-1, :-1] = crop
-        near = np.zeros(crop.shape, dtype=bool)
+        # A point whose floor is voxel f is interpolated from the voxels f + {0, 1}^3. near[f]:
+        # one of them is in the structure; full[f]: all of them are (beyond the crop, none is).
         m0, m1, m2 = crop.shape
+        padded = np.zeros((m0 + 1, m1 + 1, m2 + 1), dtype=bool)
+        padded[:-1, :-1, :-1] = crop
+        near = crop.copy()
+        full = crop.copy()
         for dk in (0, 1):
             for dj in (0, 1):
                 for di in (0, 1):
-                    near |= padded[dk:dk + m0, dj:dj + m1, di:di + m2]
+                    if dk or dj or di:
+                        shifted = padded[dk:dk + m0, dj:dj + m1, di:di + m2]
+                        near |= shifted
+                        full &= shifted
         self.near = near
+        # The state of every floor voxel, with one more layer of voxels on each side (floors
+        # outside the crop are clipped onto it): 0 no structure among the eight voxels (the
+        # value is 0, or 1 in the grid for a complement), 1 some (interpolate), 2 all (the
+        # value is exactly 1, or 0 for a complement: the eight weights sum to 1 within a few
+        # ulps, which float32 rounds to 1).
+        state = np.zeros((m0 + 2, m1 + 2, m2 + 2), dtype=np.uint8)
+        state[1:-1, 1:-1, 1:-1] = near.view(np.uint8) + full.view(np.uint8)
+        self._state = state.reshape(-1)
+        self._state_strides = np.array([(m1 + 2) * (m2 + 2), m2 + 2, 1], dtype=np.intp)
+        self._crop_hi = np.array([m0, m1, m2], dtype=np.float64)
         # Per slice k of the crop, the box of its near voxels (full-grid indices, closed; a point
         # whose floor is in slice k needs interpolating only inside it). Slices without any are
         # left out.
@@ -93,31 +111,42 @@ class SoftMask:
         """This mask with only its voxels in the box ``[lo, hi]`` (voxel indices, inclusive),
         for sampling near one level: a line whose samples all lie in the box, one voxel in from
         its faces, samples the same values; any other line is sampled on this whole mask."""
-        shape = np.asarray(self.shape_kji)
-        lo = np.clip(np.floor(np.asarray(lo_kji, dtype=np.float64)), 0, shape - 1).astype(int)
-        hi = np.clip(np.ceil(np.asarray(hi_kji, dtype=np.float64)), 0, shape - 1).astype(int)
+        return SoftMask.in_box(self._voxels, lo_kji, hi_kji, self.shape_kji, self.complement, self)
+
+    def _voxels(self, lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+        """The structure in the box ``[lo, hi)`` of the full grid (absent outside the crop)."""
+        out = np.zeros(tuple(hi - lo), dtype=bool)
+        src_lo = np.maximum(lo, self._offset_int)
+        src_hi = np.minimum(hi, np.asarray(self._offset_int) + self.inside.shape)
+        if np.all(src_hi > src_lo):
+            a, b = src_lo - self._offset_int, src_hi - self._offset_int
+            c, d = src_lo - lo, src_hi - lo
+            out[c[0]:d[0], c[1]:d[1], c[2]:d[2]] = self.inside[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+        return out
+
+    @staticmethod
+    def in_box(voxels: Callable[[npt.NDArray[np.intp], npt.NDArray[np.intp]], npt.NDArray[np.bool_]],
+               lo_kji: npt.ArrayLike, hi_kji: npt.ArrayLike, shape_kji: tuple[int, ...], complement: bool,
+               whole: SoftMask | Callable[[], SoftMask]) -> SoftMask:
+        """A structure's mask (as :meth:`restricted` makes it) from only its voxels in the box
+        ``[lo, hi]``, which ``voxels(a, b)`` gives for the box ``[a, b)`` of the full grid:
+        lines that leave the box are sampled on ``whole``, the whole structure's mask (or a
+        function that builds it, called then)."""
+        shape = np.asarray(shape_kji)
+        lo = np.clip(np.floor(np.asarray(lo_kji, dtype=np.float64)), 0, shape - 1).astype(np.intp)
+        hi = np.clip(np.ceil(np.asarray(hi_kji, dtype=np.float64)), 0, shape - 1).astype(np.intp)
         out_lo = np.maximum(lo - _MARGIN, 0)
         out_hi = np.minimum(hi + 1 + _MARGIN, shape)
         box = np.zeros(tuple(out_hi - out_lo), dtype=bool)
-        # Copy the voxels of the box that this mask's crop holds (elsewhere the structure is absent).
-        src_lo = np.maximum(lo, self._offset_int)
-        src_hi = np.minimum(hi + 1, np.asarray(self._offset_int) + self.inside.shape)
-        if np.all(src_hi > src_lo):
-            a, b = src_lo - self._offset_int, src_hi - self._offset_int
-            c, d = src_lo - out_lo, src_hi - out_lo
-            box[c[0]:d[0], c[1]:d[1], c[2]:d[2]] = self.inside[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+        c, d = lo - out_lo, hi + 1 - out_lo
+        box[c[0]:d[0], c[1]:d[1], c[2]:d[2]] = voxels(lo, hi + 1)
         # Crop to the structure's voxels in the box (plus the margin), as __init__ does.
-        c_lo, c_hi = np.zeros(3, dtype=int), np.zeros(3, dtype=int)
-        if box.any():
-            for axis in range(3):
-                used = np.nonzero(box.any(axis=tuple(a for a in range(3) if a != axis)))[0]
-                c_lo[axis] = max(0, int(used[0]) - _MARGIN)
-                c_hi[axis] = min(box.shape[axis], int(used[-1]) + 1 + _MARGIN)
-        offset = out_lo + c_lo
+        c_lo, c_hi = _used_box(box)
+        offset = out_lo + np.asarray(c_lo)
         sub = SoftMask.__new__(SoftMask)
         sub._setup(box[c_lo[0]:c_hi[0], c_lo[1]:c_hi[1], c_lo[2]:c_hi[2]],
-                   (int(offset[0]), int(offset[1]), int(offset[2])), self.shape_kji, self.complement)
-        sub._parent = self
+                   (int(offset[0]), int(offset[1]), int(offset[2])), tuple(shape_kji), complement)
+        sub._parent = whole
         # One voxel in from the box's faces; a face on the grid's edge bounds nothing (samples
         # outside the grid are 0 whatever the mask holds).
         sub._valid_kji = (np.where(lo > 0, lo + 1.0, -np.inf), np.where(hi < shape - 1, hi - 2.0, np.inf))
@@ -132,16 +161,20 @@ class SoftMask:
         """The mask at ``starts[:, l] + t[s] * steps[:, l]`` for every line ``l`` and every
         ``t`` (voxel indices, ``(3, L)`` each; ``t`` increasing and evenly spaced), as ``(L, T)``.
 
-        Only the samples of each line that can fall inside the grid (complement) or inside the
-        crop are computed: the window of ``t`` is found per line from where the line crosses
-        the box, widened by one sample on each side, and each sample in it is then tested as
-        :meth:`sample` tests it."""
+        Only the samples of each line that can fall inside the grid (complement) or next to
+        the structure are computed: the window of ``t`` is found per line from where the line
+        crosses the boxes of the crop's slices that hold voxels next to it, widened by one
+        sample on each side; each sample in it is then looked up in the table of floor voxels
+        (none, some or all of its eight voxels in the structure), and only the "some" are
+        interpolated."""
         n_lines, n_t = starts_kji.shape[1], t.size
         if self._parent is not None and n_t and n_lines:
             ends = starts_kji + t[-1] * steps_kji
             begins = starts_kji + t[0] * steps_kji
             low, high = np.minimum(begins, ends).min(axis=1), np.maximum(begins, ends).max(axis=1)
             if np.any(low < self._valid_kji[0]) or np.any(high > self._valid_kji[1]):
+                if not isinstance(self._parent, SoftMask):
+                    self._parent = self._parent()
                 return self._parent.sample_lines(starts_kji, steps_kji, t)
         out = np.zeros((n_lines, n_t), dtype=np.float32)
         if self.complement:
@@ -161,24 +194,46 @@ class SoftMask:
                 out[line[inside], ti[inside]] = 1.0
         if not self._slab_lo.shape[1]:
             return out
-        crop = np.asarray(self.near.shape, dtype=np.float64)
         t_in, t_out = _crossing(starts_kji[:, :, None], steps_kji[:, :, None], self._slab_lo[:, None, :],
                                 self._slab_hi[:, None, :])
         crosses = t_out >= t_in
         t_in = np.where(crosses, t_in, np.inf).min(axis=1)
         t_out = np.where(crosses, t_out, -np.inf).max(axis=1)
-        line, ti, coords = _samples(starts_kji, steps_kji, t, t_in, t_out)
-        local = coords - self.offset_kji[:, None]  # exact where it matters (coords >= offset)
-        full = np.asarray(self.shape_kji, dtype=np.float64)[:, None]
-        keep = (np.all((coords >= 0.0) & (coords <= full - 1.0), axis=0)
-                & np.all((local >= 0.0) & (local <= crop[:, None] - 1.0), axis=0))
-        line, ti, local = line[keep], ti[keep], local[:, keep]
-        floor = np.floor(local).astype(np.intp)
-        near = self.near[floor[0], floor[1], floor[2]]
-        if near.any():
-            out[line[near], ti[near]] = ndimage.map_coordinates(self.data, local[:, near], order=1,
-                                                                mode="constant", cval=0)
+        flat, local = _samples(starts_kji, steps_kji, t, t_in, t_out)
+        if not flat.size:
+            return out
+        local -= self.offset_kji[:, None]  # exact where it matters (coordinates >= offset)
+        # Each sample's floor voxel, clipped to the crop's extra layer (state 0), as an index
+        # into the state table.
+        floor = np.floor(local)
+        np.clip(floor, -1.0, self._crop_hi[:, None], out=floor)
+        floor += 1.0
+        cell = floor.astype(np.intp)
+        cell *= self._state_strides[:, None]
+        state = self._state.take(cell.sum(axis=0))
+        flat_out = out.reshape(-1)
+        solid = state == 2
+        flat_out[flat[solid]] = 0.0 if self.complement else 1.0
+        edge = state == 1
+        if edge.any():
+            # Interpolated points have their floor in the crop: on the crop's far face or beyond
+            # it only where the crop ends at the grid's edge (a margin of empty voxels lies
+            # everywhere else), so map_coordinates' "outside is cval" gives the full grid's 0.
+            flat_out[flat[edge]] = ndimage.map_coordinates(self.data, local[:, edge], order=1,
+                                                           mode="constant", cval=0)
         return out
+
+
+def _used_box(inside: npt.NDArray[np.bool_]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """The box ``[lo, hi)`` of ``inside``'s True voxels and ``_MARGIN`` more on each side, within
+    ``inside``; empty at 0 when there are none."""
+    lo, hi = [0, 0, 0], [0, 0, 0]
+    if inside.any():
+        for axis in range(3):
+            used = np.nonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))[0]
+            lo[axis] = max(0, int(used[0]) - _MARGIN)
+            hi[axis] = min(inside.shape[axis], int(used[-1]) + 1 + _MARGIN)
+    return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
 
 
 def _crossing(starts: FloatArray, steps: FloatArray, lo: FloatArray,
@@ -223,24 +278,32 @@ def _ragged(starts: FloatArray, steps: FloatArray, t: FloatArray, first: npt.NDA
     counts = last - first
     line = np.repeat(np.arange(starts.shape[1], dtype=np.intp), counts)
     begin = np.cumsum(counts) - counts
-    ti = first[line] + (np.arange(line.size, dtype=np.intp) - begin[line])
-    coords: FloatArray = starts[:, line] + t[ti] * steps[:, line]
+    ti = np.arange(line.size, dtype=np.intp) + np.repeat(first - begin, counts)
+    coords: FloatArray = np.repeat(starts, counts, axis=1) + t[ti] * np.repeat(steps, counts, axis=1)
     return line, ti, coords
 
 
 def _samples(starts: FloatArray, steps: FloatArray, t: FloatArray, t_in: FloatArray,
-             t_out: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
-    """The samples of each line with ``t`` in ``[t_in, t_out]`` and one more on each side."""
+             t_out: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
+    """The samples of each line with ``t`` in ``[t_in, t_out]`` and one more on each side: their
+    flat index in the ``(L, T)`` output and their coordinates ``(3, N)``."""
     if t.size == 0:
-        empty = np.zeros(0, dtype=np.intp)
-        return empty, empty, np.zeros((3, 0))
-    return _ragged(starts, steps, t, *_index_range(t, t_in, t_out))
+        return np.zeros(0, dtype=np.intp), np.zeros((3, 0))
+    first, last = _index_range(t, t_in, t_out)
+    counts = last - first
+    n = int(counts.sum())
+    begin = np.cumsum(counts) - counts
+    # Sample s of the run of line l is t index first[l] + s - begin[l], flat index l * T + that.
+    ti = np.arange(n, dtype=np.intp) + np.repeat(first - begin, counts)
+    flat = ti + np.repeat(np.arange(starts.shape[1], dtype=np.intp) * t.size, counts)
+    coords: FloatArray = np.repeat(starts, counts, axis=1) + t[ti] * np.repeat(steps, counts, axis=1)
+    return flat, coords
 
 
-def nearest_labels(labels_kji: npt.NDArray[Any], coords_kji: npt.ArrayLike) -> npt.NDArray[Any]:
-    """``labels_kji`` at the voxel nearest to each of ``coords_kji`` (shape ``(3, ...)``), 0
-    outside the grid: ``map_coordinates(labels, coords, order=0, mode="constant", cval=0)``
-    without its per-point spline machinery."""
+def nearest_labels(labels_kji: npt.NDArray[Any], coords_kji: npt.ArrayLike, outside: int = 0) -> npt.NDArray[Any]:
+    """``labels_kji`` at the voxel nearest to each of ``coords_kji`` (shape ``(3, ...)``),
+    ``outside`` outside the grid: ``map_coordinates(labels, coords, order=0, mode="constant",
+    cval=outside)`` without its per-point spline machinery."""
     coords = np.asarray(coords_kji, dtype=np.float64)
     shape = coords.shape[1:]
     flat = coords.reshape(3, -1)
@@ -251,7 +314,7 @@ def nearest_labels(labels_kji: npt.NDArray[Any], coords_kji: npt.ArrayLike) -> n
     # sample in the grid has an index in range.
     rounded = np.floor(flat + 0.5)
     index = ((rounded[0] * n_j + rounded[1]) * n_i + rounded[2]).astype(np.intp)
-    out = np.where(in_grid, labels_kji.reshape(-1).take(np.where(in_grid, index, 0)), 0)
+    out = np.where(in_grid, labels_kji.reshape(-1).take(np.where(in_grid, index, 0)), outside)
     return out.astype(labels_kji.dtype, copy=False).reshape(shape)
 
 

@@ -53,6 +53,23 @@ def test_lines_match_map_coordinates_on_the_full_grid(complement: bool, seed: in
     assert 0.0 < float(expected.mean()) < 1.0  # the lines do cross the structure and leave it
 
 
+@pytest.mark.parametrize("complement", [False, True])
+def test_solid_interiors_are_exactly_one_without_interpolating(complement: bool) -> None:
+    # A solid block (most samples inside it have all eight neighbours in the structure), one
+    # touching the grid's far faces, and lines through them at every phase.
+    shape = (12, 16, 15)
+    inside = np.zeros(shape, dtype=bool)
+    inside[2:9, 3:12, 4:11] = True
+    inside[9:, 12:, 12:] = True
+    values = (~inside if complement else inside).astype(np.float32)
+    starts, steps = _lines(shape, 96, 7)
+    t = np.arange(-15.0, 15.0 + 0.05, 0.07)
+    expected = _reference(values, starts, steps, t)
+    assert np.array_equal(SoftMask(inside, complement).sample_lines(starts, steps, t), expected)
+    inner = 1.0 if not complement else 0.0
+    assert int((expected == inner).sum()) > 500  # many samples in the solid part
+
+
 def test_a_mask_restricted_to_a_box_samples_the_same_and_falls_back_outside_it() -> None:
     shape = (11, 17, 14)
     inside = _blob(shape, 3)
@@ -101,3 +118,11 @@ def test_nearest_labels_match_map_coordinates_order_0_with_ties_and_outside() ->
     assert got.dtype == labels.dtype
     assert np.array_equal(got.reshape(-1), expected)
     assert (expected == 0).any() and (expected != 0).any()
+
+
+def test_nearest_labels_outside_value() -> None:
+    labels = np.arange(60, dtype=np.uint16).reshape(3, 4, 5)
+    coords = np.array([[-0.6, 0.0, 1.4, 2.6], [0.0, 3.0, 2.49, 0.0], [4.0, 4.2, 0.0, 1.0]])
+    expected = ndimage.map_coordinates(labels, coords, order=0, mode="constant", cval=7)
+    got = nearest_labels(labels, coords, outside=7)
+    assert np.array_equal(got, expected) and got.tolist() == [7, 7, 30, 7]
