@@ -7,8 +7,11 @@ A step is a change of slice in the model (``ViewState.step``) through the view's
 painted (a synchronous ``viewport().repaint()``). Baseline: bare pyqtgraph,
 ``ImageItem.setImage(levels=...)`` + ``repaint()`` on a widget of the same size, pixels already
 in memory. Rounds interleave baseline and subject; the view's plane cache is warm for the native
-step (prefetching does that off the GUI thread while a reader reads) and cold for the reformat
-(each step samples the volume anew). Medians with the spread (min-max of the round medians).
+step (prefetching does that off the GUI thread while a reader reads) and cleared before the
+reformatted steps of each round; as it steps, the view prefetches the planes either side on the
+cache's background thread, and the steps follow back to back, so a step may find its plane
+computed or in flight (``bench_reformat.py --scroll`` separates the two). Medians with the spread
+(min-max of the round medians).
 """
 
 from __future__ import annotations
