@@ -259,6 +259,25 @@ def test_label_surfaces_only_for_visible_labels_with_their_voxel_extent(qtbot, w
     assert scene.objects[("surface", id(layer), value)].visible
 
 
+def test_software_opengl_draws_without_multisampling(qtbot) -> None:
+    # The tests run on OSMesa (a software rasteriser): each sample would be paid for by the CPU.
+    from lumbarview.model.session import Session
+    from lumbarview.slicing.cache import PlaneCache
+    from lumbarview.ui.app import make_app
+    from lumbarview.ui.scene3d.scene_view import SceneView, software_opengl
+
+    make_app()
+    scene = SceneView(Session(), PlaneCache(), None)
+    qtbot.addWidget(scene)
+    scene.resize(200, 200)
+    scene.show()
+    qtbot.waitExposed(scene)
+    scene.grab_rgb()
+    assert software_opengl(scene.render_window) and scene.software_opengl
+    assert scene.render_window.GetMultiSamples() == 0
+    assert not scene.renderer.GetUseDepthPeeling() and not scene.renderer.GetUseFXAA()
+
+
 def test_view_screenshot_carries_the_3d_pixels_and_actors(tmp_path: Path) -> None:
     from lumbarview.phantom.layouts import Sizes, write_all
 
