@@ -363,7 +363,7 @@ class SceneView(QtWidgets.QWidget):
             QtCore.QTimer.singleShot(0, self.surfaces_ready.emit)
 
     def _add_surface(self, layer: Layer, surface: LabelSurface) -> None:
-        actor = vo.mesh_actor(surface.mesh.vertices_lps, surface.mesh.faces)
+        actor = vo.mesh_actor(surface.mesh.vertices_lps, surface.mesh.faces, closed_outward=True)
         obj = SceneObject(f"{layer.name}: {surface.name}", "surface", [actor], surface.bounds_lps(), layer,
                           surface.value, pickable=[actor])
         self._style(obj)
