@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import shiboken6
 import vtkmodules.vtkRenderingFreeType
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the render window classes)
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -131,6 +132,7 @@ class SceneView(QtWidgets.QWidget):
         self.slices: dict[str, vo.SliceActor] = {}
         self.preset = "reset"
         self._render_pending = False
+        self._shut_down = False
         self._last_render = 0.0
         self._camera_placed = False
         self._generation = 0
@@ -226,8 +228,15 @@ class SceneView(QtWidgets.QWidget):
         self.software_opengl = apply_render_settings(self.render_window, self.renderer)
 
     def shutdown(self) -> None:
-        """Release the render window (its close event finalizes it)."""
+        """Release the render window (its close event finalizes it). Surfaces a worker is still
+        building are dropped when they arrive."""
+        self._shut_down = True
         self.vtk_widget.close()
+
+    def _alive(self) -> bool:
+        """Not shut down, and the Qt object still there: a worker's result can arrive after the
+        window that asked for it was closed and deleted."""
+        return not self._shut_down and shiboken6.isValid(self)
 
     # -- building the scene ---------------------------------------------------------------
     def _add(self, key: tuple[Any, ...], obj: SceneObject) -> None:
@@ -334,6 +343,8 @@ class SceneView(QtWidgets.QWidget):
 
             def done(result: list[LabelSurface], lay: Layer = layer, gen: int = generation,
                      asked: set[tuple[Any, ...]] = keys) -> None:
+                if not self._alive():
+                    return
                 self.pending_surfaces -= 1
                 if gen == self._generation:
                     self._building -= asked
@@ -345,6 +356,8 @@ class SceneView(QtWidgets.QWidget):
 
             def failed(error: BaseException, lay: Layer = layer, gen: int = generation,
                        asked: set[tuple[Any, ...]] = keys) -> None:
+                if not self._alive():
+                    return
                 self.pending_surfaces -= 1
                 if gen == self._generation:
                     self._building -= asked
@@ -360,7 +373,7 @@ class SceneView(QtWidgets.QWidget):
             else:
                 self._submit(job, done, failed)
         if self.pending_surfaces == 0:
-            QtCore.QTimer.singleShot(0, self.surfaces_ready.emit)
+            QtCore.QTimer.singleShot(0, self, self.surfaces_ready.emit)
 
     def _add_surface(self, layer: Layer, surface: LabelSurface) -> None:
         actor = vo.mesh_actor(surface.mesh.vertices_lps, surface.mesh.faces, closed_outward=True)
@@ -464,11 +477,11 @@ class SceneView(QtWidgets.QWidget):
         if not self._render_pending:
             self._render_pending = True
             wait_s = self._last_render + self.min_frame_interval_s - time.perf_counter()
-            QtCore.QTimer.singleShot(max(0, round(1000 * wait_s)), self.render_now)
+            QtCore.QTimer.singleShot(max(0, round(1000 * wait_s)), self, self.render_now)
 
     def render_now(self) -> None:
         self._render_pending = False
-        if not self.isVisible() or not self._initialized:
+        if self._shut_down or not self.isVisible() or not self._initialized:
             return
         self.renderer.ResetCameraClippingRange()
         self.render_window.Render()
