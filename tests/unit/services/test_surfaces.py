@@ -209,3 +209,24 @@ def test_closed_surface_sees_holes_pinches_and_degenerate_triangles() -> None:
     assert not surfaces.closed_surface(pinched)
     assert not surfaces.closed_surface(np.array([[0, 0, 1], [0, 1, 0]], dtype=np.int64))
     assert not surfaces.closed_surface(np.zeros((0, 3), dtype=np.int64))
+
+
+def test_labels_built_side_by_side_are_the_ones_built_one_by_one(oblique_grid, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    labels, geometry = oblique_grid
+    labels = labels.copy()
+    labels[14:18, 20:28, 2:8] = 7
+    built = {}
+    for threads in (1, 3):
+        surfaces.clear_cache()
+        monkeypatch.setattr(surfaces, "BUILD_THREADS", threads)
+        lm = _label_map(labels, geometry, f"threads{threads}")
+        built[threads] = surfaces.build_label_surfaces(lm, [41, 3, 7, 99])
+    assert [s.value for s in built[1]] == [s.value for s in built[3]] == [3, 7, 41]
+    for one, many in zip(built[1], built[3], strict=True):
+        np.testing.assert_array_equal(one.mesh.vertices_lps, many.mesh.vertices_lps)
+        np.testing.assert_array_equal(one.mesh.faces, many.mesh.faces)
+    # A label over the triangle budget fails the call, whichever thread built it.
+    surfaces.clear_cache()
+    monkeypatch.setenv("LUMBARVIEW_MAX_STL_TRIANGLES", "300")
+    with pytest.raises(ResourceLimitError):
+        surfaces.build_label_surfaces(_label_map(labels, geometry, "threads-budget"), [3, 7, 41])
