@@ -5,14 +5,26 @@ render of the same scene in the same run, interleaved.
 
 Scene: the phantom's SPIDER case (label maps: vertebra, disc and canal surfaces) with the BIDS
 case's models (dura, cord, nerve roots) and markers added (the same phantom, so they share one
-space), in a 600 x 600 pane.
+space), in a 600 x 600 pane. What is drawn is printed first: triangles per kind (label surfaces
+as decimated, with the count before decimation; STL meshes; marker spheres; curve tubes), the
+textured slices, the text labels and the line segments.
+
+The bare VTK scene is the pane's scene without Qt and without our render path: a plain offscreen
+vtkRenderWindow of the pane's pixel size holding a copy of every prop the pane shows (new actors
+and mappers on the pane's own polydata: the same, decimated, triangles and normals; the same
+glyphs, tubes, text labels, textured slices and lines; the same colours, opacities and back-face
+culling), the pane's camera and the pane's render settings (multisamples, order-independent
+transparency, no depth peeling or FXAA). Until the label surfaces were decimated the bare scene
+was only the label surfaces and STL meshes as opaque actors, with VTK's default multisampling
+(4x on OSMesa), normals computed in the first-frame timing; it drew less than the pane.
 
 1. First frame: a new pane (Qt widget, render window, every object of the case: meshes, marker
    spheres, tubes and names, label surfaces built (cache cleared, and again warm), three
    textured slices) to the first frame's pixels in memory; bare: a new offscreen
-   vtkRenderWindow with actors made from the same triangles, first Render() and read-back.
+   vtkRenderWindow, the copies of the warm pane's props made, first Render() and read-back.
 2. Rotation frame: camera azimuth 3 degrees + Render(), ours (the pane's render window inside
-   Qt) and bare alternating.
+   Qt) and bare alternating; also the process's CPU time per frame (OSMesa's threads included),
+   which other load on the machine disturbs less than the wall clock.
 3. Slice step: two main windows on the SPIDER case (1x3 layout), one showing the 3D pane in
    place of the coronal; a sagittal step (model change to pixels painted) alternating between
    them. Also the steps per second of continuous stepping with the event loop running (so the
@@ -71,27 +83,135 @@ def _session(case: Any) -> Any:
     return session
 
 
-def _bare_scene(meshes: list[tuple[Any, Any, tuple[float, float, float]]]) -> Any:
-    """A plain offscreen VTK window with the same triangles (no Qt, none of our code paths)."""
-    from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow
+def _triangles(poly: Any) -> int:
+    """Triangles OpenGL draws for ``poly``'s polygons and strips."""
+    import numpy as np
+    from vtkmodules.util.numpy_support import vtk_to_numpy
 
-    from lumbarview.ui.scene3d.vtk_objects import mesh_actor
+    n = 0
+    for cells in (poly.GetPolys(), poly.GetStrips()):
+        if cells is not None and cells.GetNumberOfCells():
+            n += int((np.diff(vtk_to_numpy(cells.GetOffsetsArray())) - 2).sum())
+    return n
+
+
+def _drawn(scene: Any) -> dict[str, Any]:
+    """What the pane draws, by kind: triangles, props, and for label surfaces the triangles
+    before decimation."""
+    from vtkmodules.vtkRenderingCore import vtkBillboardTextActor3D, vtkGlyph3DMapper
+
+    from lumbarview.services import surfaces
+
+    out: dict[str, Any] = {"label surfaces": [0, 0], "STL meshes": [0, 0], "marker spheres": [0, 0],
+                           "curve tubes": [0, 0], "slices": [0, 0], "text labels": [0, 0], "line segments": [0, 0]}
+    undecimated = 0
+    for obj in scene.objects.values():
+        for prop in obj.props:
+            if not prop.GetVisibility():
+                continue
+            if isinstance(prop, vtkBillboardTextActor3D):
+                out["text labels"][1] += 1
+                continue
+            mapper = prop.GetMapper()
+            mapper.Update()
+            if isinstance(mapper, vtkGlyph3DMapper):
+                kind = "marker spheres"
+                tri = mapper.GetInput().GetNumberOfPoints() * _triangles(mapper.GetSource())
+            else:
+                kind = {"surface": "label surfaces", "mesh": "STL meshes", "curve": "curve tubes"}[obj.kind]
+                tri = _triangles(mapper.GetInput())
+            out[kind][0] += tri
+            out[kind][1] += 1
+            if obj.kind == "surface":
+                found = surfaces.build_label_surface(obj.layer.source, int(obj.value), reduction=0.0)
+                undecimated += found.mesh.n_triangles if found is not None else 0
+    for sl in scene.slices.values():
+        if sl.actor.GetVisibility():
+            out["slices"][0] += 2 * sl.actor.GetMapper().GetInput().GetNumberOfPolys()  # a quad: 2 triangles
+            out["slices"][1] += 1
+            out["line segments"][0] += sl.frame.GetMapper().GetInput().GetNumberOfLines()
+    if scene.cursor_actor.GetVisibility():
+        out["line segments"][0] += scene.cursor_actor.GetMapper().GetInput().GetNumberOfLines()
+    result = {k: {"triangles": v[0], "props": v[1]} for k, v in out.items()}
+    result["label surfaces"]["triangles_before_decimation"] = undecimated
+    result["total_triangles"] = sum(v[0] for v in out.values() if v is not out["line segments"])
+    return result
+
+
+def _fmt_drawn(drawn: dict[str, Any]) -> str:
+    s = drawn["label surfaces"]
+    parts = [f"label surfaces {s['triangles']:,} tri in {s['props']} "
+             f"(before decimation {s['triangles_before_decimation']:,})"]
+    for kind in ("STL meshes", "marker spheres", "curve tubes"):
+        parts.append(f"{kind} {drawn[kind]['triangles']:,} tri in {drawn[kind]['props']}")
+    parts.append(f"{drawn['slices']['props']} textured slices, {drawn['text labels']['props']} text labels, "
+                 f"{drawn['line segments']['triangles']} line segments")
+    return f"drawn: {drawn['total_triangles']:,} triangles: " + "; ".join(parts)
+
+
+def _copy_prop(prop: Any) -> Any:
+    """A new prop with a new mapper drawing the same data as ``prop``, looking the same."""
+    from vtkmodules.vtkRenderingCore import (
+        vtkActor,
+        vtkBillboardTextActor3D,
+        vtkGlyph3DMapper,
+        vtkPolyDataMapper,
+        vtkTexture,
+    )
+
+    if isinstance(prop, vtkBillboardTextActor3D):
+        text = vtkBillboardTextActor3D()
+        text.SetInput(prop.GetInput())
+        text.SetPosition(*prop.GetPosition())
+        text.GetTextProperty().ShallowCopy(prop.GetTextProperty())
+        return text
+    source = prop.GetMapper()
+    source.Update()
+    mapper: Any
+    if isinstance(source, vtkGlyph3DMapper):
+        mapper = vtkGlyph3DMapper()
+        mapper.SetInputData(source.GetInput())
+        mapper.SetSourceData(source.GetSource())
+        mapper.SetScaling(source.GetScaling())
+        mapper.SetOrient(source.GetOrient())
+    else:
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(source.GetInput())
+    mapper.SetScalarVisibility(source.GetScalarVisibility())
+    actor = vtkActor()
+    actor.SetMapper(mapper)
+    actor.GetProperty().DeepCopy(prop.GetProperty())
+    if prop.GetTexture() is not None:
+        texture = vtkTexture()
+        texture.SetInputData(prop.GetTexture().GetInput())
+        texture.SetInterpolate(prop.GetTexture().GetInterpolate())
+        actor.SetTexture(texture)
+    return actor
+
+
+def _bare_scene(scene: Any) -> tuple[Any, Any]:
+    """A plain offscreen VTK window (no Qt, none of our render path) drawing copies of the props
+    ``scene`` shows, from its camera, with its render settings and pixel size."""
+    from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow
 
     window = vtkRenderWindow()
     window.SetOffScreenRendering(1)
-    window.SetSize(*SIZE)
+    window.SetSize(*scene.render_window.GetSize())
+    window.SetMultiSamples(scene.render_window.GetMultiSamples())
     renderer = vtkRenderer()
-    renderer.SetBackground(0.05, 0.05, 0.06)
+    renderer.SetBackground(*scene.renderer.GetBackground())
+    renderer.SetUseDepthPeeling(scene.renderer.GetUseDepthPeeling())
+    renderer.SetUseOIT(scene.renderer.GetUseOIT())
+    renderer.SetUseFXAA(scene.renderer.GetUseFXAA())
     window.AddRenderer(renderer)
-    for vertices, faces, colour in meshes:
-        actor = mesh_actor(vertices, faces)
-        actor.GetProperty().SetColor(*colour)
-        renderer.AddActor(actor)
-    renderer.ResetCamera()
-    camera = renderer.GetActiveCamera()
-    camera.Azimuth(30)
-    camera.Elevation(15)
-    renderer.ResetCamera()
+    props = scene.renderer.GetViewProps()
+    props.InitTraversal()
+    for _ in range(props.GetNumberOfItems()):
+        prop = props.GetNextProp()
+        if prop.GetVisibility():
+            renderer.AddViewProp(_copy_prop(prop))
+    renderer.GetActiveCamera().DeepCopy(scene.renderer.GetActiveCamera())
+    renderer.ResetCameraClippingRange()
     return window, renderer
 
 
@@ -106,19 +226,16 @@ def first_frame(case: Any, repeats: int) -> dict[str, Any]:
     app = make_app()
     session = _session(case)
     cold, warm, bare = [], [], []
-    n_triangles = 0
+    drawn: dict[str, Any] = {}
     for _ in range(repeats):
+        source = None
         for kind in ("cold", "warm", "bare"):
             if kind == "cold":
                 surfaces.clear_cache()
             if kind == "bare":
-                meshes = [(o.mesh.vertices_lps, o.mesh.faces, (0.8, 0.6, 0.4)) for lm in case.label_maps
-                          for o in surfaces.build_label_surfaces(lm, [v for v in range(1, 256)])
-                          if any(lay.visible and lay.source is lm for lay in session.overlays.layers)]
-                meshes += [(m.vertices_lps, m.faces, (0.9, 0.8, 0.5)) for m in case.meshes]
-                n_triangles = sum(len(f) for _, f, _ in meshes)
+                assert source is not None
                 t0 = time.perf_counter()
-                window, _renderer = _bare_scene(meshes)
+                window, _renderer = _bare_scene(source)
                 window.Render()
                 grab = vtkWindowToImageFilter()  # to pixels in memory, as ours
                 grab.SetInput(window)
@@ -126,6 +243,9 @@ def first_frame(case: Any, repeats: int) -> dict[str, Any]:
                 grab.Update()
                 bare.append(time.perf_counter() - t0)
                 window.Finalize()
+                source.shutdown()
+                source.deleteLater()
+                app.processEvents()
                 continue
             t0 = time.perf_counter()
             scene = SceneView(session, PlaneCache(), None)
@@ -134,19 +254,23 @@ def first_frame(case: Any, repeats: int) -> dict[str, Any]:
             app.processEvents()
             scene.grab_rgb()  # the first frame, rendered and read back
             (cold if kind == "cold" else warm).append(time.perf_counter() - t0)
+            if kind == "warm":
+                source = scene  # the bare scene copies its props
+                drawn = _drawn(scene)
+                continue
             scene.shutdown()
             scene.deleteLater()
             app.processEvents()
     out = {"ours_cold_surfaces": _stats(cold), "ours_cached_surfaces": _stats(warm), "bare_vtk": _stats(bare),
-           "triangles": n_triangles}
+           "drawn": drawn}
+    print(_fmt_drawn(drawn))
     print(_fmt("first frame, ours (surfaces built)", out["ours_cold_surfaces"]))
     print(_fmt("first frame, ours (surfaces cached)", out["ours_cached_surfaces"]))
-    print(_fmt("first frame, bare VTK", out["bare_vtk"]) + f"  [{n_triangles:,} triangles]")
+    print(_fmt("first frame, bare VTK", out["bare_vtk"]) + f"  [{drawn['total_triangles']:,} triangles]")
     return out
 
 
 def rotation(case: Any, frames: int) -> dict[str, Any]:
-    from lumbarview.services import surfaces
     from lumbarview.slicing.cache import PlaneCache
     from lumbarview.ui.app import make_app
     from lumbarview.ui.scene3d.scene_view import SceneView
@@ -158,30 +282,34 @@ def rotation(case: Any, frames: int) -> dict[str, Any]:
     scene.show()
     app.processEvents()
     scene.grab_rgb()
-    meshes = [(o.mesh.vertices_lps, o.mesh.faces, (0.8, 0.6, 0.4)) for lm in case.label_maps
-              for o in surfaces.build_label_surfaces(lm, range(1, 256))
-              if any(lay.visible and lay.source is lm for lay in session.overlays.layers)]
-    meshes += [(m.vertices_lps, m.faces, (0.9, 0.8, 0.5)) for m in case.meshes]
-    window, renderer = _bare_scene(meshes)
+    window, renderer = _bare_scene(scene)
     window.Render()
-    ours, bare = [], []
+    ours, bare, ours_cpu, bare_cpu = [], [], [], []
     for _ in range(frames + 5):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         scene.renderer.GetActiveCamera().Azimuth(3)
         scene.renderer.ResetCameraClippingRange()
         scene.render_window.Render()
         ours.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        ours_cpu.append(time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
         renderer.GetActiveCamera().Azimuth(3)
         renderer.ResetCameraClippingRange()
         window.Render()
         bare.append(time.perf_counter() - t0)
+        bare_cpu.append(time.process_time() - c0)
     shown = sum(1 for o in scene.objects.values() if o.visible)
+    drawn = _drawn(scene)
+    settings = {"multisamples": scene.render_window.GetMultiSamples(), "software_opengl": scene.software_opengl,
+                "size_px": list(scene.render_window.GetSize())}
     scene.shutdown()
     window.Finalize()
-    out = {"ours": _stats(ours[5:]), "bare_vtk": _stats(bare[5:]), "visible_objects": shown}
-    print(_fmt("rotation frame, ours", out["ours"]) + f"  [{shown} visible objects + slices]")
-    print(_fmt("rotation frame, bare VTK", out["bare_vtk"]))
+    out = {"ours": _stats(ours[5:]), "bare_vtk": _stats(bare[5:]), "ours_cpu": _stats(ours_cpu[5:]),
+           "bare_vtk_cpu": _stats(bare_cpu[5:]), "visible_objects": shown, "drawn": drawn, "settings": settings}
+    print(f"rotation: {shown} visible objects + slices, {drawn['total_triangles']:,} triangles, "
+          f"{settings['size_px'][0]} x {settings['size_px'][1]} px, {settings['multisamples']} multisamples")
+    for name, key in (("ours", "ours"), ("bare VTK", "bare_vtk")):
+        print(_fmt(f"rotation frame, {name}", out[key]) + f"  [cpu median {out[key + '_cpu']['median_ms']:.1f} ms]")
     return out
 
 

@@ -259,6 +259,107 @@ def test_label_surfaces_only_for_visible_labels_with_their_voxel_extent(qtbot, w
     assert scene.objects[("surface", id(layer), value)].visible
 
 
+def _label_box_session():  # type: ignore[no-untyped-def]
+    """A session showing one label map: a box of label 41 on a grid whose index-to-LPS map
+    mirrors (i x j runs against k, as in many NIfTI and DICOM stacks)."""
+    from lumbarview.core.geometry import VolumeGeometry
+    from lumbarview.core.labels import sct_scheme
+    from lumbarview.core.types import ImageStack
+    from lumbarview.model.session import Session
+    from lumbarview.ui.app import make_app
+
+    geometry = VolumeGeometry.from_directions((20, 30, 25), (12.0, -40.0, 85.0), (0, 1, 0), (0, 0, -1),
+                                              (0.8, 0.9, 2.5), slice_direction_lps=(1, 0, 0))
+    assert np.linalg.det(geometry.ijk_to_lps[:3, :3]) < 0
+    labels = np.zeros((20, 30, 25), dtype=np.uint8)
+    labels[4:12, 8:24, 5:20] = 41
+    stack = ImageStack("mirrored", "sag", geometry, {"kind": "labels"}, lambda: (labels.copy(), []))
+    make_app()
+    session = Session()
+    session.show_case(Case(id="t", label_maps=[LabelMap("mask", stack, sct_scheme(), "mask.nii", None)]), {},
+                      (0.0, 0.0, 0.0))
+    return session, labels, geometry
+
+
+def test_label_surface_of_a_mirrored_grid_shows_its_near_side(qtbot) -> None:  # type: ignore[no-untyped-def]
+    # Label surfaces cull their back faces, so a surface wound inside out would show its far
+    # side: the depth drawn at the box's centre must be its front, seen from four sides.
+    from lumbarview.slicing.cache import PlaneCache
+    from lumbarview.ui.scene3d.scene_view import SceneView
+
+    session, labels, geometry = _label_box_session()
+    layer = next(lay for lay in session.overlays.layers if lay.kind == "labels")
+    session.set_layer(layer, opacity=1.0)  # opaque: the surface writes the depth buffer
+    scene = SceneView(session, PlaneCache(), None)
+    qtbot.addWidget(scene)
+    scene.resize(400, 400)
+    scene.show()
+    qtbot.waitExposed(scene)
+    scene.cursor_actor.SetVisibility(False)
+    surface = scene.objects[("surface", id(layer), 41)]
+    assert surface.props[0].GetProperty().GetBackfaceCulling()
+    k, j, i = np.nonzero(labels == 41)
+    corners = np.array([[x, y, z] for x in (i.min() - 0.5, i.max() + 0.5) for y in (j.min() - 0.5, j.max() + 0.5)
+                        for z in (k.min() - 0.5, k.max() + 0.5)])
+    lps = geometry.index_to_lps(corners)
+    centre = lps.mean(axis=0)
+    for preset, axis, near in (("anterior", 1, lps[:, 1].min()), ("posterior", 1, lps[:, 1].max()),
+                               ("left", 0, lps[:, 0].max()), ("superior", 2, lps[:, 2].max())):
+        scene.set_camera(preset)
+        scene.grab_rgb()
+        x, y = scene.world_to_display(centre)
+        z = scene.render_window.GetZbufferDataAtPoint(round(x), round(y))
+        assert z < 1.0, preset  # the surface is there
+        scene.renderer.SetDisplayPoint(x, y, z)
+        scene.renderer.DisplayToWorld()
+        hit = np.array(scene.renderer.GetWorldPoint()[:3]) / scene.renderer.GetWorldPoint()[3]
+        voxel = max(geometry.spacing_mm)
+        assert abs(hit[axis] - near) <= voxel, (preset, hit, near)
+
+
+def test_surfaces_arriving_after_the_pane_is_gone_are_dropped(qtbot) -> None:  # type: ignore[no-untyped-def]
+    # A worker's surfaces (or its error) can arrive after the window that asked for them was
+    # closed and deleted, as can a render the pane had scheduled: nothing may touch it then.
+    import shiboken6
+
+    from lumbarview.slicing.cache import PlaneCache
+    from lumbarview.ui.scene3d.scene_view import SceneView
+
+    session, _, _ = _label_box_session()
+    asked = []
+    scene = SceneView(session, PlaneCache(), lambda job, done, failed: asked.append((job, done, failed)))
+    scene.resize(200, 200)
+    scene.show()
+    qtbot.waitExposed(scene)
+    assert len(asked) == 1 and scene.pending_surfaces == 1
+    scene.request_render()
+    scene.shutdown()
+    shiboken6.delete(scene)
+    job, done, failed = asked[0]
+    done(job())
+    failed(RuntimeError("too late"))
+    qtbot.wait(100)  # the scheduled render's timer went with the pane
+
+
+def test_software_opengl_draws_without_multisampling(qtbot) -> None:
+    # The tests run on OSMesa (a software rasteriser): each sample would be paid for by the CPU.
+    from lumbarview.model.session import Session
+    from lumbarview.slicing.cache import PlaneCache
+    from lumbarview.ui.app import make_app
+    from lumbarview.ui.scene3d.scene_view import SceneView, software_opengl
+
+    make_app()
+    scene = SceneView(Session(), PlaneCache(), None)
+    qtbot.addWidget(scene)
+    scene.resize(200, 200)
+    scene.show()
+    qtbot.waitExposed(scene)
+    scene.grab_rgb()
+    assert software_opengl(scene.render_window) and scene.software_opengl
+    assert scene.render_window.GetMultiSamples() == 0
+    assert not scene.renderer.GetUseDepthPeeling() and not scene.renderer.GetUseFXAA()
+
+
 def test_view_screenshot_carries_the_3d_pixels_and_actors(tmp_path: Path) -> None:
     from lumbarview.phantom.layouts import Sizes, write_all
 

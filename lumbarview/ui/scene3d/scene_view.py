@@ -9,6 +9,7 @@ number of changes in one event-loop turn cost one render.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import shiboken6
 import vtkmodules.vtkRenderingFreeType
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the render window classes)
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -51,6 +53,40 @@ SLICE_COLOURS = {"sagittal": (0.95, 0.62, 0.25), "axial": (0.35, 0.70, 1.0), "co
                  "oblique": (0.82, 0.44, 0.82)}
 _CLICK_PX = 3  # a press and release this close is a pick, not a rotation
 BACKGROUND = (0.05, 0.05, 0.06)
+
+
+#: Names in an OpenGL renderer string that say the pixels are drawn by the CPU.
+_SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software rasterizer", "swiftshader", "gdi generic")
+
+
+def software_opengl(window: Any) -> bool:
+    """Whether ``window`` (initialized) draws with a software rasteriser: OSMesa, or Mesa's
+    llvmpipe/softpipe behind GLX or EGL (a machine with no GPU, a VM, CI)."""
+    if window.GetClassName() == "vtkOSOpenGLRenderWindow":
+        return True
+    report = str(window.ReportCapabilities() or "")
+    match = re.search(r"OpenGL renderer string:\s*(.*)", report)
+    return match is not None and any(name in match.group(1).lower() for name in _SOFTWARE_RENDERERS)
+
+
+def apply_render_settings(window: Any, renderer: vtkRenderer) -> bool:
+    """Set ``window`` (initialized) and ``renderer`` up for the OpenGL that draws them; returns
+    whether that is a software rasteriser.
+
+    Translucent surfaces (label surfaces are drawn at 90 % opacity) go through VTK's
+    order-independent transparency: no depth peeling (several passes a frame) and no FXAA (a
+    full-screen pass that costs a CPU about as much as the whole scene). With a GPU the
+    multisampling VTK chose stays: it smooths the edges at little cost. A software rasteriser
+    pays for every sample (4x multisampling was ~30 ms of an ~80 ms frame of a 600 x 600 pane on
+    two cores), so there the edges are left unsmoothed.
+    """
+    software = software_opengl(window)
+    if software:
+        window.SetMultiSamples(0)
+    renderer.UseDepthPeelingOff()
+    renderer.UseOITOn()
+    renderer.UseFXAAOff()
+    return software
 
 
 def _rgb(colour: tuple[int, int, int] | None, fallback: tuple[int, int, int] = (200, 200, 200)
@@ -96,6 +132,7 @@ class SceneView(QtWidgets.QWidget):
         self.slices: dict[str, vo.SliceActor] = {}
         self.preset = "reset"
         self._render_pending = False
+        self._shut_down = False
         self._last_render = 0.0
         self._camera_placed = False
         self._generation = 0
@@ -155,6 +192,7 @@ class SceneView(QtWidgets.QWidget):
         self.picker.SetTolerance(0.0005)
         self.picker.PickFromListOn()
         self._initialized = False
+        self.software_opengl = False  # known once the render window is initialized
 
         self.cursor_actor = vo.lines_actor(vo.cursor_segments(np.zeros(3), 20.0), 2.0)
         self.cursor_actor.GetProperty().SetColor(0.94, 0.75, 0.38)
@@ -172,15 +210,33 @@ class SceneView(QtWidgets.QWidget):
     # -- lifecycle ------------------------------------------------------------------------
     def showEvent(self, event: QtGui.QShowEvent) -> None:
         super().showEvent(event)
-        if not self._initialized:
-            self.vtk_widget.Initialize()
-            self._initialized = True
+        self._initialize()
         self.refresh_slices()
         self.request_render()
 
+    def _initialize(self) -> None:
+        """Create the render window's OpenGL context (once), then set the pane up for that
+        OpenGL (see :func:`apply_render_settings`)."""
+        if self._initialized:
+            return
+        if self.render_window.GetClassName() == "vtkOSOpenGLRenderWindow":
+            # Known to be software before it has a context: Initialize() renders a first frame,
+            # which then already goes without multisampling.
+            apply_render_settings(self.render_window, self.renderer)
+        self.vtk_widget.Initialize()
+        self._initialized = True
+        self.software_opengl = apply_render_settings(self.render_window, self.renderer)
+
     def shutdown(self) -> None:
-        """Release the render window (its close event finalizes it)."""
+        """Release the render window (its close event finalizes it). Surfaces a worker is still
+        building are dropped when they arrive."""
+        self._shut_down = True
         self.vtk_widget.close()
+
+    def _alive(self) -> bool:
+        """Not shut down, and the Qt object still there: a worker's result can arrive after the
+        window that asked for it was closed and deleted."""
+        return not self._shut_down and shiboken6.isValid(self)
 
     # -- building the scene ---------------------------------------------------------------
     def _add(self, key: tuple[Any, ...], obj: SceneObject) -> None:
@@ -287,6 +343,8 @@ class SceneView(QtWidgets.QWidget):
 
             def done(result: list[LabelSurface], lay: Layer = layer, gen: int = generation,
                      asked: set[tuple[Any, ...]] = keys) -> None:
+                if not self._alive():
+                    return
                 self.pending_surfaces -= 1
                 if gen == self._generation:
                     self._building -= asked
@@ -298,6 +356,8 @@ class SceneView(QtWidgets.QWidget):
 
             def failed(error: BaseException, lay: Layer = layer, gen: int = generation,
                        asked: set[tuple[Any, ...]] = keys) -> None:
+                if not self._alive():
+                    return
                 self.pending_surfaces -= 1
                 if gen == self._generation:
                     self._building -= asked
@@ -313,10 +373,10 @@ class SceneView(QtWidgets.QWidget):
             else:
                 self._submit(job, done, failed)
         if self.pending_surfaces == 0:
-            QtCore.QTimer.singleShot(0, self.surfaces_ready.emit)
+            QtCore.QTimer.singleShot(0, self, self.surfaces_ready.emit)
 
     def _add_surface(self, layer: Layer, surface: LabelSurface) -> None:
-        actor = vo.mesh_actor(surface.mesh.vertices_lps, surface.mesh.faces)
+        actor = vo.mesh_actor(surface.mesh.vertices_lps, surface.mesh.faces, closed_outward=True)
         obj = SceneObject(f"{layer.name}: {surface.name}", "surface", [actor], surface.bounds_lps(), layer,
                           surface.value, pickable=[actor])
         self._style(obj)
@@ -417,11 +477,11 @@ class SceneView(QtWidgets.QWidget):
         if not self._render_pending:
             self._render_pending = True
             wait_s = self._last_render + self.min_frame_interval_s - time.perf_counter()
-            QtCore.QTimer.singleShot(max(0, round(1000 * wait_s)), self.render_now)
+            QtCore.QTimer.singleShot(max(0, round(1000 * wait_s)), self, self.render_now)
 
     def render_now(self) -> None:
         self._render_pending = False
-        if not self.isVisible() or not self._initialized:
+        if self._shut_down or not self.isVisible() or not self._initialized:
             return
         self.renderer.ResetCameraClippingRange()
         self.render_window.Render()
@@ -430,9 +490,7 @@ class SceneView(QtWidgets.QWidget):
 
     def grab_rgb(self) -> npt.NDArray[np.uint8]:
         """The pane's pixels (rows top first, RGB), rendered now (QWidget.grab misses them)."""
-        if not self._initialized:
-            self.vtk_widget.Initialize()
-            self._initialized = True
+        self._initialize()
         self.renderer.ResetCameraClippingRange()
         self.render_window.Render()
         grab = vtkWindowToImageFilter()

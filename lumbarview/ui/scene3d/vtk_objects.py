@@ -41,7 +41,11 @@ def _cells(connectivity: npt.NDArray[np.int64], size: int) -> vtkCellArray:
     return cells
 
 
-def triangles_polydata(vertices_lps: FloatArray, faces: npt.NDArray[np.int64], smooth: bool = True) -> vtkPolyData:
+def triangles_polydata(vertices_lps: FloatArray, faces: npt.NDArray[np.int64], smooth: bool = True,
+                       consistent: bool = False) -> vtkPolyData:
+    """Triangles as polydata, with smooth point normals unless ``smooth`` is off. The triangles'
+    winding is made consistent first unless the caller vouches for it (``consistent``: a label
+    surface from ``services.surfaces``, wound outwards); an STL file's may be anything."""
     poly = vtkPolyData()
     poly.SetPoints(_points(vertices_lps))
     poly.SetPolys(_cells(faces.reshape(-1), 3))
@@ -50,22 +54,28 @@ def triangles_polydata(vertices_lps: FloatArray, faces: npt.NDArray[np.int64], s
     normals = vtkPolyDataNormals()
     normals.SetInputData(poly)
     normals.SplittingOff()
-    normals.ConsistencyOn()
+    normals.SetConsistency(not consistent)
     normals.AutoOrientNormalsOff()
     normals.Update()
     out: vtkPolyData = normals.GetOutput()
     return out
 
 
-def mesh_actor(vertices_lps: FloatArray, faces: npt.NDArray[np.int64]) -> vtkActor:
+def mesh_actor(vertices_lps: FloatArray, faces: npt.NDArray[np.int64], closed_outward: bool = False) -> vtkActor:
+    """A lit, smooth-shaded triangle mesh. ``closed_outward``: the mesh is closed and every
+    triangle is wound outwards (a label surface), so the back faces are never the ones in front
+    and are culled: software OpenGL then shades half the fragments (a translucent surface also
+    stops showing its own far side through itself)."""
     mapper = vtkPolyDataMapper()
-    mapper.SetInputData(triangles_polydata(vertices_lps, faces))
+    mapper.SetInputData(triangles_polydata(vertices_lps, faces, consistent=closed_outward))
     mapper.ScalarVisibilityOff()
     actor = vtkActor()
     actor.SetMapper(mapper)
     prop = actor.GetProperty()
     prop.SetSpecular(0.25)
     prop.SetSpecularPower(20)
+    if closed_outward:
+        prop.BackfaceCullingOn()
     return actor
 
 
