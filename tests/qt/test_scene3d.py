@@ -24,6 +24,20 @@ pytestmark = [pytest.mark.qt, pytest.mark.vtk]
 RED, GREEN, MAGENTA = (255, 0, 0), (0, 255, 0), (255, 0, 255)
 
 
+
+def _shown_pane(qtbot, session, size: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """A 3D pane on ``session``, shown at ``size``, its 3D cursor hidden."""
+    from lumbarview.slicing.cache import PlaneCache
+    from lumbarview.ui.scene3d.scene_view import SceneView
+
+    scene = SceneView(session, PlaneCache(), None)
+    qtbot.addWidget(scene)
+    scene.resize(*size)
+    scene.show()
+    qtbot.waitExposed(scene)
+    scene.cursor_actor.SetVisibility(False)
+    return scene
+
 def _box(centre: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = centre - half, centre + half
     v = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])], float)
@@ -35,9 +49,7 @@ def _box(centre: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _scene(qtbot, meshes: list[tuple[Mesh, tuple[int, int, int]]]):  # type: ignore[no-untyped-def]
     """A bare session with ``meshes`` (coloured, unlit) in a 3D pane, parallel projection."""
     from lumbarview.model.session import Session
-    from lumbarview.slicing.cache import PlaneCache
     from lumbarview.ui.app import make_app
-    from lumbarview.ui.scene3d.scene_view import SceneView
 
     make_app()
     session = Session()
@@ -46,12 +58,7 @@ def _scene(qtbot, meshes: list[tuple[Mesh, tuple[int, int, int]]]):  # type: ign
     for layer, (_, colour) in zip([lay for lay in session.overlays.layers if lay.kind == "mesh"], meshes,
                                   strict=True):
         session.overlays.update(layer, colour_rgb=colour)
-    scene = SceneView(session, PlaneCache(), None)
-    qtbot.addWidget(scene)
-    scene.resize(420, 340)
-    scene.show()
-    qtbot.waitExposed(scene)
-    scene.cursor_actor.SetVisibility(False)
+    scene = _shown_pane(qtbot, session, (420, 340))
     for obj in scene.objects.values():  # flat colours: the pixels say exactly which mesh is there
         obj.props[0].GetProperty().SetAmbient(1.0)
         obj.props[0].GetProperty().SetDiffuse(0.0)
@@ -284,18 +291,11 @@ def _label_box_session():  # type: ignore[no-untyped-def]
 def test_label_surface_of_a_mirrored_grid_shows_its_near_side(qtbot) -> None:  # type: ignore[no-untyped-def]
     # Label surfaces cull their back faces, so a surface wound inside out would show its far
     # side: the depth drawn at the box's centre must be its front, seen from four sides.
-    from lumbarview.slicing.cache import PlaneCache
-    from lumbarview.ui.scene3d.scene_view import SceneView
 
     session, labels, geometry = _label_box_session()
     layer = next(lay for lay in session.overlays.layers if lay.kind == "labels")
     session.set_layer(layer, opacity=1.0)  # opaque: the surface writes the depth buffer
-    scene = SceneView(session, PlaneCache(), None)
-    qtbot.addWidget(scene)
-    scene.resize(400, 400)
-    scene.show()
-    qtbot.waitExposed(scene)
-    scene.cursor_actor.SetVisibility(False)
+    scene = _shown_pane(qtbot, session, (400, 400))
     surface = scene.objects[("surface", id(layer), 41)]
     assert surface.props[0].GetProperty().GetBackfaceCulling()
     k, j, i = np.nonzero(labels == 41)
