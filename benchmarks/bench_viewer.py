@@ -2,6 +2,9 @@
 
     python benchmarks/bench_viewer.py            # slice steps (native, reformat) and overlays
     python benchmarks/bench_viewer.py --startup  # launch -> first painted image on the demo, memory
+    python benchmarks/bench_viewer.py --scroll-memory [--cache-mb 64]
+                                                 # memory while scrolling every slice of a 200 x 512 x
+                                                 # 512 stack (native sagittal, reformatted axial)
 
 A step is a change of slice in the model (``ViewState.step``) through the view's update to pixels
 painted (a synchronous ``viewport().repaint()``). Baseline: bare pyqtgraph,
@@ -182,17 +185,77 @@ def startup(rounds: int) -> None:
     print(f"memory with the demo open: {statistics.median(r[1] for r in runs):.0f} MB RSS")
 
 
+def scroll_memory(cache_mb: int) -> None:
+    """Resident memory while every slice of a 200 x 512 x 512 int16 stack is shown in the sagittal
+    (native) and the axial (reformatted) view, through a plane cache of ``cache_mb``: the bound is
+    the volume plus the cache plus the program itself (measured before the first step)."""
+    import numpy as np
+
+    from lumbarview.core.dataset import Case
+    from lumbarview.core.geometry import VolumeGeometry
+    from lumbarview.core.types import ImageStack, Series
+    from lumbarview.model.session import Session
+    from lumbarview.model.view_state import WindowLevel
+    from lumbarview.slicing.cache import PlaneCache
+    from lumbarview.ui.app import make_app
+    from lumbarview.ui.views.slice_view import SliceView
+
+    app = make_app()
+    volume = np.random.default_rng(0).integers(0, 4096, size=(200, 512, 512), dtype=np.int16)
+    g = VolumeGeometry.from_directions((200, 512, 512), (0, 0, 0), (0, 1, 0), (0, 0, -1), (0.6, 0.6, 1.0))
+    stack = ImageStack("img", "img", g, {}, lambda: (volume, []))
+    series = Series("img", "img", "MR", 1, [stack])
+    stack.pixels()
+    session = Session(default_window=lambda s: WindowLevel(2000.0, 3000.0))
+    session.layout = "1x2"
+    cache = PlaneCache(cache_mb * 2**20)
+    views = {name: SliceView(name, session, cache) for name in ("sagittal", "axial")}
+    for view in views.values():
+        view.resize(720, 700)
+        view.show()
+    session.show_case(Case("bench", series=[series]), {"sagittal": series, "axial": series},
+                      g.index_to_lps((256, 256, 0)))
+    app.processEvents()
+    before = _rss_mb()
+    peaks = []
+    counts = {}
+    for _pass in range(2):  # the second pass shows whether memory keeps growing
+        peak = before
+        for name, view in views.items():
+            view.view_state.go_to(0)
+            _index, count = view.view_state.position()
+            counts[name] = count
+            for _ in range(count - 1):
+                view.view_state.step(1)
+                view.graphics.viewport().repaint()
+                app.processEvents()
+                peak = max(peak, _rss_mb())
+            while not cache.idle():
+                time.sleep(0.001)
+        peaks.append(peak)
+    print(f"scrolling every slice of a 200 x 512 x 512 int16 stack ({volume.nbytes / 2**20:.0f} MB decoded), "
+          f"twice: sagittal {counts['sagittal']} native slices, then axial {counts['axial']} reformatted planes; "
+          f"plane cache bound {cache_mb} MB (held {cache.used_bytes / 2**20:.0f} MB at the end): RSS "
+          f"{before:.0f} MB before the first step, peak {peaks[0]:.0f} MB in the first pass (+{peaks[0] - before:.0f}"
+          f" MB), {peaks[1]:.0f} MB in the second (+{peaks[1] - before:.0f} MB); beyond the cache's bytes, freed "
+          "memory the C allocator keeps for reuse")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--startup", action="store_true")
     parser.add_argument("--startup-child")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--scroll-memory", action="store_true")
+    parser.add_argument("--cache-mb", type=int, default=64)
     args = parser.parse_args()
     if args.startup_child:
         startup_child(args.startup_child)
     elif args.startup:
         startup(args.rounds)
+    elif args.scroll_memory:
+        scroll_memory(args.cache_mb)
     else:
         for overlays in (False, True):
             steps((320, 512), args.steps, args.rounds, overlays)

@@ -90,6 +90,16 @@ def plane_key(plane: SlicePlane) -> tuple[Any, ...]:
             tuple(np.round(plane.column_direction_lps, 9)), tuple(np.round(plane.spacing_mm, 9)), plane.shape_rc)
 
 
+def _owned(array: npt.NDArray[Any], volume: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``array`` as a C-contiguous array of its own: copied only when it is a view into the volume
+    (a native slice) or not contiguous; a freshly computed reformat is kept as it is (one copy
+    fewer per plane: less for the allocator to churn while scrolling)."""
+    if array.flags.c_contiguous and array.flags.owndata or (
+            array.flags.c_contiguous and not np.shares_memory(array, volume)):
+        return array
+    return np.array(array, order="C", copy=True)
+
+
 class PlaneCache:
     """The pixels of volumes on view planes (:func:`lumbarview.slicing.reformat.reformat`),
     least recently used first out, bounded by the bytes it owns (entries are copies, never views
@@ -141,9 +151,9 @@ class PlaneCache:
         return self._compute(key, stack, plane, kind)
 
     def _compute(self, key: tuple[Any, ...], stack: ImageStack, plane: SlicePlane, kind: Kind) -> Reformatted:
-        found = reformat(stack.pixels(), stack.geometry, plane, kind=kind)
-        pixels = np.array(found.pixels, order="C", copy=True)
-        inside = np.array(found.inside, order="C", copy=True)
+        volume = stack.pixels()
+        found = reformat(volume, stack.geometry, plane, kind=kind)
+        pixels, inside = _owned(found.pixels, volume), _owned(found.inside, volume)
         pixels.setflags(write=False)
         inside.setflags(write=False)
         owned = Reformatted(pixels, inside, found.native_k, found.plane, found.method)
