@@ -94,8 +94,7 @@ def _owned(array: npt.NDArray[Any], volume: npt.NDArray[Any]) -> npt.NDArray[Any
     """``array`` as a C-contiguous array of its own: copied only when it is a view into the volume
     (a native slice) or not contiguous; a freshly computed reformat is kept as it is (one copy
     fewer per plane: less for the allocator to churn while scrolling)."""
-    if array.flags.c_contiguous and array.flags.owndata or (
-            array.flags.c_contiguous and not np.shares_memory(array, volume)):
+    if array.flags.c_contiguous and not np.shares_memory(array, volume):
         return array
     return np.array(array, order="C", copy=True)
 

@@ -31,3 +31,13 @@ def test_every_case_listed_and_read_in_the_background(qtbot, window, spider_many
     files = lambda: [issues.item(r, 3).text() for r in range(issues.rowCount())]  # noqa: E731
     qtbot.waitUntil(lambda: any(f.endswith("60_t1.mha") for f in files()), timeout=10_000)
     assert window.docks.issues_dock.isVisible()
+
+
+def test_a_single_lazily_listed_case_gets_its_series_listed(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The case on screen is read by the viewer itself, so no case is left pending afterwards:
+    # its series must still reach the browser.
+    root = spider_cases(tmp_path / "source", tmp_path / "one", 1)
+    open_and_wait(qtbot, window, root)
+    case_item = window.docks.tree.topLevelItem(0)
+    qtbot.waitUntil(lambda: case_item.childCount() == 2, timeout=10_000)
+    assert sorted(case_item.child(j).text(0) for j in range(2)) == ["t1", "t2"]

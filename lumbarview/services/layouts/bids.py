@@ -16,6 +16,7 @@ from lumbarview.io.annotations import (
 from lumbarview.io.mesh import read_stl
 from lumbarview.io.volume import is_volume_file, open_volume, volume_stem
 from lumbarview.services.layouts.context import OpenContext, natural_key
+from lumbarview.services.mesh_parts import split_by_markers
 
 
 def detect(root: Path) -> bool:
@@ -77,8 +78,14 @@ def _open_subject(ctx: OpenContext, raw: Path, deriv: Path, sub: str, case: Case
         if path.suffix.lower() == ".stl":
             result = ctx.guarded(case, partial(read_stl, path))
             if result is not None:
-                case.meshes.append(result[0])
-                case.issues.extend(result[1])
+                mesh, issues = result
+                if "nerveroot" in mesh.name.lower():  # every root in one file: one mesh per root
+                    roots = [p for p in case.point_sets if "nerveroot" in p.name.lower()]
+                    parts = ctx.guarded(case, partial(split_by_markers, mesh, roots), path)
+                    case.meshes.extend(parts if parts is not None else [mesh])
+                else:
+                    case.meshes.append(mesh)
+                case.issues.extend(issues)
     for path in sorted((deriv / "anatqc" / sub).rglob("*.csv")) if deriv.is_dir() else []:
         result = ctx.guarded(case, partial(read_table, path, "mriqc"))
         if result is not None:

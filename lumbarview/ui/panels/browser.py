@@ -70,10 +70,11 @@ class SeriesTree(QtWidgets.QTreeWidget):
 
     def read_pending(self, dataset: Dataset, finished: Callable[[], None], chunk: int = 25) -> None:
         """Read, off the GUI thread and a few cases at a time (so other work interleaves), every
-        case of ``dataset`` listed without its files, listing each one's series as it is read;
-        then call ``finished``. Stops when another dataset is filled in."""
+        case of ``dataset`` listed without its files, listing each one's series as it is read
+        (and those of cases read meanwhile, such as the one on screen); then call ``finished``.
+        Stops when another dataset is filled in."""
         generation = getattr(self, "_case_items", None)
-        if generation is None or getattr(self, "_reading", None) is generation or not dataset.pending_cases:
+        if generation is None or getattr(self, "_reading", None) is generation:
             return
         # Every case whose series are not listed yet (one may have been read meanwhile, by the
         # viewer's prefetch): reading it again costs nothing.
@@ -82,6 +83,8 @@ class SeriesTree(QtWidgets.QTreeWidget):
             return item is not None and (not case.is_open or (bool(case.series) and not item.childCount()))
 
         cases = [c for c in dataset.cases if unlisted(c)]
+        if not cases:
+            return
         self._reading = generation
 
         def read(batch: list[Case]) -> list[Case]:

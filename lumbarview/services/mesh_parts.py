@@ -1,0 +1,85 @@
+"""A mesh file that holds several structures (the Liu et al. ``sub-XX_Nerveroots.stl``: every
+nerve root in one file) split into its connected parts, each named after the marker set it lies
+along (``sub-01_nerveroots_L4_L``: "L4 left root" in the layer panel), so that each root can be
+shown, hidden and coloured on its own. The triangles are not changed: the parts together are the
+file's mesh, in the same place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from lumbarview.core.dataset import Mesh, PointSet
+
+#: A part is named after a marker set when its vertices lie within this median distance (mm) of
+#: the set's polyline: a root is a few millimetres thick, neighbouring roots centimetres apart.
+MAX_MARKER_DISTANCE_MM = 8.0
+
+
+def connected_parts(mesh: Mesh) -> list[npt.NDArray[np.int64]]:
+    """The faces (indices into ``mesh.faces``) of each connected part, vertices that coincide
+    exactly counted as one (an STL repeats each vertex in every triangle), largest part first."""
+    faces = mesh.faces
+    if faces.shape[0] == 0:
+        return []
+    _unique, welded = np.unique(mesh.vertices_lps, axis=0, return_inverse=True)
+    welded = welded.reshape(-1)[faces]  # (F, 3) welded vertex ids
+    n = int(welded.max()) + 1
+    rows = np.concatenate([welded[:, 0], welded[:, 1]])
+    cols = np.concatenate([welded[:, 1], welded[:, 2]])
+    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(n, n))
+    _count, label_of_vertex = connected_components(graph, directed=False)
+    face_label = label_of_vertex[welded[:, 0]]
+    parts = [np.nonzero(face_label == label)[0] for label in np.unique(face_label)]
+    return sorted(parts, key=lambda p: -p.size)
+
+
+def _distance_to_polyline(points: npt.NDArray[np.float64], line: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Distance of each of ``points`` (N, 3) to the polyline through ``line`` (M, 3)."""
+    if line.shape[0] == 1:
+        single: npt.NDArray[np.float64] = np.sqrt(((points - line[0]) ** 2).sum(axis=1))
+        return single
+    a, b = line[:-1], line[1:]
+    ab = b - a
+    length2 = np.maximum((ab * ab).sum(axis=1), 1e-12)
+    t = np.clip(((points[:, None, :] - a[None]) * ab[None]).sum(axis=2) / length2, 0.0, 1.0)
+    nearest = a[None] + t[:, :, None] * ab[None]
+    distance: npt.NDArray[np.float64] = np.sqrt(((points[:, None, :] - nearest) ** 2).sum(axis=2)).min(axis=1)
+    return distance
+
+
+def _sub_mesh(mesh: Mesh, face_ids: npt.NDArray[np.int64], name: str) -> Mesh:
+    faces = mesh.faces[face_ids]
+    used, inverse = np.unique(faces, return_inverse=True)
+    return Mesh(name, mesh.vertices_lps[used], inverse.reshape(-1, 3).astype(np.int64), mesh.source)
+
+
+def split_by_markers(mesh: Mesh, markers: list[PointSet]) -> list[Mesh]:
+    """``mesh`` as one mesh per marker set its parts lie along (named as the set), and the parts
+    near none of them as one mesh under the file's name; ``[mesh]`` when it is one part or no
+    part lies along a marker set."""
+    parts = connected_parts(mesh)
+    usable = [m for m in markers if m.points_lps.shape[0] > 0]
+    if len(parts) < 2 or not usable:
+        return [mesh]
+    by_marker: dict[int, list[npt.NDArray[np.int64]]] = {}
+    rest: list[npt.NDArray[np.int64]] = []
+    for part in parts:
+        vertices = mesh.vertices_lps[np.unique(mesh.faces[part])]
+        order = [np.argsort(-m.points_lps[:, 2], kind="stable") for m in usable]  # along the root
+        distances = [float(np.median(_distance_to_polyline(vertices, m.points_lps[o])))
+                     for m, o in zip(usable, order, strict=True)]
+        best = int(np.argmin(distances))
+        if distances[best] <= MAX_MARKER_DISTANCE_MM:
+            by_marker.setdefault(best, []).append(part)
+        else:
+            rest.append(part)
+    if not by_marker:
+        return [mesh]
+    out = [_sub_mesh(mesh, np.concatenate(found), usable[i].name) for i, found in sorted(by_marker.items())]
+    if rest:
+        out.append(_sub_mesh(mesh, np.concatenate(rest), mesh.name))
+    return out
