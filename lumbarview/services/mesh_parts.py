@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from lumbarview.core.dataset import Mesh, PointSet
 
@@ -27,14 +25,31 @@ def connected_parts(mesh: Mesh) -> list[npt.NDArray[np.int64]]:
         return []
     _unique, welded = np.unique(mesh.vertices_lps, axis=0, return_inverse=True)
     welded = welded.reshape(-1)[faces]  # (F, 3) welded vertex ids
-    n = int(welded.max()) + 1
-    rows = np.concatenate([welded[:, 0], welded[:, 1]])
-    cols = np.concatenate([welded[:, 1], welded[:, 2]])
-    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(n, n))
-    _count, label_of_vertex = connected_components(graph, directed=False)
+    label_of_vertex = _components(welded, int(welded.max()) + 1)
     face_label = label_of_vertex[welded[:, 0]]
     parts = [np.nonzero(face_label == label)[0] for label in np.unique(face_label)]
     return sorted(parts, key=lambda p: -p.size)
+
+
+def _components(faces: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
+    """The connected component of each of ``n`` vertices (the smallest vertex id in it), by
+    label propagation over the faces with pointer jumping (numpy only: the app leaves
+    scipy.sparse out)."""
+    label = np.arange(n, dtype=np.int64)
+    while True:
+        low = label[faces].min(axis=1)  # each face's smallest label
+        changed = label.copy()
+        for corner in range(3):
+            np.minimum.at(changed, label[faces[:, corner]], low)  # roots take their faces' lowest
+            np.minimum.at(changed, faces[:, corner], low)
+        while True:  # pointer jumping: every vertex to its root's label
+            jumped = changed[changed]
+            if np.array_equal(jumped, changed):
+                break
+            changed = jumped
+        if np.array_equal(changed, label):
+            return label
+        label = changed
 
 
 def _distance_to_polyline(points: npt.NDArray[np.float64], line: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -63,3 +63,22 @@ def test_one_part_or_no_marker_nearby_keeps_the_mesh() -> None:
     split = split_by_markers(two, [near])
     assert [m.name for m in split] == ["sub-01_nerveroots_L4_L", "roots"]
     assert np.allclose(split[0].vertices_lps[:, 0], 0.0, atol=2.01) and np.all(split[1].vertices_lps[:, 0] > 40)
+
+
+def test_components_match_scipy_on_random_triangle_soups() -> None:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from lumbarview.services.mesh_parts import _components
+
+    rng = np.random.default_rng(7)
+    for n, f in ((50, 10), (400, 150), (2000, 1500)):
+        faces = rng.integers(0, n, size=(f, 3)).astype(np.int64)
+        ours = _components(faces, n)
+        rows = np.concatenate([faces[:, 0], faces[:, 1]])
+        cols = np.concatenate([faces[:, 1], faces[:, 2]])
+        _count, theirs = connected_components(coo_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n)),
+                                              directed=False)
+        # the same partition: a one-to-one map between the two labellings
+        pairs = set(zip(ours.tolist(), theirs.tolist(), strict=True))
+        assert len(pairs) == len(set(ours.tolist())) == len(set(theirs.tolist()))
