@@ -48,3 +48,27 @@ def test_volumes_are_written_and_read_without_simpleitk(tmp_path: Path) -> None:
             "sys.exit('SimpleITK loaded' if 'SimpleITK' in sys.modules else None)")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr + done.stdout
+
+
+def test_the_package_imports_nothing_the_app_leaves_out() -> None:
+    """Every import in ``lumbarview`` (at any depth of a module) is one the standalone app ships:
+    nothing under packaging/lumbarview.spec's EXCLUDES, but ``distributed``, imported behind a
+    clear message for `measure --scheduler`. (A module importing ``scipy.sparse`` once passed
+    every test and failed only in the app's self-test.)"""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    spec = ast.parse((root / "packaging" / "lumbarview.spec").read_text())
+    excludes = next(ast.literal_eval(node.value) for node in ast.walk(spec) if isinstance(node, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "EXCLUDES" for t in node.targets))
+    allowed = {"distributed"}
+    found = []
+    for path in sorted((root / "lumbarview").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                for excluded in excludes:
+                    if (name == excluded or name.startswith(excluded + ".")) and excluded not in allowed:
+                        found.append(f"{path.relative_to(root)}:{node.lineno} imports {name}")
+    assert len(excludes) > 20 and not found, found
