@@ -111,9 +111,11 @@ class SeriesTree(QtWidgets.QTreeWidget):
 
     def _add_series(self, case: Case, case_item: QtWidgets.QTreeWidgetItem) -> None:
         for series in case.series:
-            orientation = {k.geometry.orientation.value for k in series.stacks}
-            item = QtWidgets.QTreeWidgetItem([
-                series.description or series.uid, "/".join(sorted(orientation)), str(series.n_slices)])
+            orientation = sorted({k.geometry.orientation.value for k in series.stacks})
+            # A localizer's three planes in one word: the series' name keeps the room.
+            shown = orientation[0] if len(orientation) == 1 else "mixed" if orientation else ""
+            item = QtWidgets.QTreeWidgetItem([series.description or series.uid, shown, str(series.n_slices)])
+            item.setToolTip(1, "/".join(orientation))
             item.setData(0, QtCore.Qt.ItemDataRole.UserRole, series.uid)
             if len(series.stacks) > 1:
                 item.setToolTip(0, f"{len(series.stacks)} stacks (blocks at different angles or grids)")
