@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lumbarview.core.errors import Cancelled
 from lumbarview.core.geometry import FloatArray
 from lumbarview.core.labels import LabelScheme
 from lumbarview.core.types import ImageStack, LoadIssue, Series
@@ -171,12 +172,22 @@ class Dataset:
         """The cases listed but not read yet (see :attr:`Case.opener`)."""
         return [c for c in self.cases if not c.is_open]
 
-    def open_all(self, cancel: threading.Event | None = None) -> None:
-        """Read every case listed without its files (stops early when ``cancel`` is set)."""
-        for case in self.cases:
+    def open_all(self, cancel: threading.Event | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        """Read every case listed without its files, reporting ``progress(n, total)``.
+
+        Raises
+        ------
+        Cancelled
+            When ``cancel`` is set before the last case is read.
+        """
+        pending = self.pending_cases
+        for n, case in enumerate(pending, 1):
             if cancel is not None and cancel.is_set():
-                return
+                raise Cancelled()
             case.ensure_open()
+            if progress is not None:
+                progress(n, len(pending))
 
     def all_issues(self) -> list[LoadIssue]:
         out = list(self.issues)

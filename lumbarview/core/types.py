@@ -122,17 +122,21 @@ class ImageStack:
         """
         with self._lock:
             if self._pixels is None:
-                array, issues = self._guarded_load()
-                expected = self.geometry.shape_kji
-                if array.shape != expected:
-                    raise CorruptFileError(self.meta.get("source"),
-                                           f"the pixel data decodes to {array.shape}, not the "
-                                           f"{expected} its header declares",
-                                           "the file is damaged; re-copy it from its source")
+                array, issues = self._checked_load()
                 array.setflags(write=False)
                 self._pixels = array
                 self._decode_issues = tuple(issues)
             return self._pixels
+
+    def _checked_load(self) -> tuple[npt.NDArray[Any], Sequence[LoadIssue]]:
+        """The loader's array (not kept), of the shape the header declares."""
+        array, issues = self._guarded_load()
+        if array.shape != self.geometry.shape_kji:
+            raise CorruptFileError(self.meta.get("source"),
+                                   f"the pixel data decodes to {array.shape}, not the "
+                                   f"{self.geometry.shape_kji} its header declares",
+                                   "the file is damaged; re-copy it from its source")
+        return array, issues
 
     def _guarded_load(self) -> tuple[npt.NDArray[Any], Sequence[LoadIssue]]:
         """The loader, with anything but a :class:`LoadError` turned into one: a damaged file
@@ -162,12 +166,7 @@ class ImageStack:
             return one
         if self.slice_loader is not None:
             return self.slice_loader(k)
-        array, _issues = self._guarded_load()
-        if array.shape != self.geometry.shape_kji:
-            raise CorruptFileError(self.meta.get("source"),
-                                   f"the pixel data decodes to {array.shape}, not the "
-                                   f"{self.geometry.shape_kji} its header declares",
-                                   "the file is damaged; re-copy it from its source")
+        array, _issues = self._checked_load()
         return np.array(array[k])  # a copy: the whole decoded array is freed on return
 
     def release(self) -> None:

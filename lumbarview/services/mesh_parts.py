@@ -80,13 +80,13 @@ def split_by_markers(mesh: Mesh, markers: list[PointSet]) -> list[Mesh]:
     usable = [m for m in markers if m.points_lps.shape[0] > 0]
     if len(parts) < 2 or not usable:
         return [mesh]
+    # Each set's points in order along the root (descending z, as the dataset writes them).
+    lines = [m.points_lps[np.argsort(-m.points_lps[:, 2], kind="stable")] for m in usable]
     by_marker: dict[int, list[npt.NDArray[np.int64]]] = {}
     rest: list[npt.NDArray[np.int64]] = []
     for part in parts:
         vertices = mesh.vertices_lps[np.unique(mesh.faces[part])]
-        order = [np.argsort(-m.points_lps[:, 2], kind="stable") for m in usable]  # along the root
-        distances = [float(np.median(_distance_to_polyline(vertices, m.points_lps[o])))
-                     for m, o in zip(usable, order, strict=True)]
+        distances = [float(np.median(_distance_to_polyline(vertices, line))) for line in lines]
         best = int(np.argmin(distances))
         if distances[best] <= MAX_MARKER_DISTANCE_MM:
             by_marker.setdefault(best, []).append(part)

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from lumbarview.core.dataset import Dataset
-from lumbarview.core.errors import Cancelled, NothingToOpenError
+from lumbarview.core.errors import NothingToOpenError
 from lumbarview.core.labels import load_scheme
 from lumbarview.core.types import Severity
 from lumbarview.io.dicom.scan import ProgressCallback
@@ -61,13 +61,7 @@ def open_path(
     ctx.guarded(None, partial(opener(layout), ctx), root)
     dataset = ctx.dataset
     if not lazy:
-        pending = dataset.pending_cases
-        for n, case in enumerate(pending, 1):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            case.ensure_open()
-            if progress is not None:
-                progress(n, len(pending))
+        dataset.open_all(cancel, progress)
     if not dataset.cases:
         if ctx.dicom_error is not None and not dataset.issues:
             raise ctx.dicom_error

@@ -166,10 +166,6 @@ class PlaneCache:
                     self._used -= evicted.pixels.nbytes + evicted.inside.nbytes
         return owned
 
-    def contains(self, stack: ImageStack, plane: SlicePlane, kind: Kind = "image") -> bool:
-        with self._lock:
-            return self._key(stack, plane, kind) in self._entries
-
     def prefetch(self, stack: ImageStack, planes: Iterable[SlicePlane], kind: Kind = "image") -> int:
         """Compute ``planes`` (most wanted first) on the cache's background thread unless they
         are cached or in flight; prefetches asked before and not started yet are dropped (the

@@ -21,6 +21,8 @@ class SeriesTree(QtWidgets.QTreeWidget):
     def __init__(self, submit: Callable[..., Any], parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self._submit = submit
+        self._case_items: dict[int, QtWidgets.QTreeWidgetItem] = {}  # by id(case), for one fill
+        self._reading: dict[int, QtWidgets.QTreeWidgetItem] | None = None  # the fill being read
         self.setHeaderLabels(["Series", "Orientation", "Slices"])
         self.setDragEnabled(True)
         self.setIconSize(QtCore.QSize(48, 48))
@@ -45,7 +47,7 @@ class SeriesTree(QtWidgets.QTreeWidget):
         self.clear()
         self._series: dict[int, Series] = {}
         self._asked: set[int] = set()
-        self._case_items: dict[int, QtWidgets.QTreeWidgetItem] = {}
+        self._case_items = {}
         for case in dataset.cases:
             case_item = QtWidgets.QTreeWidgetItem([f"case {case.id}", "", ""])
             self.addTopLevelItem(case_item)
@@ -61,7 +63,7 @@ class SeriesTree(QtWidgets.QTreeWidget):
 
     def case_opened(self, case: Case) -> None:
         """A case listed without its files has been read: list its series."""
-        case_item = getattr(self, "_case_items", {}).get(id(case))
+        case_item = self._case_items.get(id(case))
         if case_item is None or case_item.childCount():
             return
         case_item.setToolTip(0, "")
@@ -73,8 +75,8 @@ class SeriesTree(QtWidgets.QTreeWidget):
         case of ``dataset`` listed without its files, listing each one's series as it is read
         (and those of cases read meanwhile, such as the one on screen); then call ``finished``.
         Stops when another dataset is filled in."""
-        generation = getattr(self, "_case_items", None)
-        if generation is None or getattr(self, "_reading", None) is generation:
+        generation = self._case_items
+        if self._reading is generation:
             return
         # Every case whose series are not listed yet (one may have been read meanwhile, by the
         # viewer's prefetch): reading it again costs nothing.
@@ -93,7 +95,7 @@ class SeriesTree(QtWidgets.QTreeWidget):
             return batch
 
         def next_batch(start: int) -> None:
-            if getattr(self, "_case_items", None) is not generation:
+            if self._case_items is not generation:
                 return
             if start >= len(cases):
                 finished()

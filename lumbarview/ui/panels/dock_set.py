@@ -42,6 +42,7 @@ class DockSet:
         self._session = session
         self._measure = measure
         self._go_to = go_to
+        self._own_issues: list[LoadIssue] = []  # the window's own (flags, session), per dataset
         self.tree = SeriesTree(submit)
         self.issues_panel = IssuesPanel()
         self.tag_panel = TagPanel()
@@ -87,7 +88,7 @@ class DockSet:
         is more than a note; a newly opened dataset without any hides it."""
         if own is not None:
             self._own_issues = list(own)
-        issues = [*dataset.all_issues(), *getattr(self, "_own_issues", [])]
+        issues = [*dataset.all_issues(), *self._own_issues]
         self.issues_panel.set_issues(issues)
         serious = any(i.severity is not Severity.INFO for i in issues)
         if serious or own is not None:
