@@ -21,6 +21,7 @@ import pydicom
 from PIL import Image
 
 from lumbarview.core.geometry import FloatArray, VolumeGeometry
+from lumbarview.io.volume_write import write_metaimage, write_nifti
 from lumbarview.phantom.dicom_writer import SeriesSpec, make_uid, write_block
 from lumbarview.phantom.rsna import write_rsna
 from lumbarview.phantom.spine import (
@@ -31,7 +32,6 @@ from lumbarview.phantom.spine import (
     to_aisslab_classes,
     to_spider_labels,
 )
-from lumbarview.phantom.volume_files import write_metaimage, write_nifti
 
 TRUTH_FILE = "lumbarview-phantom-truth.json"
 LAYOUTS = ("sudirman", "unidata", "spider", "aisslab", "bids", "rsna")

@@ -1,4 +1,4 @@
-"""Write a phantom volume as MetaImage (``.mha``) or NIfTI (``.nii``/``.nii.gz``), as ITK writes them.
+"""Write a volume as MetaImage (``.mha``) or NIfTI (``.nii``/``.nii.gz``), as ITK writes them.
 
 The MetaImage writer is ours: a ``Key = Value`` header in the keys and order ITK's MetaImageIO
 writes (numbers to 17 significant digits, so that they read back to the same double), then the
