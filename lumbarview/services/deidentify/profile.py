@@ -54,14 +54,14 @@ class ProfileOptions:
         return tuple(name for name in OPTION_NAMES if getattr(self, name))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TableRow:
     tag: str  # eight hex digits, "x" for a repeating group's digits
     name: str
     actions: dict[str, str]  # column -> code ("" where the column has none)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ConfidentialityTable:
     version: str
     source: str
