@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -40,7 +41,7 @@ from lumbarview.core.fs import atomic_write_text, fsync_dir
 from lumbarview.core.types import ImageStack
 from lumbarview.io.dicom.files import read_instance, write_instance
 from lumbarview.io.volume_write import write_volume
-from lumbarview.services.deidentify.dicom import deidentify, held_back_reason
+from lumbarview.services.deidentify.dicom import clean_text, deidentify, held_back_reason
 from lumbarview.services.deidentify.identity import Identities
 from lumbarview.services.deidentify.profile import Profile, ProfileOptions
 from lumbarview.services.open_dataset import open_path
@@ -57,6 +58,10 @@ SIDECAR_KEYS = frozenset({
     "PercentPhaseFOV", "PercentSampling", "AcquisitionMatrixPE", "ReconMatrixPE", "EchoTrainLength",
     "BodyPartExamined", "PatientPosition", "ImageOrientationPatientDICOM", "InPlanePhaseEncodingDirectionDICOM",
     "ReceiveCoilName", "SAR", "ConversionSoftware", "ConversionSoftwareVersion"})
+_DESCRIPTOR_KEYS = ("SeriesDescription", "ProtocolName")
+# Sidecar keys whose values identify (struck from the descriptions kept by Clean Descriptors).
+_IDENTIFYING_KEY = re.compile(r"Name|Institution|Station|Serial|Address|Procedure|Physician|Operator|Patient|"
+                              r"Date|Accession|Study|Requesting|Referring|Performing|Device")
 
 
 class ExportError(LumbarviewError):
@@ -283,6 +288,21 @@ def _export_into(root: Path, dataset: Dataset, cases: list[Case], request: Expor
     return report
 
 
+def clean_sidecar(sidecar: dict[str, Any], request: ExportRequest) -> dict[str, Any]:
+    """A JSON sidecar with the acquisition keys of :data:`SIDECAR_KEYS` only; the descriptions
+    (series, protocol) only with the Clean Descriptors option, cleaned of every text the sidecar
+    drops (institution, station, procedure step with the patient's name...) and of dates."""
+    kept = {k: v for k, v in sidecar.items() if k in SIDECAR_KEYS and k not in _DESCRIPTOR_KEYS}
+    if request.options.clean_descriptors:
+        known = sorted({part for k, v in sidecar.items() if k not in SIDECAR_KEYS and isinstance(v, str)
+                        and _IDENTIFYING_KEY.search(k) for part in (v, *re.split(r"[\^\s,;]+", v))
+                        if len(part) >= 3}, key=len, reverse=True)
+        for key in _DESCRIPTOR_KEYS:
+            if isinstance(sidecar.get(key), str):
+                kept[key] = clean_text(sidecar[key], known)
+    return kept
+
+
 def _stack_selected(request: ExportRequest, stack: ImageStack) -> bool:
     return request.series_uid is None or stack.series_uid == request.series_uid
 
@@ -307,9 +327,7 @@ def _export_case(writer: _Writer, case: Case) -> None:
         writer.volume(stack, target, "volume")
         sidecar = case.sidecars.get(stack.uid)
         if sidecar:
-            kept = {k: v for k, v in sidecar.items() if k in SIDECAR_KEYS}
-            if request.deidentify and request.options.clean_descriptors is False:
-                kept = {k: v for k, v in kept.items() if k not in ("SeriesDescription", "ProtocolName")}
+            kept = clean_sidecar(sidecar, request) if request.deidentify else dict(sidecar)
             side = target.with_name(f"{names[stack.uid]}.json")
             atomic_write_text(side, json.dumps(kept, indent=1, sort_keys=True) + "\n")
             writer.report.exported.append({"kind": "sidecar", "file": writer.rel(side),

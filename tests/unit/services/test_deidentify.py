@@ -5,6 +5,7 @@ references, pixels and geometry unchanged, and nothing recognisable left in any 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +374,60 @@ def test_private_allow_list_keeps_only_what_it_lists(tmp_path: Path) -> None:
     assert 0x0029 not in {g for g, _ in private}
     assert (0x0019, 0x10) in private and str(private[(0x0019, 0x10)]) in ("1.5", "ACME SAFE")
     assert not any(MARK in str(v) for v in private.values())
+
+
+def test_exported_seg_references_its_exported_source_series(tmp_path: Path) -> None:
+    files = write_series(tmp_path / "src" / "P1", sagittal(n=4, rows=12, cols=10), "sag t2", patient_id="Doewright")
+    sources = [pydicom.dcmread(f) for f in files]
+    mask = np.zeros((len(sources), 12, 10), dtype=bool)
+    mask[1:3, 4:8, 3:6] = True
+    segment = hd.seg.SegmentDescription(
+        segment_number=1, segment_label="canal",
+        segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Anatomical structure"),
+        segmented_property_type=hd.sr.CodedConcept("61342007", "SCT", "Spinal canal"),
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=mask, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[segment], series_instance_uid=hd.UID(), series_number=99,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="lumbarview tests",
+        manufacturer_model_name="none", software_versions="0", device_serial_number="QZVSERIAL")
+    seg.save_as(tmp_path / "src" / "P1" / "seg.dcm")
+    export(ExportRequest(tmp_path / "src", tmp_path / "out", key=KEY))
+    written = _dicoms(tmp_path / "out")
+    segs = [ds for ds in written if ds.Modality == "SEG"]
+    images = [ds for ds in written if ds.Modality != "SEG"]
+    assert len(segs) == 1 and len(images) == len(files)
+    back = hd.seg.Segmentation.from_dataset(segs[0])
+    image_uids = {str(ds.SOPInstanceUID) for ds in images}
+    referenced = {str(e.value) for e, _ in _walk(segs[0]) if e.keyword == "ReferencedSOPInstanceUID"}
+    assert referenced and referenced <= image_uids
+    series = {str(e.value) for e, _ in _walk(segs[0]) if e.keyword == "SeriesInstanceUID"} - {segs[0].SeriesInstanceUID}
+    assert series == {str(images[0].SeriesInstanceUID)}
+    assert segs[0].FrameOfReferenceUID == images[0].FrameOfReferenceUID
+    assert np.array_equal(back.pixel_array, seg.pixel_array)
+    assert b"QZVSERIAL" not in b"".join(p.read_bytes() for p in _out_files(tmp_path / "out"))
+
+
+@pytest.mark.shared_data
+def test_real_bids_sidecar_keeps_acquisition_keys_only(shared_data: Path, tmp_path: Path) -> None:
+    from lumbarview.phantom.layouts import Sizes, write_bids
+    from lumbarview.phantom.spine import LumbarPhantom
+
+    root = tmp_path / "bids"
+    write_bids(root, LumbarPhantom(), Sizes.small())
+    real = shared_data / "liu2024-bids-sidecars" / "rawdata" / "sub-04" / "anat" / "sub-04_T2TSE.json"
+    target = next(root.rglob("sub-01_T2TSE.json"))
+    doc = json.loads(real.read_text())
+    doc["SeriesDescription"] += " FUMIN 2024-03-05"  # the patient's name (from ProcedureStepDescription), a date
+    target.write_text(json.dumps(doc))
+    export(ExportRequest(root, tmp_path / "out", options=ProfileOptions(clean_descriptors=True)))
+
+    sidecars = [json.loads(p.read_text()) for p in _out_files(tmp_path / "out") if p.suffix == ".json"
+                and not p.name.startswith("export-report")]
+    full = next(s for s in sidecars if "EchoTime" in s and s.get("Manufacturer") == "Siemens")
+    assert full["EchoTime"] == 0.104 and full["RepetitionTime"] == 3.5
+    assert "InstitutionName" not in full and "ProcedureStepDescription" not in full
+    assert full["SeriesDescription"] == "I_t2_tse_sag_384_C1-C8_COMP_SP_1"
+    everything = b"".join(p.read_bytes() for p in _out_files(tmp_path / "out"))
+    for needle in (b"Fudan", b"FUMIN", b"166104", b"Zhangheng", b"AWP"):
+        assert needle not in everything
