@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,13 @@ from lumbarview.core.errors import Cancelled, LoadError, LumbarviewError
 from lumbarview.core.fs import atomic_write_text, fsync_dir
 from lumbarview.core.types import ImageStack
 from lumbarview.io.dicom.files import read_instance, write_instance
+from lumbarview.io.session_file import MeasurementRecord, SessionFile, dumps, read_session
 from lumbarview.io.volume_write import write_volume
 from lumbarview.services.deidentify.dicom import clean_text, deidentify, held_back_reason
 from lumbarview.services.deidentify.identity import Identities
 from lumbarview.services.deidentify.profile import Profile, ProfileOptions
 from lumbarview.services.open_dataset import open_path
+from lumbarview.services.session_store import default_session_file
 
 REPORT_FORMAT = "lumbarview-export-report"
 REPORT_VERSION = 1
@@ -192,6 +194,9 @@ class _Writer:
         self.cancel = cancel
         self.profile = Profile(request.options)
         self.identities = Identities(request.key)
+        self.out = Path(os.path.abspath(request.out))
+        #: original series uid -> the uid lumbarview's readers give the exported copy
+        self.series_map: dict[str, str] = {}
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -220,8 +225,10 @@ class _Writer:
         if reason is not None:
             self.hold("a DICOM instance", str(path), reason)
             return None
+        original_series = str(ds.get("SeriesInstanceUID", ""))
         if self.request.deidentify:
             deidentify(ds, self.profile, self.identities, case.id)
+        self.series_map[original_series] = str(ds.get("SeriesInstanceUID", ""))
         if target is None:
             study = self.identities.name("study", str(ds.get("StudyInstanceUID", "")), 8)
             series = self.identities.name("series", str(ds.get("SeriesInstanceUID", "")), 8)
@@ -235,8 +242,11 @@ class _Writer:
                                      "sop_class": str(ds.get("SOPClassUID", "")), "file": self.rel(target)})
         return target, ds
 
-    def volume(self, stack: ImageStack, target: Path, kind: str) -> None:
+    def volume(self, stack: ImageStack, target: Path, kind: str, new_uid: str | None = None) -> None:
+        """``stack`` re-written from its voxels and geometry; ``new_uid``: the series uid the
+        layout's reader gives the copy (default: the folder layout's ``file:<path>``)."""
         write_volume(target, stack.pixels(), stack.geometry)
+        self.series_map[stack.series_uid] = new_uid or f"file:{self.out / self.rel(target)}"
         self.report.exported.append({"kind": kind, "file": self.rel(target),
                                      "shape_kji": list(stack.geometry.shape_kji)})
 
@@ -264,11 +274,13 @@ def _export_into(root: Path, dataset: Dataset, cases: list[Case], request: Expor
         from lumbarview.services.deidentify.layouts_out import write_spider
 
         write_spider(writer, dataset, cases, progress)
+        export_session(writer, dataset, cases)
         return report
     if request.layout == "rsna":
         from lumbarview.services.deidentify.layouts_out import write_rsna
 
         write_rsna(writer, dataset, cases, progress)
+        export_session(writer, dataset, cases)
         return report
     for n, case in enumerate(cases, 1):
         writer.check_cancel()
@@ -278,6 +290,7 @@ def _export_into(root: Path, dataset: Dataset, cases: list[Case], request: Expor
         _export_case(writer, case)
     if progress is not None:
         progress(len(cases), len(cases), "done")
+    export_session(writer, dataset, cases)
     held_sources = {item["source"] for item in report.held_back}
     for table in dataset.tables:
         if table.source in held_sources:
@@ -363,6 +376,50 @@ def _export_case(writer: _Writer, case: Case) -> None:
                     "tables may name patients; export gradings with --layout spider or rsna")
     writer.report.cases[writer.case_name(case)] = (sum(1 for p in case_dir.rglob("*") if p.is_file())
                                                    if case_dir.exists() else 0)
+
+
+SESSION_FILE = "lumbarview-session.json"
+
+
+def export_session(writer: _Writer, dataset: Dataset, cases: list[Case]) -> None:
+    """The measurements of the dataset's saved session (the viewer's autosave in the workspace)
+    on the exported cases, as a session file of the export (``lumbarview-session.json``: ``view
+    OUT --session`` opens it): points and planes as they were (the geometry is kept), case and
+    series renamed as exported; with de-identification the free texts (note, label) are kept only
+    under Clean Descriptors, cleaned of the case's identifiers."""
+    path = default_session_file(dataset.path)
+    if not path.is_file():
+        return
+    try:
+        doc = read_session(path)
+    except LoadError as exc:
+        writer.hold("the saved session's measurements", str(path), f"the session file cannot be read: {exc.problem}")
+        return
+    names = {c.id: writer.case_name(c) for c in cases}
+    request = writer.request
+    kept: list[MeasurementRecord] = []
+    for record in doc.measurements:
+        case_id = record.case or doc.case
+        if case_id not in names:
+            continue
+        if record.series is not None and record.series not in writer.series_map:
+            writer.hold(f"measurement {record.kind} {record.level or ''}".strip(), str(path),
+                        "its series was not exported")
+            continue
+        note, label = record.note, record.label
+        if request.deidentify:
+            known = [case_id, *(p for p in re.split(r"[\^\s_]+", case_id) if len(p) >= 3)]
+            keep = request.options.clean_descriptors
+            note, label = (clean_text(note, known) if keep else ""), (clean_text(label, known) if keep else "")
+        kept.append(replace(record, case=names[case_id], note=note, label=label,
+                            series=None if record.series is None else writer.series_map[record.series]))
+    if not kept:
+        return
+    shown = names.get(doc.case or "", next(iter(names.values()), None))
+    out_doc = SessionFile(dataset_path=str(writer.out), dataset_relative_path=".", case=shown, layout=doc.layout,
+                          measurements=kept)
+    atomic_write_text(writer.root / SESSION_FILE, dumps(out_doc))  # the dataset: the folder the file lands in
+    writer.report.exported.append({"kind": "session-measurements", "file": SESSION_FILE, "measurements": len(kept)})
 
 
 def summary_for_terminal(report: ExportReport) -> str:

@@ -70,7 +70,7 @@ def write_spider(writer: _Writer, dataset: Dataset, cases: list[Case], progress:
                 sequence = f"{sequence}{k}"
             used.add(sequence)
             stem = f"{name}_{sequence}"
-            writer.volume(stack, writer.root / "images" / f"{stem}.mha", "image")
+            writer.volume(stack, writer.root / "images" / f"{stem}.mha", "image", new_uid=f"spider:{stem}")
             for label_map in (lm for lm in case.label_maps if lm.bound_to == stack.uid):
                 if label_map.scheme.name != SPIDER_SCHEME:
                     writer.hold(f"label map {label_map.name}", label_map.source,

@@ -431,3 +431,31 @@ def test_real_bids_sidecar_keeps_acquisition_keys_only(shared_data: Path, tmp_pa
     everything = b"".join(p.read_bytes() for p in _out_files(tmp_path / "out"))
     for needle in (b"Fudan", b"FUMIN", b"166104", b"Zhangheng", b"AWP"):
         assert needle not in everything
+
+
+def test_the_saved_sessions_measurements_go_out_on_the_exported_series(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from lumbarview.io.session_file import MeasurementRecord, SessionFile, read_session, write_session
+    from lumbarview.services.session_store import default_session_file
+
+    monkeypatch.setenv("LUMBARVIEW_WORKSPACE", str(tmp_path / "workspace"))
+    write_series(tmp_path / "src" / "P1", sagittal(n=4), "sag t2", patient_id="Doewright")
+    case = open_path(tmp_path / "src").cases[0]
+    series = case.series[0]
+    points = ((-14.0, -30.5, 40.25), (-14.0, -20.0, 31.0))
+    record = MeasurementRecord(id="m1", kind="distance", points_lps=points, series=series.uid, level="L4-L5",
+                               side="left", note=f"{case.id} looks narrow", case=case.id, label="canal")
+    dataset_path = str(open_path(tmp_path / "src").path)
+    write_session(default_session_file(dataset_path), SessionFile(dataset_path=dataset_path, case=case.id,
+                                                                  measurements=[record]))
+    export(ExportRequest(tmp_path / "src", tmp_path / "out", key=KEY))
+    doc = read_session(tmp_path / "out" / "lumbarview-session.json")
+    assert len(doc.measurements) == 1
+    got = doc.measurements[0]
+    exported = open_path(tmp_path / "out").cases[0]
+    assert got.points_lps == points and got.kind == "distance" and got.level == "L4-L5"
+    assert got.case == exported.id == Identities(KEY).pseudonym(case.id)
+    assert got.series in {s.uid for s in exported.series} and got.series != series.uid
+    assert got.note == "" and got.label == ""  # free text goes out only under Clean Descriptors
+    assert doc.dataset_relative_path == "."
+    assert b"Doewright" not in (tmp_path / "out" / "lumbarview-session.json").read_bytes()
