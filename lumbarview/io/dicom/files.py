@@ -13,6 +13,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
 
 from lumbarview.core.errors import CorruptFileError
 from lumbarview.core.fs import atomic_write_bytes
@@ -36,12 +37,44 @@ def read_instance(path: str | Path) -> Dataset | None:
         raise CorruptFileError(path, f"the file is larger ({size} bytes) than any DICOM instance lumbarview copies",
                                "leave it out of the export")
     try:
-        return pydicom.dcmread(str(path))
+        ds = pydicom.dcmread(str(path))
     except InvalidDicomError:
         return None
     except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise CorruptFileError(path, f"the DICOM file cannot be read ({type(exc).__name__}: {str(exc)[:120]})",
                                "the file is damaged; re-copy it from its source") from exc
+    problem = _truncation(ds)
+    if problem is not None:
+        raise CorruptFileError(path, problem, "the file is damaged or cut short; re-copy it from its source")
+    return ds
+
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _truncation(ds: Dataset) -> str | None:
+    """What shows an image file was cut short (pydicom stops quietly at the end of the bytes):
+    no pixel data after the image's header, or fewer uncompressed bytes than the header declares."""
+    meta = getattr(ds, "file_meta", None)
+    sop_class = UID(str(ds.get("SOPClassUID", "") or getattr(meta, "MediaStorageSOPClassUID", "")))
+    is_image = "Image Storage" in sop_class.name
+    if "Rows" not in ds or "Columns" not in ds:
+        return "an image without its rows and columns: the file ends early" if is_image else None
+    keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
+    if keyword is None:
+        return "the image's header is there but its pixel data is not: the file ends early"
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if keyword != "PixelData" or syntax is None or syntax.is_compressed:
+        return None
+    try:
+        expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+                    * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.get("BitsAllocated", 8) or 8) + 7) // 8
+    except (TypeError, ValueError):
+        return None
+    found = len(ds.PixelData)
+    if found < expected:
+        return f"the pixel data holds {found} bytes where the header declares {expected}: the file ends early"
+    return None
 
 
 def write_instance(path: str | Path, ds: Dataset) -> None:

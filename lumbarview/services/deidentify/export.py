@@ -40,6 +40,7 @@ from lumbarview.core.errors import Cancelled, LoadError, LumbarviewError
 from lumbarview.core.fs import atomic_write_text, fsync_dir
 from lumbarview.core.types import ImageStack
 from lumbarview.io.dicom.files import read_instance, write_instance
+from lumbarview.io.mesh import write_stl
 from lumbarview.io.session_file import MeasurementRecord, SessionFile, dumps, read_session
 from lumbarview.io.volume_write import write_volume
 from lumbarview.services.deidentify.dicom import clean_text, deidentify, held_back_reason
@@ -48,6 +49,7 @@ from lumbarview.services.deidentify.profile import Profile, ProfileOptions
 from lumbarview.services.open_dataset import open_path
 from lumbarview.services.session_store import default_session_file
 
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
 REPORT_FORMAT = "lumbarview-export-report"
 REPORT_VERSION = 1
 LAYOUTS = ("spider", "rsna")
@@ -222,6 +224,9 @@ class _Writer:
         if ds is None:
             return None
         reason = held_back_reason(ds)
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
+            reason = "a DICOMDIR: it names the source's patients and files; the copy is read without one"
         if reason is not None:
             self.hold("a DICOM instance", str(path), reason)
             return None
@@ -320,6 +325,30 @@ def _stack_selected(request: ExportRequest, stack: ImageStack) -> bool:
     return request.series_uid is None or stack.series_uid == request.series_uid
 
 
+_MARKUP_TYPES = {"points": "Fiducial", "curve": "Curve", "closed-curve": "ClosedCurve", "line": "Line"}
+
+
+def _export_points_and_models(writer: _Writer, case: Case, case_dir: Path) -> None:
+    """Point sets as Slicer markups in LPS (``points/NNN.mrk.json``, positions exact, labels
+    cleaned of the case's identifiers) and meshes as binary STL in LPS (``models/NNN.stl``,
+    float32 as STL stores them), under generated names."""
+    known = [case.id, *(p for p in re.split(r"[\^\s_]+", case.id) if len(p) >= 3)]
+    for n, points in enumerate(case.point_sets, 1):
+        labels = [clean_text(label, known) if writer.request.deidentify else label for label in points.labels]
+        doc = {"@schema": "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
+                          "Resources/Schema/markups-schema-v1.0.3.json#",
+               "markups": [{"type": _MARKUP_TYPES.get(points.kind, "Fiducial"), "coordinateSystem": "LPS",
+                            "controlPoints": [{"label": label, "position": [float(c) for c in xyz]}
+                                              for label, xyz in zip(labels, points.points_lps, strict=True)]}]}
+        target = case_dir / "points" / f"{n:03d}.mrk.json"
+        atomic_write_text(target, json.dumps(doc, indent=1) + "\n")
+        writer.report.exported.append({"kind": "points", "file": writer.rel(target), "points": len(labels)})
+    for n, mesh in enumerate(case.meshes, 1):
+        target = case_dir / "models" / f"{n:03d}.stl"
+        write_stl(target, mesh.vertices_lps, mesh.faces, binary=True, header="lumbarview export SPACE=LPS")
+        writer.report.exported.append({"kind": "mesh", "file": writer.rel(target), "triangles": mesh.n_triangles})
+
+
 def _export_case(writer: _Writer, case: Case) -> None:
     request = writer.request
     case_dir = writer.root / writer.case_name(case)
@@ -368,9 +397,10 @@ def _export_case(writer: _Writer, case: Case) -> None:
         seen.add(path)
         writer.check_cancel()
         writer.dicom(case, path)
-    for name, things in (("point set", case.point_sets), ("mesh", case.meshes), ("box set", case.box_sets)):
-        for thing in things:
-            writer.hold(f"{name} {thing.name}", thing.source, "not exported yet: lumbarview cannot clean this kind")
+    _export_points_and_models(writer, case, case_dir)
+    for box_set in case.box_sets:
+        writer.hold(f"box set {box_set.name}", box_set.source, "not exported yet: boxes are drawn on slices of files "
+                    "whose names change; lumbarview does not write them")
     for table in case.tables:
         writer.hold(f"table {table.name}", table.source,
                     "tables may name patients; export gradings with --layout spider or rsna")

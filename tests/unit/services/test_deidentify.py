@@ -459,3 +459,59 @@ def test_the_saved_sessions_measurements_go_out_on_the_exported_series(tmp_path:
     assert got.note == "" and got.label == ""  # free text goes out only under Clean Descriptors
     assert doc.dataset_relative_path == "."
     assert b"Doewright" not in (tmp_path / "out" / "lumbarview-session.json").read_bytes()
+
+
+def test_points_and_models_read_back_where_they_were(tmp_path: Path) -> None:
+    from lumbarview.phantom.layouts import Sizes, write_bids
+    from lumbarview.phantom.spine import LumbarPhantom
+
+    write_bids(tmp_path / "bids", LumbarPhantom(), Sizes.small())
+    report = export(ExportRequest(tmp_path / "bids", tmp_path / "out", key=KEY))
+    before, after = open_path(tmp_path / "bids").cases[0], open_path(tmp_path / "out").cases[0]
+
+    def points(case):  # type: ignore[no-untyped-def]
+        return sorted((s.kind, tuple(s.labels), s.points_lps.tobytes()) for s in case.point_sets)
+
+    assert points(before) and points(after) == points(before)  # bit for bit, in LPS
+    assert [m.n_triangles for m in after.meshes] == [m.n_triangles for m in before.meshes]
+    for a, b in zip(before.meshes, after.meshes, strict=True):
+        assert np.allclose(a.vertices_lps[a.faces], b.vertices_lps[b.faces], atol=1e-4)  # STL stores float32
+    assert not [h for h in report.held_back if h["what"].startswith(("mesh", "point set"))]
+
+
+def test_a_damaged_file_is_held_back_and_a_cancel_leaves_nothing(tmp_path: Path) -> None:
+    import threading
+
+    from lumbarview.core.errors import Cancelled
+
+    files = synthetic_study(tmp_path / "src" / "P1")
+    data = files[0].read_bytes()
+    (files[0].parent / "truncated.dcm").write_bytes(data[: len(data) // 3])
+    report = export(ExportRequest(tmp_path / "src", tmp_path / "out"))
+    assert len(_dicoms(tmp_path / "out")) == len(files)
+    assert any(h["source"].endswith("truncated.dcm") for h in report.held_back)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        export(ExportRequest(tmp_path / "src", tmp_path / "cancelled"), cancel=cancel)
+    assert not (tmp_path / "cancelled").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]  # no staging folder left
+
+
+def test_unidata_dicomdir_export_reads_back_without_its_dicomdir(tmp_path: Path) -> None:
+    from lumbarview.phantom.layouts import Sizes, write_unidata
+    from lumbarview.phantom.spine import LumbarPhantom
+
+    root = write_unidata(tmp_path / "unidata", LumbarPhantom(), Sizes.small())
+    report = export(ExportRequest(root, tmp_path / "out", key=KEY))
+    before, after = open_path(root), open_path(tmp_path / "out")
+    assert sum(len(c.stacks()) for c in after.cases) == sum(len(c.stacks()) for c in before.cases)
+    def key(stack):  # type: ignore[no-untyped-def]
+        return tuple(stack.geometry.ijk_to_lps.ravel())
+
+    for a, b in zip(sorted((s for c in before.cases for s in c.stacks()), key=key),
+                    sorted((s for c in after.cases for s in c.stacks()), key=key), strict=True):
+        assert np.array_equal(a.geometry.ijk_to_lps, b.geometry.ijk_to_lps)
+        assert np.array_equal(a.pixels(), b.pixels())
+    assert not list((tmp_path / "out").rglob("DICOMDIR"))
+    assert report.exported
