@@ -515,3 +515,44 @@ def test_unidata_dicomdir_export_reads_back_without_its_dicomdir(tmp_path: Path)
         assert np.array_equal(a.pixels(), b.pixels())
     assert not list((tmp_path / "out").rglob("DICOMDIR"))
     assert report.exported
+
+
+def test_volume_headers_and_names_leave_nothing_recognisable(tmp_path: Path) -> None:
+    import gzip
+
+    import nibabel as nib
+    import nrrd
+
+    src = tmp_path / "src" / "QZVDoe_John"
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    array = rng.integers(0, 900, size=(6, 7, 5)).astype(np.int16)  # i, j, k
+    affine = np.array([[-0.8, 0, 0, 10.0], [0, -0.9, 0, 20.0], [0, 0, 3.3, -30.0], [0, 0, 0, 1]])
+    image = nib.Nifti1Image(array, affine)
+    image.header["descrip"] = b"QZVDESCRIP Doe John"
+    image.header["aux_file"] = b"QZVAUX"
+    image.header["intent_name"] = b"QZVINT"
+    image.set_sform(affine, code=1)
+    image.set_qform(affine, code=1)
+    nib.save(image, str(src / "QZVDoe_John_t2.nii.gz"))
+    nrrd.write(str(src / "QZVDoe_John_label.nrrd"), (array > 450).astype(np.uint8),
+               {"space": "left-posterior-superior", "space directions": np.diag([0.8, 0.9, 3.3]),
+                "space origin": np.array([-10.0, -20.0, -30.0]), "content": "QZVCONTENT",
+                "encoding": "raw"}, custom_field_map=None)
+    with open(src / "QZVDoe_John_label.nrrd", "rb") as fh:
+        header = fh.read(400)
+    assert b"QZVCONTENT" in header  # the control: the source carries the marks
+    report = export(ExportRequest(tmp_path / "src", tmp_path / "out"))
+    assert {e["kind"] for e in report.exported} >= {"volume"}
+    for path in _out_files(tmp_path / "out"):
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        assert b"QZV" not in data and b"Doe" not in data, path.name
+        assert "QZV" not in path.as_posix().split("/out/")[1] and "Doe" not in path.name
+    before = open_path(tmp_path / "src").cases[0]
+    after = open_path(tmp_path / "out").cases[0]
+    a = next(s for s in before.stacks() if s.n_slices == 5)
+    b = next(s for s in after.stacks() if s.n_slices == 5)
+    assert np.array_equal(a.pixels(), b.pixels())
+    assert np.allclose(a.geometry.ijk_to_lps, b.geometry.ijk_to_lps, rtol=0, atol=1e-6)  # NIfTI stores float32
