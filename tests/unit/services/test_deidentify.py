@@ -556,3 +556,18 @@ def test_volume_headers_and_names_leave_nothing_recognisable(tmp_path: Path) -> 
     b = next(s for s in after.stacks() if s.n_slices == 5)
     assert np.array_equal(a.pixels(), b.pixels())
     assert np.allclose(a.geometry.ijk_to_lps, b.geometry.ijk_to_lps, rtol=0, atol=1e-6)  # NIfTI stores float32
+
+
+@pytest.mark.shared_data
+def test_real_lumbar_nifti_and_its_mask_export_with_voxels_and_geometry(shared_data: Path, tmp_path: Path) -> None:
+    source = shared_data / "chu2015-vb2" / "VB2_05"
+    if not source.is_dir():
+        pytest.skip(reason="chu2015-vb2 is not in this copy of ../shared/data")
+    export(ExportRequest(source, tmp_path / "out", key=KEY))
+    before, after = open_path(source).cases[0], open_path(tmp_path / "out").cases[0]
+    assert len(before.stacks()) == len(after.stacks()) and len(before.label_maps) == len(after.label_maps)
+    for a, b in [*zip(before.stacks(), after.stacks(), strict=True),
+                 *((x.stack, y.stack) for x, y in zip(before.label_maps, after.label_maps, strict=True))]:
+        assert np.array_equal(a.pixels(), b.pixels())
+        assert np.allclose(a.geometry.ijk_to_lps, b.geometry.ijk_to_lps, rtol=0, atol=1e-5)
+    assert not [p for p in _out_files(tmp_path / "out") if "VB2" in p.as_posix().split("/out/")[1]]
