@@ -53,6 +53,13 @@ class Box:
     slice_index: int | None
     corners_lps: FloatArray | None
     source: str
+    #: The slice the annotation file names (its file stem), for matching copies of one box.
+    slice_name: str | None = None
+    #: Other files holding this same box (a dataset that ships its annotations twice).
+    copies: tuple[str, ...] = ()
+    #: Set when another file's copy of this box says something else (what differs, and where):
+    #: both copies are kept and shown, each marked.
+    disagreement: str | None = None
 
 
 @dataclass
@@ -72,6 +79,9 @@ class PointSet:
     labels: list[str]
     source: str
     coordinate_system: str  # as found in the file ("LPS" or "RAS")
+    #: Per point, what a dataset says about it (RSNA: level, condition, side, grade, series,
+    #: instance, pixel); empty for plain markups. Point ``n``'s entry is ``info[n]``.
+    info: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -116,7 +116,7 @@ def bind_voc(ctx: OpenContext, case: Case, path: Path, slices: dict[str, tuple[I
             corners = plane.pixel_to_lps(edge)
         box_set.boxes.append(Box(obj.name, obj.side, obj.level, obj.severity, obj.xmin, obj.ymin,
                                  obj.xmax, obj.ymax, None if stack is None else stack.uid, k,
-                                 corners, str(path)))
+                                 corners, str(path), slice_name=stem))
 
 
 def single_slice_geometry(geometry: VolumeGeometry, k: int) -> VolumeGeometry:
