@@ -283,16 +283,19 @@ class AnnotationPanel(QtWidgets.QWidget):
         filters = QtWidgets.QHBoxLayout()
         self.level = QtWidgets.QComboBox()
         self.side = QtWidgets.QComboBox()
-        self.severity = QtWidgets.QComboBox()
+        self.severity = QtWidgets.QComboBox()  # the grades the rows carry (0-3, or RSNA's words)
+        self.condition = QtWidgets.QComboBox()  # shown when the rows name conditions (RSNA)
         self.level.addItems(["all levels", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"])
         self.side.addItems(["both sides", "left", "right"])
         self.severity.addItems(["any grade", "0", "1", "2", "3"])
-        for box in (self.level, self.side, self.severity):
+        self.condition.addItem("any condition")
+        self.condition.hide()
+        for box in (self.level, self.side, self.severity, self.condition):
             box.currentIndexChanged.connect(self.refresh)
             filters.addWidget(box)
         layout.addLayout(filters)
-        self.table = QtWidgets.QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Kind", "Level", "Side", "Grade", "Annotation"])
+        self.table = QtWidgets.QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["Kind", "Level", "Side", "Condition", "Grade", "Annotation"])
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -308,8 +311,21 @@ class AnnotationPanel(QtWidgets.QWidget):
         layout.addLayout(buttons)
 
     def set_rows(self, rows: list[Any], store: Any) -> None:
+        from lumbarview.services.annotations import annotation_grades
+
         self.rows = rows
         self.store = store
+        # The grade and condition choices are the ones these rows carry (kept when still there).
+        for box, first, values in (
+                (self.severity, "any grade", annotation_grades(rows) or ["0", "1", "2", "3"]),
+                (self.condition, "any condition", sorted({r.condition for r in rows if r.condition}))):
+            chosen = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems([first, *values])
+            box.setCurrentIndex(max(0, box.findText(chosen)))
+            box.blockSignals(False)
+        self.condition.setVisible(self.condition.count() > 1)
         self.refresh()
 
     def refresh(self) -> None:
@@ -317,16 +333,18 @@ class AnnotationPanel(QtWidgets.QWidget):
 
         level = None if self.level.currentIndex() == 0 else self.level.currentText()
         side = None if self.side.currentIndex() == 0 else self.side.currentText()
-        severity = None if self.severity.currentIndex() == 0 else int(self.severity.currentText())
-        self.shown = filter_annotations(self.rows, level, side, severity)
+        grade = None if self.severity.currentIndex() <= 0 else self.severity.currentText()
+        condition = None if self.condition.currentIndex() <= 0 else self.condition.currentText()
+        self.shown = filter_annotations(self.rows, level, side, condition=condition, grade=grade)
         self.table.setRowCount(len(self.shown))
         for r, a in enumerate(self.shown):
             flagged = self.store.get(a.id) if self.store is not None else None
-            cells = [a.kind, a.level or "", a.side or "", "" if a.severity is None else str(a.severity),
+            cells = [a.kind, a.level or "", a.side or "", a.condition or "", a.grade or "",
                      a.text + (f"   ⚑ {flagged.note}" if flagged else "")]
             for c, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
-                if flagged:
+                item.setToolTip(text)
+                if flagged or a.marked:
                     item.setForeground(QtGui.QColor("#ffb74d"))
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
