@@ -1,0 +1,66 @@
+"""A mask whose name does not say so: an integer volume with few distinct values, on the grid of
+another image of the same subject, is a label map over that image.
+
+Only volumes that could be masks are read here: integer voxels, and an image of the same subject
+on exactly the same grid. The guess is announced (an INFO issue naming the values found and the
+image it was put on) and can be undone: :meth:`lumbarview.core.dataset.Case.treat_as_image`
+shows the volume as an image instead (Layers dock: "Show as an image").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lumbarview.core.types import ImageStack
+from lumbarview.io.volume import same_grid
+from lumbarview.services.binding import best_image_for
+
+#: At most this many distinct values (0 included) make an integer volume a label map. A scanner
+#: image has hundreds to thousands; the largest lumbar label schemes (SPIDER, TotalSegmentator's
+#: spine subset) use a few dozen.
+MAX_LABEL_VALUES = 64
+
+
+def _integer(stack: ImageStack) -> bool:
+    text = str(stack.meta.get("pixel_type") or "")
+    return "integer" in text and not text.startswith("vector")
+
+
+def distinct_values(stack: ImageStack, limit: int = MAX_LABEL_VALUES) -> list[int] | None:
+    """The values of an integer volume when there are at most ``limit`` of them and none is
+    negative, else None. Reads the pixels and lets them go again (LoadError when they cannot be
+    read)."""
+    was_loaded = stack.is_loaded
+    pixels = stack.pixels()
+    try:
+        values = np.unique(pixels)
+    finally:
+        if not was_loaded:
+            stack.release()
+    if len(values) > limit or (len(values) and int(values[0]) < 0):
+        return None
+    return [int(v) for v in values]
+
+
+def label_candidates(stacks: dict[Path, ImageStack]) -> dict[Path, Path]:
+    """The volumes that may be masks (integer voxels, another volume on the same grid) -> the
+    volumes on their grid, best named first. No pixel is read."""
+    out: dict[Path, Path] = {}
+    for path, stack in stacks.items():
+        if not _integer(stack):
+            continue
+        partners = [p for p, s in stacks.items() if p != path and same_grid(stack.geometry, s.geometry)]
+        chosen = best_image_for(path, partners)
+        if chosen is not None:
+            out[path] = chosen
+    return out
+
+
+def why_labels(values: list[int], image_name: str) -> str:
+    """The notice for a volume taken for a label map."""
+    shown = ", ".join(str(v) for v in values[:12]) + (", ..." if len(values) > 12 else "")
+    return (f"this volume's name does not say it is a mask, but it holds only {len(values)} whole-number "
+            f"values ({shown}) on the grid of {image_name}: it is shown as a label map over that image. "
+            "If it is an image, choose 'Show as an image' on its layer in the Layers dock")
