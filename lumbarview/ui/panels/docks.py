@@ -122,10 +122,34 @@ class LayerPanel(QtWidgets.QTreeWidget):
         #: ``(layers, text, **changes)``: one undoable edit of several layers (Session.set_layers).
         self.bulk_edit: Any = None
         self._widgets: dict[int, tuple[QtWidgets.QTreeWidgetItem, QtWidgets.QSpinBox, Any]] = {}
+        #: ``(label_map)``: show a volume taken for labels by its values as an image (the window's).
+        self.show_as_image: Any = None
         layer_model.layers_changed.connect(self.rebuild)
         layer_model.layer_changed.connect(self._sync)
         self.itemChanged.connect(self._on_item_changed)
+        self.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._on_context_menu)
         self.rebuild()
+
+    def layer_actions(self, layer: Any) -> list[tuple[str, Any]]:
+        """What a layer's context menu offers: a label map taken for one by its values (its name
+        does not say so) can be shown as the image it may be instead."""
+        if layer.kind == "labels" and getattr(layer.source, "as_image", None) is not None \
+                and self.show_as_image is not None:
+            return [("Show as an image", lambda: self.show_as_image(layer.source))]
+        return []
+
+    def _on_context_menu(self, position: QtCore.QPoint) -> None:
+        item = self.itemAt(position)
+        data = item.data(0, QtCore.Qt.ItemDataRole.UserRole) if item is not None else None
+        layer = self._layer(data[1]) if data else None
+        actions = self.layer_actions(layer) if layer is not None else []
+        if not actions:
+            return
+        menu = QtWidgets.QMenu(self)
+        for text, slot in actions:
+            menu.addAction(text, slot)
+        menu.exec(self.viewport().mapToGlobal(position))
 
     def rebuild(self) -> None:
         from lumbarview.ui.items.overlay_items import colour_icon
@@ -146,6 +170,9 @@ class LayerPanel(QtWidgets.QTreeWidget):
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(0, QtCore.Qt.CheckState.Checked if layer.visible else QtCore.Qt.CheckState.Unchecked)
             item.setData(0, QtCore.Qt.ItemDataRole.UserRole, ("layer", id(layer)))
+            guessed = getattr(layer.source, "guessed", None) if layer.kind == "labels" else None
+            if guessed:
+                item.setToolTip(0, f"{guessed} (right-click)")
             self.addTopLevelItem(item)
             spin = QtWidgets.QSpinBox()
             spin.setRange(0, 100)
