@@ -496,20 +496,19 @@ def write_bids(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(), subje
     markers = root / "derivatives" / "markers" / sub
     markers.mkdir(parents=True, exist_ok=True)
     truth_markers: dict[str, Any] = {}
-    # Cord and dura: one curve per CISS slice (outline of the sac on that slice).
+    # Dura: one closed curve per CISS slice, the outline of the phantom's sac on that slice (the
+    # slab is parallel to the L4-L5 disc, so each slice is at one distance along its normal).
+    disc = phantom.ground_truth()["levels"]["L4-L5"]
+    disc_centre, disc_normal = np.asarray(disc["disc_centre_lps"]), np.asarray(disc["disc_normal_lps"])
     for i in range(0, ciss.shape_kji[0], 6):
-        plane = ciss.slice_plane(i)
-        centre = plane.pixel_to_lps(np.array([(plane.shape_rc[1] - 1) / 2, (plane.shape_rc[0] - 1) / 2]))
-        canal = np.asarray(phantom.ground_truth()["levels"]["L4-L5"]["canal_centre_lps"])
-        along = canal - plane.normal_lps * (plane.signed_distance_mm(canal))
-        ring = [along + 6.0 * (np.cos(t) * plane.row_direction_lps + np.sin(t) * plane.column_direction_lps)
-                for t in np.linspace(0, 2 * np.pi, 12, endpoint=False)]
+        u_mm = float((ciss.slice_plane(i).origin_lps - disc_centre) @ disc_normal)
+        ring = phantom.sac_outline_lps("L4-L5", u_mm)
         system = "LPS" if i % 12 == 0 else "RAS"
         name = f"{sub}_dura_{i}.json" if i % 12 == 0 else f"{sub}dura{i}.json"
-        (markers / name).write_text(json.dumps(_markup(np.array(ring), "ClosedCurve", system, "dura")),
+        (markers / name).write_text(json.dumps(_markup(ring, "ClosedCurve", system, "dura")),
                                     encoding="utf-8")
-        truth_markers[name] = {"first_point_lps": ring[0].tolist(), "system": system}
-        del centre
+        truth_markers[name] = {"first_point_lps": ring[0].tolist(), "system": system, "level": "L4-L5",
+                               "offset_from_disc_mm": u_mm, "slice_index": i}
     for d in phantom.discs:
         root_name = d.level.split("-")[0]
         if root_name not in ("L1", "L2", "L3", "L4", "L5"):
