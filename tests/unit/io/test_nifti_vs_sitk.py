@@ -27,6 +27,8 @@ from lumbarview.io.volume import check_volume_header, open_label_volume, open_vo
 from tests.conftest import shared_data_dir
 
 REAL_NIFTI = [
+    *(f"chu2015-vb2/VB2_{n}/VB2_{n}_t2_iso1mm{mask}.nii.gz" for n in ("05", "06", "09")
+      for mask in ("", "_vertebrae_mask")),
     "sct-lumbar-t2/t2_lumbar.nii.gz",
     "sct-testing-spine/t1/t1w.nii.gz",
     "sct-testing-spine/t1/t1w_seg-manual.nii.gz",
