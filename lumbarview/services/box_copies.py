@@ -45,8 +45,10 @@ def merge_box_copies(box_sets: list[BoxSet], name: str) -> tuple[BoxSet | None, 
         return None, []
     merged = BoxSet(name, "; ".join(dict.fromkeys(b.source for b in box_sets)))
     issues: list[LoadIssue] = []
-    # Per key, the boxes kept so far and whether another copy has matched each of them yet.
-    kept: dict[tuple[str, str, str], list[tuple[int, list[int]]]] = defaultdict(list)
+    # One slot per box of the first copy to hold it: the box, then any copy that disagrees
+    # (listed right after it). Per key, the slots in the order the key's boxes came.
+    slots: list[list[Box]] = []
+    kept: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for set_index, box_set in enumerate(box_sets):
         # The n-th box of a key in one file pairs with the n-th of that key in the others.
         seen_here: dict[tuple[str, str, str], int] = defaultdict(int)
@@ -56,25 +58,25 @@ def merge_box_copies(box_sets: list[BoxSet], name: str) -> tuple[BoxSet | None, 
             seen_here[key] += 1
             group = kept[key]
             if set_index == 0 or n >= len(group):
-                group.append((len(merged.boxes), [set_index]))
-                merged.boxes.append(box)
+                group.append(len(slots))
+                slots.append([box])
                 continue
-            at, sets = group[n]
-            first = merged.boxes[at]
-            sets.append(set_index)
+            slot = slots[group[n]]
+            first = slot[0]
             differences = _differences(first, box)
             if not differences:
-                merged.boxes[at] = replace(first, copies=(*first.copies, box.source))
+                slot[0] = replace(first, copies=(*first.copies, box.source))
                 continue
             what = "; ".join(differences)
-            merged.boxes[at] = replace(first, disagreement=_note(first.disagreement, f"{what} in {box.source}"))
-            merged.boxes.append(replace(box, disagreement=f"copy of the box in {first.source}, "
-                                                           f"which says otherwise ({what})"))
+            slot[0] = replace(first, disagreement=_note(first.disagreement, f"{what} in {box.source}"))
+            slot.append(replace(box, disagreement=f"copy of the box in {first.source}, which says "
+                                                   f"otherwise ({what})"))
             issues.append(LoadIssue(
                 Severity.WARNING, "boxes.copies-disagree",
                 f"two copies of the {box.side or '?'} {box.level or '?'} box on slice {key[0]} disagree "
                 f"({what}); both are listed and drawn, marked. Check which file is right",
                 box.source))
+    merged.boxes = [box for slot in slots for box in slot]
     return merged, issues
 
 

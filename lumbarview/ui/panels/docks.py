@@ -353,6 +353,8 @@ class AnnotationPanel(QtWidgets.QWidget):
             box.setCurrentIndex(max(0, box.findText(chosen)))
             box.blockSignals(False)
         self.condition.setVisible(self.condition.count() > 1)
+        self.table.setColumnHidden(3, self.condition.count() <= 1)  # the Condition column
+        self.table.clearSelection()  # a row picked in the previous case is not this case's
         self.refresh()
 
     def refresh(self) -> None:

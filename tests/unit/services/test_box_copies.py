@@ -82,7 +82,9 @@ def test_copies_that_disagree_are_both_kept_and_marked(aisslab: Path) -> None:
     case = dataset.cases[0]
     (box_set,) = case.box_sets
     assert len(box_set.boxes) == len(truth) + 1
-    pair = [b for b in box_set.boxes if (b.level, b.side) == ("L4-L5", "left")]
+    at = [n for n, b in enumerate(box_set.boxes) if (b.level, b.side) == ("L4-L5", "left")]
+    assert len(at) == 2 and at[1] == at[0] + 1  # listed one after the other
+    pair = [box_set.boxes[n] for n in at]
     assert sorted(b.severity for b in pair) == [2, 3]  # the file beside the slice says 2
     assert all(b.disagreement and "grade" in b.disagreement and "box" in b.disagreement for b in pair)
     assert {Path(b.source).name for b in pair} == {edited.name, edited.name.split("_", 1)[1]}

@@ -424,7 +424,11 @@ def test_points_carry_their_grade_beside_them(real: Dataset, real_root: Path) ->
                 assert label == f"{info['level']} {info['condition']}"
                 # The text the views write beside the point names its grade.
                 shown = point_label(parse_marker_name(ps.name), label, 0, info)
-                assert shown == f"{label}: {expected}" if expected else shown == label
+                side = info["condition"].split()[0]
+                what = {"Spinal": "canal", "Left": "L ", "Right": "R "}[side] + (
+                    "foramen" if "Foraminal" in info["condition"] else "subarticular" if "Subarticular" in
+                    info["condition"] else "")
+                assert shown == f"{info['level']} {what}" + (f": {expected}" if expected else "")
                 seen += 1
     assert seen == 16
     grades = {info["grade"] for ps in real.cases[0].point_sets for info in ps.info}
