@@ -167,7 +167,10 @@ def case_summary(case: Case) -> dict[str, Any]:
     graded = sorted({str(r.get("level")) for t in case.tables if t.kind == "spider-gradings"
                      for r in t.rows if r.get("level")})
     labelled = sorted({level for (_, level) in _label_centroids(case)})
+    grades: Counter[str] = Counter(str(info.get("grade") or "no grade") for p in case.point_sets for info in p.info
+                                   if info.get("condition"))
     return {
+        "graded_points_by_grade": dict(sorted(grades.items())),
         "boxes_by_side_and_grade": {f"{side} grade {grade}": n for (side, grade), n in sorted(boxes.items())},
         "levels_with_gradings": graded,
         "levels_labelled": labelled,

@@ -417,6 +417,10 @@ class SummaryPanel(QtWidgets.QTextBrowser):
         boxes = summary["boxes_by_side_and_grade"]
         parts.append("Boxes: " + (", ".join(f"{k}: {v}" for k, v in boxes.items()) or "none") + "<br>")
         parts.append("Discs with gradings: " + (", ".join(summary["levels_with_gradings"]) or "none") + "<br>")
+        graded = summary.get("graded_points_by_grade") or {}
+        if graded:
+            parts.append(f"Graded points: {sum(graded.values())} ("
+                         + ", ".join(f"{k}: {v}" for k, v in graded.items()) + ")<br>")
         parts.append("Disc levels labelled: " + (", ".join(summary["levels_labelled"]) or "none") + "<br>")
         missing = summary["levels_missing_labels"]
         if missing:

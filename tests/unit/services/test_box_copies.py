@@ -75,7 +75,7 @@ def _edit_copy(root: Path, level: str, side: str, grade: int, shift_px: int) -> 
     raise AssertionError(f"no {side} {level} box written")
 
 
-def test_copies_that_disagree_are_both_kept_and_marked(aisslab: Path) -> None:
+def test_copies_that_disagree_are_both_kept_and_marked(aisslab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     truth = _truth(aisslab)
     edited = _edit_copy(aisslab, "L4-L5", "left", grade=3, shift_px=-2)
     dataset = open_path(aisslab, use_cache=False)
@@ -93,6 +93,11 @@ def test_copies_that_disagree_are_both_kept_and_marked(aisslab: Path) -> None:
     assert "L4-L5" in issue.message and "left" in issue.message and issue.path == str(edited)
     rows = [r for r in case_annotations(case) if r.kind == "box" and r.level == "L4-L5" and r.side == "left"]
     assert len(rows) == 2 and all(r.marked and "⚠" in r.text for r in rows)
+    # lumbarview info says so too.
+    from lumbarview.cli import main
+
+    assert main(["info", str(aisslab), "--no-cache"]) == 0
+    assert "boxes foraminal boxes: 7 (7 placed on a slice; 2 marked: copies disagree)" in capsys.readouterr().out
     # The other boxes still agree and are one row each.
     others = [b for b in box_set.boxes if (b.level, b.side) != ("L4-L5", "left")]
     assert len(others) == len(truth) - 1 and all(b.copies and not b.disagreement for b in others)

@@ -176,3 +176,24 @@ def test_real_folder_of_three_subjects_opens_as_three_cases(shared_data: Path) -
         assert series.description == f"{case.id}_t2_iso1mm"
         assert label_map.bound_to == series.stacks[0].uid and label_map.resampled_from is None
         assert label_map.name == f"{case.id}_t2_iso1mm_vertebrae_mask" and label_map.guessed is None
+
+
+def test_files_naming_no_subject_and_what_info_says(several: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from lumbarview.cli import main
+
+    rng = np.random.default_rng(11)
+    _write(several / "overview_t2.nii.gz", rng.integers(0, 900, SHAPE).astype(np.int16))
+    dataset = _opened(several)
+    assert [c.id for c in dataset.cases] == ["S01", "S02", "S03", "study"]
+    shared = dataset.cases[-1]
+    assert _series(shared) == ["overview_t2"]
+    (notice,) = [i for i in shared.issues if i.code == "folder.no-subject"]
+    assert "S01_" in notice.message
+    assert main(["info", str(several), "--json", "--no-cache"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    maps = {m["name"]: m for p in doc["patients"] for m in p["overlays"]["label_maps"]}
+    assert maps["S03_t2_cord"]["guessed"] is True and maps["S01_t2_seg"]["guessed"] is False
+    assert main(["info", str(several), "--no-cache"]) == 0
+    assert "S03_t2_cord (SCT" in (text := capsys.readouterr().out) and "a label map by its values" in text

@@ -463,6 +463,14 @@ def test_graded_points_are_annotations_with_filters_and_jumps(real: Dataset, rea
     assert moderate and all(r.grade == "Moderate" for r in moderate)
     assert len(filter_annotations(rows, level="L4-L5", side="left")) == 2  # foramen + subarticular
     assert annotation_grades(rows) == list(GRADE_CYCLE)
+    # The case summary counts the graded points per grade, as the CSVs give them.
+    from collections import Counter
+
+    from lumbarview.services.annotations import case_summary
+
+    expected = Counter(_csv_grade(real_root, STUDY_A, r["condition"], r["level"].replace("/", "-")) or "no grade"
+                       for r in coords)
+    assert case_summary(a)["graded_points_by_grade"] == dict(expected)
     # Rows ordered by level, L1-L2 first.
     order = [r.level for r in points]
     assert order == sorted(order, key=list(rsna.LEVELS.values()).index)
