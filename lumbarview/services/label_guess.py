@@ -9,13 +9,20 @@ shows the volume as an image instead (Layers dock: "Show as an image").
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lumbarview.core.types import ImageStack
-from lumbarview.io.volume import same_grid
-from lumbarview.services.binding import best_image_for
+from lumbarview.core.dataset import Case
+from lumbarview.core.labels import LabelScheme
+from lumbarview.core.types import ImageStack, Severity
+from lumbarview.io.volume import same_grid, volume_stem
+from lumbarview.services.binding import best_image_for, bind_label_volume
+
+if TYPE_CHECKING:
+    from lumbarview.services.layouts.context import OpenContext
 
 #: At most this many distinct values (0 included) make an integer volume a label map. A scanner
 #: image has hundreds to thousands; the largest lumbar label schemes (SPIDER, TotalSegmentator's
@@ -68,3 +75,28 @@ def why_labels(values: list[int], image_name: str) -> str:
     return (f"this volume's name does not say it is a mask, but it holds only {len(values)} whole-number "
             f"values ({shown}) on the grid of {image_name}: it is shown as a label map over that image. "
             "If it is an image, choose 'Show as an image' on its layer in the Layers dock")
+
+
+def bind_guessed_label_maps(ctx: OpenContext, case: Case, stacks: dict[Path, ImageStack],
+                            scheme: LabelScheme) -> set[Path]:
+    """Bind each volume of ``stacks`` that is a label map by its values to the image on its grid
+    (one that is not a label map itself), with the notice; returns their paths (the rest are
+    images)."""
+    few: dict[Path, list[int]] = {}
+    for path in label_candidates(stacks):
+        values = ctx.guarded(case, partial(distinct_values, stacks[path]), path)
+        if values is not None:
+            few[path] = values
+    bound: set[Path] = set()
+    for path, values in few.items():
+        images = [p for p, s in stacks.items() if p not in few and same_grid(s.geometry, stacks[path].geometry)]
+        image = best_image_for(path, images)
+        if image is None:
+            continue
+        label_map = bind_label_volume(ctx, case, path, stacks[image], scheme)
+        if label_map is not None:
+            label_map.guessed = why_labels(values, volume_stem(image))
+            label_map.as_image = stacks[path]
+            ctx.issue(Severity.INFO, "labels.guessed", label_map.guessed, path, case)
+            bound.add(path)
+    return bound

@@ -22,9 +22,9 @@ from lumbarview.io.annotations import (
     read_table,
 )
 from lumbarview.io.mesh import read_stl
-from lumbarview.io.volume import is_volume_file, open_label_volume, open_volume, same_grid, volume_stem
-from lumbarview.services.binding import best_image_for, bind_label_volume, image_for_labels
-from lumbarview.services.label_guess import distinct_values, label_candidates, why_labels
+from lumbarview.io.volume import is_volume_file, open_label_volume, open_volume, volume_stem
+from lumbarview.services.binding import bind_label_volume, image_for_labels
+from lumbarview.services.label_guess import bind_guessed_label_maps
 from lumbarview.services.layouts.context import USER_SCHEME_FILE, OpenContext, natural_key
 from lumbarview.services.open_study import open_dicom
 from lumbarview.services.subjects import group_by_subject
@@ -97,18 +97,12 @@ def _open_files(ctx: OpenContext, case: Case, files: list[Path]) -> None:
         if stack is not None:
             stacks[path] = stack
     scheme = ctx.user_scheme or sct_scheme()
-    guessed = _guess_label_maps(ctx, case, stacks)
-    for path, stack in stacks.items():
-        if path not in guessed:
-            case.series.append(Series(uid=stack.uid, description=volume_stem(path), modality="MR",
-                                      number=None, stacks=[stack]))
+    # Masks not named as masks: integer volumes with few values on an image's grid.
+    guessed = bind_guessed_label_maps(ctx, case, stacks, scheme)
     images = {p: s for p, s in stacks.items() if p not in guessed}
-    for path, (values, image_path) in guessed.items():
-        label_map = bind_label_volume(ctx, case, path, images[image_path], scheme)
-        if label_map is not None:
-            label_map.guessed = why_labels(values, volume_stem(image_path))
-            label_map.as_image = stacks[path]
-            ctx.issue(Severity.INFO, "labels.guessed", label_map.guessed, path, case)
+    for path, stack in images.items():
+        case.series.append(Series(uid=stack.uid, description=volume_stem(path), modality="MR",
+                                  number=None, stacks=[stack]))
     for path in label_like:
         labels = ctx.guarded(case, partial(open_label_volume, path, uid=f"labels:{path}", root=ctx.root))
         if labels is None:
@@ -142,25 +136,6 @@ def _open_files(ctx: OpenContext, case: Case, files: list[Path]) -> None:
                 case.issues.extend(result[1])
         elif suffix == ".pdf":
             case.attachments.append(str(path))
-
-
-def _guess_label_maps(ctx: OpenContext, case: Case,
-                      stacks: dict[Path, ImageStack]) -> dict[Path, tuple[list[int], Path]]:
-    """The volumes that are label maps by their values (services.label_guess) -> their values
-    and the image on their grid (one that is not a label map itself)."""
-    few: dict[Path, list[int]] = {}
-    candidates = label_candidates(stacks)
-    for path in candidates:
-        values = ctx.guarded(case, partial(distinct_values, stacks[path]), path)
-        if values is not None:
-            few[path] = values
-    out: dict[Path, tuple[list[int], Path]] = {}
-    for path, values in few.items():
-        images = [p for p, s in stacks.items() if p not in few and same_grid(s.geometry, stacks[path].geometry)]
-        image = best_image_for(path, images)
-        if image is not None:
-            out[path] = (values, image)
-    return out
 
 
 # -- binding overlays to images -------------------------------------------------------
