@@ -56,3 +56,33 @@ def test_the_ring_at_the_disc_is_the_canal_the_truth_gives(bids: Path) -> None:
     # Away from the disc the sac widens back toward its normal size: the demo's rings differ.
     farthest = max(offsets, key=lambda n: abs(offsets[n]))
     assert float(np.ptp(rings[farthest] @ ap_axis)) > front_to_back + 3.0
+
+
+def test_the_dura_model_is_the_sacs_surface(bids: Path) -> None:
+    """Each vertex of the Dura STL (as opened) nudged 0.3 mm inward along the surface normal is
+    inside the phantom's sac, nudged outward it is not; the model narrows at L4-L5 as the canal."""
+    phantom = LumbarPhantom(PhantomParams())
+    case = open_path(bids, use_cache=False).cases[0]
+    mesh = next(m for m in case.meshes if m.name.endswith("Dura"))
+    v, f = mesh.vertices_lps, mesh.faces
+    normals = np.zeros_like(v)
+    face_normals = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    for corner in range(3):
+        np.add.at(normals, f[:, corner], face_normals)
+    side = np.linalg.norm(normals, axis=1) > 0
+    normals[side] /= np.linalg.norm(normals[side], axis=1, keepdims=True)
+    # The wall: vertices whose normal is across the canal (not the two caps' centres and rims).
+    wall = side & (np.abs(normals @ np.array([0.0, 0.0, 1.0])) < 0.5)
+    assert wall.sum() > 0.7 * len(v)
+    inside_sac = (LABEL_CANAL, LABEL_CORD, LABEL_ROOT)
+    for sign in (1.0, -1.0):  # the winding decides which way the normals point
+        inner = phantom.labels_at(v[wall] - sign * 0.3 * normals[wall])
+        outer = phantom.labels_at(v[wall] + sign * 0.3 * normals[wall])
+        if np.isin(inner, inside_sac).mean() > 0.5:
+            break
+    assert np.isin(inner, inside_sac).all()
+    assert (outer != LABEL_CANAL).all()
+    truth = json.loads((bids / TRUTH_FILE).read_text())["levels"]["L4-L5"]
+    near_disc = np.abs((v - np.asarray(truth["disc_centre_lps"])) @ np.asarray(truth["disc_normal_lps"])) < 0.5
+    near_disc &= np.linalg.norm(v - np.asarray(truth["canal_centre_lps"]), axis=1) < 15.0
+    assert float(np.ptp(v[near_disc][:, 0])) == pytest.approx(truth["canal_transverse_mm"], abs=0.2)
