@@ -34,7 +34,7 @@ MARKER = ".lumbarview-demo-complete"
 #: run that made it is gone.
 _STAGING_MARKER = ".lumbarview-demo-staging"
 _STAGING_SUFFIX = ".lumbarview-partial"
-_DEMO_VERSION = 4  # 3: the RSNA 2024 layout; 4: the UniData report PDF has text
+_DEMO_VERSION = 5  # 3: the RSNA 2024 layout; 4: the UniData report PDF has text; 5: dura = the sac
 
 
 class DemoFolderError(LumbarviewError):

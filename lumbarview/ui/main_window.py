@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.core.dataset import Case, Dataset
+from lumbarview.core.dataset import Case, Dataset, LabelMap
 from lumbarview.model.flags import FlagStore, default_flag_file
 from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.model.window_presets import default_window
@@ -78,6 +78,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks.tree.itemDoubleClicked.connect(self._on_tree_double_click)
         # The panels that tests and scripts reach through the window.
         self.layer_panel = self.docks.layer_panel
+        self.layer_panel.show_as_image = self.show_labels_as_image
         self.annotation_panel = self.docks.annotation_panel
         self.report_panel = self.docks.report_panel
         self.report_dock = self.docks.report_dock
@@ -175,6 +176,22 @@ class MainWindow(QtWidgets.QMainWindow):
             dataset = self.dataset
             self.docks.tree.read_pending(dataset, lambda: self.docks.show_issues(dataset))
         QtCore.QTimer.singleShot(0, self.views_ready.emit)
+
+    def show_labels_as_image(self, label_map: LabelMap) -> None:
+        """A volume taken for a label map by its values (its name does not say so) is shown as
+        an image instead: it becomes a series of the case, and the case is shown again."""
+        case = self.session.case
+        if case is None or label_map not in case.label_maps:
+            return
+        try:
+            series = case.treat_as_image(label_map)
+        except ValueError as exc:
+            self.statusBar().showMessage(str(exc))
+            return
+        if self.dataset is not None:
+            self.docks.tree.fill(self.dataset)
+        self.statusBar().showMessage(f"{series.description} is shown as an image")
+        self.show_case(case)
 
     def step_case(self, delta: int) -> None:
         case = neighbour_case(self.dataset, self.session.case, delta)

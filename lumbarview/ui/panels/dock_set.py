@@ -53,6 +53,7 @@ class DockSet:
         self.summary_panel = SummaryPanel()
         self.report_panel = ReportPanel(submit)
         self.tables_panel = TablesPanel()
+        self.tables_panel.jump.connect(self._go_to)
         self._docks: list[QtWidgets.QDockWidget] = []
         self.browser_dock = self._dock("Browser", self.tree, LEFT)
         self.issues_dock = self._dock("Load issues", self.issues_panel, BOTTOM, hidden=True)
