@@ -295,8 +295,10 @@ def _cmd_view(args: argparse.Namespace) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from lumbarview.ui.app import ViewOptions, run
 
+    # LUMBARVIEW_NO_DIALOGS=1 is the command line's way to say no modal dialog may open (scripts).
     options = ViewOptions(layout=args.layout, plane=args.plane, cursor_lps=cursor,
-                          native_orientation=args.native_orientation, session=args.session)
+                          native_orientation=args.native_orientation, session=args.session,
+                          interactive=not os.environ.get("LUMBARVIEW_NO_DIALOGS"))
     return run(args.path, screenshot=args.screenshot, size=size, demo=args.demo, options=options)
 
 

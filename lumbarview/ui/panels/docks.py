@@ -1,4 +1,4 @@
-"""Dock panels: load issues, DICOM tags, and the keyboard shortcut table."""
+"""Dock panels: load issues, DICOM tags, layers, annotations, the case summary."""
 
 from __future__ import annotations
 
@@ -10,26 +10,6 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.types import LoadIssue
 from lumbarview.services.tags import read_tags
-
-SHORTCUTS = [
-    ("Left click / drag", "set the crosshair (every view follows)"),
-    ("Click on a reference line", "go to that slice in the other view"),
-    ("Mouse wheel, Up/Down, Left/Right", "previous / next slice"),
-    ("Page Up / Page Down", "10 % of the slices back / forward"),
-    ("Home / End", "first / last slice"),
-    ("Ctrl + wheel", "zoom around the mouse"),
-    ("Middle drag", "pan"),
-    ("Right drag", "window (horizontal) and level (vertical)"),
-    ("Ctrl+1 .. Ctrl+4", "window presets: automatic, DICOM, T1, T2"),
-    ("I", "invert"),
-    ("F", "fit to window"),
-    ("R", "reset zoom and window"),
-    ("Space", "cine play / stop"),
-    ("Ctrl+O", "open a folder"),
-    ("Ctrl+Shift+S", "save a screenshot of the window"),
-    ("Shift+M / Ctrl+Shift+M", "show / hide all markers (boxes and points)"),
-    ("F1", "this table"),
-]
 
 
 class IssuesPanel(QtWidgets.QTableWidget):
@@ -86,24 +66,6 @@ class TagPanel(QtWidgets.QTreeWidget):
             parents[row.depth] = item
         for col in range(3):
             self.resizeColumnToContents(col)
-
-
-class ShortcutsDialog(QtWidgets.QDialog):
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Keyboard and mouse")
-        table = QtWidgets.QTableWidget(len(SHORTCUTS), 2, self)
-        table.setHorizontalHeaderLabels(["Input", "Action"])
-        for row, (key, action) in enumerate(SHORTCUTS):
-            table.setItem(row, 0, QtWidgets.QTableWidgetItem(key))
-            table.setItem(row, 1, QtWidgets.QTableWidgetItem(action))
-        table.resizeColumnsToContents()
-        table.horizontalHeader().setStretchLastSection(True)
-        table.verticalHeader().hide()
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(table)
-        self.resize(560, 480)
-        self.setWindowFlag(QtCore.Qt.WindowType.WindowContextHelpButtonHint, False)
 
 
 class LayerPanel(QtWidgets.QTreeWidget):

@@ -35,6 +35,7 @@ from lumbarview.model.session import Session
 from lumbarview.services.surfaces import LabelSurface, build_label_surfaces, mesh_bounds
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.ui.scene3d import vtk_objects as vo
+from lumbarview.ui.settings import Settings
 
 #: Camera presets: (direction from the focal point to the camera, view up), in LPS. "anterior"
 #: looks at the patient's front (patient right on screen left), "left" from the patient's left.
@@ -511,8 +512,9 @@ class SceneView(QtWidgets.QWidget):
 
     def save_screenshot(self, path: str | None) -> str | None:
         if path is None:
-            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the 3D pane", "lumbarview-3d.png",
-                                                            "PNG images (*.png)")
+            dataset = self.session.dataset
+            path = Settings().save_path(self, "Save the 3D pane", "lumbarview-3d.png", "PNG images (*.png)",
+                                        dataset.path if dataset is not None else None)
             if not path:
                 return None
         return path if self.to_qimage().save(path) else None
