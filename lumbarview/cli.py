@@ -303,7 +303,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
 
 def _cmd_self_test(args: argparse.Namespace) -> int:
-    from lumbarview import selftest
+    from lumbarview.services import selftest
 
     selftest.prepare_environment()  # offscreen with no display: before Qt or VTK are imported
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 from PySide6 import QtGui, QtWidgets
 
@@ -16,6 +15,7 @@ from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
 from lumbarview.model.view_state import WindowLevel
 from lumbarview.model.window_presets import default_window, preset_window
 from lumbarview.services.case_browser import Submit
+from lumbarview.services.view_planes import plan_go_to
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.ui.items.overlay_items import OverlayItems
 from lumbarview.ui.views.slice_view import SliceView
@@ -149,10 +149,12 @@ class ViewGrid(QtWidgets.QWidget):
         return window is not None
 
     def go_to(self, position_lps: npt.ArrayLike) -> None:
-        """The crosshair to ``position_lps``, every visible view zoomed around it."""
-        self.session.cursor.set_crosshair(position_lps)
-        for view in self.visible_views():
-            view.zoom_to(np.asarray(position_lps, dtype=np.float64))
+        """The crosshair to ``position_lps`` (an annotation), the visible views zoomed around it
+        (``services.view_planes.plan_go_to``)."""
+        go = plan_go_to(self.session, position_lps)
+        go.apply(self.session)
+        for name in go.zoom:
+            self.views[name].zoom_to(go.cursor_lps, go.field_mm)
 
     def set_crosshair_visible(self, checked: bool) -> None:
         for view in self.views.values():
