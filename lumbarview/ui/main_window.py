@@ -27,6 +27,7 @@ from lumbarview.services.case_browser import CaseBrowser, find_series, neighbour
 from lumbarview.services.case_loader import CaseView
 from lumbarview.services.demo import DEMO_LAYOUTS, default_demo_root, ensure_demo
 from lumbarview.services.open_dataset import open_path
+from lumbarview.services.tags import slice_file
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.ui.actions import VIEW_INPUTS, Entry, build_menus, shortcut_rows
 from lumbarview.ui.help import HelpDialog, ShortcutsDialog, about_html, manual_html
@@ -88,6 +89,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks.closed_by_user.update(self.settings.closed_docks())
         self.measure.restored.connect(lambda _issues: self.docks.follow_measurements())
         self.docks.tree.itemDoubleClicked.connect(self._on_tree_double_click)
+        # The DICOM tags dock follows the focused view's slice while it is open.
+        self.grid.focus_changed.connect(lambda _name: self.update_tags())
+        self.session.cursor.crosshair_changed.connect(lambda _lps: self.update_tags())
+        self.docks.tag_dock.visibilityChanged.connect(self._on_tags_visible)
         # The panels that tests and scripts reach through the window.
         self.layer_panel = self.docks.layer_panel
         self.annotation_panel = self.docks.annotation_panel
@@ -324,6 +329,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.pending_plane = None
         self.measure.on_case_shown()
         self.docks.follow_measurements()
+        self.update_tags()
         self.cases.shown(case)
         if self.dataset is not None:  # the cases listed but not read yet, once this one shows
             dataset = self.dataset
@@ -374,6 +380,16 @@ class MainWindow(QtWidgets.QMainWindow):
     def apply_preset(self, name: str) -> None:
         if not self.grid.apply_preset(name):
             self.statusBar().showMessage(f"No {name} window in this series")
+
+    def _on_tags_visible(self, shown: bool) -> None:
+        if shown:
+            self.update_tags()
+
+    def update_tags(self) -> None:
+        """The DICOM tags dock shows the focused view's slice (read off the GUI thread)."""
+        if self.docks.tag_dock.isVisible():
+            view = self.grid.focused_view()
+            self.docks.tag_panel.show_slice(slice_file(view.view_state, self.session.cursor.crosshair))
 
     def _on_hover_text(self, text: str) -> None:
         if text:

@@ -54,7 +54,7 @@ class DockSet:
         self._own_issues: list[LoadIssue] = []  # the window's own (flags, session), per dataset
         self.tree = SeriesTree(submit)
         self.issues_panel = IssuesPanel()
-        self.tag_panel = TagPanel()
+        self.tag_panel = TagPanel(submit)
         self.layer_panel = LayerPanel(session.overlays, session.set_layer)
         self.layer_panel.bulk_edit = session.set_layers
         self.annotation_panel = AnnotationPanel()
