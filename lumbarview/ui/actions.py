@@ -145,6 +145,7 @@ def shortcut_rows(entries: Sequence[Entry]) -> list[tuple[str, str]]:
             continue
         if entry.menu:
             where = " > ".join(_plain(part) for part in entry.menu.split("/"))
-            rows.append((entry.shortcut, f"{_plain(entry.text)} ({where})"))
+            keys = QtGui.QKeySequence(entry.shortcut).toString(QtGui.QKeySequence.SequenceFormat.NativeText)
+            rows.append((keys, f"{_plain(entry.text)} ({where})"))
     rows.extend((entry.shortcut, entry.text) for entry in entries if not entry.menu)
     return rows

@@ -10,7 +10,9 @@ views stand in a :class:`ViewGrid`, the panels in a :class:`DockSet`, the menus 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,8 @@ from lumbarview.services.case_browser import CaseBrowser, find_series, neighbour
 from lumbarview.services.case_loader import CaseView
 from lumbarview.services.demo import DEMO_LAYOUTS, default_demo_root, ensure_demo
 from lumbarview.services.open_dataset import open_path
+from lumbarview.services.session_store import Opened, SessionStore
+from lumbarview.services.session_writer import open_autosave
 from lumbarview.services.tags import slice_file
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.ui.actions import VIEW_INPUTS, Entry, build_menus, shortcut_rows
@@ -44,6 +48,15 @@ from lumbarview.ui.views.tools import LABELS as TOOL_LABELS
 from lumbarview.ui.views.tools import SHORTCUTS as TOOL_SHORTCUTS
 from lumbarview.ui.views.tools import TOOLS
 from lumbarview.ui.views.view_grid import ViewGrid
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """What opening a dataset reads off the GUI thread."""
+
+    dataset: Dataset
+    autosave: tuple[SessionStore, Opened]
+    flags: FlagStore
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -287,20 +300,29 @@ class MainWindow(QtWidgets.QMainWindow):
                        lambda root: self.open(str(root)), f"Preparing the demo dataset ({layout})…")
 
     def open(self, path: str) -> None:
-        """Open a dataset off the GUI thread, with a progress bar that can cancel."""
-        self.tasks.run(lambda progress, cancel: open_path(path, progress=progress, cancel=cancel, lazy=True),
-                       lambda ds: self._on_dataset(path, ds), f"Opening {path}…")
+        """Open a dataset off the GUI thread, with a progress bar that can cancel; its autosaved
+        session and its flags are read there too (the GUI thread never waits for a disk)."""
+        read_session = self.measure.pending is None
 
-    def _on_dataset(self, path: str, dataset: Dataset) -> None:
+        def job(progress: Callable[[int, int], None], cancel: threading.Event) -> _Opened:
+            dataset = open_path(path, progress=progress, cancel=cancel, lazy=True)
+            return _Opened(dataset, open_autosave(dataset.path, read_session),
+                           FlagStore(default_flag_file(dataset.path), dataset.path))
+
+        self.tasks.run(job, lambda opened: self._on_dataset(path, opened), f"Opening {path}…")
+
+    def _on_dataset(self, path: str, opened: _Opened) -> None:
+        dataset = opened.dataset
+        self.measure.save_pending()  # the previous dataset's last change, before the session lets it go
         self.session.set_dataset(dataset)
         self.settings.remember_recent(path)
         self.list_recent()
         self.docks.tree.fill(dataset)
-        self.flags = FlagStore(default_flag_file(dataset.path), dataset.path)
+        self.flags = opened.flags
         own = [self.flags.issue] if self.flags.notice and self.flags.issue is not None else []
         if self.flags.notice and own:
             self.statusBar().showMessage(self.flags.notice)
-        self.docks.show_issues(dataset, [*own, *self.measure.on_dataset(dataset)])
+        self.docks.show_issues(dataset, [*own, *self.measure.on_dataset(dataset, opened.autosave)])
         self.setWindowTitle(f"lumbarview — {os.path.basename(dataset.path)} ({dataset.layout})")
         self.stack.setCurrentWidget(self.grid)
         self.dataset_loaded.emit(dataset)

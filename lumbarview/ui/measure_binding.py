@@ -16,17 +16,19 @@ from lumbarview.core.types import LoadIssue
 from lumbarview.model.session import Session
 from lumbarview.services.case_browser import find_series
 from lumbarview.services.session_store import (
+    Opened,
     SessionFile,
     SessionStore,
     apply,
-    default_session_file,
     locate_dataset,
     open_session_file,
 )
+from lumbarview.services.session_writer import SessionWriter, open_autosave
 from lumbarview.services.view_planes import plan_go_to
 from lumbarview.ui.items.measurement_items import MeasurementItems
 from lumbarview.ui.panels.measurements import MeasurementPanel
 from lumbarview.ui.shell import Shell
+from lumbarview.ui.threading import call_in_gui_thread
 from lumbarview.ui.views.slice_view import SliceView
 from lumbarview.ui.views.tools import ToolController
 
@@ -60,6 +62,10 @@ class MeasureBinding(QtCore.QObject):
         self._timer.timeout.connect(self.autosave_now)
         session.undo.changed.connect(self._on_change)
         session.measurements.changed.connect(self._on_change)
+        # Autosaves are written on a background thread (services.session_writer): the GUI never
+        # waits for a disk; a failure is told in the status bar.
+        self.writer = SessionWriter(failed=lambda path, exc: call_in_gui_thread(
+            lambda: shell.status(f"The session could not be saved to {path}: {exc.strerror or exc}")))
 
     # -- autosave ---------------------------------------------------------------------------------
     def _on_change(self) -> None:
@@ -69,29 +75,43 @@ class MeasureBinding(QtCore.QObject):
             self._timer.start()
 
     def flush(self) -> None:
-        """Write the session now if it changed since it was opened (the window is closing)."""
+        """Write the session now if it changed since it was opened, and wait until it is on disk
+        (the window is closing)."""
         if self._timer.isActive() or self._armed:
+            self.autosave_now()
+        if not self.writer.close():
+            self.shell.status("The session is still being written; it may be the previous one")
+
+    def save_pending(self) -> None:
+        """A change waiting for its autosave is written now (another dataset is about to replace
+        the session's)."""
+        if self._timer.isActive():
             self.autosave_now()
 
     def autosave_now(self) -> None:
+        """Snapshot the session and have it written off the GUI thread."""
         self._timer.stop()
         if self.store is None or self.session.dataset is None:
             return
-        try:
-            self.store.save(self.session)
-        except OSError as exc:
-            self.shell.status(f"The session could not be saved to {self.store.path}: {exc.strerror or exc}")
+        self.writer.save(self.store, self.session)
 
     # -- datasets and cases -------------------------------------------------------------------------
-    def on_dataset(self, dataset: Dataset) -> list[LoadIssue]:
+    def on_dataset(self, dataset: Dataset, autosave: tuple[SessionStore, Opened] | None = None) -> list[LoadIssue]:
         """A dataset was opened: its session store; the last session is offered (or restored when
-        a session file was asked for). Returns issues for the issues panel."""
+        a session file was asked for). ``autosave``: the store and what it held, read off the GUI
+        thread with the dataset (``services.session_writer.open_autosave``; read here when not
+        given). Returns issues for the issues panel."""
+        # The change that armed the timer was the previous dataset's (saved by
+        # ``save_pending`` before the session let it go): an autosave now would write an empty
+        # session over this dataset's saved one.
+        self._timer.stop()
         self._armed = False
-        self.store = SessionStore(default_session_file(dataset.path))
+        if autosave is None:
+            autosave = open_autosave(dataset.path, read=self.pending is None)
+        self.store, opened = autosave
         self.offered = None
         if self.pending is not None:
             return []
-        opened = self.store.open()
         self.offered = opened.doc if opened.doc is not None and opened.doc.measurements else None
         if opened.backup is not None or opened.issues:
             self.shell.status(opened.issues[0].message if opened.issues else "")

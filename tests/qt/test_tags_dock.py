@@ -21,7 +21,11 @@ def _file_on_plane(folder_files: list[Path], plane) -> Path:  # type: ignore[no-
 
 
 def _sop(rows: list[tuple[str, str, str, str]]) -> str:
-    return next(value for _tag, keyword, _vr, value in rows if keyword == "SOPInstanceUID")
+    return next((value for _tag, keyword, _vr, value in rows if keyword == "SOPInstanceUID"), "")
+
+
+def _uid(path: Path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
 
 
 def test_the_tags_dock_lists_the_focused_views_slice(qtbot, window, demo_small, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -45,28 +49,24 @@ def test_the_tags_dock_lists_the_focused_views_slice(qtbot, window, demo_small, 
 
     axial.setFocus()
     qtbot.waitUntil(lambda: window.grid.focused_view() is axial, timeout=5000)
-    window.docks.tag_dock.show()
+    window.show_dock("tags")
     panel = window.docks.tag_panel
-    with qtbot.waitSignal(panel.shown, timeout=10_000):
-        pass
-    expected = _file_on_plane(files, state.plane)
-    assert _sop(panel.rows()) == str(pydicom.dcmread(expected, stop_before_pixels=True).SOPInstanceUID)
+    expected = _uid(_file_on_plane(files, state.plane))
+    qtbot.waitUntil(lambda: _sop(panel.rows()) == expected, timeout=10_000)
     assert "slice" in panel.note.text()
     assert threads and threading.main_thread().name not in threads  # read on the worker
 
     # The view steps to another slice: the dock follows.
     before = _sop(panel.rows())
-    with qtbot.waitSignal(panel.shown, timeout=10_000):
-        state.step(1)
-    expected = _file_on_plane(files, state.plane)
-    after = _sop(panel.rows())
-    assert after != before
-    assert after == str(pydicom.dcmread(expected, stop_before_pixels=True).SOPInstanceUID)
+    state.step(1)
+    expected = _uid(_file_on_plane(files, state.plane))
+    assert expected != before
+    qtbot.waitUntil(lambda: _sop(panel.rows()) == expected, timeout=10_000)
 
 
 def test_a_view_without_dicom_says_why_it_has_no_tags(qtbot, window, demo_small) -> None:  # type: ignore[no-untyped-def]
     open_and_wait(qtbot, window, demo_small["spider"])  # MetaImage volumes
-    window.docks.tag_dock.show()
+    window.show_dock("tags")
     panel = window.docks.tag_panel
     qtbot.waitUntil(lambda: "not a DICOM series" in panel.note.text(), timeout=5000)
     assert panel.rows() == []
