@@ -12,6 +12,8 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
+from lumbarview.ui.display_check import check_display
+
 
 def _configure_environment() -> None:
     # VTK inside offscreen Qt must render through OSMesa (EGL draws black there); set before any
@@ -29,6 +31,8 @@ def make_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
     app = QtWidgets.QApplication.instance()
     if app is None:
+        # Qt aborts the process when its X11 platform lacks a library: say which, first.
+        check_display()
         app = QtWidgets.QApplication(argv or [sys.argv[0]])
         app.setOrganizationName("lumbarview")
         app.setApplicationName("lumbarview")
