@@ -130,7 +130,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage("Ready")
         self.setAcceptDrops(True)
         self.resize(1400, 860)
-        self.settings.restore_window(self)
+        if self.settings.restore_window(self):
+            self.docks.keep_user_sizes()
 
     @property
     def dataset(self) -> Dataset | None:
@@ -416,6 +417,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_hover_text(self, text: str) -> None:
         if text:
             self.statusBar().showMessage(text)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        QtCore.QTimer.singleShot(0, self.docks.size_shown)  # the docks shown from the start
 
     # -- drag and drop, closing ----------------------------------------------------------------
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:

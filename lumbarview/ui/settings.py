@@ -77,11 +77,15 @@ class Settings:
                 self.set_window(view.series.uid, session.windows[view.series.uid])
 
     # -- the main window's geometry and docks -----------------------------------------------
-    def restore_window(self, window: QtWidgets.QMainWindow) -> None:
+    def restore_window(self, window: QtWidgets.QMainWindow) -> bool:
+        """The window's geometry and its docks as the user left them; False when there was no
+        arrangement to restore (a first start)."""
+        restored = False
         for key, restore in (("window/geometry", window.restoreGeometry), ("window/state", window.restoreState)):
             value = self.value(key)
             if isinstance(value, QtCore.QByteArray):
-                restore(value)
+                restored = bool(restore(value)) or restored
+        return restored
 
     def save_window(self, window: QtWidgets.QMainWindow) -> None:
         self.set_value("window/geometry", window.saveGeometry())

@@ -201,3 +201,20 @@ def test_saves_start_in_the_documents_folder_then_the_last_one(window, demo_smal
     settings.remember_save_folder(dataset / "x.png")
     assert settings.save_folder(str(dataset)) == documents
     assert settings.save_folder() == dataset
+
+
+def test_the_corner_position_names_its_axis_in_the_status_bars_convention(qtbot, window, demo_small) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    open_and_wait(qtbot, window, demo_small["sudirman"])
+    point = window.session.cursor.crosshair + np.array([-3.25, 4.5, 0.35])  # within the axial block
+    window.session.cursor.set_crosshair(point)
+    qtbot.wait(50)
+    # The status bar's LPS: L, P and S positive; the views' corners name the axis across them
+    # (the sagittal steps along L, the axial along S, the coronal along P), same sign.
+    for name, axis, index in (("sagittal", "L", 0), ("axial", "S", 2), ("coronal", "P", 1)):
+        text = window.views[name].hud.text("tr")
+        found = re.search(r"pos ([LPS]) (-?\d+\.\d) mm", text)
+        assert found is not None, text
+        assert found.group(1) == axis
+        assert float(found.group(2)) == pytest.approx(point[index], abs=0.051)

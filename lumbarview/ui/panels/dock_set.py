@@ -70,8 +70,8 @@ class DockSet:
         self.browser_dock = self._dock("browser", "Browser", self.tree, LEFT)
         self.issues_dock = self._dock("issues", "Load issues", self.issues_panel, BOTTOM, hidden=True)
         self.tag_dock = self._dock("tags", "DICOM tags", self.tag_panel, RIGHT, hidden=True)
-        self.layer_dock = self._dock("layers", "Layers", self.layer_panel.widget_with_buttons(), RIGHT)
-        self.annotation_dock = self._dock("annotations", "Annotations", self.annotation_panel, RIGHT)
+        self.layer_dock = self._dock("layers", "Layers", self.layer_panel.widget_with_buttons(), RIGHT, hidden=True)
+        self.annotation_dock = self._dock("annotations", "Annotations", self.annotation_panel, RIGHT, hidden=True)
         self.summary_dock = self._dock("summary", "Case summary", self.summary_panel, LEFT)
         self.measurement_dock = self._dock("measurements", "Measurements", measurement_panel, BOTTOM, hidden=True)
         self.levels_dock = self._dock("levels", "Levels", levels_panel, RIGHT, hidden=True)
@@ -86,9 +86,9 @@ class DockSet:
             for other in others:
                 window.tabifyDockWidget(first, other)
             first.raise_()
-        window.resizeDocks([self.browser_dock, self.layer_dock], [SIDE_WIDTH_PX, SIDE_WIDTH_PX],
-                           QtCore.Qt.Orientation.Horizontal)
-        window.resizeDocks([self.measurement_dock], [BOTTOM_HEIGHT_PX], QtCore.Qt.Orientation.Vertical)
+        #: Docks given their default size when they first show in this run (none once the
+        #: window restored the user's own arrangement: see :meth:`keep_user_sizes`).
+        self._unsized: set[QtWidgets.QDockWidget] | None = set(self._docks)
 
     def __iter__(self) -> Iterator[QtWidgets.QDockWidget]:
         return iter(self._docks)
@@ -121,6 +121,7 @@ class DockSet:
         self.closed_by_user.discard(name)
         dock.show()
         dock.raise_()
+        self.size_shown()
 
     def _follow(self, dock: QtWidgets.QDockWidget, has_content: bool) -> None:
         """A dock follows its content: hidden when empty, shown when not (unless the user closed it)."""
@@ -129,6 +130,25 @@ class DockSet:
             dock.hide()
         elif name not in self.closed_by_user and not dock.isVisible():
             dock.show()
+            self.size_shown()
+
+    def keep_user_sizes(self) -> None:
+        """The window restored the user's arrangement: docks keep the sizes it gave them."""
+        self._unsized = None
+
+    def size_shown(self) -> None:
+        """Docks that show for the first time in this run get the default width (left and right)
+        or height (bottom): narrow, so the images keep most of the window."""
+        if not self._unsized:
+            return
+        window = self._window
+        for dock in [d for d in self._docks if d in self._unsized and d.isVisible()]:
+            self._unsized.discard(dock)
+            area = window.dockWidgetArea(dock)
+            if area == BOTTOM:
+                window.resizeDocks([dock], [BOTTOM_HEIGHT_PX], QtCore.Qt.Orientation.Vertical)
+            elif area in (LEFT, RIGHT):
+                window.resizeDocks([dock], [SIDE_WIDTH_PX], QtCore.Qt.Orientation.Horizontal)
 
     def show_issues(self, dataset: Dataset, own: list[LoadIssue] | None = None) -> None:
         """The dataset's load issues, as far as its cases have been read, and the window's own
@@ -141,6 +161,7 @@ class DockSet:
         serious = any(i.severity is not Severity.INFO for i in issues)
         if serious or own is not None:
             self.issues_dock.setVisible(serious)
+        self.size_shown()
 
     def show_case(self, view: CaseView, dataset: Dataset | None, flags: FlagStore | None) -> None:
         """The panels follow the case ``view`` shows."""
@@ -157,6 +178,7 @@ class DockSet:
         self._follow(self.tables_dock, bool(self.tables_panel.tables))
         if not any(view.series.values()):
             self.issues_dock.show()
+        self.size_shown()
 
     def _on_jump(self, annotation: Any) -> None:
         if annotation.position_lps is not None:
