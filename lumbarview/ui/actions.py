@@ -23,7 +23,7 @@ class Entry:
     Attributes
     ----------
     menu : str
-        The menu path, parts separated by ``/`` (``"&View/&Layout"``); empty for an input the
+        The menu path, parts separated by ``|`` (``"&View|&Layout"``); empty for an input the
         views handle themselves (listed in the shortcuts dialog only).
     text : str
         The action's text (``&`` marks its mnemonic); ``"-"`` is a separator; empty only makes
@@ -96,7 +96,7 @@ def build_menus(window: QtWidgets.QMainWindow, entries: Iterable[Entry]) -> tupl
     def menu_of(path: str) -> QtWidgets.QMenu:
         found = menus.get(path)
         if found is None:
-            parent, _, title = path.rpartition("/")
+            parent, _, title = path.rpartition("|")
             found = bar.addMenu(title) if not parent else menu_of(parent).addMenu(title)
             menus[path] = found
         return found
@@ -144,7 +144,7 @@ def shortcut_rows(entries: Sequence[Entry]) -> list[tuple[str, str]]:
         if not entry.shortcut or entry.text in ("", "-"):
             continue
         if entry.menu:
-            where = " > ".join(_plain(part) for part in entry.menu.split("/"))
+            where = " > ".join(_plain(part) for part in entry.menu.split("|"))
             keys = QtGui.QKeySequence(entry.shortcut).toString(QtGui.QKeySequence.SequenceFormat.NativeText)
             rows.append((keys, f"{_plain(entry.text)} ({where})"))
     rows.extend((entry.shortcut, entry.text) for entry in entries if not entry.menu)

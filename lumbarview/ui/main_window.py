@@ -115,7 +115,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tables_dock = self.docks.tables_dock
         self.menu_entries = self.menu_table()
         self.menus, self.named_actions = build_menus(self, self.menu_entries)
-        self.recent_menu = self.menus["&File/Open &recent"]
+        self.recent_menu = self.menus["&File|Open &recent"]
         self.tool_actions = {tool: self.named_actions[f"tool:{tool}"] for tool in TOOLS}
         self.measure.tools.tool_changed.connect(lambda t: self.tool_actions[t].setChecked(True))
         self.session.undo.changed.connect(self._name_undo_redo)
@@ -174,9 +174,9 @@ class MainWindow(QtWidgets.QMainWindow):
         file_, view, tools = "&File", "&View", "&Tools"
         entries = [
             Entry(file_, "&Open folder…", self.choose_folder, "Ctrl+O"),
-            *(Entry(f"{file_}/Open &demo", f"{name}: {text}", lambda _=False, n=name: self.open_demo(n))
+            *(Entry(f"{file_}|Open &demo", f"{name}: {text}", lambda _=False, n=name: self.open_demo(n))
               for name, text in DEMO_LAYOUTS.items()),
-            Entry(f"{file_}/Open &recent", ""),
+            Entry(f"{file_}|Open &recent", ""),
             Entry(file_, "-"),
             Entry(file_, "Save screenshot of the &window…", lambda: save_screenshot(self),
                   "Ctrl+Shift+S"),
@@ -184,7 +184,7 @@ class MainWindow(QtWidgets.QMainWindow):
             Entry(file_, "&Quit", self.close, "Ctrl+Q"),
             Entry("&Edit", "&Undo", session.undo.undo, "Ctrl+Z", name="undo"),
             Entry("&Edit", "&Redo", session.undo.redo, "Ctrl+Shift+Z", name="redo"),
-            *(Entry(f"{view}/&Layout", name, lambda _=False, lay=name: self.set_layout(lay), f"Alt+{n}",
+            *(Entry(f"{view}|&Layout", name, lambda _=False, lay=name: self.set_layout(lay), f"Alt+{n}",
                     checkable=True, checked=name == session.layout, group="layout", name=f"layout:{name}")
               for n, name in enumerate(LAYOUTS, start=1)),
             Entry(view, "&Fit to window", grid.fit_all, "F"),
@@ -198,7 +198,7 @@ class MainWindow(QtWidgets.QMainWindow):
                   checkable=True, checked=grid.scene_in_1x3),
             Entry(view, "&Project models within the slab on the slices", grid.set_mesh_projection, "Ctrl+P",
                   checkable=True),
-            *(Entry(f"{view}/&Window/level preset", {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(
+            *(Entry(f"{view}|&Window/level preset", {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(
                 name, name), lambda _=False, p=name: self.apply_preset(p), f"Ctrl+{n}")
               for n, name in enumerate(("auto", "dicom", "T1", "T2"), start=1)),
             Entry(view, "Show all &markers", lambda: layers.set_markers_visible(True), "Shift+M"),

@@ -119,13 +119,16 @@ def test_the_shortcut_table_lists_every_menu_shortcut_and_the_mouse(window) -> N
     for action in window.menuBar().actions():
         walk(action.menu())
     assert len(shortcuts) > 40
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    submenus = [a.text() for a in view_menu.actions() if a.menu() is not None]
+    assert submenus == ["&Layout", "&Window/level preset"]  # a title's slash is no submenu
     assert shortcuts <= listed, sorted(shortcuts - listed)
     for mouse in ("Right drag", "Middle drag", "Ctrl + wheel", "Left drag (3D)"):
         assert mouse in listed
 
 
 def test_open_demo_offers_all_six_layouts_with_a_line_each(window) -> None:  # type: ignore[no-untyped-def]
-    menu = window.menus["&File/Open &demo"]
+    menu = window.menus["&File|Open &demo"]
     texts = [a.text() for a in menu.actions()]
     assert [t.split(":")[0] for t in texts] == list(LAYOUTS)
     assert all(len(t.split(":", 1)[1].strip()) > 20 for t in texts)
