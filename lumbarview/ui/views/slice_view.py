@@ -309,7 +309,7 @@ class SliceView(QtWidgets.QWidget):
             # The cursor's patient coordinate along the axis nearest the plane's normal, in the
             # status bar's LPS convention (L, P, S positive), the axis named.
             axis = int(np.argmax(np.abs(plane.normal_lps)))
-            pos = f"{'LPS'[axis]} {float(self.session.cursor.crosshair[axis]):.1f}"
+            pos = f"{'LPS'[axis]} {round(float(self.session.cursor.crosshair[axis]), 1) + 0.0:.1f}"  # no "-0.0"
             source = state.source
             thick = source.meta.get("slice_thickness_mm") if source is not None and state.mode == "native" else None
             self.hud.set_text("tr", f"{state.mode} {self.name}\nslice {index + 1}/{count}\npos {pos} mm\n"
