@@ -162,6 +162,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks.issues_panel.set_issues([*known, *issues])
         self.docks.show("issues")
 
+    def save_path(self, title: str, name: str, filters: str) -> str | None:
+        return self.settings.save_path(self, title, name, filters, self.dataset.path if self.dataset else None)
+
     def fail(self, message: str) -> None:
         self.status(message)
         self.load_failed.emit(message)

@@ -59,6 +59,11 @@ class Shell(Protocol):
         """Something the user asked for could not be done: say so (and end a scripted run)."""
         ...
 
+    def save_path(self, title: str, name: str, filters: str) -> str | None:
+        """Ask where to save ``name``, starting in the last folder saved to or the documents
+        folder (never the dataset); None when the user cancels."""
+        ...
+
     def open(self, path: str) -> None:
         """Open the dataset at ``path`` (off the GUI thread)."""
         ...

@@ -221,3 +221,26 @@ def test_the_corner_position_names_its_axis_in_the_status_bars_convention(qtbot,
         assert found is not None, text
         assert found.group(1) == axis
         assert float(found.group(2)) == pytest.approx(point[index], abs=0.051)
+
+
+def test_the_windows_are_remembered_when_they_change_not_on_every_undo_step(qtbot, window, demo_small,  # type: ignore[no-untyped-def]
+                                                                             monkeypatch) -> None:
+    from lumbarview.model.view_state import WindowLevel
+    from lumbarview.ui.settings import Settings
+
+    open_and_wait(qtbot, window, demo_small["sudirman"])
+    writes: list[int] = []
+    real = window.settings.remember_windows
+    monkeypatch.setattr(window.settings, "remember_windows", lambda session: (writes.append(1), real(session)))
+    view = window.views["sagittal"]
+    plane = view.plane
+    for n in range(5):  # measurement edits and a plane change: undo steps, no window change
+        points = np.array([plane.centre_lps(), plane.centre_lps() + (10 + n) * plane.right_lps])
+        window.session.measurements.add(Measurement.create("distance", points, plane, ident=f"d{n}"))
+    window.session.undo.undo()
+    window.reset_planes()
+    assert writes == []
+    series = view.view_state.series
+    window.session.set_window("sagittal", WindowLevel(321.0, 123.0))
+    assert writes == [1]
+    assert Settings().window(series.uid) == WindowLevel(321.0, 123.0)  # in QSettings, for the next run

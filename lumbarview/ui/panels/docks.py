@@ -359,7 +359,10 @@ class AnnotationPanel(QtWidgets.QWidget):
     def export_flags(self) -> None:
         if self.store is None:
             return
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export flags", "lumbarview-flags.csv", "CSV (*.csv)")
+        from lumbarview.ui.settings import Settings
+
+        path = Settings().save_path(self, "Export flags", "lumbarview-flags.csv", "CSV (*.csv)",
+                                    str(self.store.dataset_path))
         if path:
             self.store.export_csv(path)
 

@@ -295,11 +295,7 @@ class LevelsController:
         if self.result is None or case is None:
             self.shell.status("Measure the case first (Measure → Measure this case)")
             return
-        dataset_path = self.session.dataset.path if self.session.dataset is not None else ""
-        start = report.default_report_path(dataset_path or case.id, case.id).with_suffix(".csv")
-        start.parent.mkdir(parents=True, exist_ok=True)
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.shell.widget, "Export measurements", str(start),
-                                                        self.EXPORT_FILTERS)
+        path = self.shell.save_path("Export measurements", f"{case.id}-measurements.csv", self.EXPORT_FILTERS)
         if not path:
             return
         try:
