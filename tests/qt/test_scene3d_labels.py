@@ -1,6 +1,7 @@
 """The 3D pane's marker names: drawn over the scene (a slice plane between the camera and the
 marker does not hide them, as it hid the depth-tested billboards), on a backing, and two names
-at one place are not printed over each other."""
+at one place are not printed over each other. A rotate-drag that starts on a mesh moves no
+cursor (a pick is a click)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,36 @@ def test_two_names_at_one_place_are_not_printed_over_each_other() -> None:
     region = np.abs(one - _render([])).sum(axis=2) > 60
     assert region.sum() > 150
     assert np.array_equal(one[region], two[region])
+
+
+def test_a_rotate_drag_starting_on_a_mesh_leaves_the_cursor(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A pick is a click: a drag that starts on the mesh rotates the camera and moves no cursor."""
+    from PySide6 import QtCore
+
+    from lumbarview.core.dataset import Mesh
+    from tests.qt.test_scene3d import RED, _box, _predicted_rows_cols, _scene
+
+    centre, half = np.array([5.0, -8.0, 12.0]), np.array([10.0, 6.0, 15.0])
+    v, f = _box(centre, half)
+    session, scene = _scene(qtbot, [(Mesh("box", v, f, "box.stl"), RED)])
+    scene.set_camera("anterior")
+    scene.grab_rgb()
+    session.cursor.set_crosshair((0.0, 0.0, 0.0))
+    on_mesh = centre + np.array([3.0, -half[1], -4.0])
+    col, row = _predicted_rows_cols(scene, on_mesh[None])[0]
+    ratio = scene.vtk_widget.devicePixelRatioF()
+    start = QtCore.QPoint(round(col / ratio), round(row / ratio))
+    camera = scene.renderer.GetActiveCamera()
+    position = np.array(camera.GetPosition())
+    widget = scene.vtk_widget
+    qtbot.mousePress(widget, QtCore.Qt.MouseButton.LeftButton, pos=start)
+    for step in range(1, 9):
+        qtbot.mouseMove(widget, QtCore.QPoint(start.x() + 6 * step, start.y() + 2 * step))
+    qtbot.mouseRelease(widget, QtCore.Qt.MouseButton.LeftButton, pos=QtCore.QPoint(start.x() + 48, start.y() + 16))
+    assert np.linalg.norm(np.array(camera.GetPosition()) - position) > 1.0  # the drag rotated
+    np.testing.assert_array_equal(session.cursor.crosshair, (0.0, 0.0, 0.0))
+    # The same place clicked: the cursor goes there.
+    scene.set_camera("anterior")
+    scene.grab_rgb()
+    qtbot.mouseClick(widget, QtCore.Qt.MouseButton.LeftButton, pos=start)
+    np.testing.assert_allclose(session.cursor.crosshair, on_mesh, atol=1.0)
