@@ -132,6 +132,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1400, 860)
         if self.settings.restore_window(self):
             self.docks.keep_user_sizes()
+        self.docks.hide_empty()
 
     @property
     def dataset(self) -> Dataset | None:

@@ -244,3 +244,22 @@ def test_the_windows_are_remembered_when_they_change_not_on_every_undo_step(qtbo
     window.session.set_window("sagittal", WindowLevel(321.0, 123.0))
     assert writes == [1]
     assert Settings().window(series.uid) == WindowLevel(321.0, 123.0)  # in QSettings, for the next run
+
+
+def test_an_empty_dock_left_open_last_time_starts_closed(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    from lumbarview.ui.main_window import MainWindow
+
+    window.show_dock("levels")
+    window.show_dock("tags")
+    qtbot.wait(50)
+    assert window.docks.levels_dock.isVisible()
+    window.close()  # the arrangement is saved
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    try:
+        assert not again.docks.levels_dock.isVisible()  # nothing to show yet
+        assert again.docks.tag_dock.isVisible()  # the user's own choice, restored
+    finally:
+        again.close()

@@ -22,6 +22,8 @@ from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel,
 
 _A = QtCore.Qt.DockWidgetArea
 LEFT, RIGHT, BOTTOM = _A.LeftDockWidgetArea, _A.RightDockWidgetArea, _A.BottomDockWidgetArea
+#: The docks that show when they have something to show (and the user has not closed them).
+FOLLOWING = ("issues", "layers", "annotations", "measurements", "levels", "report", "tables")
 #: The default width of the left and right dock areas and the height of the bottom one, px.
 SIDE_WIDTH_PX = 250
 BOTTOM_HEIGHT_PX = 170
@@ -131,6 +133,12 @@ class DockSet:
         elif name not in self.closed_by_user and not dock.isVisible():
             dock.show()
             self.size_shown()
+
+    def hide_empty(self) -> None:
+        """The docks that follow their content close until it comes (the window's restored state
+        may have them open from the last run, empty now)."""
+        for name in FOLLOWING:
+            self.by_name[name].hide()
 
     def keep_user_sizes(self) -> None:
         """The window restored the user's arrangement: docks keep the sizes it gave them."""
