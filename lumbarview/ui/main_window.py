@@ -34,6 +34,7 @@ from lumbarview.services.session_writer import open_autosave
 from lumbarview.services.tags import slice_file
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.ui.actions import VIEW_INPUTS, Entry, build_menus, shortcut_rows
+from lumbarview.ui.export_dialog import open_export_dialog
 from lumbarview.ui.help import HelpDialog, ShortcutsDialog, about_html, manual_html
 from lumbarview.ui.measure_binding import MeasureBinding
 from lumbarview.ui.panels.dock_set import DockSet
@@ -182,6 +183,7 @@ class MainWindow(QtWidgets.QMainWindow):
               for name, text in DEMO_LAYOUTS.items()),
             Entry(f"{file_}|Open &recent", ""),
             Entry(file_, "-"),
+            Entry(file_, "&Export (de-identified)…", lambda: open_export_dialog(self, self.session)),
             Entry(file_, "Save screenshot of the &window…", lambda: save_screenshot(self),
                   "Ctrl+Shift+S"),
             Entry(file_, "-"),
