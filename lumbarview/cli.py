@@ -318,8 +318,10 @@ def _cmd_view(args: argparse.Namespace) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from lumbarview.ui.app import ViewOptions, run
 
+    # LUMBARVIEW_NO_DIALOGS=1 is the command line's way to say no modal dialog may open (scripts).
     options = ViewOptions(layout=args.layout, plane=args.plane, cursor_lps=cursor,
-                          native_orientation=args.native_orientation, session=args.session)
+                          native_orientation=args.native_orientation, session=args.session,
+                          interactive=not os.environ.get("LUMBARVIEW_NO_DIALOGS"))
     return run(args.path, screenshot=args.screenshot, size=size, demo=args.demo, options=options)
 
 
@@ -356,7 +358,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_self_test(args: argparse.Namespace) -> int:
-    from lumbarview import selftest
+    from lumbarview.services import selftest
 
     selftest.prepare_environment()  # offscreen with no display: before Qt or VTK are imported
 

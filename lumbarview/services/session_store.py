@@ -112,6 +112,13 @@ class SessionStore:
 
     autosave = save
 
+    def write(self, doc: SessionFile) -> Path:
+        """Write a snapshot taken earlier (:func:`snapshot`), atomically; see
+        :mod:`lumbarview.services.session_writer` for writing off the GUI thread."""
+        if not self.saving_disabled:
+            write_session(self.path, doc)
+        return self.path
+
     def exists(self) -> bool:
         return self.path.is_file()
 

@@ -16,23 +16,23 @@ and exports (CSV, JSON, DICOM SR, HTML report).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.types import Series
+from lumbarview.model.session import Session
 from lumbarview.services import export, report, sr
 from lumbarview.services.engine_view import EngineResult, PartGeometry, part_of, run_engine
 from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
-from lumbarview.services.view_planes import best_volume, covering_view_plane
+from lumbarview.services.view_planes import best_volume, plan_go_to
 from lumbarview.ui.items.engine_items import EngineOverlay
-
-if TYPE_CHECKING:
-    from lumbarview.ui.main_window import MainWindow
+from lumbarview.ui.shell import Shell
+from lumbarview.ui.views.slice_view import SliceView
+from lumbarview.ui.views.tools import ToolController
 
 ROLE = QtCore.Qt.ItemDataRole.UserRole
 COLUMNS = ("Level / quantity", "Value", "Unit", "Confidence", "Flag", "Dataset grade")
@@ -183,16 +183,19 @@ class LevelsController:
 
     EXPORT_FILTERS = "CSV (*.csv);;JSON (*.json);;DICOM Structured Report (*.dcm);;HTML report (*.html)"
 
-    def __init__(self, window: MainWindow) -> None:
-        self.w = window
+    def __init__(self, shell: Shell, session: Session, views: dict[str, SliceView], tools: ToolController) -> None:
+        self.shell = shell
+        self.session = session
+        self.views = views
+        self.tools = tools
         self.panel = LevelsPanel()
         self.panel.part_selected.connect(self.show_part)
         self.panel.measure_requested.connect(self.measure)
         self.panel.replace_requested.connect(self.replace_by_manual)
-        self.overlays = {name: EngineOverlay(view) for name, view in window.views.items()}
+        self.overlays = {name: EngineOverlay(view) for name, view in views.items()}
         self.result: EngineResult | None = None
         self.part: PartGeometry | None = None
-        window.session.case_changed.connect(lambda _case: self.reset())
+        session.case_changed.connect(lambda _case: self.reset())
 
     def reset(self) -> None:
         self.result = None
@@ -207,29 +210,28 @@ class LevelsController:
     # -- the engine --------------------------------------------------------------------------
     def measure(self) -> None:
         """Measure the loaded case off the GUI thread (a progress dialog can cancel)."""
-        case = self.w.session.case
+        case = self.session.case
         if case is None:
-            self.w.statusBar().showMessage("Open a case first")
+            self.shell.status("Open a case first")
             return
         self.panel.status.setText(f"Measuring case {case.id}…")
-        self.w.tasks.run(lambda progress, cancel: run_engine(case, progress, cancel),
+        self.shell.tasks.run(lambda progress, cancel: run_engine(case, progress, cancel),
                          lambda result: self._on_result(case, result), f"Measuring case {case.id}…")
 
     def _on_result(self, case: Case, result: EngineResult) -> None:
-        if case is not self.w.session.case:
+        if case is not self.session.case:
             return  # the user moved on to another case meanwhile
         self.result = result
         self.panel.set_result(result)
-        self.w.docks.levels_dock.show()
-        self.w.docks.levels_dock.raise_()
+        self.shell.show_dock("levels")
         if not result.rows:
             self.panel.status.setText(f"Case {case.id}: nothing to measure (the engine measures 3D label maps "
                                       "that name disc levels)" + "".join(f"\n{n}" for n in result.notes))
-        self.w.statusBar().showMessage(f"Case {case.id}: {len(result.rows)} engine values")
+        self.shell.status(f"Case {case.id}: {len(result.rows)} engine values")
         self.panel.measured.emit()
 
     def _source(self, series_name: str) -> Series | None:
-        case = self.w.session.case
+        case = self.session.case
         if case is None:
             return None
         stack = report.image_stack(case, series_name)
@@ -240,28 +242,28 @@ class LevelsController:
         """Take the view to the plane the engine measured ``row`` on and draw what it measured."""
         part = self.result.part_for(row) if self.result is not None else None
         if part is None:
-            self.w.statusBar().showMessage(f"{row.get('level')} {row.get('quantity')}: nothing was measured to show"
+            self.shell.status(f"{row.get('level')} {row.get('quantity')}: nothing was measured to show"
                                            + (f" ({row['reason']})" if row.get("reason") else ""))
             return False
         source = self._source(part.series)
         if source is None:
-            self.w.statusBar().showMessage("No volume in this case to show the engine's plane")
+            self.shell.status("No volume in this case to show the engine's plane")
             return False
-        plane = covering_view_plane(source, part.right_lps, part.down_lps, part.centre_lps)
         self.set_part(part)
         title = PART_TITLES.get((part.part, part.side), part.part)
-        self.w.session.set_plane(part.view, plane, source, f"show {part.level} {title.lower()}",
-                                 cursor_lps=part.centre_lps)
-        view = self.w.views[part.view]
-        view.zoom_to(part.centre_lps, 70.0)
-        self.w.statusBar().showMessage(f"{part.level} {title.lower()}: the engine's plane")
+        go = plan_go_to(self.session, part.centre_lps, right_lps=part.right_lps, down_lps=part.down_lps,
+                        series=source, prefer=part.view, field_mm=70.0, text=f"show {part.level} {title.lower()}")
+        go.apply(self.session)
+        for name in go.zoom:
+            self.views[name].zoom_to(go.cursor_lps, go.field_mm)
+        self.shell.status(f"{part.level} {title.lower()}: the engine's plane")
         return True
 
     def replace_by_manual(self, row: dict[str, Any]) -> None:
         """Replace ``row`` by a manual measurement: the view goes to the engine's plane, then the
         measurement tools take over (the engine's row is never changed)."""
         self.show_part(row)
-        self.w.measure.tools.replace_engine_value(row)
+        self.tools.replace_engine_value(row)
 
     # -- exports -----------------------------------------------------------------------------
     def export_rows(self) -> list[dict[str, Any]]:
@@ -272,12 +274,12 @@ class LevelsController:
 
     def export_to(self, path: str | Path, rows: list[dict[str, Any]] | None = None) -> Path:
         """Export to ``path`` by its suffix: .csv, .json, .dcm (SR) or .html (report)."""
-        case = self.w.session.case
+        case = self.session.case
         if self.result is None or case is None:
             raise ValueError("measure the case first (Measure → Measure this case)")
         rows = self.export_rows() if rows is None else rows
         suffix = Path(path).suffix.lower()
-        dataset_path = self.w.dataset.path if self.w.dataset is not None else ""
+        dataset_path = self.session.dataset.path if self.session.dataset is not None else ""
         if dataset_path and Path(path).resolve().is_relative_to(Path(dataset_path).resolve()):
             raise ValueError(f"{path} is inside the dataset: lumbarview never writes into a dataset")
         if suffix in (".csv", ".json"):
@@ -289,22 +291,18 @@ class LevelsController:
         raise ValueError(f"cannot export to {suffix or 'a file without suffix'}: choose .csv, .json, .dcm or .html")
 
     def export_dialog(self) -> None:
-        case = self.w.session.case
+        case = self.session.case
         if self.result is None or case is None:
-            self.w.statusBar().showMessage("Measure the case first (Measure → Measure this case)")
+            self.shell.status("Measure the case first (Measure → Measure this case)")
             return
-        dataset_path = self.w.dataset.path if self.w.dataset is not None else ""
-        start = report.default_report_path(dataset_path or case.id, case.id).with_suffix(".csv")
-        start.parent.mkdir(parents=True, exist_ok=True)
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.w, "Export measurements", str(start),
-                                                        self.EXPORT_FILTERS)
+        path = self.shell.save_path("Export measurements", f"{case.id}-measurements.csv", self.EXPORT_FILTERS)
         if not path:
             return
         try:
             written = self.export_to(path)
         except (LumbarviewError, ValueError, OSError) as exc:
-            self.w.statusBar().showMessage(f"Export failed: {exc}")
-            if not os.environ.get("LUMBARVIEW_NO_DIALOGS"):
-                QtWidgets.QMessageBox.warning(self.w, "lumbarview", f"Export failed: {exc}")
+            self.shell.status(f"Export failed: {exc}")
+            if self.shell.interactive:
+                QtWidgets.QMessageBox.warning(self.shell.widget, "lumbarview", f"Export failed: {exc}")
             return
-        self.w.statusBar().showMessage(f"Exported {written}")
+        self.shell.status(f"Exported {written}")

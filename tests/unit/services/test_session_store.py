@@ -8,10 +8,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -30,8 +26,7 @@ from lumbarview.services.session_store import (
     locate_dataset,
     snapshot,
 )
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.kill_helpers import kill_during_saves, measuring_child
 
 
 @pytest.fixture(scope="module")
@@ -163,42 +158,10 @@ def test_an_unreadable_session_file_is_kept_aside(tmp_path: Path, phantom: Path)
 
 def test_a_sigkill_during_autosave_loses_nothing(tmp_path: Path) -> None:
     path = tmp_path / "autosave.json"
-    child = textwrap.dedent(f"""
-        import sys
-        import numpy as np
-        from lumbarview.model.measurements import Measurement
-        from lumbarview.model.session import Session
-        from lumbarview.services.session_store import SessionStore
-        from lumbarview.slicing.planes import ViewPlane
-
-        plane = ViewPlane(np.zeros(3), (0, 1, 0), (0, 0, -1), (0.7, 1.3), (256, 256))
-        session = Session()
-        store = SessionStore({str(path)!r})
-        for i in range(100_000):
-            pts = plane.pixel_to_lps(np.array([[i % 97, 3.0], [i % 89, 40.0 + i % 7], [5.0, 9.0]]))
-            session.measurements.add(Measurement.create("angle", pts, plane, ident=f"m{{i:06d}}", note="x" * 300))
-            store.autosave(session)
-            print(i + 1, flush=True)
-    """)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = measuring_child(path, "store.autosave(session); print(i + 1, flush=True)")
     rng = random.Random(1234)
     for run in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, env=env, text=True)
-        assert proc.stdout is not None
-        saved = 0
-        deadline = time.monotonic() + 60
-        target = rng.randint(3, 40)
-        while saved < target and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            saved = int(line)
-        time.sleep(rng.uniform(0.0, 0.02))  # kill somewhere inside a later save
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        for line in proc.stdout:  # saves acknowledged before the kill
-            saved = max(saved, int(line))
-        proc.stdout.close()
+        saved = kill_during_saves(child, rng)
         assert saved >= 3, f"run {run}: the child saved nothing before the kill"
         doc = read_session(path)  # always parses
         ids = [m.id for m in doc.measurements]
