@@ -280,7 +280,7 @@ def test_drawn_on_its_plane_and_faint_within_half_a_slice(win, qtbot) -> None:  
     win.session.cursor.set_crosshair(m.centre_lps() + 0.6 * half * normal)
     qtbot.wait(20)
     assert layer.shown == {m.id: "near"}
-    assert all(item.opacity() == pytest.approx(FAINT_OPACITY) for item in layer._items)
+    assert all(item.opacity() == pytest.approx(FAINT_OPACITY) for item in layer.items())
     win.session.cursor.set_crosshair(m.centre_lps() + 1.5 * half * normal)
     qtbot.wait(20)
     assert layer.shown == {}

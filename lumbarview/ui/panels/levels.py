@@ -25,7 +25,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from lumbarview.core.dataset import Case
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.types import Series
-from lumbarview.services import export, report, sr
+from lumbarview.services import measurement_export, report
 from lumbarview.services.engine_view import EngineResult, PartGeometry, part_of, run_engine
 from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
 from lumbarview.services.view_planes import best_volume, covering_view_plane
@@ -265,33 +265,24 @@ class LevelsController:
 
     # -- exports -----------------------------------------------------------------------------
     def export_rows(self) -> list[dict[str, Any]]:
-        """The rows to export: the engine's (manual measurements can be added by the caller)."""
-        if self.result is None:
-            return []
-        return export.export_rows(self.result.rows, "engine", self.result.engine_version)
+        """The rows to export: the session's measurements of the case, and the engine's when it ran."""
+        session = self.w.session
+        return measurement_export.case_rows(session.measurements, session.case, self.result)
 
     def export_to(self, path: str | Path, rows: list[dict[str, Any]] | None = None) -> Path:
-        """Export to ``path`` by its suffix: .csv, .json, .dcm (SR) or .html (report)."""
+        """Export to ``path`` by its suffix (the service chooses the format and keeps the dataset
+        untouched)."""
         case = self.w.session.case
-        if self.result is None or case is None:
-            raise ValueError("measure the case first (Measure → Measure this case)")
-        rows = self.export_rows() if rows is None else rows
-        suffix = Path(path).suffix.lower()
-        dataset_path = self.w.dataset.path if self.w.dataset is not None else ""
-        if dataset_path and Path(path).resolve().is_relative_to(Path(dataset_path).resolve()):
-            raise ValueError(f"{path} is inside the dataset: lumbarview never writes into a dataset")
-        if suffix in (".csv", ".json"):
-            return export.write(path, rows, case.id)
-        if suffix == ".dcm":
-            return sr.write_sr(path, rows, case, case.id, self.result.engine_version).path
-        if suffix in (".html", ".htm"):
-            return report.write_report(path, case, self.result, rows, dataset_path)
-        raise ValueError(f"cannot export to {suffix or 'a file without suffix'}: choose .csv, .json, .dcm or .html")
+        if case is None:
+            raise ValueError("open a case first")
+        return measurement_export.export_case(
+            path, self.export_rows() if rows is None else rows, case, case.id,
+            dataset_path=self.w.dataset.path if self.w.dataset is not None else None, engine=self.result)
 
     def export_dialog(self) -> None:
         case = self.w.session.case
-        if self.result is None or case is None:
-            self.w.statusBar().showMessage("Measure the case first (Measure → Measure this case)")
+        if case is None:
+            self.w.statusBar().showMessage("Open a case first")
             return
         dataset_path = self.w.dataset.path if self.w.dataset is not None else ""
         start = report.default_report_path(dataset_path or case.id, case.id).with_suffix(".csv")

@@ -142,7 +142,8 @@ def test_sr_references_the_dicom_slice_a_measurement_lies_on(demo, tmp_path) -> 
     source = pydicom.dcmread(stack.meta["files"][k], stop_before_pixels=True)
     assert back == [{"group": f"L4-L5 foramen left ({series.description}) [manual]", "quantity": "foramen_width",
                      "value": 4.5, "unit": "mm", "algorithm_version": None,
-                     "referenced_sop_instance_uids": [str(source.SOPInstanceUID)]}]
+                     "referenced_sop_instance_uids": [str(source.SOPInstanceUID)], "graphic_type": None,
+                     "points_lps": None}]
     document = pydicom.dcmread(tmp_path / "dicom.dcm")
     assert document.StudyInstanceUID == source.StudyInstanceUID and document.PatientID == source.PatientID
 
