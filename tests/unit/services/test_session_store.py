@@ -217,9 +217,8 @@ def test_a_sigkill_during_autosave_loses_nothing(tmp_path: Path) -> None:
 
 # -- records -> measurements (issue 20 part 1, issue 21 "planes the other way round") ----------
 def test_records_of_unknown_kinds_sources_sides_and_counts_become_issues() -> None:
-    from tests.unit.io.test_session_file import HOSTILE
-
     from lumbarview.services.session_store import to_measurement
+    from tests.unit.io.test_session_file import HOSTILE
 
     doc = read_session(HOSTILE / "bad_entries.json")
     made = {record.id: to_measurement(record, "f.json") for record in doc.measurements}
