@@ -143,9 +143,9 @@ def export_session(dataset_path: str | Path, session_file: str | Path, out: str 
     case = next((c for c in dataset.cases if c.id == wanted), None)
     if case is None:
         names = ", ".join(c.id for c in dataset.cases[:20]) + (" ..." if len(dataset.cases) > 20 else "")
-        raise ValueError(f"the dataset has no case {wanted!r}" if wanted is not None
-                         else "the session names no case and the dataset has several"
-                         + f"; give --case with one of: {names}")
+        what = f"the dataset has no case {wanted!r}" if wanted is not None else (
+            "the session names no case and the dataset has several")
+        raise ValueError(f"{what}; give --case with one of: {names}")
     issues = list(opened.issues)
     measurements = []
     for record in doc.measurements:
