@@ -5,7 +5,6 @@ exit code 2; nothing is ever written into the dataset (a snapshot of the whole t
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import subprocess
@@ -19,13 +18,9 @@ from lumbarview.io.session_file import SessionFile, write_session
 from lumbarview.model.measurements import Measurement
 from lumbarview.services.open_dataset import open_path
 from lumbarview.services.session_store import to_record
+from tests.tree_snapshot import tree_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def tree_snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "folder"
-            for p in sorted(root.rglob("*"))}
 
 
 @pytest.fixture(scope="module")

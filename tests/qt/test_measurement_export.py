@@ -10,7 +10,6 @@ one command on release and redraws that measurement only; labels do not overlap.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from pathlib import Path
 
@@ -21,17 +20,9 @@ from PySide6 import QtCore
 
 from tests.qt.conftest import open_and_wait
 from tests.qt.test_tools import _angle, _click, _drag, _in_plane, _lps_at, _shoelace, _widget
+from tests.tree_snapshot import tree_snapshot
 
 pytestmark = pytest.mark.qt
-
-
-def tree_snapshot(root: Path) -> dict[str, str]:
-    """Every file under ``root`` with the SHA-1 of its bytes (and every folder)."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        out[rel] = hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else "folder"
-    return out
 
 
 @pytest.fixture(autouse=True)
