@@ -68,11 +68,16 @@ LABEL_TRIES = 24
 LABEL_BACKING = (20, 20, 20, 190)
 
 
-def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, float]]) -> list[tuple[float, float]]:
+Rect = tuple[float, float, float, float]
+
+
+def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, float]],
+                 fixed: list[Rect] | None = None) -> list[tuple[float, float]]:
     """Top-left corners (screen pixels, y down) of labels of ``sizes`` near their ``anchors``
-    that overlap neither each other nor, where it can be helped, another label's anchor: the
-    first free spot of a spiral of tries around each anchor (in anchor order, top to bottom)."""
-    placed: list[tuple[float, float, float, float]] = []
+    that overlap neither each other nor the ``fixed`` rectangles (left, top, right, bottom)
+    where it can be helped: the first free spot of a widening series of tries above, below,
+    right and left of each anchor (in anchor order, top to bottom)."""
+    placed: list[Rect] = list(fixed or [])
     out: list[tuple[float, float]] = [(0.0, 0.0)] * len(anchors)
     order = sorted(range(len(anchors)), key=lambda n: (anchors[n][1], anchors[n][0]))
     for n in order:
@@ -83,7 +88,7 @@ def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, fl
             dy = ring * (h + 2)
             x = ax + LABEL_GAP_PX if side in (0, 1) else ax - LABEL_GAP_PX - w
             y = ay - LABEL_GAP_PX - h - dy if side in (0, 2) else ay + LABEL_GAP_PX + dy
-            rect = (x, y, x + w, y + h)
+            rect = (x - 1, y - 1, x + w + 1, y + h + 1)  # a pixel apart at least
             if not any(rect[0] < r[2] and r[0] < rect[2] and rect[1] < r[3] and r[1] < rect[3] for r in placed):
                 best = (x, y)
                 break
@@ -103,6 +108,8 @@ class MeasurementItems:
         self.document = session.measurements
         self._groups: dict[str, list[Any]] = {}
         self._labels: dict[str, tuple[pg.TextItem, pg.PlotCurveItem, FloatArray]] = {}
+        self._rects: dict[str, Rect] = {}  # each label's place on screen at the last layout
+        self._placement: dict[str, tuple[str, bool]] = {}  # id -> (where, selected) as drawn
         self.shown: dict[str, str] = {}  # id -> "on" | "near"
         self._selected: str | None = self.document.selected
         self.document.items_changed.connect(self._on_items_changed)
@@ -152,13 +159,34 @@ class MeasurementItems:
 
     def preview(self, m: Measurement) -> None:
         """Draw ``m`` in place of the document's measurement of its id (a handle drag's live
-        step: the document is not touched)."""
+        step: the document is not touched; the items move in place, only its label is placed
+        again)."""
         if self.view.view_state.plane is None:
             return
-        self._drop(m.id)
-        self.shown.pop(m.id, None)
-        self._show(m)
-        self.layout_labels()
+        where = placement(m, self.view.view_state)
+        if where is not None and self._placement.get(m.id) == (where, m.id == self.document.selected):
+            self._move(m)
+        else:
+            self._drop(m.id)
+            self.shown.pop(m.id, None)
+            self._show(m)
+        self.layout_labels(only=m.id)
+
+    def _move(self, m: Measurement) -> None:
+        """Move the drawn items of ``m`` to its points (same placement and selection)."""
+        group = self._groups[m.id]
+        strokes = outline_lps(m)
+        curves = group[:len(strokes)]
+        for curve, stroke in zip(curves, strokes, strict=True):
+            xy = self.scene_points(stroke)
+            curve.setData(xy[:, 0], xy[:, 1])
+        handles = self.scene_points(m.points)
+        if m.kind == "freehand" and m.id != self.document.selected:
+            handles = handles[:0]
+        group[len(strokes)].setData(handles[:, 0], handles[:, 1])
+        label, leader, _anchor = self._labels[m.id]
+        label.setText(self.label_text(m))
+        self._labels[m.id] = (label, leader, self.scene_points(m.label_anchor_lps()[None])[0])
 
     def _on_items_changed(self, idents: tuple[str, ...] | None) -> None:
         if idents is None:
@@ -175,12 +203,16 @@ class MeasurementItems:
         if where is None:
             return
         self.shown[m.id] = where
-        self._draw(m, where == "near", m.id == self.document.selected)
+        selected = m.id == self.document.selected
+        self._placement[m.id] = (where, selected)
+        self._draw(m, where == "near", selected)
 
     def _drop(self, ident: str) -> None:
         for item in self._groups.pop(ident, []):
             self.view.viewbox.removeItem(item)
         self._labels.pop(ident, None)
+        self._rects.pop(ident, None)
+        self._placement.pop(ident, None)
 
     def _add(self, ident: str, item: Any, z: float) -> None:
         item.setZValue(z)
@@ -224,13 +256,18 @@ class MeasurementItems:
         self._add(m.id, label, 32)
         self._labels[m.id] = (label, leader, self.scene_points(m.label_anchor_lps()[None])[0])
 
-    def layout_labels(self) -> None:
+    def layout_labels(self, only: str | None = None) -> None:
         """Place every label beside its anchor without overlapping another (in screen pixels,
-        so it holds at any zoom), a dotted leader line to the anchor when it had to move away."""
+        so it holds at any zoom), a dotted leader line to the anchor when it had to move away;
+        with ``only``, that label alone among the others where they are."""
         if not self._labels or self.view.view_state.plane is None:
             return
         vb = self.view.viewbox
-        idents = list(self._labels)
+        if only is not None and only in self._labels and set(self._rects) >= set(self._labels) - {only}:
+            idents = [only]
+            fixed = [rect for ident, rect in self._rects.items() if ident != only]
+        else:
+            idents, fixed = list(self._labels), []
         anchors_scene = [self._labels[i][2] for i in idents]
         to_px = [vb.mapViewToDevice(QtCore.QPointF(float(a[0]), float(a[1]))) for a in anchors_scene]
         if any(p is None for p in to_px):
@@ -240,7 +277,7 @@ class MeasurementItems:
         for ident in idents:
             rect = self._labels[ident][0].textItem.boundingRect()
             sizes.append((float(rect.width()), float(rect.height())))
-        corners = place_labels(anchors, sizes)
+        corners = place_labels(anchors, sizes, fixed)
         for ident, anchor, (ax, ay), (x, y), (w, h) in zip(idents, anchors_scene, anchors, corners, sizes,
                                                            strict=True):
             label, leader, _ = self._labels[ident]
@@ -248,6 +285,7 @@ class MeasurementItems:
             if corner is None:
                 continue
             label.setPos(corner)
+            self._rects[ident] = (x, y, x + w, y + h)
             # A label moved away from its first spot is tied to its anchor by a leader line.
             edge_x = x if x >= ax else x + w
             moved = float(np.hypot(edge_x - ax, y + h / 2 - ay)) > LABEL_GAP_PX * 2 + h
