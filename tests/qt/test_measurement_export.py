@@ -167,12 +167,17 @@ def test_engine_and_manual_rows_export_together(qtbot, window, demo_small, tmp_p
     assert tree_snapshot(dataset) == before
 
 
-def test_a_handle_drag_commits_once_and_redraws_one_measurement(qtbot, window, demo_small) -> None:  # type: ignore[no-untyped-def]
-    win = window
+def _sagittal_of_sudirman(qtbot, win, demo_small):  # type: ignore[no-untyped-def]
     open_and_wait(qtbot, win, demo_small["sudirman"])
     view = win.views["sagittal"]
     view.fit()
     qtbot.wait(30)
+    return view
+
+
+def test_a_handle_drag_commits_once_and_redraws_one_measurement(qtbot, window, demo_small) -> None:  # type: ignore[no-untyped-def]
+    win = window
+    view = _sagittal_of_sudirman(qtbot, win, demo_small)
     win.measure.tools.set_tool("distance")
     for y in (-30.0, -10.0, 10.0):
         a, b = (_widget(view, p) for p in _in_plane(view, [(-20.0, y), (20.0, y)]))
@@ -203,10 +208,7 @@ def test_a_handle_drag_commits_once_and_redraws_one_measurement(qtbot, window, d
 
 def test_labels_have_a_backing_and_do_not_overlap(qtbot, window, demo_small) -> None:  # type: ignore[no-untyped-def]
     win = window
-    open_and_wait(qtbot, win, demo_small["sudirman"])
-    view = win.views["sagittal"]
-    view.fit()
-    qtbot.wait(30)
+    view = _sagittal_of_sudirman(qtbot, win, demo_small)
     win.measure.tools.set_tool("distance")
     a0, b0 = (_widget(view, p) for p in _in_plane(view, [(-20.0, -10.0), (10.0, -5.0)]))
     for k in range(5):  # five distances ending 11 px apart: their labels (22 px high) would pile up
@@ -232,10 +234,7 @@ def test_area_statistics_show_in_the_table_and_the_label(qtbot, window, demo_sma
     from lumbarview.model.measurements import roi_statistics
 
     win = window
-    open_and_wait(qtbot, win, demo_small["sudirman"])
-    view = win.views["sagittal"]
-    view.fit()
-    qtbot.wait(30)
+    view = _sagittal_of_sudirman(qtbot, win, demo_small)
     win.measure.tools.set_tool("rectangle")
     a, b = (_widget(view, p) for p in _in_plane(view, [(-10.0, -8.0), (12.0, 9.0)]))
     _drag(qtbot, view, a, b)

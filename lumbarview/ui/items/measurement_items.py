@@ -181,11 +181,11 @@ class MeasurementItems:
             xy = self.scene_points(stroke)
             curve.setData(xy[:, 0], xy[:, 1])
         handles = self.scene_points(m.points)
-        if m.kind == "freehand" and m.id != self.document.selected:
+        if m.kind_of.stroke and m.id != self.document.selected:
             handles = handles[:0]
         group[len(strokes)].setData(handles[:, 0], handles[:, 1])
         label, leader, _anchor = self._labels[m.id]
-        label.setText(self.label_text(m))
+        label.setText(self.label_text(m, live=True))
         self._labels[m.id] = (label, leader, self.scene_points(m.label_anchor_lps()[None])[0])
 
     def _on_items_changed(self, idents: tuple[str, ...] | None) -> None:
@@ -219,11 +219,12 @@ class MeasurementItems:
         self.view.viewbox.addItem(item, ignoreBounds=True)
         self._groups.setdefault(ident, []).append(item)
 
-    def label_text(self, m: Measurement) -> str:
-        """The label: value, level and side, and an area's ROI statistics on a second line."""
+    def label_text(self, m: Measurement, live: bool = False) -> str:
+        """The label: value, level and side, and an area's ROI statistics on a second line (not
+        while ``live``: a drag shows the value, the statistics come on release)."""
         text = (m.value_text() + (f"  {m.level}" if m.level else "")
                 + (f" {m.side}" if m.side and m.side != "midline" else ""))
-        if m.is_area and self.session.case is not None:
+        if m.is_area and self.session.case is not None and not live:
             stats = roi_text(region_statistics(m, self.session.case.series))
             if stats:
                 text += "\n" + stats
@@ -240,7 +241,7 @@ class MeasurementItems:
             curve.setOpacity(opacity)
             self._add(m.id, curve, 30)
         handles = self.scene_points(m.points)
-        if m.kind == "freehand" and not selected:
+        if m.kind_of.stroke and not selected:  # a stroke's many points: handles when selected
             handles = handles[:0]
         scatter = pg.ScatterPlotItem(handles[:, 0], handles[:, 1], size=9 if selected else 6, pen=pg.mkPen(colour),
                                      brush=pg.mkBrush(colour if selected else None), symbol="s" if m.kind != "point"
