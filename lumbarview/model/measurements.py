@@ -243,12 +243,15 @@ def region_statistics(m: Measurement, series: Iterable[Series]) -> prim.RoiStats
     return found
 
 
-def roi_text(stats: prim.RoiStats | None) -> str:
-    """The statistics as a table cell or label shows them."""
+def roi_text(stats: prim.RoiStats | None, short: bool = False) -> str:
+    """The statistics as a table cell shows them, or ``short`` as a label does (two lines)."""
     if stats is None:
         return ""
     if stats.reason is not None:
         return f"no statistics ({stats.reason})"
+    if short:
+        return (f"mean {stats.mean:.1f} ± {stats.std:.1f}\n"
+                f"{stats.minimum:.0f}–{stats.maximum:.0f}, {stats.n_pixels:,} px")
     return (f"mean {stats.mean:.1f} ± {stats.std:.1f} (SD), min {stats.minimum:.0f}, max {stats.maximum:.0f}, "
             f"{stats.n_pixels:,} px")
 

@@ -71,27 +71,35 @@ LABEL_BACKING = (20, 20, 20, 190)
 Rect = tuple[float, float, float, float]
 
 
-def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, float]],
-                 fixed: list[Rect] | None = None) -> list[tuple[float, float]]:
+def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, float]], fixed: list[Rect] | None = None,
+                 bounds: tuple[float, float] | None = None) -> list[tuple[float, float]]:
     """Top-left corners (screen pixels, y down) of labels of ``sizes`` near their ``anchors``
     that overlap neither each other nor the ``fixed`` rectangles (left, top, right, bottom)
-    where it can be helped: the first free spot of a widening series of tries above, below,
-    right and left of each anchor (in anchor order, top to bottom)."""
+    and stay inside ``bounds`` (width, height) where it can be helped: the first free spot of a
+    widening series of tries above, below, right and left of each anchor (in anchor order, top
+    to bottom)."""
     placed: list[Rect] = list(fixed or [])
     out: list[tuple[float, float]] = [(0.0, 0.0)] * len(anchors)
     order = sorted(range(len(anchors)), key=lambda n: (anchors[n][1], anchors[n][0]))
     for n in order:
         (ax, ay), (w, h) = anchors[n], sizes[n]
-        best = (ax + LABEL_GAP_PX, ay - LABEL_GAP_PX - h)
+        tries = []
         for t in range(LABEL_TRIES):
             ring, side = divmod(t, 4)
             dy = ring * (h + 2)
             x = ax + LABEL_GAP_PX if side in (0, 1) else ax - LABEL_GAP_PX - w
             y = ay - LABEL_GAP_PX - h - dy if side in (0, 2) else ay + LABEL_GAP_PX + dy
+            tries.append((x, y))
+
+        def free(x: float, y: float, w: float = w, h: float = h) -> bool:
             rect = (x - 1, y - 1, x + w + 1, y + h + 1)  # a pixel apart at least
-            if not any(rect[0] < r[2] and r[0] < rect[2] and rect[1] < r[3] and r[1] < rect[3] for r in placed):
-                best = (x, y)
-                break
+            return not any(rect[0] < r[2] and r[0] < rect[2] and rect[1] < r[3] and r[1] < rect[3] for r in placed)
+
+        def inside(x: float, y: float, w: float = w, h: float = h) -> bool:
+            return bounds is None or (x >= 0 and y >= 0 and x + w <= bounds[0] and y + h <= bounds[1])
+        # Free and on screen; else free; else the first try.
+        best = next((p for p in tries if free(*p) and inside(*p)), None) or next(
+            (p for p in tries if free(*p)), tries[0])
         placed.append((best[0], best[1], best[0] + w, best[1] + h))
         out[n] = best
     return out
@@ -116,6 +124,7 @@ class MeasurementItems:
         self.document.selection_changed.connect(self._on_selection)
         view.view_state.plane_changed.connect(lambda _p: self.refresh())
         view.viewbox.sigTransformChanged.connect(lambda *_: self.layout_labels())
+        view.viewbox.sigResized.connect(lambda *_: self.layout_labels())
 
     def items(self, ident: str | None = None) -> list[Any]:
         """The graphics items drawn (of measurement ``ident``, or all)."""
@@ -225,7 +234,7 @@ class MeasurementItems:
         text = (m.value_text() + (f"  {m.level}" if m.level else "")
                 + (f" {m.side}" if m.side and m.side != "midline" else ""))
         if m.is_area and self.session.case is not None and not live:
-            stats = roi_text(region_statistics(m, self.session.case.series))
+            stats = roi_text(region_statistics(m, self.session.case.series), short=True)
             if stats:
                 text += "\n" + stats
         return text
@@ -278,7 +287,8 @@ class MeasurementItems:
         for ident in idents:
             rect = self._labels[ident][0].textItem.boundingRect()
             sizes.append((float(rect.width()), float(rect.height())))
-        corners = place_labels(anchors, sizes, fixed)
+        screen = self.view.graphics.viewport().size()
+        corners = place_labels(anchors, sizes, fixed, (float(screen.width()), float(screen.height())))
         for ident, anchor, (ax, ay), (x, y), (w, h) in zip(idents, anchors_scene, anchors, corners, sizes,
                                                            strict=True):
             label, leader, _ = self._labels[ident]
