@@ -101,6 +101,8 @@ def _cell(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     if key == "value" and value is None:
         return "—"
+    if key == "value" and isinstance(value, float):  # to the engine rows' precision (4 decimals)
+        return str(round(value, 4))
     return "" if value is None else html.escape(str(value))
 
 
