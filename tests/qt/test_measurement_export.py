@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui
 
 from tests.qt.conftest import open_and_wait
 from tests.qt.test_tools import _angle, _click, _drag, _in_plane, _lps_at, _shoelace, _widget
@@ -127,6 +127,14 @@ def test_manual_measurements_export_without_the_engine(qtbot, window, demo_small
     # The "never write into the dataset" rule is the service's: a path inside is refused.
     with pytest.raises(ValueError, match="never writes into a dataset"):
         win.levels.export_to(dataset / "inside.csv")
+
+    # Then the engine runs (it finds no label map here): the manual rows still export, as manual.
+    with qtbot.waitSignal(win.levels.panel.measured, timeout=180_000):
+        win.levels.measure()
+    assert win.levels.result is not None
+    after = json.loads(win.levels.export_to(out / "after.json").read_text(encoding="utf-8"))["rows"]
+    assert [r["source"] for r in after] == ["manual"] * 3 + ["engine"] * len(win.levels.result.rows)
+    check(after[:3])
     assert tree_snapshot(dataset) == before
 
 
@@ -250,3 +258,17 @@ def test_area_statistics_show_in_the_table_and_the_label(qtbot, window, demo_sma
     assert f"{stats.n_pixels:,} px" in row["statistics"] and f"mean {stats.mean:.1f}" in row["statistics"]
     label = win.measure.layers["sagittal"]._labels[m.id][0]
     assert f"{stats.n_pixels:,} px" in label.textItem.toPlainText()
+
+
+def test_every_kind_has_its_tool_binding_and_a_menu_entry(window) -> None:  # type: ignore[no-untyped-def]
+    """A new kind is its class in model/kinds.py and its binding in ui/views/tools.py: the Tools
+    bar and menu take it from there."""
+    from lumbarview.model.kinds import TOOLS as KIND_TOOLS
+    from lumbarview.ui.views.tools import LABELS, SHORTCUTS, TOOLS
+
+    assert TOOLS == ("navigate", *KIND_TOOLS)
+    assert set(SHORTCUTS) == set(LABELS) == set(TOOLS)
+    assert len(set(SHORTCUTS.values())) == len(SHORTCUTS)  # one key each
+    texts = {a.text().replace("&", "") for a in window.findChildren(QtGui.QAction)}
+    for tool in TOOLS:
+        assert LABELS[tool].replace("&", "") in texts, tool
