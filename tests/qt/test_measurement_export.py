@@ -266,7 +266,7 @@ def test_every_kind_has_its_tool_binding_and_a_menu_entry(window) -> None:  # ty
     from lumbarview.model.kinds import TOOLS as KIND_TOOLS
     from lumbarview.ui.views.tools import LABELS, SHORTCUTS, TOOLS
 
-    assert TOOLS == ("navigate", *KIND_TOOLS)
+    assert ("navigate", *KIND_TOOLS) == TOOLS
     assert set(SHORTCUTS) == set(LABELS) == set(TOOLS)
     assert len(set(SHORTCUTS.values())) == len(SHORTCUTS)  # one key each
     texts = {a.text().replace("&", "") for a in window.findChildren(QtGui.QAction)}
