@@ -23,6 +23,7 @@ from tests.qt.test_tools import _angle, _click, _drag, _in_plane, _lps_at, _shoe
 from tests.tree_snapshot import tree_snapshot
 
 pytestmark = pytest.mark.qt
+LEFT = QtCore.Qt.MouseButton.LeftButton
 
 
 @pytest.fixture(autouse=True)
@@ -212,6 +213,15 @@ def test_a_handle_drag_commits_once_and_redraws_one_measurement(qtbot, window, d
         assert layer.items(ident) == items
     win.session.undo.undo()
     assert win.session.measurements.get(second.id) == second
+    # Esc during a drag puts the measurement back where it was, and commits nothing.
+    vp = view.graphics.viewport()
+    qtbot.mousePress(vp, LEFT, pos=end)
+    qtbot.mouseMove(vp, target)
+    assert layer.items(second.id)[0].xData[1] != pytest.approx(layer.scene_points(second.points)[1][0])
+    win.measure.tools.cancel()
+    qtbot.mouseRelease(vp, LEFT, pos=target)
+    assert win.session.measurements.get(second.id) == second and changes == [1, 1]  # (the undo above)
+    np.testing.assert_allclose(layer.items(second.id)[0].xData, layer.scene_points(second.points)[:, 0])
 
 
 def test_labels_have_a_backing_and_do_not_overlap(qtbot, window, demo_small) -> None:  # type: ignore[no-untyped-def]
