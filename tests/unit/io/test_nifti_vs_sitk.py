@@ -27,6 +27,12 @@ from lumbarview.io.volume import check_volume_header, open_label_volume, open_vo
 from tests.conftest import shared_data_dir
 
 REAL_NIFTI = [
+    "chu2015-vb2/VB2_05/VB2_05_t2_iso1mm.nii.gz",
+    "chu2015-vb2/VB2_05/VB2_05_t2_iso1mm_vertebrae_mask.nii.gz",
+    "chu2015-vb2/VB2_06/VB2_06_t2_iso1mm.nii.gz",
+    "chu2015-vb2/VB2_06/VB2_06_t2_iso1mm_vertebrae_mask.nii.gz",
+    "chu2015-vb2/VB2_09/VB2_09_t2_iso1mm.nii.gz",
+    "chu2015-vb2/VB2_09/VB2_09_t2_iso1mm_vertebrae_mask.nii.gz",
     "sct-lumbar-t2/t2_lumbar.nii.gz",
     "sct-testing-spine/t1/t1w.nii.gz",
     "sct-testing-spine/t1/t1w_seg-manual.nii.gz",
