@@ -274,7 +274,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
+def _cmd_export_measurements(args: argparse.Namespace) -> int:
     from lumbarview.services.measurement_export import export_session
 
     if not os.path.isfile(args.session):
@@ -356,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lumbarview: --self-test runs alone, not with {args.command!r}", file=sys.stderr)
         return EXIT_NOTHING_OPENED
     handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
-                "export-measurements": _cmd_export, None: _cmd_self_test}
+                "export-measurements": _cmd_export_measurements, None: _cmd_self_test}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:
