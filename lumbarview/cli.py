@@ -90,6 +90,29 @@ def _parser() -> argparse.ArgumentParser:
                      help="OUT.csv, OUT.json, OUT.dcm (DICOM SR) or OUT.html (report); never inside the dataset")
     exp.add_argument("--engine", action="store_true", help="also run the engine on the case and export its rows")
 
+    export = sub.add_parser("export", help="copy a dataset, case, study or series into a new folder, "
+                                           "de-identified with --deidentify")
+    export.add_argument("path", help="dataset root, case or study folder, series folder, DICOMDIR or file")
+    export.add_argument("--out", metavar="DIR", required=True,
+                        help="the new folder (must be missing or empty: nothing is ever overwritten)")
+    export.add_argument("--deidentify", action="store_true",
+                        help="apply the DICOM PS3.15 Basic Application Level Confidentiality Profile")
+    export.add_argument("--profile", choices=("basic",), default="basic", help="the profile (basic)")
+    export.add_argument("--retain-dates-shifted", action="store_true",
+                        help="option Retain Longitudinal Temporal Information with Modified Dates: every date "
+                             "moved back by one shift per patient (intervals kept)")
+    export.add_argument("--retain-patient-characteristics", action="store_true",
+                        help="option Retain Patient Characteristics (age, sex, size, weight...)")
+    export.add_argument("--clean-descriptors", action="store_true",
+                        help="option Clean Descriptors: keep series and study descriptions, cleaned")
+    export.add_argument("--key-file", metavar="FILE",
+                        help="the project key (created when missing; keep it secret): the same key gives the "
+                             "same new UIDs, pseudonyms and date shifts in every export")
+    export.add_argument("--layout", choices=("spider", "rsna"),
+                        help="write a public dataset layout instead of lumbarview's own")
+    export.add_argument("--case", action="append", default=[], metavar="ID", help="only this case (repeatable)")
+    export.add_argument("--json", action="store_true", help="print the export report as JSON")
+
     demo = sub.add_parser("demo", help="write the demo dataset (the lumbar phantom in the six "
                                        "dataset layouts) and print where")
     demo.add_argument("--out", help="folder to write to (default: the user cache folder)")
@@ -153,7 +176,7 @@ def _log_crash() -> str:
         return "(could not write a log)"
 
 
-_COMMANDS = ("info", "demo", "view", "measure", "export-measurements")
+_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements")
 
 
 class _Tee:
@@ -331,6 +354,38 @@ def _cmd_view(args: argparse.Namespace) -> int:
     return run(args.path, screenshot=args.screenshot, size=size, demo=args.demo, options=options)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from lumbarview.services.deidentify.export import ExportRequest, export, summary_for_terminal
+    from lumbarview.services.deidentify.identity import read_or_create_key
+    from lumbarview.services.deidentify.profile import ProfileOptions
+
+    chosen = [flag for flag, on in (("--retain-dates-shifted", args.retain_dates_shifted),
+                                    ("--retain-patient-characteristics", args.retain_patient_characteristics),
+                                    ("--clean-descriptors", args.clean_descriptors),
+                                    ("--key-file", args.key_file is not None)) if on]
+    if chosen and not args.deidentify:
+        print(f"lumbarview: {' '.join(chosen)} only make sense with --deidentify; add it, or leave them out "
+              "to copy the data unchanged", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    key = None
+    if args.key_file is not None:
+        key, created = read_or_create_key(args.key_file)
+        if created:
+            print(f"lumbarview: a new project key was written to {args.key_file}; keep it secret and keep it "
+                  "(later exports with it give the same identities)", file=sys.stderr)
+    options = ProfileOptions(retain_longitudinal_modified_dates=args.retain_dates_shifted,
+                             retain_patient_characteristics=args.retain_patient_characteristics,
+                             clean_descriptors=args.clean_descriptors)
+    request = ExportRequest(source=Path(args.path), out=Path(args.out), deidentify=args.deidentify,
+                            options=options, key=key, layout=args.layout, cases=tuple(args.case))
+    report = export(request)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print(summary_for_terminal(report), end="")
+    return EXIT_OK
+
+
 def _cmd_self_test(args: argparse.Namespace) -> int:
     from lumbarview import selftest
 
@@ -356,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lumbarview: --self-test runs alone, not with {args.command!r}", file=sys.stderr)
         return EXIT_NOTHING_OPENED
     handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
-                "export-measurements": _cmd_export_measurements, None: _cmd_self_test}
+                "export": _cmd_export, "export-measurements": _cmd_export_measurements, None: _cmd_self_test}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:

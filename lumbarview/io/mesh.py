@@ -158,3 +158,26 @@ def read_stl(path: str | Path, name: str | None = None) -> tuple[Mesh, list[Load
                                 "the STL does not say its coordinate system (SPACE=LPS/RAS in the "
                                 "header); it is taken as LPS", path))
     return Mesh(name or p.stem, vertices, faces, path), issues
+
+
+def write_stl(path: Path, vertices: npt.NDArray[np.float64], faces: npt.NDArray[np.int64], binary: bool,
+              header: str) -> None:
+    """An STL of the triangles ``vertices[faces]`` (binary or ASCII); ``header`` should say
+    ``SPACE=LPS`` or ``SPACE=RAS`` (:func:`read_stl` reads it)."""
+    tri = vertices[faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if binary:
+        rec = np.zeros(len(tri), dtype=[("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
+        rec["n"], rec["v"] = normals, tri
+        path.write_bytes(header.encode("ascii")[:80].ljust(80, b" ") + struct.pack("<I", len(tri))
+                         + rec.tobytes())
+        return
+    lines = [f"solid {header}"]
+    for n, t in zip(normals, tri, strict=True):
+        lines.append(f"  facet normal {n[0]:.6e} {n[1]:.6e} {n[2]:.6e}\n    outer loop")
+        lines += [f"      vertex {p[0]:.6e} {p[1]:.6e} {p[2]:.6e}" for p in t]
+        lines.append("    endloop\n  endfacet")
+    lines.append(f"endsolid {header}")
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ import pydicom
 from PIL import Image
 
 from lumbarview.core.geometry import FloatArray, VolumeGeometry
+from lumbarview.io.mesh import write_stl
+from lumbarview.io.volume_write import write_metaimage, write_nifti
 from lumbarview.phantom.dicom_writer import SeriesSpec, make_uid, write_block
 from lumbarview.phantom.rsna import write_rsna
 from lumbarview.phantom.spine import (
@@ -31,7 +32,6 @@ from lumbarview.phantom.spine import (
     to_aisslab_classes,
     to_spider_labels,
 )
-from lumbarview.phantom.volume_files import write_metaimage, write_nifti
 
 TRUTH_FILE = "lumbarview-phantom-truth.json"
 LAYOUTS = ("sudirman", "unidata", "spider", "aisslab", "bids", "rsna")
@@ -434,27 +434,6 @@ def tube_mesh(path_points: FloatArray, radius: float | FloatArray,
         base = (m - 1) * n_around
         faces.append((cap1, base + j, base + (j + 1) % n_around))
     return v, np.asarray(faces, dtype=np.int64)
-
-
-def write_stl(path: Path, vertices: FloatArray, faces: npt.NDArray[np.int64], binary: bool,
-              header: str) -> None:
-    tri = vertices[faces]
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if binary:
-        rec = np.zeros(len(tri), dtype=[("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
-        rec["n"], rec["v"] = normals, tri
-        path.write_bytes(header.encode("ascii")[:80].ljust(80, b" ") + struct.pack("<I", len(tri))
-                         + rec.tobytes())
-        return
-    lines = [f"solid {header}"]
-    for n, t in zip(normals, tri, strict=True):
-        lines.append(f"  facet normal {n[0]:.6e} {n[1]:.6e} {n[2]:.6e}\n    outer loop")
-        lines += [f"      vertex {p[0]:.6e} {p[1]:.6e} {p[2]:.6e}" for p in t]
-        lines.append("    endloop\n  endfacet")
-    lines.append(f"endsolid {header}")
-    path.write_text("\n".join(lines) + "\n", encoding="ascii")
 
 
 _SIDECAR = {

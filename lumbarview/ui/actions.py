@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6 import QtGui, QtWidgets
 
 from lumbarview.model.session import LAYOUTS
+from lumbarview.ui.export_dialog import open_export_dialog
 from lumbarview.ui.panels.docks import ShortcutsDialog
 from lumbarview.ui.screenshot import save_screenshot
 
@@ -36,6 +37,7 @@ def build_menus(w: MainWindow) -> None:
     add_action(file_menu, "Open &demo", w.open_demo)
     w.recent_menu = file_menu.addMenu("Open &recent")
     file_menu.addSeparator()
+    add_action(file_menu, "&Export (de-identified)…", lambda: open_export_dialog(w))
     add_action(file_menu, "Save screenshot of the &window…", lambda: save_screenshot(w), "Ctrl+Shift+S")
     file_menu.addSeparator()
     add_action(file_menu, "&Quit", w.close, "Ctrl+Q")

@@ -14,9 +14,9 @@ import pytest
 from scipy import ndimage
 
 from lumbarview.core.geometry import VolumeGeometry
+from lumbarview.io.volume_write import write_nifti
 from lumbarview.phantom.layouts import TRUTH_FILE
 from lumbarview.phantom.spine import LumbarPhantom
-from lumbarview.phantom.volume_files import write_nifti
 from tests.qt.conftest import open_and_wait
 
 pytestmark = pytest.mark.qt

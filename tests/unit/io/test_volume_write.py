@@ -1,4 +1,4 @@
-"""The phantom's MetaImage and NIfTI writers (``phantom.volume_files``) against SimpleITK's writer:
+"""The MetaImage and NIfTI writers (``io.volume_write``, used by the phantom and the export) against SimpleITK's writer:
 every volume the layouts write reads back (in lumbarview and in SimpleITK) exactly as the same
 array and geometry written by SimpleITK do, and SimpleITK reads our files with the geometry they
 were given, so that other tools do too."""
@@ -17,10 +17,10 @@ import SimpleITK as sitk
 
 from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.io.volume import open_volume
+from lumbarview.io.volume_write import anatomical_orientation, write_metaimage, write_nifti
 from lumbarview.phantom import layouts
 from lumbarview.phantom.layouts import Sizes, write_bids, write_spider
 from lumbarview.phantom.spine import LumbarPhantom
-from lumbarview.phantom.volume_files import anatomical_orientation, write_metaimage, write_nifti
 
 _Written = tuple[Path, npt.NDArray[Any], VolumeGeometry]
 

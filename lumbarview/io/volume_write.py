@@ -1,4 +1,4 @@
-"""Write a phantom volume as MetaImage (``.mha``) or NIfTI (``.nii``/``.nii.gz``), as ITK writes them.
+"""Write a volume as MetaImage (``.mha``) or NIfTI (``.nii``/``.nii.gz``), as ITK writes them.
 
 The MetaImage writer is ours: a ``Key = Value`` header in the keys and order ITK's MetaImageIO
 writes (numbers to 17 significant digits, so that they read back to the same double), then the
@@ -10,6 +10,7 @@ geometry it was given.
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,36 @@ def write_nifti(path: Path, array_kji: npt.NDArray[Any], geometry: VolumeGeometr
     image.header.set_xyzt_units("mm", "sec")
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(image, str(path))
+
+
+def write_nrrd(path: Path, array_kji: npt.NDArray[Any], geometry: VolumeGeometry) -> None:
+    """A gzipped NRRD of a ``[k, j, i]`` array on ``geometry`` (``space`` left-posterior-superior,
+    each axis' direction times its spacing, the origin): geometry and nothing else in the header."""
+    import nrrd  # type: ignore[import-untyped]
+
+    array = np.asarray(array_kji)
+    if array.shape != geometry.shape_kji:
+        raise ValueError(f"the array's shape {array.shape} is not the geometry's {geometry.shape_kji}")
+    spacing, origin, direction = _grid(geometry)
+    header = {"space": "left-posterior-superior", "space directions": (direction * spacing).T,
+              "space origin": origin, "encoding": "gzip"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nrrd.write(str(path), np.ascontiguousarray(array.transpose(2, 1, 0)), header, index_order="F")
+
+
+def write_volume(path: Path, array_kji: npt.NDArray[Any], geometry: VolumeGeometry) -> None:
+    """A volume in the format its name says (``.mha``, ``.nii``, ``.nii.gz``, ``.nrrd``), written
+    whole to a temporary name beside it, then renamed (no reader sees a part)."""
+    name = path.name.lower()
+    writer = (write_metaimage if name.endswith(".mha") else write_nrrd if name.endswith(".nrrd")
+              else write_nifti if name.endswith((".nii", ".nii.gz")) else None)
+    if writer is None:
+        raise ValueError(f"{path.name}: no volume writer for this suffix (.mha, .nii, .nii.gz, .nrrd)")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.lvtmp" + (".nii.gz" if name.endswith(".nii.gz") else
+                                                                  Path(name).suffix))
+    try:
+        writer(tmp, array_kji, geometry)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
