@@ -11,7 +11,9 @@ there; the engine's row is never changed).
 :class:`LevelsController` binds the panel to the main window: runs the engine off the GUI
 thread with progress ("Measure this case"), takes the view to the plane the engine measured
 on (an undoable session edit) and draws what it measured on every view as a temporary overlay,
-and exports (CSV, JSON, DICOM SR, HTML report).
+and exports the case's measurements (those drawn by hand, and the engine's when it ran) through
+:mod:`lumbarview.services.measurement_export`, which picks the format and keeps the dataset
+untouched.
 """
 
 from __future__ import annotations
