@@ -141,3 +141,15 @@ def test_nan_is_never_written(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_session(tmp_path / "s.json", doc)
     assert not (tmp_path / "s.json").exists()
+
+
+def test_a_view_plane_with_its_normal_the_other_way_round_is_the_same_plane(tmp_path: Path) -> None:
+    plane = {"origin_lps": [0, 0, 0], "right_lps": [0, 1, 0], "down_lps": [0, 0, -1], "shape_rc": [10, 10]}
+    path = tmp_path / "s.json"
+    views = [{"name": "sagittal", "plane": {**plane, "normal_lps": [1, 0, 0]}},  # -(right x down)
+             {"name": "axial", "plane": {**plane, "normal_lps": [0, 1, 0]}}]  # not the plane's normal
+    path.write_text(json.dumps({"format": "lumbarview-session", "version": 1, "views": views}))
+    doc = read_session(path)
+    assert [v.name for v in doc.views] == ["sagittal"]
+    assert doc.views[0].plane is not None and doc.views[0].plane.normal_lps == (-1.0, 0.0, 0.0)  # right x down
+    assert "$.views[1].plane.normal_lps is not right_lps x down_lps" in doc.issues[0].message
