@@ -80,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("--native-orientation", action="store_true",
                       help="show acquired slices as stored instead of the radiological convention")
 
+    exp = sub.add_parser("export-measurements",
+                         help="write a saved session's measurements of one case (and the engine's rows) as CSV, "
+                              "JSON, DICOM SR or an HTML report")
+    exp.add_argument("path", help="dataset root, folder or file the session was drawn on")
+    exp.add_argument("--case", metavar="ID", help="the case (default: the session's)")
+    exp.add_argument("--session", metavar="FILE", required=True, help="a session file lumbarview saved")
+    exp.add_argument("--out", metavar="OUT", required=True,
+                     help="OUT.csv, OUT.json, OUT.dcm (DICOM SR) or OUT.html (report); never inside the dataset")
+    exp.add_argument("--engine", action="store_true", help="also run the engine on the case and export its rows")
+
     export = sub.add_parser("export", help="copy a dataset, case, study or series into a new folder, "
                                            "de-identified with --deidentify")
     export.add_argument("path", help="dataset root, case or study folder, series folder, DICOMDIR or file")
@@ -166,7 +176,7 @@ def _log_crash() -> str:
         return "(could not write a log)"
 
 
-_COMMANDS = ("info", "demo", "view", "measure", "export")
+_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements")
 
 
 class _Tee:
@@ -287,6 +297,27 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export_measurements(args: argparse.Namespace) -> int:
+    from lumbarview.services.measurement_export import export_session
+
+    if not os.path.isfile(args.session):
+        print(f"lumbarview: --session {args.session}: no such file; give a session file that lumbarview saved",
+              file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    try:
+        done = export_session(args.path, args.session, args.out, case_id=args.case, engine=args.engine)
+    except ValueError as exc:
+        print(f"lumbarview: export-measurements: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    for issue in done.issues:
+        print(f"lumbarview: {issue.message}", file=sys.stderr)
+    sources: dict[str, int] = {}
+    for row in done.rows:
+        sources[str(row.get("source"))] = sources.get(str(row.get("source")), 0) + 1
+    print(f"{done.path}: {len(done.rows)} rows (" + ", ".join(f"{n} {s}" for s, n in sources.items()) + ")")
+    return EXIT_OK
+
+
 def _cmd_view(args: argparse.Namespace) -> int:
     size = None
     if args.size:
@@ -382,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lumbarview: --self-test runs alone, not with {args.command!r}", file=sys.stderr)
         return EXIT_NOTHING_OPENED
     handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
-                "export": _cmd_export, None: _cmd_self_test}
+                "export": _cmd_export, "export-measurements": _cmd_export_measurements, None: _cmd_self_test}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:

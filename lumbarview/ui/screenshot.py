@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.model.measurements import table_rows
 from lumbarview.model.session import Session
+from lumbarview.services import measurement_export
 from lumbarview.slicing.planes import letters
 from lumbarview.ui.settings import Settings
 from lumbarview.ui.views.slice_view import SliceView
@@ -128,8 +128,10 @@ def sidecar(window: Shown) -> dict[str, Any]:
 
 
 def measurement_rows(window: Shown) -> list[dict[str, Any]]:
-    """The measurements of the case on screen, as the sidecar lists them."""
+    """The measurements of the case on screen, as the sidecar lists them (the export's rows,
+    :mod:`lumbarview.services.measurement_export`, with the sidecar's keys)."""
     session = window.session
     case = session.case.id if session.case is not None else None
-    keys = ("id", "kind", "value", "unit", "level", "side")
-    return [{k: row[k] for k in keys} for row in table_rows(session.measurements.of_case(case))]
+    rows = measurement_export.measurement_rows(session.measurements.of_case(case), session.case)
+    return [{"id": row["id"], "kind": row["quantity"], "value": row["value"], "unit": row["unit"],
+             "level": row["level"], "side": row["side"]} for row in rows]

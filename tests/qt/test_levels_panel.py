@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtGui
 
 from lumbarview.ui.items.engine_items import CONTOUR_COLOUR
 from tests.qt.conftest import open_and_wait
+from tests.tree_snapshot import tree_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,9 +124,10 @@ def test_replace_requested_carries_the_row(qtbot, measured) -> None:  # type: ig
 
 
 def test_export_from_the_viewer_refuses_the_dataset_and_writes_elsewhere(measured, demo_small, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    before = tree_snapshot(demo_small["spider"])
     with pytest.raises(ValueError, match="inside the dataset"):
         measured.levels.export_to(demo_small["spider"] / "out.csv")
-    assert not (demo_small["spider"] / "out.csv").exists()
+    assert tree_snapshot(demo_small["spider"]) == before
     written = measured.levels.export_to(tmp_path / "rows.json")
     data = json.loads(written.read_text())
     assert len(data["rows"]) == len(measured.levels.panel.shown_rows())

@@ -11,7 +11,9 @@ there; the engine's row is never changed).
 :class:`LevelsController` binds the panel to the main window: runs the engine off the GUI
 thread with progress ("Measure this case"), takes the view to the plane the engine measured
 on (an undoable session edit) and draws what it measured on every view as a temporary overlay,
-and exports (CSV, JSON, DICOM SR, HTML report).
+and exports the case's measurements (those drawn by hand, and the engine's when it ran) through
+:mod:`lumbarview.services.measurement_export`, which picks the format and keeps the dataset
+untouched.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from lumbarview.core.dataset import Case
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.types import Series
 from lumbarview.model.session import Session
-from lumbarview.services import export, report, sr
+from lumbarview.services import measurement_export, report
 from lumbarview.services.engine_view import EngineResult, PartGeometry, part_of, run_engine
 from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
 from lumbarview.services.view_planes import best_volume, plan_go_to
@@ -267,33 +269,25 @@ class LevelsController:
 
     # -- exports -----------------------------------------------------------------------------
     def export_rows(self) -> list[dict[str, Any]]:
-        """The rows to export: the engine's (manual measurements can be added by the caller)."""
-        if self.result is None:
-            return []
-        return export.export_rows(self.result.rows, "engine", self.result.engine_version)
+        """The rows to export: the session's measurements of the case, and the engine's when it ran."""
+        session = self.session
+        return measurement_export.case_rows(session.measurements, session.case, self.result)
 
     def export_to(self, path: str | Path, rows: list[dict[str, Any]] | None = None) -> Path:
-        """Export to ``path`` by its suffix: .csv, .json, .dcm (SR) or .html (report)."""
+        """Export to ``path`` by its suffix (the service chooses the format and keeps the dataset
+        untouched)."""
         case = self.session.case
-        if self.result is None or case is None:
-            raise ValueError("measure the case first (Measure → Measure this case)")
-        rows = self.export_rows() if rows is None else rows
-        suffix = Path(path).suffix.lower()
-        dataset_path = self.session.dataset.path if self.session.dataset is not None else ""
-        if dataset_path and Path(path).resolve().is_relative_to(Path(dataset_path).resolve()):
-            raise ValueError(f"{path} is inside the dataset: lumbarview never writes into a dataset")
-        if suffix in (".csv", ".json"):
-            return export.write(path, rows, case.id)
-        if suffix == ".dcm":
-            return sr.write_sr(path, rows, case, case.id, self.result.engine_version).path
-        if suffix in (".html", ".htm"):
-            return report.write_report(path, case, self.result, rows, dataset_path)
-        raise ValueError(f"cannot export to {suffix or 'a file without suffix'}: choose .csv, .json, .dcm or .html")
+        if case is None:
+            raise ValueError("open a case first")
+        dataset_path = self.session.dataset.path if self.session.dataset is not None else None
+        return measurement_export.export_case(
+            path, self.export_rows() if rows is None else rows, case, case.id,
+            dataset_path=dataset_path, engine=self.result)
 
     def export_dialog(self) -> None:
         case = self.session.case
-        if self.result is None or case is None:
-            self.shell.status("Measure the case first (Measure → Measure this case)")
+        if case is None:
+            self.shell.status("Open a case first")
             return
         path = self.shell.save_path("Export measurements", f"{case.id}-measurements.csv", self.EXPORT_FILTERS)
         if not path:

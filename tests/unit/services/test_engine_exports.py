@@ -20,6 +20,7 @@ from lumbarview.services import export, report, sr
 from lumbarview.services.engine_view import EngineResult, run_engine
 from lumbarview.services.measure_case import measure_case
 from lumbarview.services.open_dataset import open_path
+from tests.tree_snapshot import tree_snapshot
 
 HOSTILE = Path(__file__).resolve().parents[2] / "data" / "hostile" / "measurements"
 
@@ -142,7 +143,8 @@ def test_sr_references_the_dicom_slice_a_measurement_lies_on(demo, tmp_path) -> 
     source = pydicom.dcmread(stack.meta["files"][k], stop_before_pixels=True)
     assert back == [{"group": f"L4-L5 foramen left ({series.description}) [manual]", "quantity": "foramen_width",
                      "value": 4.5, "unit": "mm", "algorithm_version": None,
-                     "referenced_sop_instance_uids": [str(source.SOPInstanceUID)]}]
+                     "referenced_sop_instance_uids": [str(source.SOPInstanceUID)], "graphic_type": None,
+                     "points_lps": None}]
     document = pydicom.dcmread(tmp_path / "dicom.dcm")
     assert document.StudyInstanceUID == source.StudyInstanceUID and document.PatientID == source.PatientID
 
@@ -191,8 +193,9 @@ def test_report_has_the_table_and_key_images_with_the_contour_drawn(spider, tmp_
 def test_report_is_never_written_into_the_dataset(spider) -> None:  # type: ignore[no-untyped-def]
     dataset, case, result = spider
     target = Path(dataset.path) / "report.html"
+    before = tree_snapshot(Path(dataset.path))
     with pytest.raises(ValueError, match="never writes into a dataset"):
         report.write_report(target, case, result, dataset_path=dataset.path)
-    assert not target.exists()
+    assert tree_snapshot(Path(dataset.path)) == before
     default = report.default_report_path(dataset.path, case.id, workspace="/tmp/ws")
     assert default.parent == Path("/tmp/ws/reports") and default.suffix == ".html"
