@@ -16,7 +16,7 @@ def test_core_packages_never_load_qt_or_vtk() -> None:
     code = ("import sys, lumbarview.core.geometry, lumbarview.core.types, lumbarview.services.info, "
             "lumbarview.services.open_study, lumbarview.services.open_dataset, lumbarview.services.measure_all, "
             "lumbarview.services.annotations, lumbarview.io.dicom.assemble, lumbarview.phantom.layouts, "
-            "lumbarview.measure.lumbar, lumbarview.model.overlays, lumbarview.model.flags, "
+            "lumbarview.measure.engine, lumbarview.model.overlays, lumbarview.model.flags, "
             "lumbarview.slicing.cut, lumbarview.slicing.cache;"
             f"bad = {_QT} & set(sys.modules);"
             "sys.exit(', '.join(sorted(bad)) or None)")
