@@ -88,14 +88,16 @@ def value_row(case_id: str, series: str, grades: Sequence[Grade], v: Value, unit
     val = v.value if value is None else value
     grade = "; ".join(text for level, side, text in grades
                       if level == v.level and (side is None or side == v.side))
-    extra = {GEOMETRY_KEY: v.geometry} if geometry else {}
-    return extra | {
+    row = {
         "case": case_id, "series": series, "level": v.level, "label": v.label, "side": v.side,
         "quantity": v.quantity, "value": None if not math.isfinite(val) else round(val, 4),
         "unit": unit or v.unit, "method": v.method, "confidence": v.confidence, "flag": v.flag,
         "confidence_reason": v.confidence_reason, "reason": v.reason, "dataset_grade": grade or None,
         "position_lps": None if v.position_lps is None else [round(c, 3) for c in v.position_lps],
     }
+    if geometry:
+        row[GEOMETRY_KEY] = v.geometry
+    return row
 
 
 def failed_rows(case_id: str, series: str, why: str) -> list[dict[str, Any]]:
