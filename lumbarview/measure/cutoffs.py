@@ -49,9 +49,20 @@ CUTOFFS: tuple[Cutoff, ...] = (
     Cutoff(("foramen_width",), "<", 2.0, "foraminal width < 2 mm: severe", _COMPENDIUM),
     Cutoff(("foramen_width",), "<", 3.0, "foraminal width 2-3 mm: moderate", _COMPENDIUM),
     Cutoff(("foramen_width",), "<", 4.0, "foraminal width 3-4 mm: mild", _COMPENDIUM),
+    # DHI = mean(anterior, middle, posterior disc height) / mean adjacent body height (Chen
+    # 2022's method M6). The compendium (spinebase.org, "Disc-Height Index") grades >= 0.40
+    # normal, 0.30-0.39 mild, 0.20-0.29 moderate, < 0.20 severe; the primary paper it cites
+    # (Chen X et al., J Clin Neurosci 2022;103:153) compares the reliability of seven DHI
+    # methods and publishes no cut-off, and no primary source for the tiers was found. Its
+    # "mild" tier is left out: it holds normal discs. Normal lumbar discs on MRI are 9.1 ±
+    # 1.3 mm high at the centre line (Spahn et al., Z Orthop Unfall 2024, 130 patients without
+    # disc damage), with reference ranges of 6.3-11.0 mm at L1/2 up to 7.8-14.6 mm at L4/5 in
+    # 169 asymptomatic adults (J Orthop Surg Res 2018;13:34); over lumbar bodies about 26 mm
+    # high (the phantom's) that is DHI 0.35 ± 0.05, inside "mild". The two lower tiers stay,
+    # marked secondary: 0.30 is below about mean - 1 SD of those normal proportions.
     Cutoff(("dhi",), "<", 0.20, "DHI < 0.20: severe height loss", _COMPENDIUM),
-    Cutoff(("dhi",), "<", 0.30, "DHI 0.20-0.29: moderate height loss", _COMPENDIUM),
-    Cutoff(("dhi",), "<", 0.40, "DHI 0.30-0.39: mild height loss", _COMPENDIUM),
+    Cutoff(("dhi",), "<", 0.30, "DHI 0.20-0.29: moderate height loss", _COMPENDIUM,
+           "; normal discs are 0.30-0.40 and more (see lumbarview.measure.cutoffs)"),
 )
 
 #: Both Hasegawa criteria together (foraminal height ≤ 15 mm and posterior disc height ≤ 4 mm).

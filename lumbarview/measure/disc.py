@@ -56,22 +56,25 @@ def measure_disc(m: LabelMapMeasurer, level: str, label: int, disc: SoftMask, ce
     height_lines = tuple(p for p in lines.values() if p is not None)
     rows = [Value(level, q, heights[q], "mm", method, conf, why, None, label, position_lps=starts[q].tolist(),
                   geometry=plane.with_lines(lines[q], rest=height_lines)) for q in positions]
-    # Adjacent body heights along the normal from the disc's middle.
-    bone_values = m.values_of({Role.VERTEBRA, Role.SACRUM})
+    # Adjacent body heights along the normal from the disc's middle: vertebral bodies only (the
+    # sacrum's extent along the normal is the whole fused sacrum, not a body height).
+    vertebrae = m.values_of({Role.VERTEBRA})
+    bone_values = vertebrae | m.values_of({Role.SACRUM})
     bodies = m.soft(bone_values) if bone_values else None
+    vertebral = m.soft(vertebrae) if vertebrae else None
     body_heights = []
     body_lines: list[Polyline] = []
     mid = starts["disc_height_middle"]
-    if bodies is not None:
+    if vertebral is not None:
         for sign in (1.0, -1.0):
             h_half = heights["disc_height_middle"] / 2
             enter = mid + sign * (h_half + 1.5) * normal
-            length = m.bundle_exit(bodies, enter, sign * normal, 60.0, (e_lr, e_ap), (1.0, 2.0))
-            back = m.bundle_exit(bodies, enter, -sign * normal, 10.0, (e_lr, e_ap), (1.0, 2.0))
-            if math.isfinite(length) and math.isfinite(back):
+            length = m.bundle_exit(vertebral, enter, sign * normal, 60.0, (e_lr, e_ap), (1.0, 2.0))
+            back = m.bundle_exit(vertebral, enter, -sign * normal, 10.0, (e_lr, e_ap), (1.0, 2.0))
+            ends = np.array([enter - sign * back * normal, enter + sign * length * normal])
+            if math.isfinite(length) and math.isfinite(back) and not m.at_edge(ends):
                 body_heights.append(length + back)
-                body_lines.append(Polyline("body height above" if sign > 0 else "body height below",
-                                           np.array([enter - sign * back * normal, enter + sign * length * normal])))
+                body_lines.append(Polyline("body height above" if sign > 0 else "body height below", ends))
     mean_h = float(np.mean([heights[q] for q in positions]))
     if body_heights:
         dhi = mean_h / float(np.mean(body_heights))
@@ -105,6 +108,11 @@ def _slip(m: LabelMapMeasurer, level: str, label: int, bodies: SoftMask | None, 
             depth_below = post + ant
     if not all(math.isfinite(w) for w in walls):
         return missing(level, label, reason, ("slip",))[0]
+    if m.at_edge(np.array(points)):
+        return missing(level, label, "a vertebral body next to the disc is cut by the edge of the image (its "
+                       "posterior wall there is where the image ends)", ("slip",))[0]
+    if math.isfinite(depth_below) and m.at_edge(points[1] - depth_below * e_ap):
+        depth_below = NAN  # the lower body's front is cut by the image: no percentage
     slip = walls[1] - walls[0]  # positive: the upper body sits anterior to the lower one
     percent = 100.0 * slip / depth_below if math.isfinite(depth_below) and depth_below > 0 else NAN
     conf, why = confidence(m.resolution_along(e_ap), "the antero-posterior direction")

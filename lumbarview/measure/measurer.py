@@ -283,6 +283,13 @@ class LabelMapMeasurer:
             return None
         return np.array([point - back * direction, point + forth * direction])
 
+    def at_edge(self, points_lps: FloatArray, margin: float = 1.0) -> bool:
+        """Whether any of ``points_lps`` (``(N, 3)`` or one point) lies within ``margin`` voxels of
+        the grid's boundary: an exit found there may be where the image ends, not the structure."""
+        ijk = self.g.lps_to_index(np.asarray(points_lps, dtype=np.float64).reshape(-1, 3))
+        upper = np.asarray(self.g.shape_kji[::-1], dtype=np.float64) - 1.0 - margin
+        return bool(np.any(ijk < margin) or np.any(ijk > upper))
+
     def values_of(self, roles: frozenset[Role] | set[Role]) -> set[int]:
         """The label values present with any of ``roles``."""
         return set().union(*(self.values_by_role.get(r, set()) for r in roles))

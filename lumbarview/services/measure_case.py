@@ -88,7 +88,7 @@ def value_row(case_id: str, series: str, grades: Sequence[Grade], v: Value, unit
     val = v.value if value is None else value
     grade = "; ".join(text for level, side, text in grades
                       if level == v.level and (side is None or side == v.side))
-    row = {
+    row: dict[str, Any] = {
         "case": case_id, "series": series, "level": v.level, "label": v.label, "side": v.side,
         "quantity": v.quantity, "value": None if not math.isfinite(val) else round(val, 4),
         "unit": unit or v.unit, "method": v.method, "confidence": v.confidence, "flag": v.flag,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -55,7 +56,7 @@ def _shoelace(points: list[list[float]], normal: list[float]) -> float:
     """The area of a closed 3D polygon (first point repeated last) in its plane."""
     pts = [tuple(p) for p in points]
     cross = [0.0, 0.0, 0.0]
-    for (ax, ay, az), (bx, by, bz) in zip(pts, pts[1:], strict=False):
+    for (ax, ay, az), (bx, by, bz) in itertools.pairwise(pts):
         cross[0] += ay * bz - az * by
         cross[1] += az * bx - ax * bz
         cross[2] += ax * by - ay * bx
