@@ -13,17 +13,19 @@ mask's sampling along the directions it measures, and the geometry it was measur
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import numpy.typing as npt
 
 from lumbarview.core.geometry import VolumeGeometry
-from lumbarview.core.labels import LabelScheme
+from lumbarview.core.labels import LabelScheme, Role
 from lumbarview.measure.canal import measure_canal
 from lumbarview.measure.disc import measure_disc
 from lumbarview.measure.foramen import measure_foramen
 from lumbarview.measure.measurer import LabelMapMeasurer
-from lumbarview.measure.results import Value, missing
+from lumbarview.measure.results import SIDED, Value, missing
 
 LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
 
@@ -56,4 +58,10 @@ def measure_level(m: LabelMapMeasurer, level: str, disc_value: int) -> list[Valu
     rows.extend(measure_canal(m, level, disc_value, centre, normal, e_lr, e_ap, middle))
     for side in ("left", "right"):
         rows.extend(measure_foramen(m, level, disc_value, centre, normal, e_lr, e_ap, side))
+    if level.endswith("-S1") and not m.values_of({Role.SACRUM}):
+        # The bone below L5-S1 is the sacrum: without it the slip and the foramina cannot close.
+        why = ("the mask does not label the sacrum (S1), the bone below this disc (SPIDER masks count "
+               "vertebrae from L5 and leave it out)")
+        rows = [dataclasses.replace(r, confidence_reason=why, reason=why)
+                if (r.quantity == "slip" or r.quantity in SIDED) and not math.isfinite(r.value) else r for r in rows]
     return rows

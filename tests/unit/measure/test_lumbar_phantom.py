@@ -148,3 +148,16 @@ def test_a_body_cut_by_the_edge_of_the_image_is_not_measured_as_if_it_ended_ther
     # L3 is cut: the DHI of L3-L4 rests on L4 alone and stays a normal one.
     dhi = by_q[("L3-L4", "dhi")]
     assert "1 body/bodies" in dhi.method and dhi.value == pytest.approx(10.5 * 1.0 / 26.0, abs=0.04)
+
+
+def test_without_a_sacrum_l5_s1_says_so() -> None:
+    phantom = LumbarPhantom(PhantomParams())
+    g = sagittal_geometry(phantom, 200, 1.0, 90, 1.0)
+    labels = render_labels(phantom, g)
+    labels[labels == SPIDER_SACRUM] = 0  # as SPIDER's own masks
+    values = measure_label_map(labels, g, spider_scheme(), levels=("L5-S1",))
+    missing = [v for v in values if v.quantity in ("slip", "foramen_height", "foramen_area")]
+    assert len(missing) == 5
+    assert all(math.isnan(v.value) and "does not label the sacrum" in (v.reason or "") for v in missing)
+    # What needs no sacrum is still measured.
+    assert all(math.isfinite(v.value) for v in values if v.quantity.startswith("canal") or v.quantity == "dhi")
