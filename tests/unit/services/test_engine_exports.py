@@ -206,3 +206,22 @@ def test_report_is_never_written_into_the_dataset(spider) -> None:  # type: igno
     assert not target.exists()
     default = report.default_report_path(dataset.path, case.id, workspace="/tmp/ws")
     assert default.parent == Path("/tmp/ws/reports") and default.suffix == ".html"
+
+
+def test_run_engine_cancels_between_label_maps(spider) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from lumbarview.core.errors import Cancelled
+
+    _dataset, case, _result = spider
+    cancel = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def progress(n: int, total: int) -> None:
+        seen.append((n, total))
+        if n == 1:  # the first label map is measured: the user cancels
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        run_engine(case, progress=progress, cancel=cancel)
+    assert seen == [(0, 3), (1, 3)]  # two masks and the dura curves; stopped before the second mask
