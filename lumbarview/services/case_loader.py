@@ -20,13 +20,11 @@ from lumbarview.core.errors import LumbarviewError, MeasurementError
 from lumbarview.core.geometry import PlaneOrientation
 from lumbarview.core.labels import Role
 from lumbarview.core.types import LoadIssue, Series, Severity
-from lumbarview.measure.lumbar import disc_plane
 from lumbarview.model.overlays import label_values_of
 from lumbarview.model.session import LAYOUTS
 from lumbarview.model.view_state import is_native_for
 from lumbarview.model.window_presets import default_window
 from lumbarview.services.annotations import Annotation, case_annotations, case_summary
-from lumbarview.services.dicom_overlays import bind_dicom_overlays
 from lumbarview.slicing.reformat import warm_resampler
 
 _ORIENTATIONS = {"sagittal": PlaneOrientation.SAGITTAL, "axial": PlaneOrientation.AXIAL,
@@ -100,6 +98,8 @@ def disc_planes(case: Case) -> DiscPlanes:
     for label_map in case.label_maps:
         if not label_map.stack.is_loaded or label_map.stack.n_slices < 2:
             continue
+        from lumbarview.measure.lumbar import disc_plane  # the engine (scipy): loaded on first use
+
         pixels = label_map.stack.pixels()
         present = {int(v) for v in np.unique(pixels)}
         for value in label_map.scheme.values_with_role(Role.DISC):
@@ -136,6 +136,8 @@ def load_case(case: Case, layout: str = "2x2",
         if bad is None:
             break
         failed.add(bad.uid)
+    from lumbarview.services.dicom_overlays import bind_dicom_overlays  # on first use: not at launch
+
     bind_dicom_overlays(case)  # 60xx overlay planes as label layers on their slice
     for label_map in case.label_maps:
         try:

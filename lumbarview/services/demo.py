@@ -24,8 +24,6 @@ from typing import Any
 
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.fs import atomic_write_text, fsync_dir
-from lumbarview.phantom.layouts import LAYOUTS, Sizes, write_all
-from lumbarview.phantom.spine import PhantomParams
 
 #: Written last, inside the staging folder, just before it becomes ``DIR``: it marks a complete
 #: demo and lists the files the demo wrote.
@@ -182,6 +180,9 @@ def ensure_demo(root: str | Path, small: bool = False) -> dict[str, Path]:
         ``root`` is a file, or a folder holding anything the demo did not write, or cannot be
         written; nothing was changed.
     """
+    from lumbarview.phantom.layouts import LAYOUTS, Sizes, write_all  # pydicom: not at launch
+    from lumbarview.phantom.spine import PhantomParams
+
     root = Path(root)
     state, doc = _check_target(root, small)
     layouts = {name: root / name for name in LAYOUTS}

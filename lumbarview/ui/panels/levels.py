@@ -25,13 +25,11 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from lumbarview.core.dataset import Case
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.types import Series
-from lumbarview.services import export, report, sr
-from lumbarview.services.engine_view import EngineResult, PartGeometry, part_of, run_engine
-from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
 from lumbarview.services.view_planes import best_volume, covering_view_plane
 from lumbarview.ui.items.engine_items import EngineOverlay
 
 if TYPE_CHECKING:
+    from lumbarview.services.engine_view import EngineResult, PartGeometry
     from lumbarview.ui.main_window import MainWindow
 
 ROLE = QtCore.Qt.ItemDataRole.UserRole
@@ -90,6 +88,7 @@ class LevelsPanel(QtWidgets.QWidget):
         self.status.setText(message or "Measure → Measure this case (Ctrl+M) to see the engine's values per level.")
 
     def set_result(self, result: EngineResult) -> None:
+        from lumbarview.services.engine_view import part_of  # the engine loads on first use
         self.result = result
         self.tree.clear()
         self._rows = []
@@ -142,6 +141,10 @@ class LevelsPanel(QtWidgets.QWidget):
 
     def shown_rows(self) -> list[dict[str, Any]]:
         """The rows the panel shows, with the keys of ``lumbarview measure`` rows."""
+        if not self._rows:
+            return []  # (the screenshot's sidecar asks before any measuring: the engine stays unloaded)
+        from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
+
         return [{key: row.get(key) for key in (*ROW_KEYS, *EXTRA_KEYS)} for row in self._rows]
 
     def row_items(self) -> list[QtWidgets.QTreeWidgetItem]:
@@ -207,6 +210,7 @@ class LevelsController:
     # -- the engine --------------------------------------------------------------------------
     def measure(self) -> None:
         """Measure the loaded case off the GUI thread (a progress dialog can cancel)."""
+        from lumbarview.services.engine_view import run_engine
         case = self.w.session.case
         if case is None:
             self.w.statusBar().showMessage("Open a case first")
@@ -229,6 +233,7 @@ class LevelsController:
         self.panel.measured.emit()
 
     def _source(self, series_name: str) -> Series | None:
+        from lumbarview.services import report
         case = self.w.session.case
         if case is None:
             return None
@@ -266,12 +271,14 @@ class LevelsController:
     # -- exports -----------------------------------------------------------------------------
     def export_rows(self) -> list[dict[str, Any]]:
         """The rows to export: the engine's (manual measurements can be added by the caller)."""
+        from lumbarview.services import export
         if self.result is None:
             return []
         return export.export_rows(self.result.rows, "engine", self.result.engine_version)
 
     def export_to(self, path: str | Path, rows: list[dict[str, Any]] | None = None) -> Path:
         """Export to ``path`` by its suffix: .csv, .json, .dcm (SR) or .html (report)."""
+        from lumbarview.services import export, report, sr  # highdicom: on first use
         case = self.w.session.case
         if self.result is None or case is None:
             raise ValueError("measure the case first (Measure → Measure this case)")
@@ -289,6 +296,7 @@ class LevelsController:
         raise ValueError(f"cannot export to {suffix or 'a file without suffix'}: choose .csv, .json, .dcm or .html")
 
     def export_dialog(self) -> None:
+        from lumbarview.services import report
         case = self.w.session.case
         if self.result is None or case is None:
             self.w.statusBar().showMessage("Measure the case first (Measure → Measure this case)")
