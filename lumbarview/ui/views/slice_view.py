@@ -17,11 +17,13 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.geometry import FloatArray
+from lumbarview.core.types import ImageStack
 from lumbarview.model.session import Session
 from lumbarview.model.view_state import ViewState, WindowLevel
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.slicing.planes import ViewPlane, letters
 from lumbarview.slicing.reference_lines import ReferenceLine, snap
+from lumbarview.slicing.reformat import Kind
 from lumbarview.ui import theme
 from lumbarview.ui.views.hud import Graphics, Hud
 
@@ -188,7 +190,11 @@ class SliceView(QtWidgets.QWidget):
             along = float(plane.origin_lps @ plane.normal_lps)
             direction = -1 if self._along is not None and along < self._along else 1
             self._along = along
-            self.plane_cache.prefetch(source, state.neighbour_planes(direction))
+            wanted: list[tuple[ImageStack, Kind]] = [(source, "image")]
+            if self.overlay is not None:  # the label maps drawn over it, in the same pass
+                wanted += [(stack, "labels") for stack in self.overlay.label_stacks()]
+            self.plane_cache.prefetch_all([(stack, p, kind) for p in state.neighbour_planes(direction)
+                                           for stack, kind in wanted])
         sx, sy = plane.spacing_mm
         frame = (tuple(np.round(plane.row_direction_lps, 6)), tuple(np.round(plane.column_direction_lps, 6)),
                  plane.spacing_mm)
