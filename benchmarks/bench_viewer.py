@@ -30,6 +30,9 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import header
 
 
 def _rss_mb() -> float:
@@ -40,11 +43,22 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def _steps(view: Any, n: int) -> list[float]:
-    """Seconds per step, model change to pixels painted, back and forth across the series."""
+def _steps(view: Any, n: int, also: tuple[Any, ...] = (), pace_s: float = 0.0) -> list[float]:
+    """Seconds per step, model change to pixels painted (the view's, and those of the views in
+    ``also``: linked views whose reference lines moved), back and forth across the series. With
+    ``pace_s``, one step every ``pace_s`` seconds (a scroll at that rate): the wait between
+    steps runs the event loop, and only the steps are timed."""
+    from PySide6 import QtWidgets
+
     times = []
     direction = 1
+    next_at = time.perf_counter()
     for _ in range(n):
+        if pace_s:
+            while time.perf_counter() < next_at:
+                QtWidgets.QApplication.processEvents()
+                time.sleep(0.001)
+            next_at = time.perf_counter() + pace_s
         index, count = view.view_state.position()
         if index <= 0:
             direction = 1
@@ -53,12 +67,43 @@ def _steps(view: Any, n: int) -> list[float]:
         t0 = time.perf_counter()
         view.view_state.step(direction)
         view.graphics.viewport().repaint()
+        for other in also:
+            other.graphics.viewport().repaint()
         times.append(time.perf_counter() - t0)
     return times
 
 
+def _walk(view: Any, start: int, n: int) -> list[float]:
+    """Seconds per step of ``n`` steps forward from slice ``start`` (the same planes each call)."""
+    view.view_state.go_to(start)
+    view.graphics.viewport().repaint()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        view.view_state.step(1)
+        view.graphics.viewport().repaint()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _warm_native(view: Any, cache: Any, stacks: list[tuple[Any, str]]) -> None:
+    """Every native plane of ``view``'s series in ``cache``, images and labels: what prefetching
+    does off the GUI thread while a reader reads."""
+    geometry = view.view_state.source.geometry
+    for k in range(geometry.shape_kji[0]):
+        plane = view.view_state.plane.through(geometry.index_to_lps((0, 0, k)))
+        for stack, kind in stacks:
+            cache.get(stack, plane, kind=kind)
+
+
 def _spread(medians: list[float]) -> str:
     return f"median {statistics.median(medians):.2f} ms (rounds {min(medians):.2f}-{max(medians):.2f})"
+
+
+def _ratio(subject: list[float], baseline: list[float]) -> str:
+    """Per-round ratio (the rounds pair neighbours in time): median and range."""
+    per_round = [a / b for a, b in zip(subject, baseline, strict=True)]
+    return f"{statistics.median(per_round):.2f}x (rounds {min(per_round):.2f}-{max(per_round):.2f})"
 
 
 def steps(sizes: tuple[int, ...], n_steps: int, rounds: int, overlays: bool) -> None:
@@ -115,10 +160,16 @@ def steps(sizes: tuple[int, ...], n_steps: int, rounds: int, overlays: bool) -> 
             if overlays:
                 view.overlay = OverlayItems(view, session.overlays)
         session.show_case(case, {"sagittal": series, "axial": series}, g.index_to_lps((n / 2, n / 2, 32)))
-        for k in range(64):  # what prefetching does off the GUI thread while a reader reads
-            cache.get(stack, views["sagittal"].view_state.plane.through(g.index_to_lps((0, 0, k))))
+        sagittal, axial = views["sagittal"], views["axial"]
+
+        warm = (sagittal, cache, [(stack, "image")] + ([(label_stack, "labels")] if overlays else []))
+        _warm_native(*warm)
         app.processEvents()
-        bare_rounds, native_rounds, reformat_rounds = [], [], []
+        count = axial.view_state.position()[1]
+        walk = min(n_steps, count - 1)
+        start = max(0, (count - 1 - walk) // 2)
+        figures: dict[str, list[float]] = {k: [] for k in ("bare", "native", "linked", "new", "cached", "paced",
+                                                             "native paced")}
         for _ in range(rounds):
             bare = []
             for i in range(n_steps):
@@ -126,17 +177,34 @@ def steps(sizes: tuple[int, ...], n_steps: int, rounds: int, overlays: bool) -> 
                 item.setImage(volume[i % 64], levels=(500.0, 3500.0))
                 widget.viewport().repaint()
                 bare.append(time.perf_counter() - t0)
-            bare_rounds.append(statistics.median(bare) * 1000)
-            native_rounds.append(statistics.median(_steps(views["sagittal"], n_steps)) * 1000)
+            figures["bare"].append(statistics.median(bare) * 1000)
+            figures["native"].append(statistics.median(_steps(sagittal, n_steps)) * 1000)
+            figures["linked"].append(statistics.median(_steps(sagittal, n_steps, also=(axial,))) * 1000)
             cache.clear()
-            reformat_rounds.append(statistics.median(_steps(views["axial"], n_steps)) * 1000)
+            _warm_native(*warm)
+            figures["new"].append(statistics.median(_walk(axial, start, walk)) * 1000)
+            figures["cached"].append(statistics.median(_walk(axial, start, walk)) * 1000)
+            cache.clear()
+            _warm_native(*warm)
+            figures["paced"].append(statistics.median(_steps(axial, walk, pace_s=1 / 30)) * 1000)
+            figures["native paced"].append(statistics.median(_steps(sagittal, walk, pace_s=1 / 30)) * 1000)
         for view in views.values():
             view.close()
         widget.close()
         what = "with 3 overlays (mask, boxes, points)" if overlays else "no overlays"
-        print(f"{n}x{n}x64 volume, {what}: bare pyqtgraph {_spread(bare_rounds)}; native sagittal step "
-              f"{_spread(native_rounds)} ({statistics.median(native_rounds) / statistics.median(bare_rounds):.2f}x);"
-              f" reformatted axial step {_spread(reformat_rounds)}")
+        f = figures
+        print(f"{n}x{n}x64 volume, {what}:")
+        print(f"  bare pyqtgraph (setImage + repaint)          {_spread(f['bare'])}")
+        print(f"  native sagittal step, one view               {_spread(f['native'])}: "
+              f"{_ratio(f['native'], f['bare'])} the bare floor")
+        print(f"  native sagittal step, two linked views       {_spread(f['linked'])}: "
+              f"{_ratio(f['linked'], f['bare'])} the bare floor (both views repainted)")
+        print(f"  reformatted axial step, new planes           {_spread(f['new'])}: "
+              f"{_ratio(f['new'], f['cached'])} the cached step (prefetch in flight)")
+        print(f"  reformatted axial step, cached planes        {_spread(f['cached'])}")
+        print(f"  reformatted axial step, 30 steps/s           {_spread(f['paced'])}: "
+              f"{_ratio(f['paced'], f['native paced'])} the native step at 30 steps/s")
+        print(f"  native sagittal step, 30 steps/s             {_spread(f['native paced'])}")
 
 
 def startup_child(root: str) -> None:
@@ -257,5 +325,6 @@ if __name__ == "__main__":
     elif args.scroll_memory:
         scroll_memory(args.cache_mb)
     else:
+        print(header("bench_viewer") + f"; {args.rounds} interleaved rounds of {args.steps} steps")
         for overlays in (False, True):
             steps((320, 512), args.steps, args.rounds, overlays)

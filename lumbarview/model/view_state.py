@@ -149,6 +149,9 @@ class ViewState:
         else:
             self._mode = "reformat"
         self._extents: dict[tuple[float, ...], tuple[float, float, float]] = {}
+        #: The last reformatted planes by their offset along the normal (see _reformat_plane);
+        #: emptied whenever what decides the plane changes (series, custom plane, orientation).
+        self._reformats: dict[float, ViewPlane] = {}
 
     @property
     def source(self) -> ImageStack | None:
@@ -226,6 +229,7 @@ class ViewState:
         if flag != self._native_orientation:
             self._native_orientation = flag
             self._native_planes.clear()
+            self._reformats.clear()
             self._update(force=True)
 
     # -- navigation: moves the shared cursor, never the view alone ---------------------------
@@ -343,7 +347,22 @@ class ViewState:
         return None, self._reformat_plane(cursor)
 
     def _reformat_plane(self, cursor: FloatArray) -> ViewPlane:
-        """The reformatted plane through ``cursor``."""
+        """The reformatted plane through ``cursor``. It depends on the cursor only through the
+        cursor's offset along the plane's normal (the plane covers the whole volume, or is the
+        custom plane moved along its normal), so a cursor moving within the plane, as when
+        another view steps, finds the plane it already has (a few planes are kept)."""
+        if self._reformats:
+            normal = next(iter(self._reformats.values())).normal_lps
+            found = self._reformats.get(round(float(cursor @ normal), 6))
+            if found is not None:
+                return found
+        plane = self._fresh_reformat_plane(cursor)
+        if len(self._reformats) >= 8:
+            self._reformats.pop(next(iter(self._reformats)))
+        self._reformats[round(float(cursor @ plane.normal_lps), 6)] = plane
+        return plane
+
+    def _fresh_reformat_plane(self, cursor: FloatArray) -> ViewPlane:
         if self._custom is not None:
             return self._custom.through(cursor)
         assert self._source is not None
