@@ -9,7 +9,9 @@
 A step is a change of slice in the model (``ViewState.step``) through the view's update to pixels
 painted (a synchronous ``viewport().repaint()``). Baseline: bare pyqtgraph,
 ``ImageItem.setImage(levels=...)`` + ``repaint()`` on a widget of the same size, pixels already
-in memory. Rounds interleave baseline and subject; the view's plane cache is warm for the native
+in memory. Each step is timed twice: wall time, and the CPU time of the GUI thread (on a shared,
+loaded machine the wall time also holds the time other processes had the cores). Rounds
+interleave baseline and subject; the view's plane cache is warm for the native
 step (prefetching does that off the GUI thread while a reader reads) and cleared before the
 reformatted steps of each round; as it steps, the view prefetches the planes either side on the
 cache's background thread, and the steps follow back to back, so a step may find its plane
@@ -43,7 +45,7 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def _steps(view: Any, n: int, also: tuple[Any, ...] = (), pace_s: float = 0.0) -> list[float]:
+def _steps(view: Any, n: int, also: tuple[Any, ...] = (), pace_s: float = 0.0) -> list[tuple[float, float]]:
     """Seconds per step, model change to pixels painted (the view's, and those of the views in
     ``also``: linked views whose reference lines moved), back and forth across the series. With
     ``pace_s``, one step every ``pace_s`` seconds (a scroll at that rate): the wait between
@@ -64,25 +66,26 @@ def _steps(view: Any, n: int, also: tuple[Any, ...] = (), pace_s: float = 0.0) -
             direction = 1
         elif index >= count - 1:
             direction = -1
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         view.view_state.step(direction)
         view.graphics.viewport().repaint()
         for other in also:
             other.graphics.viewport().repaint()
-        times.append(time.perf_counter() - t0)
+        times.append((time.perf_counter() - t0, time.thread_time() - c0))
     return times
 
 
-def _walk(view: Any, start: int, n: int) -> list[float]:
-    """Seconds per step of ``n`` steps forward from slice ``start`` (the same planes each call)."""
+def _walk(view: Any, start: int, n: int) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds per step of ``n`` steps forward from slice ``start`` (the same planes
+    each call)."""
     view.view_state.go_to(start)
     view.graphics.viewport().repaint()
     times = []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         view.view_state.step(1)
         view.graphics.viewport().repaint()
-        times.append(time.perf_counter() - t0)
+        times.append((time.perf_counter() - t0, time.thread_time() - c0))
     return times
 
 
@@ -96,14 +99,25 @@ def _warm_native(view: Any, cache: Any, stacks: list[tuple[Any, str]]) -> None:
             cache.get(stack, plane, kind=kind)
 
 
-def _spread(medians: list[float]) -> str:
-    return f"median {statistics.median(medians):.2f} ms (rounds {min(medians):.2f}-{max(medians):.2f})"
+def _medians(times: list[tuple[float, float]]) -> tuple[float, float]:
+    """(wall, CPU) medians in ms."""
+    return statistics.median(t[0] for t in times) * 1000, statistics.median(t[1] for t in times) * 1000
 
 
-def _ratio(subject: list[float], baseline: list[float]) -> str:
-    """Per-round ratio (the rounds pair neighbours in time): median and range."""
-    per_round = [a / b for a, b in zip(subject, baseline, strict=True)]
-    return f"{statistics.median(per_round):.2f}x (rounds {min(per_round):.2f}-{max(per_round):.2f})"
+def _spread(rounds: list[tuple[float, float]]) -> str:
+    wall = [r[0] for r in rounds]
+    cpu = [r[1] for r in rounds]
+    return (f"wall {statistics.median(wall):6.2f} ms ({min(wall):.2f}-{max(wall):.2f}), "
+            f"CPU {statistics.median(cpu):5.2f} ms ({min(cpu):.2f}-{max(cpu):.2f})")
+
+
+def _ratio(subject: list[tuple[float, float]], baseline: list[tuple[float, float]]) -> str:
+    """Per-round ratios (the rounds pair neighbours in time), wall and CPU: median and range."""
+    out = []
+    for i, name in ((0, "wall"), (1, "CPU")):
+        per_round = [a[i] / b[i] for a, b in zip(subject, baseline, strict=True)]
+        out.append(f"{name} {statistics.median(per_round):.2f}x ({min(per_round):.2f}-{max(per_round):.2f})")
+    return ", ".join(out)
 
 
 def steps(sizes: tuple[int, ...], n_steps: int, rounds: int, overlays: bool) -> None:
@@ -168,43 +182,43 @@ def steps(sizes: tuple[int, ...], n_steps: int, rounds: int, overlays: bool) -> 
         count = axial.view_state.position()[1]
         walk = min(n_steps, count - 1)
         start = max(0, (count - 1 - walk) // 2)
-        figures: dict[str, list[float]] = {k: [] for k in ("bare", "native", "linked", "new", "cached", "paced",
+        figures: dict[str, list[tuple[float, float]]] = {k: [] for k in ("bare", "native", "linked", "new", "cached", "paced",
                                                              "native paced")}
         for _ in range(rounds):
             bare = []
             for i in range(n_steps):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 item.setImage(volume[i % 64], levels=(500.0, 3500.0))
                 widget.viewport().repaint()
-                bare.append(time.perf_counter() - t0)
-            figures["bare"].append(statistics.median(bare) * 1000)
-            figures["native"].append(statistics.median(_steps(sagittal, n_steps)) * 1000)
-            figures["linked"].append(statistics.median(_steps(sagittal, n_steps, also=(axial,))) * 1000)
+                bare.append((time.perf_counter() - t0, time.thread_time() - c0))
+            figures["bare"].append(_medians(bare))
+            figures["native"].append(_medians(_steps(sagittal, n_steps)))
+            figures["linked"].append(_medians(_steps(sagittal, n_steps, also=(axial,))))
             cache.clear()
             _warm_native(*warm)
-            figures["new"].append(statistics.median(_walk(axial, start, walk)) * 1000)
-            figures["cached"].append(statistics.median(_walk(axial, start, walk)) * 1000)
+            figures["new"].append(_medians(_walk(axial, start, walk)))
+            figures["cached"].append(_medians(_walk(axial, start, walk)))
             cache.clear()
             _warm_native(*warm)
-            figures["paced"].append(statistics.median(_steps(axial, walk, pace_s=1 / 30)) * 1000)
-            figures["native paced"].append(statistics.median(_steps(sagittal, walk, pace_s=1 / 30)) * 1000)
+            figures["paced"].append(_medians(_steps(axial, walk, pace_s=1 / 30)))
+            figures["native paced"].append(_medians(_steps(sagittal, walk, pace_s=1 / 30)))
         for view in views.values():
             view.close()
         widget.close()
         what = "with 3 overlays (mask, boxes, points)" if overlays else "no overlays"
         f = figures
-        print(f"{n}x{n}x64 volume, {what}:")
-        print(f"  bare pyqtgraph (setImage + repaint)          {_spread(f['bare'])}")
-        print(f"  native sagittal step, one view               {_spread(f['native'])}: "
-              f"{_ratio(f['native'], f['bare'])} the bare floor")
-        print(f"  native sagittal step, two linked views       {_spread(f['linked'])}: "
-              f"{_ratio(f['linked'], f['bare'])} the bare floor (both views repainted)")
-        print(f"  reformatted axial step, new planes           {_spread(f['new'])}: "
-              f"{_ratio(f['new'], f['cached'])} the cached step (prefetch in flight)")
-        print(f"  reformatted axial step, cached planes        {_spread(f['cached'])}")
-        print(f"  reformatted axial step, 30 steps/s           {_spread(f['paced'])}: "
-              f"{_ratio(f['paced'], f['native paced'])} the native step at 30 steps/s")
-        print(f"  native sagittal step, 30 steps/s             {_spread(f['native paced'])}")
+        print(f"{n}x{n}x64 volume, {what} (per step: wall time, and CPU time of the GUI thread):")
+        rows = [("bare pyqtgraph (setImage + repaint)", "bare", None, ""),
+                ("native sagittal step, one view", "native", "bare", "the bare floor"),
+                ("native sagittal step, two linked views", "linked", "bare", "the bare floor (both views repainted)"),
+                ("reformatted axial step, new planes", "new", "cached", "the cached step (prefetch in flight)"),
+                ("reformatted axial step, cached planes", "cached", None, ""),
+                ("reformatted axial step, 30 steps/s", "paced", "native paced", "the native step at 30 steps/s"),
+                ("native sagittal step, 30 steps/s", "native paced", None, "")]
+        for title, key, base, versus in rows:
+            print(f"  {title:<40} {_spread(f[key])}")
+            if base is not None:
+                print(f"  {'':<40} {_ratio(f[key], f[base])} {versus}")
 
 
 def startup_child(root: str) -> None:

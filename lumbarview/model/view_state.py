@@ -27,6 +27,8 @@ from lumbarview.slicing.planes import ViewPlane, standard_plane
 
 Mode = Literal["native", "reformat", "empty"]
 _SAME_MM = 1e-6
+#: Per component: origin (mm), then directions and spacings, as _same_plane compares them.
+_SAME_TOLERANCE = np.array([_SAME_MM] * 3 + [1e-9] * 8)
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,13 @@ def _extent_along(geometry: VolumeGeometry, normal_lps: FloatArray) -> tuple[flo
 def _same_plane(a: SlicePlane | None, b: SlicePlane | None) -> bool:
     if a is None or b is None:
         return a is b
-    return (a.shape_rc == b.shape_rc and np.allclose(a.origin_lps, b.origin_lps, atol=_SAME_MM, rtol=0)
-            and np.allclose(a.row_direction_lps, b.row_direction_lps, atol=1e-9, rtol=0)
-            and np.allclose(a.column_direction_lps, b.column_direction_lps, atol=1e-9, rtol=0)
-            and np.allclose(a.spacing_mm, b.spacing_mm, atol=1e-9, rtol=0))
+    if a is b:
+        return True
+    # One vectorised comparison (this runs for every view on every cursor move).
+    diff = np.abs(np.concatenate([a.origin_lps - b.origin_lps, a.row_direction_lps - b.row_direction_lps,
+                                  a.column_direction_lps - b.column_direction_lps,
+                                  np.subtract(a.spacing_mm, b.spacing_mm)]))
+    return a.shape_rc == b.shape_rc and bool(np.all(diff <= _SAME_TOLERANCE))
 
 
 class ViewState:

@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.core.geometry import FloatArray
+from lumbarview.core.geometry import EdgeLetters, FloatArray
 from lumbarview.core.types import ImageStack
 from lumbarview.model.session import Session
 from lumbarview.model.view_state import ViewState, WindowLevel
@@ -98,6 +98,7 @@ class SliceView(QtWidgets.QWidget):
         self._ref_items: list[tuple[pg.PlotCurveItem, ReferenceLine]] = []
         self._line_pool: list[pg.PlotCurveItem] = []
         self._frame: tuple[Any, ...] | None = None
+        self._letters: tuple[Any, EdgeLetters | None] = (None, None)  # (frame, letters) last shown
         self._pixels: Any = None
         self._along: float | None = None  # the shown reformatted plane's offset along its normal
         self._planned: pg.PlotCurveItem | None = None
@@ -212,7 +213,9 @@ class SliceView(QtWidgets.QWidget):
             # Stepping: only the pixels change; the levels belong to the view state.
             self.image.setImage(pixels, autoLevels=False)
         self.hud.set_scale(self.viewbox.viewPixelSize()[0])
-        edge = letters(plane, state.has_patient_geometry)
+        if self._letters[0] != (frame, state.has_patient_geometry):  # they follow the directions alone
+            self._letters = ((frame, state.has_patient_geometry), letters(plane, state.has_patient_geometry))
+        edge = self._letters[1]
         for key in ("top", "bottom", "left", "right"):
             self.hud.set_text(key, getattr(edge, key) if edge is not None else "")
         self._after_draw()
