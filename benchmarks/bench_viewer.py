@@ -182,8 +182,8 @@ def steps(sizes: tuple[int, ...], n_steps: int, rounds: int, overlays: bool) -> 
         count = axial.view_state.position()[1]
         walk = min(n_steps, count - 1)
         start = max(0, (count - 1 - walk) // 2)
-        figures: dict[str, list[tuple[float, float]]] = {k: [] for k in ("bare", "native", "linked", "new", "cached", "paced",
-                                                             "native paced")}
+        names = ("bare", "native", "linked", "new", "cached", "paced", "native paced")
+        figures: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
         for _ in range(rounds):
             bare = []
             for i in range(n_steps):
