@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from functools import partial
 from pathlib import Path
@@ -16,6 +17,7 @@ from lumbarview.io.annotations import (
     read_markups,
     read_table,
 )
+from lumbarview.io.dicom.scan import walk_files
 from lumbarview.io.mesh import read_stl
 from lumbarview.io.volume import is_volume_file, open_volume, volume_stem
 from lumbarview.services.binding import best_image_for, bind_label_volume
@@ -30,9 +32,10 @@ def detect(root: Path) -> bool:
 def open_layout(ctx: OpenContext) -> None:
     root = ctx.root
     case = Case(id=root.stem if root.is_file() else root.name)
-    files = [root] if root.is_file() else sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    # The tree is listed once (os.scandir, hidden entries left out, linked files kept) and the
+    # same listing goes to the DICOM scan, which would otherwise walk it again.
+    listing = [] if root.is_file() else walk_files(os.path.abspath(root), include_links=True)
+    files = [root] if root.is_file() else sorted(Path(st.path) for st in listing)
     volumes = [p for p in files if is_volume_file(p)]
     label_like = [p for p in volumes if re.search(r"(seg|label|mask)", p.name, re.IGNORECASE)]
     image_vols = [p for p in volumes if p not in label_like]
@@ -43,7 +46,7 @@ def open_layout(ctx: OpenContext) -> None:
            for p in others):
         try:
             collection = open_dicom(root, use_cache=ctx.use_cache, cache_dir=ctx.cache_dir,
-                                    progress=ctx.progress, cancel=ctx.cancel)
+                                    progress=ctx.progress, cancel=ctx.cancel, listed=listing or None)
             cases = ctx.cases_from_collection(collection)
         except NothingToOpenError as exc:
             ctx.dicom_error = exc
