@@ -24,6 +24,23 @@ from lumbarview.services.binding import best_image_for, bind_label_volume
 from lumbarview.services.layouts.context import USER_SCHEME_FILE, OpenContext
 from lumbarview.services.open_study import open_dicom
 
+#: Files this layout reads itself; with the other non-DICOM suffixes, those that never make it
+#: look for DICOM files.
+_READ_HERE = (".stl", ".json", ".csv", ".tsv", ".pdf")
+_NOT_DICOM = (*_READ_HERE, ".xml", ".png", ".txt", ".md")
+
+
+def _path_parts(path: str) -> list[str]:
+    """The sort key that orders path strings as ``Path`` objects order (part by part)."""
+    return path.split(os.sep)
+
+
+def _suffix(path: str) -> str:
+    """``Path(path).suffix.lower()`` without making the Path."""
+    name = os.path.basename(path)
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
+
 
 def detect(root: Path) -> bool:
     return True
@@ -33,17 +50,27 @@ def open_layout(ctx: OpenContext) -> None:
     root = ctx.root
     case = Case(id=root.stem if root.is_file() else root.name)
     # The tree is listed once (os.scandir, hidden entries left out, linked files kept) and the
-    # same listing goes to the DICOM scan, which would otherwise walk it again.
+    # same listing goes to the DICOM scan, which would otherwise walk it again. Paths stay
+    # strings (sorted as paths sort: by their parts) until a file is one read here: a DICOM
+    # tree of 48,000 files makes no Path objects.
     listing = [] if root.is_file() else walk_files(os.path.abspath(root), include_links=True)
-    files = [root] if root.is_file() else sorted(Path(st.path) for st in listing)
-    volumes = [p for p in files if is_volume_file(p)]
+    names = [str(root)] if root.is_file() else sorted((st.path for st in listing), key=_path_parts)
+    volumes: list[Path] = []
+    others: list[Path] = []
+    dicom_like = False
+    for name in names:  # one pass, one suffix test per file
+        if is_volume_file(name):
+            volumes.append(Path(name))
+            continue
+        suffix = _suffix(name)
+        if suffix in _READ_HERE:
+            others.append(Path(name))
+        elif suffix not in _NOT_DICOM:
+            dicom_like = True
     label_like = [p for p in volumes if re.search(r"(seg|label|mask)", p.name, re.IGNORECASE)]
     image_vols = [p for p in volumes if p not in label_like]
     cases: list[Case] = []
-    others = [p for p in files if p not in volumes]
-    if any(not is_volume_file(p) and p.suffix.lower() not in (".json", ".stl", ".csv", ".tsv", ".xml",
-                                                                ".png", ".txt", ".md", ".pdf")
-           for p in others):
+    if dicom_like:
         try:
             collection = open_dicom(root, use_cache=ctx.use_cache, cache_dir=ctx.cache_dir,
                                     progress=ctx.progress, cancel=ctx.cancel, listed=listing or None)
