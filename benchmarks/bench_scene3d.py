@@ -386,6 +386,10 @@ def slice_step(root: Path, steps: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import header  # the commit and the machine, first
+
+    print(header("bench_scene3d"))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frames", type=int, default=60)
