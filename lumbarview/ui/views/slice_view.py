@@ -102,6 +102,7 @@ class SliceView(QtWidgets.QWidget):
         self._pixels: Any = None
         self._along: float | None = None  # the shown reformatted plane's offset along its normal
         self._planned: pg.PlotCurveItem | None = None
+        self._stale = False  # hidden when its plane changed: drawn when shown
         self.setAcceptDrops(True)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(160, 160)
@@ -164,9 +165,21 @@ class SliceView(QtWidgets.QWidget):
         self._frame = None
 
     def _on_other_plane_changed(self, _plane: Any) -> None:
-        self.update_reference_lines()
+        if not self._stale:
+            self.update_reference_lines()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:  # what changed while the view was hidden
+            self._on_plane_changed(self.view_state.plane)
 
     def _on_plane_changed(self, plane: ViewPlane | None) -> None:
+        if not self.isVisible():
+            # A view the layout hides (the coronal of 1x2) draws nothing until it is shown: its
+            # pixels, a reformat perhaps (and the resampler's import), are for nobody.
+            self._stale = True
+            return
+        self._stale = False
         state = self.view_state
         if plane is None:
             self.image.clear()
