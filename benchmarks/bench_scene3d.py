@@ -23,7 +23,10 @@ was only the label surfaces and STL meshes as opaque actors, with VTK's default 
    textured slices) to the first frame's pixels in memory; bare: a new offscreen
    vtkRenderWindow, the copies of the warm pane's props made, first Render() and read-back;
    beside the pane's cold frame, the bare one also builds the label surfaces (a plain VTK
-   pipeline: surface nets over every visible label of a map at once, then decimation).
+   pipeline: surface nets over every visible label of a map at once, then decimation, at the
+   map's full resolution on one thread: the pane first pools the labels to about 1.2 mm voxels
+   and builds them on two threads, so the bare pipeline makes more triangles; it is the plain
+   way, not the same mesh).
 2. Rotation frame: camera azimuth 3 degrees + Render(), ours (the pane's render window inside
    Qt) and bare alternating; also the process's CPU time per frame (OSMesa's threads included),
    which other load on the machine disturbs less than the wall clock.
