@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lumbarview.io.volume_write import write_nifti
 
 from lumbarview.io.dicom.scan import walk_files
+from lumbarview.io.volume_write import write_nifti
 from lumbarview.services.open_dataset import open_path
 from tests.dicom_helpers import sagittal, write_series
 
