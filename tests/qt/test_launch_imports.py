@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 #: Modules (and their submodules) the window's start must not load.
-HEAVY = ("lumbarview.measure.engine", "lumbarview.measure.measurer", "lumbarview.services.engine_view", "lumbarview.services.measure_case",
-         "lumbarview.services.sr", "lumbarview.io.dicom.overlays", "scipy.ndimage", "highdicom")
+HEAVY = ("lumbarview.measure.engine", "lumbarview.measure.measurer", "lumbarview.services.engine_view",
+         "lumbarview.services.measure_case", "lumbarview.services.sr", "lumbarview.io.dicom.overlays",
+         "scipy.ndimage", "highdicom")
 
 _CHILD = """
 import sys
