@@ -20,6 +20,10 @@ cmd=${1:-}
 
 apt_packages=(libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon0 libx11-6
               libosmesa6 binutils)
+# The PACS the network tests run against (tests/net/orthanc.py starts its own instance on free
+# loopback ports with a generated configuration; the packaged service is never used, and
+# whether its postinst could start it does not matter).
+apt_packages+=(orthanc orthanc-dicomweb)
 
 ensure_apt() {
     command -v dpkg-query >/dev/null 2>&1 || return 0
