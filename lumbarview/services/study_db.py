@@ -315,7 +315,11 @@ class StudyDatabase:
         fsync_dir(target.parent)
         st = target.stat()
         header = _rehome(header, str(target), st)
-        self._insert([(header, True)], origin)
+        conflicts: list[LoadIssue] = []
+        self._insert([(header, True)], origin, conflicts)
+        if conflicts:
+            target.unlink()
+            return None, conflicts[0]
         return header, None
 
     @staticmethod
@@ -333,12 +337,22 @@ class StudyDatabase:
             return {r[0] for r in self._db.execute("SELECT sop_uid FROM instances WHERE series_uid = ?",
                                                    (series_uid,))}
 
-    def _insert(self, items: Sequence[tuple[DicomFileHeader, bool]], origin: str) -> int:
-        """Index headers (``True``: the file is in the store). Returns how many were new."""
+    def _insert(self, items: Sequence[tuple[DicomFileHeader, bool]], origin: str,
+                issues: list[LoadIssue] | None = None) -> int:
+        """Index headers (``True``: the file is in the store). Returns how many were new; an
+        instance whose series the database files under another study is left out, with an issue."""
         now = time.time()
         added = 0
         with self._transaction() as db:
             for h, in_store in items:
+                owner = db.execute("SELECT study_uid FROM series WHERE series_uid = ?", (h.series_uid,)).fetchone()
+                if owner is not None and owner[0] != h.study_uid:
+                    if issues is not None:
+                        issues.append(LoadIssue(
+                            Severity.ERROR, "db.series-conflict",
+                            f"series {h.series_uid} belongs to study {owner[0]} in the database, but this file "
+                            f"says study {h.study_uid}; it was not indexed", h.path))
+                    continue
                 db.execute("INSERT OR IGNORE INTO patients (patient_id, patient_name) VALUES (?, ?)",
                            (h.patient_id, h.patient_name))
                 patient_pk = db.execute("SELECT pk FROM patients WHERE patient_id = ? AND patient_name = ?",
@@ -390,6 +404,7 @@ class StudyDatabase:
         if cancel is not None and cancel.is_set():
             raise Cancelled("the import was cancelled")
         items: list[tuple[DicomFileHeader, bool]] = []
+        copies: set[str] = set()  # store files this import made
         for h in headers:
             problem = self._identity_problem(h)
             if problem:
@@ -400,6 +415,7 @@ class StudyDatabase:
                 target = self.store_path(h.study_uid, h.series_uid, h.sop_instance_uid)
                 if not target.exists():
                     atomic_write_bytes(target, Path(h.path).read_bytes())
+                    copies.add(str(target))
                 h = _rehome(h, str(target), target.stat())
             items.append((h, copy))
         known = self._known(h.sop_instance_uid for h, _ in items)
@@ -417,7 +433,10 @@ class StudyDatabase:
         for start in range(0, len(unique), 2000):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("the import was cancelled")
-            report.added += self._insert(unique[start:start + 2000], origin)
+            report.added += self._insert(unique[start:start + 2000], origin, report.issues)
+        for issue in report.issues:
+            if issue.code == "db.series-conflict" and issue.path in copies:
+                os.unlink(issue.path)  # a copy made for a file that could not be indexed
         report.already_there = len(items) - len(fresh)
         report.studies = {h.study_uid for h, _ in items}
         return report

@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,10 @@ class _Transient(PacsError):
     """A failure a retry may get past (connection, timeout, out of resources)."""
 
 
+class _NoContext(PacsError):
+    """The peer accepted the association but none of its presentation contexts."""
+
+
 def _ssl_context(server: Server) -> ssl.SSLContext | None:
     if not server.tls_ca:
         return None
@@ -130,6 +134,8 @@ def _associate(server: Server, local: LocalAE, contexts: Sequence[tuple[str, Seq
 
     def on_acse(event: Any) -> None:
         primitive = event.primitive
+        if isinstance(primitive, A_ASSOCIATE) and primitive.result == 0x00:
+            connected.append(False)  # an A-ASSOCIATE-AC: the peer answered
         if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
             rejection.append(f"{primitive.reason_str} ({primitive.result_str.lower()}, {primitive.source_str})")
 
@@ -146,9 +152,11 @@ def _associate(server: Server, local: LocalAE, contexts: Sequence[tuple[str, Seq
         if assoc.is_rejected:
             reason = rejection[0] if rejection else "no reason given"
             raise PacsError(f"{server.describe()} rejected the association: {reason} (our AE title {local.aet})")
+        if assoc.is_aborted and False in connected:
+            raise _NoContext(f"{server.describe()} accepted none of the requested presentation contexts")
         if assoc.is_aborted and connected:
-            raise _Transient(f"{server.describe()} aborted the association (it accepted none of the requested "
-                             "services, or the TLS handshake failed)")
+            raise _Transient(f"{server.describe()} aborted the association" + (
+                " (the TLS handshake failed?)" if ctx else ""))
         raise _Transient(f"{server.describe()} did not answer: connection refused, or no association within "
                          f"{server.timeout_s:g} s" + ("" if ctx or not connected else
                                                        " (is it a TLS port? give --tls-ca)"))
@@ -540,8 +548,12 @@ def _get(server: Server, local: LocalAE, identifier: Dataset, receiver: _Receive
     from pynetdicom.presentation import build_role
 
     roles = [build_role(uid, scp_role=True) for uid in _STORAGE_CLASSES]
-    with _associate(server, local, [(_STUDY_GET, None), *_storage_contexts()], roles,
-                    [(evt.EVT_C_STORE, receiver.handle)]) as assoc:
+    with ExitStack() as stack:
+        try:
+            assoc = stack.enter_context(_associate(server, local, [(_STUDY_GET, None), *_storage_contexts()], roles,
+                                                   [(evt.EVT_C_STORE, receiver.handle)]))
+        except _NoContext:
+            raise _GetRefused(f"{server.describe()} refused the C-GET presentation context") from None
         cx = next((c for c in assoc.accepted_contexts if c.abstract_syntax == _STUDY_GET), None)
         if cx is None:
             raise _GetRefused(f"{server.describe()} refused the C-GET presentation context")

@@ -210,3 +210,19 @@ def test_the_database_survives_a_killed_writer(tmp_path: Path) -> None:
                 db.add_bytes(f.read_bytes(), "pacs:KILLTEST")
             assert sum(s.n_instances for s in db.search()[0].series) == 40
     assert any(0 < n < 40 for n in survivors), survivors  # at least one kill landed mid-way
+
+
+def test_a_series_filed_under_two_studies_is_refused_with_an_issue(tmp_path: Path) -> None:
+    files = write_series(tmp_path / "a", sagittal(n=2), "T2 SAG", study="A")
+    ds = pydicom.dcmread(files[0])
+    ds.StudyInstanceUID = "1.2.3.4.5"  # same series UID, another study
+    ds.SOPInstanceUID = "1.2.3.4.5.6"
+    ds.save_as(tmp_path / "odd.dcm")
+    with StudyDatabase(tmp_path / "db") as db:
+        db.import_path(tmp_path / "a")
+        report = db.import_path(tmp_path / "odd.dcm", copy=True)
+        assert [i.code for i in report.issues] == ["db.series-conflict"] and report.added == 0
+        header, issue = db.add_bytes((tmp_path / "odd.dcm").read_bytes(), "pacs:X")
+        assert header is None and issue is not None and issue.code == "db.series-conflict"
+        assert [s.study_uid for s in db.search()] == [str(pydicom.dcmread(files[0]).StudyInstanceUID)]
+        assert not list(db.store.rglob("*.dcm"))  # neither the copy made at import nor the received one stays
