@@ -156,7 +156,8 @@ def _associate(server: Server, local: LocalAE, contexts: Sequence[tuple[str, Seq
             raise _NoContext(f"{server.describe()} accepted none of the requested presentation contexts")
         if assoc.is_aborted and connected:
             raise _Transient(f"{server.describe()} aborted the association" + (
-                " (the TLS handshake failed?)" if ctx else ""))
+                " (the TLS handshake failed: check the CA file and the client certificate)" if ctx
+                else " (if this is a TLS port, give --tls-ca)"))
         raise _Transient(f"{server.describe()} did not answer: connection refused, or no association within "
                          f"{server.timeout_s:g} s" + ("" if ctx or not connected else
                                                        " (is it a TLS port? give --tls-ca)"))
