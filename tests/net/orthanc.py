@@ -93,7 +93,7 @@ class Orthanc:
     def dicomweb_root(self) -> str:
         return f"{self.http_root}/dicom-web"
 
-    def start(self, timeout_s: float = 15.0) -> None:
+    def start(self, timeout_s: float = 15.0, check_http: bool = True) -> None:
         log = open(self.log_path, "wb")  # noqa: SIM115 (kept open for the process's life)
         self.process = subprocess.Popen([self.binary, str(self.config_path)], stdout=log, stderr=subprocess.STDOUT,
                                         cwd=self.folder, start_new_session=True)
@@ -104,8 +104,9 @@ class Orthanc:
                 raise RuntimeError(f"Orthanc exited with {self.process.returncode} at start; its log:\n"
                                    + self.log_path.read_text(errors="replace")[-3000:])
             with contextlib.suppress(OSError, urllib.error.URLError):
-                self.get_json("/system")
-                if self._dicom_listening():
+                if check_http:
+                    self.get_json("/system")
+                if self._dicom_listening() and (check_http or self._http_listening()):
                     return
             time.sleep(0.05)
         self.stop()
@@ -113,9 +114,16 @@ class Orthanc:
                            + self.log_path.read_text(errors="replace")[-3000:])
 
     def _dicom_listening(self) -> bool:
+        return self._listening(self.dicom_port)
+
+    def _http_listening(self) -> bool:
+        return self._listening(self.http_port)
+
+    @staticmethod
+    def _listening(port: int) -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.settimeout(0.5)
-            return s.connect_ex(("127.0.0.1", self.dicom_port)) == 0
+            return s.connect_ex(("127.0.0.1", port)) == 0
 
     def stop(self) -> None:
         if self.process is None:

@@ -1,0 +1,243 @@
+"""DICOMweb with dicomweb-client: QIDO-RS (search), WADO-RS (retrieve), STOW-RS (send).
+
+Credentials come from the server's auth file (``basic USER:PASSWORD`` or ``bearer TOKEN``; see
+:mod:`.servers`), are set on the HTTP session only, and never appear in a message. A retrieve
+streams the series' multipart parts: each instance is stored and indexed as its part arrives
+(the first slice is viewable before the last comes), progress is reported per part, and
+cancel takes effect at the next part. As with DIMSE, what the database has is not fetched
+again, and failed connections are retried with back-off (at most 3 times by default).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from lumbarview.core.errors import Cancelled
+from lumbarview.core.types import LoadIssue, Severity
+from lumbarview.services.pacs.dimse import RetrieveResult, SendResult
+from lumbarview.services.pacs.servers import PacsError, Server, read_credentials
+from lumbarview.services.study_db import SeriesRecord, StudyDatabase, StudyRecord
+
+__all__ = ["find_series", "find_studies", "retrieve", "send"]
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class _Transient(PacsError):
+    pass
+
+
+def _client(server: Server) -> Any:
+    import requests
+    from dicomweb_client.api import DICOMwebClient
+
+    if not server.is_web:
+        raise PacsError(f"{server.describe()} is a DIMSE server; this operation needs a DICOMweb root")
+    session = requests.Session()
+    if server.auth_file:
+        credentials = read_credentials(server.auth_file)
+        if credentials.scheme == "basic":
+            session.auth = (credentials.user, credentials.secret)
+        else:
+            session.headers["Authorization"] = f"Bearer {credentials.secret}"
+    if server.tls_ca:
+        session.verify = server.tls_ca
+    return DICOMwebClient(server.url, session=session)
+
+
+@contextmanager
+def _http_errors(server: Server, what: str) -> Iterator[None]:
+    """HTTP and connection failures as one-line :class:`PacsError` (transient when a retry may help)."""
+    import requests
+
+    try:
+        yield
+    except requests.HTTPError as exc:
+        code = exc.response.status_code if exc.response is not None else 0
+        reason = exc.response.reason if exc.response is not None else ""
+        hint = {401: " (the credentials were refused: check the auth file)",
+                403: " (not allowed for these credentials)", 404: " (not found on this server)"}.get(code, "")
+        raise (_Transient if code >= 500 else PacsError)(
+            f"{server.describe()}: {what} failed: HTTP {code} {reason}{hint}") from None
+    except requests.Timeout:
+        raise _Transient(f"{server.describe()}: {what} timed out") from None
+    except requests.ConnectionError as exc:
+        detail = str(exc.args[0]) if exc.args else ""
+        if "CERTIFICATE_VERIFY_FAILED" in detail:
+            raise PacsError(f"{server.describe()}: the server's TLS certificate was not trusted (give the CA file)")\
+                from None
+        raise _Transient(f"{server.describe()}: cannot connect ({type(exc).__name__})") from None
+
+
+def _value(item: dict[str, Any], tag: str) -> str:
+    element = item.get(tag) or {}
+    values = element.get("Value") or [""]
+    first = values[0]
+    if isinstance(first, dict):  # a person name
+        return str(first.get("Alphabetic", ""))
+    return str(first)
+
+
+def find_series(server: Server, study_uid: str) -> list[SeriesRecord]:
+    client = _client(server)
+    with _http_errors(server, "QIDO-RS series search"):
+        found = client.search_for_series(study_instance_uid=study_uid,
+                                         fields=["SeriesDescription", "NumberOfSeriesRelatedInstances"])
+    records = []
+    for item in found:
+        n = _value(item, "00201209")
+        number = _value(item, "00200011")
+        records.append(SeriesRecord(_value(item, "0020000E"), _value(item, "0008103E"), _value(item, "00080060"),
+                                    int(n) if n.isdigit() else 0, int(number) if number.isdigit() else None))
+    return sorted(records, key=lambda s: (s.series_number is None, s.series_number or 0, s.uid))
+
+
+def find_studies(server: Server, patient_id: str = "", patient_name: str = "", date_from: str = "",
+                 date_to: str = "", modality: str = "", description: str = "",
+                 with_series: bool = True) -> list[StudyRecord]:
+    filters: dict[str, str] = {}
+    if patient_id:
+        filters["PatientID"] = patient_id
+    if patient_name:
+        filters["PatientName"] = patient_name
+    if date_from or date_to:
+        filters["StudyDate"] = date_from if date_from == date_to else f"{date_from}-{date_to}"
+    if modality:
+        filters["ModalitiesInStudy"] = modality
+    if description:
+        filters["StudyDescription"] = description
+    client = _client(server)
+    with _http_errors(server, "QIDO-RS study search"):
+        found = client.search_for_studies(search_filters=filters, fields=["StudyDescription"])
+    studies = []
+    for item in found:
+        uid = _value(item, "0020000D")
+        series = tuple(find_series(server, uid)) if with_series else ()
+        if modality and series and not any(s.modality.upper() == modality.upper() for s in series):
+            continue
+        studies.append(StudyRecord(uid, _value(item, "00100020"), _value(item, "00100010"), _value(item, "00080020"),
+                                   _value(item, "00081030"), series))
+    return sorted(studies, key=lambda s: (s.study_date, s.study_uid), reverse=True)
+
+
+def _part10(ds: Dataset) -> bytes:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def retrieve(server: Server, study_uid: str, db: StudyDatabase, series_uids: Sequence[str] = (),
+             progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+             retries: int = 3, backoff_s: float = 0.5,
+             on_instance: Callable[[str], None] | None = None) -> RetrieveResult:
+    """WADO-RS the given series (all of the study's without any) into ``db``; see
+    :func:`lumbarview.services.pacs.dimse.retrieve` for the contract."""
+    client = _client(server)
+    result = RetrieveResult(method="wado")
+    origin = f"pacs:{server.name}"
+    wanted = list(series_uids) or [s.uid for s in find_series(server, study_uid)]
+    if not wanted:
+        raise PacsError(f"{server.describe()} has no series in study {study_uid}")
+    expected: dict[str, set[str]] = {}
+    for uid in wanted:
+        with _http_errors(server, "QIDO-RS instance search"):
+            found = client.search_for_instances(study_instance_uid=study_uid, series_instance_uid=uid,
+                                                fields=["SOPInstanceUID"], get_remaining=True)
+        expected[uid] = {_value(i, "00080018") for i in found} - {""}
+        if not expected[uid]:
+            raise PacsError(f"{server.describe()} has no instance of series {uid} in study {study_uid}")
+    result.expected = sum(len(v) for v in expected.values())
+    result.already_had = sum(len(db.instances_of_series(uid) & expected[uid]) for uid in wanted)
+    done = result.already_had
+    unusable: set[str] = set()
+
+    def take(ds: Dataset) -> None:
+        nonlocal done
+        header, issue = db.add_bytes(_part10(ds), origin)
+        if issue is not None:
+            result.issues.append(issue)
+            if header is None and issue.code != "db.duplicate":
+                unusable.add(str(ds.get("SOPInstanceUID", "")))
+        if header is not None:
+            result.received += 1
+            if header.study_uid != study_uid:
+                result.issues.append(LoadIssue(Severity.WARNING, "pacs.other-study",
+                                               f"the server sent an instance of another study ({header.study_uid}); "
+                                               "it was kept under that study", header.path))
+            if on_instance is not None:
+                on_instance(header.path)
+        done += 1
+        if progress is not None:
+            progress(min(done, result.expected), result.expected)
+
+    if progress is not None:
+        progress(done, result.expected)
+    for series_uid in wanted:
+        attempt = 0
+        while True:
+            missing = sorted(expected[series_uid] - db.instances_of_series(series_uid) - unusable)
+            if not missing:
+                break
+            if attempt > retries:
+                raise PacsError(f"{len(missing)} of {len(expected[series_uid])} instances of series {series_uid} did "
+                                f"not arrive after {attempt} attempts (what arrived is kept)")
+            attempt += 1
+            result.attempts += 1
+            try:
+                with _http_errors(server, "WADO-RS retrieve"):
+                    if len(missing) == len(expected[series_uid]):
+                        parts: Iterator[Dataset] = client.iter_series(study_uid, series_uid)
+                    else:
+                        parts = (client.retrieve_instance(study_uid, series_uid, uid) for uid in missing)
+                    for ds in parts:
+                        take(ds)
+                        if cancel is not None and cancel.is_set():
+                            close = getattr(parts, "close", None)
+                            if close is not None:
+                                close()
+                            raise Cancelled("the retrieve was cancelled; what arrived is kept")
+            except _Transient as exc:
+                result.messages.append(f"attempt {attempt} failed ({exc}); retrying")
+                if attempt > retries:
+                    raise PacsError(f"{exc}; gave up after {attempt} attempts (what arrived is kept; run the retrieve "
+                                    "again for the rest)") from None
+                if cancel is not None and cancel.wait(backoff_s * 2 ** (attempt - 1)):
+                    raise Cancelled("the retrieve was cancelled; what arrived is kept") from None
+                if cancel is None:
+                    time.sleep(backoff_s * 2 ** (attempt - 1))
+    return result
+
+
+def send(server: Server, files: Sequence[str | Path], db: StudyDatabase | None = None) -> SendResult:
+    """STOW-RS the files (one request); records what was sent where in ``db`` when given."""
+    datasets = []
+    for f in files:
+        try:
+            ds = dcmread(f)
+            ds.SOPInstanceUID  # noqa: B018 (required)
+        except (OSError, InvalidDicomError, AttributeError) as exc:
+            raise PacsError(f"{f}: not a DICOM file that can be sent ({exc})") from None
+        datasets.append(ds)
+    if not datasets:
+        raise PacsError("no file to send")
+    client = _client(server)
+    with _http_errors(server, "STOW-RS"):
+        response = client.store_instances(datasets)
+    failed = [str(item.get("ReferencedSOPInstanceUID", "?")) for item in response.get("FailedSOPSequence", [])]
+    sent = [str(ds.SOPInstanceUID) for ds in datasets if str(ds.SOPInstanceUID) not in failed]
+    if db is not None and sent:
+        db.record_sent(sent, server.describe())
+    if failed:
+        raise PacsError(f"{server.describe()} refused {len(failed)} of {len(datasets)} instance(s) (STOW-RS): "
+                        + ", ".join(failed[:3]))
+    return SendResult(sent=len(sent))
