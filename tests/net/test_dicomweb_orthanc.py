@@ -45,6 +45,7 @@ def test_qido_finds_studies_and_series(server: Server, web_stored: dict[str, lis
     assert [s.study_uid for s in studies] == [_study(web_stored["sag"])[0]]
     assert studies[0].patient_name == "WEB^PATIENT" and studies[0].study_date == "20230405"
     assert [(s.description, s.modality, s.n_instances) for s in studies[0].series] == [("WEB SAG", "MR", 10)]
+    assert [s.patient_id for s in web.find_studies(server, patient_name="WEB*")] == ["W1"]  # a wildcard
     assert web.find_studies(server, patient_name="nobody*") == []
 
 

@@ -37,13 +37,29 @@ class _Transient(PacsError):
     pass
 
 
-def _client(server: Server) -> Any:
+def _session() -> Any:
     import requests
+
+    class WildcardSession(requests.Session):
+        """QIDO-RS wildcards as ``*``, not ``%2A``: the two are equivalent in a query (RFC 3986
+        2.2), but Orthanc's DICOMweb plugin (1.7) matches ``%2A`` literally."""
+
+        def prepare_request(self, request: Any) -> Any:
+            prepared = super().prepare_request(request)
+            if prepared.url and "?" in prepared.url:
+                head, _, query = prepared.url.partition("?")
+                prepared.url = head + "?" + query.replace("%2A", "*")
+            return prepared
+
+    return WildcardSession()
+
+
+def _client(server: Server) -> Any:
     from dicomweb_client.api import DICOMwebClient
 
     if not server.is_web:
         raise PacsError(f"{server.describe()} is a DIMSE server; this operation needs a DICOMweb root")
-    session = requests.Session()
+    session = _session()
     if server.auth_file:
         credentials = read_credentials(server.auth_file)
         if credentials.scheme == "basic":
