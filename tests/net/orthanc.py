@@ -130,8 +130,8 @@ class Orthanc:
             return
         if self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
+            try:  # a temporary instance: no need to wait for its DICOM threads' timeouts
+                self.process.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
