@@ -33,11 +33,11 @@ from typing import Any
 
 import orjson
 
-from lumbarview.core.dataset import Case, Dataset
+from lumbarview.core.dataset import STUDY_PREFIX, Case, Dataset
 from lumbarview.core.errors import Cancelled, LoadError, NothingToOpenError
 from lumbarview.core.fs import atomic_write_bytes, fsync_dir
 from lumbarview.core.types import LoadIssue, Severity
-from lumbarview.io.dicom.assemble import assemble
+from lumbarview.io.dicom.assemble import assemble, collection_from_doc, collection_to_doc
 from lumbarview.io.dicom.dicomdir import is_dicomdir, read_dicomdir
 from lumbarview.io.dicom.headers import DicomFileHeader, NotDicomError, header_issue, read_header
 from lumbarview.io.dicom.scan import scan_paths
@@ -47,7 +47,7 @@ __all__ = ["SCHEMA_VERSION", "ImportReport", "SeriesRecord", "StudyDatabase", "S
            "default_database_dir"]
 
 #: The schema this lumbarview writes (``schema_info.version``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _UID = re.compile(r"[0-9.]{1,64}")
 ProgressCallback = Callable[[int, int], None]
@@ -104,8 +104,19 @@ CREATE INDEX studies_patient ON studies(patient_pk);
 CREATE INDEX studies_date ON studies(study_date);
 """
 
+# Version 2: each study's assembled structure (series, stacks, geometry) kept beside its
+# instances, so that re-opening does not assemble again what did not change.
+_SCHEMA_V2 = """
+CREATE TABLE assemblies (
+    study_uid TEXT PRIMARY KEY REFERENCES studies(study_uid) ON DELETE CASCADE,
+    state TEXT NOT NULL,
+    doc BLOB NOT NULL
+);
+CREATE INDEX instances_path ON instances(path)
+"""
+
 #: version -> the SQL that brings a database of version - 1 to it.
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 @dataclass(frozen=True)
@@ -573,31 +584,91 @@ class StudyDatabase:
         return headers, issues
 
     def open_study(self, study_uid: str) -> Dataset:
-        """The study as a dataset for the viewer, from the stored headers (the files are not
-        read until their pixels are needed).
+        """The study as a dataset for the viewer (the files are not read until their pixels
+        are needed).
 
         Raises
         ------
         NothingToOpenError
             The database has no such study, or none of its files is left.
         """
-        record = self.study(study_uid)
-        if record is None:
+        if self.study(study_uid) is None:
             raise NothingToOpenError(study_uid, "no study with this Study Instance UID in the database",
                                      "List the database with `lumbarview db list` or import the study first")
-        headers, issues = self.headers(study_uid)
-        collection = assemble(headers, f"study:{study_uid}", issues)
-        cases = []
-        for patient in collection.patients:
-            case = Case(id=patient.id or "(no patient id)")
-            case.series = [s for st in patient.studies for s in st.series]
-            cases.append(case)
+        return self.open_studies([study_uid], f"{STUDY_PREFIX}{study_uid}")
+
+    def open_studies(self, study_uids: Sequence[str] | None = None, path: str = "database") -> Dataset:
+        """Studies (all of them without ``study_uids``) as one dataset, one case per patient.
+
+        Every file is stat'ed: a study whose files are all as they were indexed comes from its
+        kept assembly; any other is assembled again from the stored headers (a changed file
+        is read again, a missing one is an issue) and its assembly kept for next time."""
+        sql = ("SELECT s.study_uid, i.path, i.in_store, i.size, i.mtime_ns, i.insert_time FROM instances i "
+               "JOIN series s ON s.series_uid = i.series_uid")
+        args: list[str] = []
+        if study_uids is not None:
+            sql += f" WHERE s.study_uid IN ({','.join('?' * len(study_uids))})"
+            args = list(study_uids)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+            kept = dict(self._db.execute("SELECT study_uid, state || char(10) || doc FROM assemblies").fetchall())
+        by_study: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            by_study.setdefault(row[0], []).append(row)
+        store = str(self.store) + os.sep
+        stat = os.stat
+        existing: set[str] = set()
+        collections = []
+        lookup = _HeaderLookup(self)
+        for study_uid, study_rows in by_study.items():
+            clean = True
+            size_sum = mtime_sum = 0
+            last = 0.0
+            for _, path, in_store, size, mtime_ns, inserted in study_rows:
+                full = store + path if in_store else path
+                try:
+                    st = stat(full)
+                except OSError:
+                    clean = False
+                    continue
+                existing.add(full)
+                if st.st_size != size or st.st_mtime_ns != mtime_ns:
+                    clean = False
+                size_sum += size
+                mtime_sum += mtime_ns
+                last = max(last, inserted)
+            state = f"{len(study_rows)}:{size_sum}:{mtime_sum}:{last!r}"
+            collection = None
+            entry = kept.get(study_uid)
+            if clean and entry is not None:
+                stored_state, _, doc = entry.partition("\n")
+                if stored_state == state:
+                    with suppress(ValueError, orjson.JSONDecodeError):
+                        collection = collection_from_doc(orjson.loads(doc), path, existing.__contains__,
+                                                         lookup)
+            if collection is None:
+                headers, study_issues = self.headers(study_uid)
+                collection = assemble(headers, path, study_issues)
+                doc_data = collection_to_doc(collection) if clean else None
+                if doc_data is not None:
+                    with self._transaction() as db:
+                        db.execute("INSERT OR REPLACE INTO assemblies VALUES (?, ?, ?)",
+                                   (study_uid, state, orjson.dumps(doc_data).decode()))
+            collections.append(collection)
+        cases: dict[str, Case] = {}
+        issues: list[LoadIssue] = []
+        for collection in collections:
+            issues.extend(collection.issues)
+            for patient in collection.patients:
+                case = cases.setdefault(patient.id, Case(id=patient.id or "(no patient id)"))
+                case.series.extend(s for st in patient.studies for s in st.series)
         if not cases:
-            raise NothingToOpenError(study_uid, "none of the study's images can be opened"
+            raise NothingToOpenError(path, "none of the images can be opened"
                                      + (f" ({issues[0].message})" if issues else ""),
                                      "Re-import or retrieve the study again")
-        cases[0].issues.extend(collection.issues)
-        return Dataset(path=f"study:{study_uid}", layout="database", cases=cases)
+        first = next(iter(cases.values()))
+        first.issues.extend(issues)
+        return Dataset(path=path, layout="database", cases=list(cases.values()))
 
     # -- removing ----------------------------------------------------------------------------------
     def delete_study(self, study_uid: str) -> tuple[int, int]:
@@ -626,6 +697,35 @@ class StudyDatabase:
                 with suppress(OSError):
                     sub.rmdir()  # only empty folders
         return len(rows), deleted
+
+
+class _HeaderLookup:
+    """The stored header of a file, looked up when a kept assembly's pixels are first read
+    (possibly after the database was closed: it opens its own read-only connection)."""
+
+    def __init__(self, db: StudyDatabase) -> None:
+        self.db_path = db.path
+        self.store = str(db.store) + os.sep
+        self._lock = threading.Lock()
+        self._con: sqlite3.Connection | None = None
+
+    def __call__(self, full_path: str) -> DicomFileHeader | None:
+        in_store = full_path.startswith(self.store)
+        key = full_path[len(self.store):] if in_store else full_path
+        with self._lock:
+            try:
+                if self._con is None:
+                    self._con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30.0,
+                                                check_same_thread=False)
+                row = self._con.execute("SELECT header FROM instances WHERE path = ? AND in_store = ?",
+                                        (key, int(in_store))).fetchone()
+            except sqlite3.Error:
+                return None
+        if row is None:
+            return None
+        values = orjson.loads(row[0])
+        values[0] = full_path
+        return DicomFileHeader.from_row(values)
 
 
 def _rehome(h: DicomFileHeader, path: str, st: os.stat_result) -> DicomFileHeader:

@@ -226,3 +226,55 @@ def test_a_series_filed_under_two_studies_is_refused_with_an_issue(tmp_path: Pat
         assert header is None and issue is not None and issue.code == "db.series-conflict"
         assert [s.study_uid for s in db.search()] == [str(pydicom.dcmread(files[0]).StudyInstanceUID)]
         assert not list(db.store.rglob("*.dcm"))  # neither the copy made at import nor the received one stays
+
+
+def test_reopen_uses_the_kept_assembly_until_a_file_changes(tmp_path: Path) -> None:
+    files = _two_patients(tmp_path / "data")
+    with StudyDatabase(tmp_path / "db") as db:
+        db.import_path(tmp_path / "data")
+        first = db.open_studies()
+        assert db._db.execute("SELECT COUNT(*) FROM assemblies").fetchone()[0] == 2
+        second = db.open_studies()  # from the kept assemblies
+        shape = {s.description: s.stacks[0].geometry.shape_kji for c in second.cases for s in c.series}
+        assert shape == {s.description: s.stacks[0].geometry.shape_kji for c in first.cases for s in c.series}
+        sag = next(s for c in second.cases for s in c.series if s.description == "T2 SAG")
+        read = [pydicom.dcmread(f) for f in files["sag"]]
+        expected = {float(d.ImagePositionPatient[0]): d.pixel_array for d in read}
+        pixels = sag.stacks[0].pixels()  # decoded through the stored headers
+        for k in range(6):
+            x = float(sag.stacks[0].geometry.index_to_lps((0, 0, k))[0])
+            assert (pixels[k] == expected[min(expected, key=lambda e: abs(e - x))]).all()
+        # A file rewritten with other pixels is read again; a deleted one is an issue.
+        ds = pydicom.dcmread(files["sag"][0])
+        ds.PixelData = (ds.pixel_array * 0 + 7).astype("<u2").tobytes()
+        ds.save_as(files["sag"][0])
+        files["ax"][0].unlink()
+        third = db.open_studies()
+        sag3 = next(s for c in third.cases for s in c.series if s.description == "T2 SAG")
+        assert (sag3.stacks[0].pixels() == 7).all(axis=(1, 2)).sum() == 1
+        assert any(i.code == "db.missing-file" for c in third.cases for i in c.issues)
+        ax3 = next(s for c in third.cases for s in c.series if s.description == "T2 AX")
+        assert sum(k.geometry.shape_kji[0] for k in ax3.stacks) == 4
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    from lumbarview.services import study_db
+
+    write_series(tmp_path / "data", sagittal(n=2), "OLD")
+    folder = tmp_path / "db"
+    folder.mkdir()
+    con = sqlite3.connect(folder / StudyDatabase.FILE_NAME)
+    con.execute("CREATE TABLE schema_info (version INTEGER NOT NULL)")
+    for statement in filter(str.strip, study_db._SCHEMA_V1.split(";")):
+        con.execute(statement)
+    con.execute("INSERT INTO schema_info VALUES (1)")
+    con.execute("INSERT INTO patients VALUES (1, 'OLD1', 'OLD^ONE')")
+    con.execute("INSERT INTO studies VALUES ('1.2.3', 1, '20000101', 'kept', 0)")
+    con.commit()
+    con.close()
+    with StudyDatabase(folder) as db:
+        assert db.schema_version == SCHEMA_VERSION == 2
+        assert [(s.patient_id, s.description) for s in db.search()] == [("OLD1", "kept")]
+        db.import_path(tmp_path / "data")
+        db.open_studies([s.study_uid for s in db.search() if s.patient_id == "P1"])
+        assert db._db.execute("SELECT COUNT(*) FROM assemblies").fetchone()[0] == 1
