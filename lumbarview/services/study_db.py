@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from lumbarview.core.dataset import STUDY_PREFIX, Case, Dataset
@@ -732,3 +734,29 @@ def _rehome(h: DicomFileHeader, path: str, st: os.stat_result) -> DicomFileHeade
     from dataclasses import replace
 
     return replace(h, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def slice_preview(path: str | Path, size: int = 256) -> npt.NDArray[np.uint8]:
+    """An 8-bit preview of one received or stored slice (its first frame), at most ``size``
+    pixels on a side, windowed 1-99 %: what a retrieve shows before the series is complete.
+
+    Raises
+    ------
+    LoadError
+        The file cannot be read or has no image.
+    """
+    from lumbarview.io.dicom.pixels import SliceSource, decode_stack
+
+    try:
+        header = read_header(path)
+    except Exception as exc:  # pydicom raises many kinds
+        raise LoadError(path, f"cannot be read ({exc})", "") from None
+    if not header.has_pixels or header.rows <= 0 or header.cols <= 0:
+        raise LoadError(path, "has no image", "")
+    array, _ = decode_stack([SliceSource(header, 0)], (header.rows, header.cols))
+    image = np.asarray(array[0], dtype=np.float32)
+    step = max(1, -(-max(image.shape) // size))
+    small = image[::step, ::step]
+    lo, hi = np.percentile(small, (1, 99)) if small.size else (0.0, 1.0)
+    scaled: npt.NDArray[np.uint8] = np.clip((small - lo) / max(float(hi - lo), 1e-6) * 255, 0, 255).astype(np.uint8)
+    return scaled

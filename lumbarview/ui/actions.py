@@ -34,6 +34,7 @@ def build_menus(w: MainWindow) -> None:
     file_menu = bar.addMenu("&File")
     add_action(file_menu, "&Open folder…", w.choose_folder, "Ctrl+O")
     add_action(file_menu, "Open &demo", w.open_demo)
+    add_action(file_menu, "&Studies (database, PACS)…", w.show_studies, "Ctrl+Shift+O")
     w.recent_menu = file_menu.addMenu("Open &recent")
     file_menu.addSeparator()
     add_action(file_menu, "Save screenshot of the &window…", lambda: save_screenshot(w), "Ctrl+Shift+S")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.core.dataset import Case, Dataset
+from lumbarview.core.dataset import STUDY_PREFIX, Case, Dataset
 from lumbarview.model.flags import FlagStore, default_flag_file
 from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.model.window_presets import default_window
@@ -67,7 +67,7 @@ class MainWindow(QtWidgets.QMainWindow):
             view.hover_text.connect(self._on_hover_text)
             view.series_dropped.connect(lambda uid, v=view: self.show_series_in(v.name, uid))
             view.line_planned.connect(self.plan_from_line)
-        self.start_page = StartPage(self.choose_folder, self.open_demo, self.open)
+        self.start_page = StartPage(self.choose_folder, self.open_demo, self.open, self.show_studies)
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.grid)
@@ -127,6 +127,17 @@ class MainWindow(QtWidgets.QMainWindow):
     def open_demo(self) -> None:
         self.tasks.run(lambda _p, _c: ensure_demo(default_demo_root())["sudirman"],
                        lambda root: self.open(str(root)), "Preparing the demo dataset…")
+
+    def show_studies(self) -> Any:
+        """The Studies window (the study database and PACS); a study opens here on double-click."""
+        if getattr(self, "studies_window", None) is None:
+            from lumbarview.ui.studies_window import StudiesWindow
+
+            self.studies_window = StudiesWindow(parent=self)
+            self.studies_window.open_study.connect(lambda uid: self.open(STUDY_PREFIX + uid))
+        self.studies_window.show()
+        self.studies_window.raise_()
+        return self.studies_window
 
     def open(self, path: str) -> None:
         """Open a dataset off the GUI thread, with a progress bar that can cancel."""

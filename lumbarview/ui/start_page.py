@@ -1,4 +1,4 @@
-"""The start screen: open a folder, the demo, or a recent dataset."""
+"""The start screen: open a folder, the demo, a recent dataset, or the Studies window."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from PySide6 import QtCore, QtWidgets
 
 class StartPage(QtWidgets.QWidget):
     def __init__(self, choose_folder: Callable[[], None], open_demo: Callable[[], None],
-                 open_path: Callable[[str], None], parent: QtWidgets.QWidget | None = None) -> None:
+                 open_path: Callable[[str], None], show_studies: Callable[[], object] | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addStretch(1)
@@ -19,7 +20,11 @@ class StartPage(QtWidgets.QWidget):
         layout.addWidget(title)
         buttons = QtWidgets.QHBoxLayout()
         buttons.addStretch(1)
-        for text, slot in (("Open folder…", choose_folder), ("Open the demo", open_demo)):
+        choices: list[tuple[str, Callable[[], object]]] = [("Open folder…", choose_folder),
+                                                           ("Open the demo", open_demo)]
+        if show_studies is not None:
+            choices.append(("Studies (database, PACS)…", show_studies))
+        for text, slot in choices:
             button = QtWidgets.QPushButton(text)
             button.clicked.connect(slot)
             buttons.addWidget(button)

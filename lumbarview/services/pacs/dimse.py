@@ -380,6 +380,10 @@ class _CancelWatch:
                 if not self.finished.wait(0.5):
                     with suppress(Exception):
                         self.assoc.abort()
+                    # Wake the request waiting for the next response now rather than at the end of
+                    # its DIMSE timeout: an empty message is what pynetdicom queues on a timeout.
+                    with suppress(Exception):
+                        self.assoc.dimse.msg_queue.put((None, None))
                 return
 
     def close(self) -> None:
