@@ -529,6 +529,7 @@ def retrieve(server: Server, study_uid: str, db: StudyDatabase, series_uids: Seq
                     raise PacsError(f"{left} of {len(expected[series_uid])} instances of series {series_uid} did not "
                                     f"arrive after {attempt} attempts (what arrived is kept)")
     report()
+    db.flush()
     for uid in receiver.unusable - {""}:
         result.issues.append(LoadIssue(Severity.ERROR, "pacs.unusable-instance",
                                        f"instance {uid} arrived but could not be kept (see the issue before)", origin))

@@ -231,6 +231,7 @@ def retrieve(server: Server, study_uid: str, db: StudyDatabase, series_uids: Seq
                     raise Cancelled("the retrieve was cancelled; what arrived is kept") from None
                 if cancel is None:
                     time.sleep(backoff_s * 2 ** (attempt - 1))
+    db.flush()
     return result
 
 

@@ -278,3 +278,18 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> 
         db.import_path(tmp_path / "data")
         db.open_studies([s.study_uid for s in db.search() if s.patient_id == "P1"])
         assert db._db.execute("SELECT COUNT(*) FROM assemblies").fetchone()[0] == 1
+
+
+def test_a_stored_file_cut_short_is_fetched_again(tmp_path: Path) -> None:
+    """What a power cut can leave (a file of the store shorter than indexed) is not counted as
+    present, and the same instance arriving again replaces it."""
+    files = write_series(tmp_path / "in", sagittal(n=2), "T2 SAG")
+    with StudyDatabase(tmp_path / "db") as db:
+        header, _ = db.add_bytes(files[0].read_bytes(), "pacs:TEST")
+        assert header is not None
+        Path(header.path).write_bytes(b"")
+        assert db.instances_of_series(header.series_uid) == set()
+        again, issue = db.add_bytes(files[0].read_bytes(), "pacs:TEST")
+        assert issue is None and again is not None
+        assert Path(again.path).read_bytes() == files[0].read_bytes()
+        assert db.instances_of_series(header.series_uid) == {header.sop_instance_uid}
