@@ -293,3 +293,20 @@ def test_a_stored_file_cut_short_is_fetched_again(tmp_path: Path) -> None:
         assert issue is None and again is not None
         assert Path(again.path).read_bytes() == files[0].read_bytes()
         assert db.instances_of_series(header.series_uid) == {header.sop_instance_uid}
+
+
+def test_import_a_dicomdir_export(tmp_path: Path) -> None:
+    """The phantom's UniData export: a DICOMDIR and extension-less files (pydicom's FileSet)."""
+    from lumbarview.phantom.layouts import Sizes, write_unidata
+    from lumbarview.phantom.spine import LumbarPhantom, PhantomParams
+
+    root = write_unidata(tmp_path / "disc", LumbarPhantom(PhantomParams()), Sizes.small())
+    dicomdir = root / "DICOMDIR" if root.is_dir() else root
+    listed = [str(r.ReferencedFileID if isinstance(r.ReferencedFileID, str) else "/".join(r.ReferencedFileID))
+              for r in pydicom.dcmread(dicomdir).DirectoryRecordSequence if "ReferencedFileID" in r]
+    with StudyDatabase(tmp_path / "db") as db:
+        report = db.import_path(dicomdir.parent, copy=True)
+        assert report.added == len(listed) > 0
+        rows = db._db.execute("SELECT DISTINCT origin FROM instances").fetchall()
+        assert rows == [("dicomdir",)]
+        assert sum(s.n_instances for st in db.search() for s in st.series) == len(listed)
