@@ -262,6 +262,25 @@ def find_studies(server: Server, patient_id: str = "", patient_name: str = "", d
     return sorted(studies, key=lambda s: (s.study_date, s.study_uid), reverse=True)
 
 
+def _series_count(server: Server, study_uid: str, series_uid: str, local: LocalAE) -> int:
+    """How many instances the PACS says the series has (0 when it does not say)."""
+    q = Dataset()
+    q.QueryRetrieveLevel = "SERIES"
+    q.StudyInstanceUID = study_uid
+    q.SeriesInstanceUID = series_uid
+    q.NumberOfSeriesRelatedInstances = ""
+    counts = [ds.get("NumberOfSeriesRelatedInstances") for ds in find(server, q, local)]
+    return max((int(n) for n in counts if n not in (None, "")), default=0)
+
+
+def _listed(server: Server, study_uid: str, series_uid: str, local: LocalAE) -> set[str]:
+    """The series' SOP Instance UIDs on the PACS (refused when it has none)."""
+    found = _instances(server, study_uid, series_uid, local)
+    if not found:
+        raise PacsError(f"{server.describe()} has no instance of series {series_uid} in study {study_uid}")
+    return found
+
+
 def _instances(server: Server, study_uid: str, series_uid: str, local: LocalAE) -> set[str]:
     q = Dataset()
     q.QueryRetrieveLevel = "IMAGE"
@@ -457,20 +476,20 @@ def retrieve(server: Server, study_uid: str, db: StudyDatabase, series_uids: Seq
     wanted = list(series_uids) or [s.uid for s in find_series(server, study_uid, local)]
     if not wanted:
         raise PacsError(f"{server.describe()} has no series in study {study_uid}")
-    expected: dict[str, set[str]] = {}
+    # A series of which nothing is here yet is fetched whole at once; its instances are listed
+    # (C-FIND, IMAGE level) only when something of it is here or a retry must know what is missing.
+    expected: dict[str, set[str] | None] = {}
     for uid in wanted:
-        expected[uid] = _instances(server, study_uid, uid, local)
-        if not expected[uid]:
-            raise PacsError(f"{server.describe()} has no instance of series {uid} in study {study_uid}")
-    result.expected = sum(len(v) for v in expected.values())
-    have_before = {uid: db.instances_of_series(uid) & expected[uid] for uid in wanted}
-    result.already_had = sum(len(v) for v in have_before.values())
+        expected[uid] = _listed(server, study_uid, uid, local) if db.instances_of_series(uid) else None
+    result.already_had = sum(len(db.instances_of_series(uid) & known) for uid, known in expected.items()
+                             if known is not None)
     done_lock = threading.Lock()
-    state = {"done": result.already_had, "base": result.already_had}
+    state = {"done": result.already_had, "base": result.already_had, "after": 0,
+             "total": sum(len(known) for known in expected.values() if known is not None)}
 
-    def report(extra: int = 0) -> None:
+    def report() -> None:
         if progress is not None:
-            progress(min(state["done"] + extra, result.expected), result.expected)
+            progress(state["done"], max(state["total"], state["done"]))
 
     def tick() -> None:
         with done_lock:
@@ -479,55 +498,70 @@ def retrieve(server: Server, study_uid: str, db: StudyDatabase, series_uids: Seq
 
     def pending(done: int, total: int) -> None:
         """The peer's pending counts (remaining, completed...) for this request."""
+        state["total"] = max(state["total"], state["base"] + total + state["after"])
         if progress is not None:
-            progress(min(max(state["done"], state["base"] + done), result.expected), result.expected)
+            progress(max(state["done"], state["base"] + done), state["total"])
 
     receiver = _Receiver(db, origin, study_uid, result, on_instance, tick)
     report()
-    for series_uid in wanted:
+    for index, series_uid in enumerate(wanted):
+        state["after"] = sum(len(known) for uid, known in expected.items()
+                             if known is not None and uid in wanted[index + 1:])
         attempt = 0
         while True:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("the retrieve was cancelled; what arrived is kept")
-            missing = sorted(expected[series_uid] - db.instances_of_series(series_uid) - receiver.unusable)
-            if not missing:
-                break
+            known = expected[series_uid]
+            missing: list[str] = []
+            if known is not None:
+                missing = sorted(known - db.instances_of_series(series_uid) - receiver.unusable)
+                if not missing:
+                    break
+            if attempt > retries:
+                assert known is not None
+                raise PacsError(f"{len(missing)} of {len(known)} instances of series {series_uid} did not arrive "
+                                f"after {attempt} attempts (what arrived is kept)")
             attempt += 1
             result.attempts += 1
             state["base"] = state["done"]
-            whole = len(missing) == len(expected[series_uid])
+            identifier = _identifier(study_uid, series_uid,
+                                     [] if known is None or len(missing) == len(known) else missing)
             try:
                 if result.method == "get":
                     try:
-                        _get(server, local, _identifier(study_uid, series_uid, [] if whole else missing), receiver,
-                             cancel, pending)
+                        _get(server, local, identifier, receiver, cancel, pending)
                     except _GetRefused as exc:
                         result.method = "move"
                         result.messages.append(f"{exc}; retrieving by C-MOVE instead, to {local.describe()}: the "
                                                "PACS must know this AE title, host and port")
+                        attempt -= 1
+                        result.attempts -= 1
                         continue
                 else:
-                    _move(server, local, _identifier(study_uid, series_uid, [] if whole else missing), receiver,
-                          cancel, pending)
+                    _move(server, local, identifier, receiver, cancel, pending)
             except _Transient as exc:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("the retrieve was cancelled; what arrived is kept") from None
+                if known is None:
+                    expected[series_uid] = known = _listed(server, study_uid, series_uid, local)
                 if attempt > retries:
-                    left = len(expected[series_uid] - db.instances_of_series(series_uid) - receiver.unusable)
-                    raise PacsError(f"{exc}; gave up after {attempt} attempts with {left} of "
-                                    f"{len(expected[series_uid])} instances of series {series_uid} missing (what "
-                                    "arrived is kept; run the retrieve again for the rest)") from None
+                    left = len(known - db.instances_of_series(series_uid) - receiver.unusable)
+                    raise PacsError(f"{exc}; gave up after {attempt} attempts with {left} of {len(known)} "
+                                    f"instances of series {series_uid} missing (what arrived is kept; run the "
+                                    "retrieve again for the rest)") from None
                 result.messages.append(f"attempt {attempt} failed ({exc}); retrying")
                 if _sleep(backoff_s * 2 ** (attempt - 1), cancel):
                     raise Cancelled("the retrieve was cancelled; what arrived is kept") from None
                 continue
             if cancel is not None and cancel.is_set():
                 raise Cancelled("the retrieve was cancelled; what arrived is kept")
-            if attempt > retries:
-                left = len(expected[series_uid] - db.instances_of_series(series_uid) - receiver.unusable)
-                if left:
-                    raise PacsError(f"{left} of {len(expected[series_uid])} instances of series {series_uid} did not "
-                                    f"arrive after {attempt} attempts (what arrived is kept)")
+            if known is None:  # the whole series in one successful request: did all of it come?
+                got = db.instances_of_series(series_uid)
+                if len(got | receiver.unusable) >= _series_count(server, study_uid, series_uid, local) > 0:
+                    expected[series_uid] = got
+                    break
+                expected[series_uid] = _listed(server, study_uid, series_uid, local)  # no: list what is missing
+    result.expected = sum(len(known) for known in expected.values() if known is not None)
     report()
     db.flush()
     for uid in receiver.unusable - {""}:
