@@ -161,19 +161,28 @@ def retrieve(server: Server, study_uid: str, db: StudyDatabase, series_uids: Seq
     client = _client(server)
     result = RetrieveResult(method="wado")
     origin = f"pacs:{server.name}"
-    wanted = list(series_uids) or [s.uid for s in find_series(server, study_uid)]
+    listed = find_series(server, study_uid)
+    counts = {s.uid: s.n_instances for s in listed}
+    wanted = list(series_uids) or list(counts)
     if not wanted:
         raise PacsError(f"{server.describe()} has no series in study {study_uid}")
-    expected: dict[str, set[str]] = {}
-    for uid in wanted:
+
+    def instances(uid: str) -> set[str]:
         with _http_errors(server, "QIDO-RS instance search"):
             found = client.search_for_instances(study_instance_uid=study_uid, series_instance_uid=uid,
                                                 fields=["SOPInstanceUID"], get_remaining=True)
-        expected[uid] = {_value(i, "00080018") for i in found} - {""}
-        if not expected[uid]:
+        uids = {_value(i, "00080018") for i in found} - {""}
+        if not uids:
             raise PacsError(f"{server.describe()} has no instance of series {uid} in study {study_uid}")
-    result.expected = sum(len(v) for v in expected.values())
-    result.already_had = sum(len(db.instances_of_series(uid) & expected[uid]) for uid in wanted)
+        return uids
+
+    # As with DIMSE: a series of which nothing is here is fetched whole without listing its
+    # instances first (the series search gave their number, for the progress bar).
+    expected: dict[str, set[str] | None] = {uid: instances(uid) if db.instances_of_series(uid) else None
+                                            for uid in wanted}
+    result.already_had = sum(len(db.instances_of_series(uid) & known) for uid, known in expected.items()
+                             if known is not None)
+    total = sum(len(known) if known is not None else counts.get(uid, 0) for uid, known in expected.items())
     done = result.already_had
     unusable: set[str] = set()
 
@@ -194,24 +203,27 @@ def retrieve(server: Server, study_uid: str, db: StudyDatabase, series_uids: Seq
                 on_instance(header.path)
         done += 1
         if progress is not None:
-            progress(min(done, result.expected), result.expected)
+            progress(done, max(total, done))
 
     if progress is not None:
-        progress(done, result.expected)
+        progress(done, total)
     for series_uid in wanted:
         attempt = 0
         while True:
-            missing = sorted(expected[series_uid] - db.instances_of_series(series_uid) - unusable)
-            if not missing:
-                break
-            if attempt > retries:
-                raise PacsError(f"{len(missing)} of {len(expected[series_uid])} instances of series {series_uid} did "
-                                f"not arrive after {attempt} attempts (what arrived is kept)")
+            known = expected[series_uid]
+            missing: list[str] = []
+            if known is not None:
+                missing = sorted(known - db.instances_of_series(series_uid) - unusable)
+                if not missing:
+                    break
+                if attempt > retries:
+                    raise PacsError(f"{len(missing)} of {len(known)} instances of series {series_uid} did not arrive "
+                                    f"after {attempt} attempts (what arrived is kept)")
             attempt += 1
             result.attempts += 1
             try:
                 with _http_errors(server, "WADO-RS retrieve"):
-                    if len(missing) == len(expected[series_uid]):
+                    if known is None or len(missing) == len(known):
                         parts: Iterator[Dataset] = client.iter_series(study_uid, series_uid)
                     else:
                         parts = (client.retrieve_instance(study_uid, series_uid, uid) for uid in missing)
@@ -223,6 +235,8 @@ def retrieve(server: Server, study_uid: str, db: StudyDatabase, series_uids: Seq
                                 close()
                             raise Cancelled("the retrieve was cancelled; what arrived is kept")
             except _Transient as exc:
+                if known is None:
+                    expected[series_uid] = instances(series_uid)
                 result.messages.append(f"attempt {attempt} failed ({exc}); retrying")
                 if attempt > retries:
                     raise PacsError(f"{exc}; gave up after {attempt} attempts (what arrived is kept; run the retrieve "
@@ -231,6 +245,12 @@ def retrieve(server: Server, study_uid: str, db: StudyDatabase, series_uids: Seq
                     raise Cancelled("the retrieve was cancelled; what arrived is kept") from None
                 if cancel is None:
                     time.sleep(backoff_s * 2 ** (attempt - 1))
+                continue
+            if known is None:  # the whole series in one request: did all of it come?
+                got = db.instances_of_series(series_uid)
+                expected[series_uid] = (got if len(got | unusable) >= counts.get(series_uid, 0) > 0
+                                        else instances(series_uid))
+    result.expected = sum(len(known) for known in expected.values() if known is not None)
     db.flush()
     return result
 
