@@ -17,7 +17,7 @@ from typing import Any
 
 from lumbarview.core.dataset import Case, LabelMap
 from lumbarview.core.errors import LumbarviewError
-from lumbarview.core.labels import Role
+from lumbarview.core.labels import SEMI_AUTO_SCHEME_NAME, Role
 from lumbarview.measure.lumbar import Value, measure_label_map
 from lumbarview.services.binding import labels_on_image
 from lumbarview.services.measure_2d import dura_rows, is_2d_mask, measure_2d_rows
@@ -118,6 +118,9 @@ def _measure_one(case: Case, label_map: LabelMap, series: str, grades: Sequence[
         if v.quantity == "slip":
             rows.append(value_row(case.id, series, grades, v, unit="%",
                                   value=v.extra.get("slip_percent", float("nan"))))
+    if label_map.scheme.name == SEMI_AUTO_SCHEME_NAME:  # a map from `lumbarview segment`
+        for row in rows:
+            row["source"] = "semi-auto"
     return rows
 
 
