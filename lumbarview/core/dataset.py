@@ -31,6 +31,10 @@ class LabelMap:
     source: str
     bound_to: str | None = None  # uid of the image stack it annotates
     resampled_from: str | None = None  # set when it was resampled onto its image's grid
+    #: Why a volume whose name does not say "labels" was taken for one (None when its name or
+    #: its layout says so), and the volume as an image, for :meth:`Case.treat_as_image`.
+    guessed: str | None = None
+    as_image: ImageStack | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,13 @@ class Box:
     slice_index: int | None
     corners_lps: FloatArray | None
     source: str
+    #: The slice the annotation file names (its file stem), for matching copies of one box.
+    slice_name: str | None = None
+    #: Other files holding this same box (a dataset that ships its annotations twice).
+    copies: tuple[str, ...] = ()
+    #: Set when another file's copy of this box says something else (what differs, and where):
+    #: both copies are kept and shown, each marked.
+    disagreement: str | None = None
 
 
 @dataclass
@@ -72,6 +83,9 @@ class PointSet:
     labels: list[str]
     source: str
     coordinate_system: str  # as found in the file ("LPS" or "RAS")
+    #: Per point, what a dataset says about it (RSNA: level, condition, side, grade, series,
+    #: instance, pixel); empty for plain markups. Point ``n``'s entry is ``info[n]``.
+    info: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -125,6 +139,8 @@ class Case:
     attachments: list[str] = field(default_factory=list)
     issues: list[LoadIssue] = field(default_factory=list)
     opener: Callable[[Case], None] | None = field(default=None, repr=False, compare=False)
+    #: Series uid -> the guessed label map it was before :meth:`treat_as_image`.
+    as_images: dict[str, LabelMap] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_open(self) -> bool:
@@ -148,6 +164,43 @@ class Case:
 
     def stacks(self) -> list[ImageStack]:
         return [k for s in self.series for k in s.stacks]
+
+    def treat_as_image(self, label_map: LabelMap) -> Series:
+        """Show a volume that was taken for a label map (:attr:`LabelMap.guessed`) as the image
+        it may be instead: it leaves the label maps and becomes a series. Undone by
+        :meth:`treat_as_labels`.
+
+        Raises
+        ------
+        ValueError
+            When the map is not one of this case's guessed label maps.
+        """
+        if label_map not in self.label_maps or label_map.as_image is None:
+            raise ValueError(f"{label_map.name} is not a volume taken for labels by its values; "
+                             "only those can be shown as an image")
+        image = label_map.as_image
+        series = Series(uid=image.uid, description=str(image.meta.get("description") or label_map.name),
+                        modality=str(image.meta.get("modality") or "MR"), number=None, stacks=[image])
+        self.label_maps.remove(label_map)
+        self.series.append(series)
+        self.as_images[series.uid] = label_map
+        return series
+
+    def treat_as_labels(self, series: Series) -> LabelMap:
+        """Undo :meth:`treat_as_image`: the series is the label map it was taken for again.
+
+        Raises
+        ------
+        ValueError
+            When the series was not made by :meth:`treat_as_image`.
+        """
+        label_map = self.as_images.get(series.uid)
+        if label_map is None or series not in self.series:
+            raise ValueError(f"{series.description} was not a label map shown as an image")
+        self.series.remove(series)
+        del self.as_images[series.uid]
+        self.label_maps.append(label_map)
+        return label_map
 
     def stack(self, uid: str) -> ImageStack | None:
         return next((k for k in self.stacks() if k.uid == uid), None)

@@ -9,7 +9,9 @@ left"), a *kind* that groups sets (all nerve-root sets share one colour), and th
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: Kind -> colour (hex). Kinds not listed get a colour from :data:`_SPARE` by a stable hash.
 KIND_COLOURS: dict[str, str] = {
@@ -107,11 +109,28 @@ def kind_colour(kind: str) -> str:
     return _SPARE[sum(ord(c) for c in kind.lower()) % len(_SPARE)]
 
 
-def point_label(set_name: MarkerName, label: str, n: int) -> str:
+#: What the views write for a dataset's condition beside its point (the tables keep the full name).
+_SHORT_CONDITIONS = {
+    "Spinal Canal Stenosis": "canal",
+    "Left Neural Foraminal Narrowing": "L foramen",
+    "Right Neural Foraminal Narrowing": "R foramen",
+    "Left Subarticular Stenosis": "L subarticular",
+    "Right Subarticular Stenosis": "R subarticular",
+}
+
+
+def point_label(set_name: MarkerName, label: str, n: int, info: Mapping[str, Any] | None = None) -> str:
     """The text drawn beside point ``n`` of a set: the file's label when it says more than a
-    running number ("ganglion-1" -> the set's level and side), else the set's own name."""
+    running number ("ganglion-1" -> the set's level and side), else the set's own name; with
+    the dataset's grade for the point when it has one (``info``; an RSNA point reads "L4-L5
+    canal: Moderate")."""
     generic = re.fullmatch(r"[A-Za-z]*-?[0-9]+", label or "") is not None
+    info = info or {}
+    grade = info.get("grade")
+    short = _SHORT_CONDITIONS.get(str(info.get("condition")))
+    if short and info.get("level"):  # a graded point (RSNA): short, so that neighbours stay legible
+        return f"{info['level']} {short}" + (f": {grade}" if grade else "")
     if label and not generic:
-        return label
+        return f"{label}: {grade}" if grade else label
     short = " ".join(p for p in (set_name.level, {"left": "L", "right": "R"}.get(set_name.side or "", "")) if p)
     return f"{set_name.kind} {short}".strip() if short else f"{set_name.kind} {n + 1}"

@@ -413,16 +413,24 @@ def tube_mesh(path_points: FloatArray, radius: float | FloatArray,
     tangents = np.gradient(pts, axis=0)
     tangents /= np.linalg.norm(tangents, axis=1, keepdims=True)
     ref = np.array([1.0, 0.0, 0.0]) if abs(tangents[0, 0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    verts = []
+    rings = []
+    angles = np.linspace(0, 2 * np.pi, n_around, endpoint=False)
     for p, t, r in zip(pts, tangents, radii, strict=True):
         n1 = np.cross(t, ref)
         n1 /= np.linalg.norm(n1)
         n2 = np.cross(t, n1)
-        angles = np.linspace(0, 2 * np.pi, n_around, endpoint=False)
-        verts.append(p + r * (np.cos(angles)[:, None] * n1 + np.sin(angles)[:, None] * n2))
-    v = np.concatenate([*verts, pts[:1], pts[-1:]])
+        rings.append(p + r * (np.cos(angles)[:, None] * n1 + np.sin(angles)[:, None] * n2))
+    return loft_mesh(rings, pts[0], pts[-1])
+
+
+def loft_mesh(rings: list[FloatArray], first_cap: FloatArray, last_cap: FloatArray) -> tuple[
+        FloatArray, npt.NDArray[np.int64]]:
+    """A closed surface through ``rings`` (each ``(n, 3)``, the same ``n``, in order along the
+    surface), capped by fans to ``first_cap`` and ``last_cap``."""
+    n_around = len(rings[0])
+    v = np.concatenate([*rings, np.asarray(first_cap)[None], np.asarray(last_cap)[None]])
     faces = []
-    m = len(pts)
+    m = len(rings)
     for i in range(m - 1):
         for j in range(n_around):
             a, b = i * n_around + j, i * n_around + (j + 1) % n_around
@@ -434,6 +442,18 @@ def tube_mesh(path_points: FloatArray, radius: float | FloatArray,
         base = (m - 1) * n_around
         faces.append((cap1, base + j, base + (j + 1) % n_around))
     return v, np.asarray(faces, dtype=np.int64)
+
+
+def dura_mesh(phantom: LumbarPhantom) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """The thecal sac from L5-S1 up to L1-L2 as a surface: the sac's outline at and around each
+    disc (where it narrows), lofted from one to the next (the same sac the labels draw)."""
+    rings, centres = [], []
+    for level in reversed(LUMBAR_LEVELS):  # from the bottom up
+        for u_mm in (-12.0, -6.0, -2.0, 0.0, 2.0, 6.0, 12.0):
+            ring = phantom.sac_outline_lps(level, u_mm)
+            rings.append(ring)
+            centres.append(ring.mean(axis=0))
+    return loft_mesh(rings, centres[0], centres[-1])
 
 
 _SIDECAR = {
@@ -475,20 +495,19 @@ def write_bids(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(), subje
     markers = root / "derivatives" / "markers" / sub
     markers.mkdir(parents=True, exist_ok=True)
     truth_markers: dict[str, Any] = {}
-    # Cord and dura: one curve per CISS slice (outline of the sac on that slice).
+    # Dura: one closed curve per CISS slice, the outline of the phantom's sac on that slice (the
+    # slab is parallel to the L4-L5 disc, so each slice is at one distance along its normal).
+    disc = phantom.ground_truth()["levels"]["L4-L5"]
+    disc_centre, disc_normal = np.asarray(disc["disc_centre_lps"]), np.asarray(disc["disc_normal_lps"])
     for i in range(0, ciss.shape_kji[0], 6):
-        plane = ciss.slice_plane(i)
-        centre = plane.pixel_to_lps(np.array([(plane.shape_rc[1] - 1) / 2, (plane.shape_rc[0] - 1) / 2]))
-        canal = np.asarray(phantom.ground_truth()["levels"]["L4-L5"]["canal_centre_lps"])
-        along = canal - plane.normal_lps * (plane.signed_distance_mm(canal))
-        ring = [along + 6.0 * (np.cos(t) * plane.row_direction_lps + np.sin(t) * plane.column_direction_lps)
-                for t in np.linspace(0, 2 * np.pi, 12, endpoint=False)]
+        u_mm = float((ciss.slice_plane(i).origin_lps - disc_centre) @ disc_normal)
+        ring = phantom.sac_outline_lps("L4-L5", u_mm)
         system = "LPS" if i % 12 == 0 else "RAS"
         name = f"{sub}_dura_{i}.json" if i % 12 == 0 else f"{sub}dura{i}.json"
-        (markers / name).write_text(json.dumps(_markup(np.array(ring), "ClosedCurve", system, "dura")),
+        (markers / name).write_text(json.dumps(_markup(ring, "ClosedCurve", system, "dura")),
                                     encoding="utf-8")
-        truth_markers[name] = {"first_point_lps": ring[0].tolist(), "system": system}
-        del centre
+        truth_markers[name] = {"first_point_lps": ring[0].tolist(), "system": system, "level": "L4-L5",
+                               "offset_from_disc_mm": u_mm, "slice_index": i}
     for d in phantom.discs:
         root_name = d.level.split("-")[0]
         if root_name not in ("L1", "L2", "L3", "L4", "L5"):
@@ -508,11 +527,12 @@ def write_bids(root: Path, phantom: LumbarPhantom, sizes: Sizes = Sizes(), subje
             gang = f"{sub}_ganglions_{root_name}_{side}.json"
             (markers / gang).write_text(json.dumps(_markup(pts[1:2], "Fiducial", "LPS", "ganglion")),
                                         encoding="utf-8")
-    # STL models: dura and cord tubes along the canal, roots as tubes (binary and ASCII).
+    # STL models: the dura (the sac's surface), the cord as a tube along the canal, roots as
+    # tubes (binary and ASCII).
     model = root / "derivatives" / "model" / sub
     levels = phantom.ground_truth()["levels"]
     path = np.array([levels[lv]["canal_centre_lps"] for lv in LUMBAR_LEVELS])
-    dura_v, dura_f = tube_mesh(path, 7.0)
+    dura_v, dura_f = dura_mesh(phantom)
     write_stl(model / f"{sub}_Dura.stl", dura_v, dura_f, binary=True, header=f"{sub}_Dura SPACE=LPS")
     cord_v, cord_f = tube_mesh(path[:2], 3.0)
     ras = cord_v * np.array([-1.0, -1.0, 1.0])

@@ -52,12 +52,16 @@ POSTERIOR_LABELS["S1"] = LABEL_SACRUM
 
 def to_spider_labels(labels: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int16]:
     """Phantom labels in SPIDER's convention: posterior elements join their vertebra, the cord
-    joins the canal (the sac), sacrum and nerve roots are not labelled."""
+    joins the canal (the sac), nerve roots are not labelled. The sacrum keeps the phantom's
+    value (:data:`LABEL_SACRUM`, which :func:`~lumbarview.core.labels.spider_scheme` reads as
+    the sacrum): SPIDER's own masks count vertebrae from L5 up and leave the sacrum out, but the
+    demo's L5-S1 (slip, the narrowed right foramen) can only be measured against it."""
     out = labels.astype(np.int16, copy=True)
     for name, value in POSTERIOR_LABELS.items():
-        out[labels == value] = VERTEBRA_LABELS.get(name, 0)
+        if value != LABEL_SACRUM:
+            out[labels == value] = VERTEBRA_LABELS.get(name, 0)
     out[labels == LABEL_CORD] = LABEL_CANAL
-    out[(labels == LABEL_ROOT) | (labels == LABEL_SACRUM)] = 0
+    out[labels == LABEL_ROOT] = 0
     return out
 
 
@@ -347,6 +351,21 @@ class LumbarPhantom:
         t_min = lp.canal_transverse_mm / 2
         w = np.clip(np.abs(u) / 12.0, 0.0, 1.0)
         return t_min + (t_normal - t_min) * (1 - np.cos(np.pi * w)) / 2
+
+    def sac_outline_lps(self, level: str, u_mm: float, n_points: int = 24) -> FloatArray:
+        """The thecal sac's outline (the edge of the canal label) on the plane parallel to disc
+        ``level`` at ``u_mm`` along its normal: ``n_points`` on the ellipse of the sac's
+        transverse and AP half-axes there, centred on the canal's centre line, in LPS. The first
+        point is on the patient's left, level with the centre."""
+        d = self.disc(level)
+        b0 = self.params.canal_ap_normal_mm / 2
+        u = np.array([u_mm], dtype=np.float64)
+        half_lr = float(self._canal_half_lr(u, d.params)[0])
+        half_ap = float(self._canal_half_ap(u, d.params, b0)[0])
+        centre_a = _POSTERIOR_WALL + _CANAL_GAP + b0
+        t = np.linspace(0.0, 2.0 * np.pi, n_points, endpoint=False)
+        spine = [d.frame.point(half_lr * math.cos(a), centre_a + half_ap * math.sin(a), u_mm) for a in t]
+        return self.to_lps(np.array(spine))
 
     def canal_centre_spine(self, disc: Disc) -> FloatArray:
         b0 = self.params.canal_ap_normal_mm / 2

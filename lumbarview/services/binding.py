@@ -31,13 +31,19 @@ def labels_on_image(labels: ImageStack, image: VolumeGeometry) -> tuple[npt.NDAr
     return resample_labels_to(labels, image), image
 
 
-def bind_label_volume(ctx: OpenContext, case: Case, path: Path, image: ImageStack, scheme: LabelScheme) -> None:
-    labels = ctx.guarded(case, partial(open_label_volume, path, uid=f"labels:{path}", root=ctx.root))
+def bind_label_volume(ctx: OpenContext, case: Case, path: Path, image: ImageStack, scheme: LabelScheme,
+                      labels: ImageStack | None = None) -> LabelMap | None:
+    """Put the label volume at ``path`` (``labels`` when already opened) on ``image``: as it is
+    on the same grid, else resampled through patient space. Returns the map, None when the
+    file could not be read (an issue says why)."""
     if labels is None:
-        return
+        labels = ctx.guarded(case, partial(open_label_volume, path, uid=f"labels:{path}", root=ctx.root))
+    if labels is None:
+        return None
     if same_grid(labels.geometry, image.geometry):
-        case.label_maps.append(LabelMap(volume_stem(path), labels, scheme, str(path), image.uid))
-        return
+        label_map = LabelMap(volume_stem(path), labels, scheme, str(path), image.uid)
+        case.label_maps.append(label_map)
+        return label_map
     # Never assume alignment: resample through patient space onto the image's grid.
     ctx.issue(Severity.WARNING, "labels.grid-mismatch",
                f"the labels' grid differs from the image {image.meta.get('description')}'s; "
@@ -50,8 +56,46 @@ def bind_label_volume(ctx: OpenContext, case: Case, path: Path, image: ImageStac
 
     resampled = ImageStack(f"labels:{path}@{image.uid}", image.uid, image.geometry,
                            {**labels.meta, "resampled_from": str(path)}, load)
-    case.label_maps.append(LabelMap(volume_stem(path), resampled, scheme, str(path), image.uid,
-                                    resampled_from=str(path)))
+    label_map = LabelMap(volume_stem(path), resampled, scheme, str(path), image.uid, resampled_from=str(path))
+    case.label_maps.append(label_map)
+    return label_map
+
+
+def _extent(geometry: VolumeGeometry) -> npt.NDArray[np.float64]:
+    """The (2, 3) LPS bounding box of a grid's voxel centres."""
+    k, j, i = geometry.shape_kji
+    corners = np.array([[a, b, c] for a in (0, i - 1) for b in (0, j - 1) for c in (0, k - 1)], dtype=np.float64)
+    lps = geometry.index_to_lps(corners)
+    return np.array([lps.min(axis=0), lps.max(axis=0)])
+
+
+def _same_frame_allowed(a: ImageStack, b: ImageStack) -> bool:
+    """False when both stacks name a frame of reference and the two differ."""
+    fa, fb = a.meta.get("frame_of_reference_uid"), b.meta.get("frame_of_reference_uid")
+    return not (fa and fb and fa != fb)
+
+
+def image_for_labels(labels: ImageStack, label_path: Path, images: dict[Path, ImageStack]) -> ImageStack | None:
+    """The image a label volume of a plain folder belongs to, or None: an image on the same grid
+    (of the same frame of reference) first, the one whose name the label's name extends when
+    several are; else the image the label's name extends (``S01_t2`` for ``S01_t2_seg``) whose
+    volume overlaps the label's in patient space, to be resampled. Never an image of another
+    grid that the name does not tie it to (another subject's, or another sequence's)."""
+    same = [p for p, s in images.items() if same_grid(labels.geometry, s.geometry) and _same_frame_allowed(labels, s)]
+    if same:
+        chosen = best_image_for(label_path, same)
+        return images[chosen] if chosen is not None else None
+    stem = volume_stem(label_path).lower()
+    box = _extent(labels.geometry)
+    named = []
+    for path, image in images.items():
+        image_stem = volume_stem(path).lower()
+        if not (stem.startswith(image_stem) and stem[len(image_stem):len(image_stem) + 1] in ("_", "-", ".")):
+            continue
+        other = _extent(image.geometry)
+        if _same_frame_allowed(labels, image) and bool(np.all(box[0] <= other[1]) and np.all(other[0] <= box[1])):
+            named.append((len(image_stem), path))
+    return images[max(named)[1]] if named else None
 
 
 def bind_png_mask(ctx: OpenContext, case: Case, path: Path, slices: dict[str, tuple[ImageStack, int]],
@@ -116,7 +160,7 @@ def bind_voc(ctx: OpenContext, case: Case, path: Path, slices: dict[str, tuple[I
             corners = plane.pixel_to_lps(edge)
         box_set.boxes.append(Box(obj.name, obj.side, obj.level, obj.severity, obj.xmin, obj.ymin,
                                  obj.xmax, obj.ymax, None if stack is None else stack.uid, k,
-                                 corners, str(path)))
+                                 corners, str(path), slice_name=stem))
 
 
 def single_slice_geometry(geometry: VolumeGeometry, k: int) -> VolumeGeometry:

@@ -80,12 +80,14 @@ def build_dataset_info(dataset: Dataset) -> dict[str, Any]:
             "label_maps": [{
                 "name": m.name, "source": m.source, "bound_to": m.bound_to, "scheme": m.scheme.name,
                 "shape_kji": list(m.stack.geometry.shape_kji), "resampled": m.resampled_from is not None,
+                "guessed": m.guessed is not None,
             } for m in case.label_maps],
             "boxes": [{
                 "set": b.name, "source": b.source, "n_boxes": len(b.boxes),
                 "placed": sum(1 for x in b.boxes if x.corners_lps is not None),
                 "items": [{"side": x.side, "level": x.level, "severity": x.severity,
-                           "slice_index": x.slice_index, "stack": x.stack_uid} for x in b.boxes],
+                           "slice_index": x.slice_index, "stack": x.stack_uid, "source": x.source,
+                           "copies": list(x.copies), "disagreement": x.disagreement} for x in b.boxes],
             } for b in case.box_sets],
             # ``labels``: the name of each point (RSNA: "L4-L5 Left Neural Foraminal Narrowing"),
             # the first _MAX_POINT_LABELS of them; ``n_points`` counts them all.
@@ -139,9 +141,12 @@ def format_dataset_info(info: dict[str, Any]) -> str:
         ov = patient["overlays"]
         for m in ov["label_maps"]:
             lines.append(f"  labels {m['name']} ({m['scheme']}, {'x'.join(map(str, m['shape_kji']))}"
-                         f"{', resampled onto its image' if m['resampled'] else ''})")
+                         f"{', resampled onto its image' if m['resampled'] else ''}"
+                         f"{', a label map by its values (its name does not say so)' if m.get('guessed') else ''})")
         for b in ov["boxes"]:
-            lines.append(f"  boxes {b['set']}: {b['n_boxes']} ({b['placed']} placed on a slice)")
+            marked = sum(1 for x in b["items"] if x.get("disagreement"))
+            lines.append(f"  boxes {b['set']}: {b['n_boxes']} ({b['placed']} placed on a slice"
+                         f"{f'; {marked} marked: copies disagree' if marked else ''})")
         for p in ov["points"]:
             lines.append(f"  points {p['name']}: {p['kind']}, {p['n_points']} point(s), from {p['coordinate_system']}")
         for m in ov["meshes"]:

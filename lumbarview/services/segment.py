@@ -9,7 +9,7 @@ dural sac), optional ``canal_polyline_lps`` and ``background_lps`` (points that 
   ``point_lps`` only has to lie near it: it is checked, not grown from);
 * each canal click is contoured on a plane (:func:`lumbarview.measure.segment.canal.canal_from_click`):
   the disc-aligned plane through the click when that level's disc was segmented (the engine's own
-  level plane, :func:`lumbarview.measure.lumbar.disc_plane`), else the image's slice through the
+  level plane, :func:`lumbarview.measure.measurer.disc_plane`), else the image's slice through the
   point. Its contour is painted into the label map extruded 10 mm either side of that plane.
 
 The label map is on the image's own grid, in :func:`lumbarview.core.labels.semi_auto_scheme`
@@ -45,7 +45,8 @@ from lumbarview.core.safe_json import read_json_guarded
 from lumbarview.core.types import ImageStack
 from lumbarview.io.volume import open_label_volume, open_volume, volume_stem
 from lumbarview.io.volume_write import write_volume
-from lumbarview.measure.lumbar import disc_plane, measure_label_map
+from lumbarview.measure.engine import measure_label_map
+from lumbarview.measure.measurer import disc_plane
 from lumbarview.measure.segment.bodies import BodyParameters, body_from_click, disc_between
 from lumbarview.measure.segment.canal import CanalParameters, canal_from_click, canal_summary
 from lumbarview.services.binding import labels_on_image

@@ -1,4 +1,7 @@
-"""LSS-MRI-AISSLab: DICOM cases, PNG masks and VOC foraminal boxes placed on their slice."""
+"""LSS-MRI-AISSLab: DICOM cases, PNG masks and VOC foraminal boxes placed on their slice.
+
+The dataset ships each VOC file twice (beside the slices and in ``Foramina_Detection``): the two
+copies of a box become one box (:mod:`lumbarview.services.box_copies`), one row, one count."""
 
 from __future__ import annotations
 
@@ -8,7 +11,11 @@ from pathlib import Path
 from lumbarview.core.labels import aisslab_scheme
 from lumbarview.core.types import Severity
 from lumbarview.services.binding import bind_png_mask, bind_voc, slice_index
+from lumbarview.services.box_copies import merge_box_copies
 from lumbarview.services.layouts.context import OpenContext, natural_key
+
+#: The one box set of a case (the VOC boxes of every copy, merged).
+BOX_SET = "foraminal boxes"
 
 
 def detect(root: Path) -> bool:
@@ -50,4 +57,8 @@ def open_layout(ctx: OpenContext) -> None:
                 bind_png_mask(ctx, case, path, slices, stem, scheme)
             elif kind == "voc" and path.suffix.lower() == ".xml":
                 bind_voc(ctx, case, path, slices, stem, "Foramina_Detection")
+    for case in cases:
+        merged, issues = merge_box_copies(case.box_sets, BOX_SET)
+        case.box_sets = [merged] if merged is not None else []
+        case.issues.extend(issues)
     ctx.dataset.cases = cases

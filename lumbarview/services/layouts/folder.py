@@ -1,4 +1,9 @@
-"""Anything else: DICOM, volumes, label volumes bound to their image, STL, markups, CSV."""
+"""Anything else: DICOM, volumes, label volumes bound to their image, STL, markups, CSV.
+
+A folder of several subjects' files opens as one case per subject (:mod:`..subjects`); a label
+volume is bound only to an image on its grid or one its name ties it to
+(:func:`..binding.image_for_labels`); an integer volume with few values on an image's grid is a
+label map even when its name does not say so (:mod:`..label_guess`)."""
 
 from __future__ import annotations
 
@@ -17,10 +22,12 @@ from lumbarview.io.annotations import (
     read_table,
 )
 from lumbarview.io.mesh import read_stl
-from lumbarview.io.volume import is_volume_file, open_volume, volume_stem
-from lumbarview.services.binding import best_image_for, bind_label_volume
-from lumbarview.services.layouts.context import USER_SCHEME_FILE, OpenContext
+from lumbarview.io.volume import is_volume_file, open_label_volume, open_volume, volume_stem
+from lumbarview.services.binding import bind_label_volume, image_for_labels
+from lumbarview.services.label_guess import bind_guessed_label_maps
+from lumbarview.services.layouts.context import USER_SCHEME_FILE, OpenContext, natural_key
 from lumbarview.services.open_study import open_dicom
+from lumbarview.services.subjects import group_by_subject
 
 
 def detect(root: Path) -> bool:
@@ -29,41 +36,85 @@ def detect(root: Path) -> bool:
 
 def open_layout(ctx: OpenContext) -> None:
     root = ctx.root
-    case = Case(id=root.stem if root.is_file() else root.name)
     files = [root] if root.is_file() else sorted(
         p for p in root.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
     volumes = [p for p in files if is_volume_file(p)]
-    label_like = [p for p in volumes if re.search(r"(seg|label|mask)", p.name, re.IGNORECASE)]
-    image_vols = [p for p in volumes if p not in label_like]
     cases: list[Case] = []
-    others = [p for p in files if p not in volumes]
     if any(not is_volume_file(p) and p.suffix.lower() not in (".json", ".stl", ".csv", ".tsv", ".xml",
                                                                 ".png", ".txt", ".md", ".pdf")
-           for p in others):
+           for p in files):
         try:
             collection = open_dicom(root, use_cache=ctx.use_cache, cache_dir=ctx.cache_dir,
                                     progress=ctx.progress, cancel=ctx.cancel)
             cases = ctx.cases_from_collection(collection)
         except NothingToOpenError as exc:
             ctx.dicom_error = exc
+    # Several subjects' files in one folder: one case per subject (services.subjects).
+    groups = group_by_subject(root, files, volumes)
+    for subject, group in sorted(groups.items(), key=lambda kv: (kv[0] is None, natural_key(kv[0] or ""))):
+        case = Case(id=subject or (root.stem if root.is_file() else root.name))
+        if subject is None and len(groups) > 1:
+            _shared_files(ctx, case, group)
+        _open_files(ctx, case, group)
+        if case.series or case.meshes or case.point_sets or case.tables or case.label_maps:
+            cases.append(case)
+        else:
+            ctx.dataset.issues.extend(case.issues)
+    ctx.dataset.cases = cases
+
+
+def _shared_files(ctx: OpenContext, case: Case, group: list[Path]) -> None:
+    """Files that name no subject in a folder of several: tables and documents belong to the
+    whole dataset; anything else stays in a case of its own, said so."""
+    for path in list(group):
+        if path.suffix.lower() in (".csv", ".tsv", ".pdf"):
+            group.remove(path)
+            if path.suffix.lower() == ".pdf":
+                ctx.dataset.attachments.append(str(path))
+                continue
+            result = ctx.guarded(None, partial(read_table, path))
+            if result is not None:
+                ctx.dataset.tables.append(result[0])
+                ctx.dataset.issues.extend(result[1])
+    if any(is_volume_file(p) or p.suffix.lower() in (".stl", ".json") for p in group):
+        ctx.issue(Severity.INFO, "folder.no-subject",
+                  "these files name no subject (the folder holds several: S01_..., S02_...); they "
+                  f"are shown together as case {case.id!r}. Name them after their subject to "
+                  "open them with it", ctx.root, case)
+
+
+def _open_files(ctx: OpenContext, case: Case, files: list[Path]) -> None:
+    """One case's volumes (label maps bound to their image), meshes, markups and tables."""
+    volumes = [p for p in files if is_volume_file(p)]
+    label_like = [p for p in volumes if re.search(r"(seg|label|mask)", p.name, re.IGNORECASE)]
+    image_vols = [p for p in volumes if p not in label_like]
+    others = [p for p in files if p not in volumes]
     stacks: dict[Path, ImageStack] = {}
     for path in image_vols:
         stack = ctx.guarded(case, partial(open_volume, path, uid=f"file:{path}",
                                                    description=volume_stem(path), root=ctx.root))
         if stack is not None:
             stacks[path] = stack
-            case.series.append(Series(uid=stack.uid, description=volume_stem(path), modality="MR",
-                                      number=None, stacks=[stack]))
     scheme = ctx.user_scheme or sct_scheme()
+    # Masks not named as masks: integer volumes with few values on an image's grid.
+    guessed = bind_guessed_label_maps(ctx, case, stacks, scheme)
+    images = {p: s for p, s in stacks.items() if p not in guessed}
+    for path, stack in images.items():
+        case.series.append(Series(uid=stack.uid, description=volume_stem(path), modality="MR",
+                                  number=None, stacks=[stack]))
     for path in label_like:
-        image_path = best_image_for(path, list(stacks))
-        image = stacks.get(image_path) if image_path else None
+        labels = ctx.guarded(case, partial(open_label_volume, path, uid=f"labels:{path}", root=ctx.root))
+        if labels is None:
+            continue
+        image = image_for_labels(labels, path, images)
         if image is None:
             ctx.issue(Severity.WARNING, "labels.no-image",
-                       "a label volume with no image it could belong to", path, case)
+                      "a label volume with no image it could belong to: none of this case's images "
+                      "is on its grid, and none is named as its image (S01_t2 for S01_t2_seg) and "
+                      "overlaps it. It is not shown; put it beside its image, named after it", path, case)
             continue
-        bind_label_volume(ctx, case, path, image, scheme)
+        bind_label_volume(ctx, case, path, image, scheme, labels)
     for path in others:
         suffix = path.suffix.lower()
         if suffix == ".stl":
@@ -85,10 +136,6 @@ def open_layout(ctx: OpenContext) -> None:
                 case.issues.extend(result[1])
         elif suffix == ".pdf":
             case.attachments.append(str(path))
-    if case.series or case.meshes or case.point_sets or case.tables or case.label_maps:
-        cases.append(case)
-    else:
-        ctx.dataset.issues.extend(case.issues)
-    ctx.dataset.cases = cases
+
 
 # -- binding overlays to images -------------------------------------------------------

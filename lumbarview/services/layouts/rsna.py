@@ -270,7 +270,7 @@ def _place_coordinates(ctx: OpenContext, path: Path,
         return {}
     findings = _Findings()
     absent: dict[str, None] = {}
-    sets: dict[tuple[str, str, str], list[tuple[int, Any, str]]] = defaultdict(list)
+    sets: dict[tuple[str, str, str], list[tuple[int, Any, dict[str, Any]]]] = defaultdict(list)
     placed: dict[tuple[str, str, str], dict[str, Any]] = {}
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for n, row in enumerate(table.rows, start=2):  # line numbers as a spreadsheet shows them
@@ -317,11 +317,13 @@ def _place_coordinates(ctx: OpenContext, path: Path,
                          f"line {n}: x={x:g} y={y:g} on a {cols}x{rows} image")
         lps = plane.pixel_to_lps(np.array([x, y], dtype=np.float64))
         key = (study_id or "", series_id, condition)
-        sets[key].append((list(LEVELS.values()).index(level), lps, f"{level} {condition}"))
+        info = {"level": level, "condition": condition, "side": CONDITIONS[condition][1], "grade": None,
+                "series_id": series_id, "instance_number": int(instance) if instance.isdigit() else instance,
+                "slice_index": k, "x": x, "y": y}
+        sets[key].append((list(LEVELS.values()).index(level), lps, info))
         counts[(study_id or "", condition, level)] += 1
-        placed.setdefault((study_id or "", condition, level), {
-            "series_id": series_id, "instance_number": int(instance) if instance.isdigit() else instance,
-            "slice_index": k, "x": x, "y": y})
+        placed.setdefault((study_id or "", condition, level),
+                          {c: info[c] for c in ("series_id", "instance_number", "slice_index", "x", "y")})
     order = list(CONDITIONS)
     for (study_id, series_id, condition), items in sorted(
             sets.items(), key=lambda kv: (natural_key(kv[0][0]), order.index(kv[0][2]), natural_key(kv[0][1]))):
@@ -332,12 +334,24 @@ def _place_coordinates(ctx: OpenContext, path: Path,
         study.case.point_sets.append(PointSet(
             name=f"{condition} ({description}, {series_id})", kind="points",
             points_lps=np.array([p for _, p, _ in items], dtype=np.float64).reshape(-1, 3),
-            labels=[label for _, _, label in items], source=str(path), coordinate_system="pixel"))
+            labels=[f"{info['level']} {info['condition']}" for _, _, info in items], source=str(path),
+            coordinate_system="pixel",
+            info=[info for _, _, info in items]))
     for key, info in placed.items():
         info["n_points"] = counts[key]
     findings.report(ctx)
     _absent_studies(ctx, path, list(absent), "coordinates")
     return placed
+
+
+def _grade_points(case: Case, rows: list[dict[str, Any]]) -> None:
+    """Each coordinate point of ``case`` takes the grade train.csv gives its level and condition
+    (in its ``info``: the views write it beside the point, the Annotations dock lists it)."""
+    grades = {(r["condition"], r["level"]): r["grade"] for r in rows}
+    for point_set in case.point_sets:
+        for info in point_set.info:
+            if "condition" in info and "level" in info:
+                info["grade"] = grades.get((info["condition"], info["level"]))
 
 
 def _join_grades(ctx: OpenContext, path: Path, studies: dict[str, _Study],
@@ -386,6 +400,7 @@ def _join_grades(ctx: OpenContext, path: Path, studies: dict[str, _Study],
                              **{c: where.get(c) for c in ("series_id", "instance_number", "slice_index",
                                                           "x", "y")}})
         study.case.tables.append(Table(GRADES_FILE, GRADES_TABLE_KIND, list(GRADES_COLUMNS), rows, str(path)))
+        _grade_points(study.case, rows)
     for study in studies.values():
         if study.split == "train" and _id(study.case.id) not in seen:
             ctx.issue(Severity.WARNING, "rsna.no-grades",

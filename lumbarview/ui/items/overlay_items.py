@@ -296,9 +296,12 @@ class OverlayItems:
         """The points' names (from the files) beside them, in the set's colour; a few per view."""
         assert isinstance(layer.source, PointSet)
         marker = parse_marker_name(layer.name)
-        labels = [layer.source.labels[i] if i < len(layer.source.labels) else "" for i in np.nonzero(near)[0]]
-        for n, (label, (col, row)) in enumerate(zip(labels, px[:, :2], strict=False)):
-            x, y, name = float(col * sx), float(row * sy), point_label(marker, label, n)
+        source = layer.source
+        indices = np.nonzero(near)[0]
+        labels = [source.labels[i] if i < len(source.labels) else "" for i in indices]
+        infos = [source.info[i] if i < len(source.info) else None for i in indices]
+        for n, (label, info, (col, row)) in enumerate(zip(labels, infos, px[:, :2], strict=False)):
+            x, y, name = float(col * sx), float(row * sy), point_label(marker, label, n, info)
             # Markers of two sets at one place (a ganglion on its root): one label naming both.
             shared = next((p for p in self._placed if abs(p[0] - x) < 2.0 and abs(p[1] - y) < 2.0), None)
             if shared is not None:

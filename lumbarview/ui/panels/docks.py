@@ -1,4 +1,4 @@
-"""Dock panels: load issues, DICOM tags, and the keyboard shortcut table."""
+"""Dock panels: load issues, DICOM tags, layers, annotations, the case summary."""
 
 from __future__ import annotations
 
@@ -9,27 +9,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.types import LoadIssue
-from lumbarview.services.tags import read_tags
-
-SHORTCUTS = [
-    ("Left click / drag", "set the crosshair (every view follows)"),
-    ("Click on a reference line", "go to that slice in the other view"),
-    ("Mouse wheel, Up/Down, Left/Right", "previous / next slice"),
-    ("Page Up / Page Down", "10 % of the slices back / forward"),
-    ("Home / End", "first / last slice"),
-    ("Ctrl + wheel", "zoom around the mouse"),
-    ("Middle drag", "pan"),
-    ("Right drag", "window (horizontal) and level (vertical)"),
-    ("Ctrl+1 .. Ctrl+4", "window presets: automatic, DICOM, T1, T2"),
-    ("I", "invert"),
-    ("F", "fit to window"),
-    ("R", "reset zoom and window"),
-    ("Space", "cine play / stop"),
-    ("Ctrl+O", "open a folder"),
-    ("Ctrl+Shift+S", "save a screenshot of the window"),
-    ("Shift+M / Ctrl+Shift+M", "show / hide all markers (boxes and points)"),
-    ("F1", "this table"),
-]
+from lumbarview.services.case_browser import Submit
+from lumbarview.services.tags import SliceFile, TagRow, read_tags
 
 
 class IssuesPanel(QtWidgets.QTableWidget):
@@ -56,54 +37,73 @@ class IssuesPanel(QtWidgets.QTableWidget):
         self.resizeColumnsToContents()
 
 
-class TagPanel(QtWidgets.QTreeWidget):
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setHeaderLabels(["Tag", "Keyword", "VR", "Value"])
-        self._path: str | None = None
+class TagPanel(QtWidgets.QWidget):
+    """The DICOM tags of the slice the focused view shows, read off the GUI thread through
+    ``submit``; a line above the tree says which slice (or why there are no tags)."""
 
-    def show_file(self, path: str | None) -> None:
-        if path == self._path:
+    shown = QtCore.Signal(str)  # the file whose tags are listed ("" when none)
+
+    def __init__(self, submit: Submit, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._submit = submit
+        self.note = QtWidgets.QLabel("Click a view to see the DICOM tags of its slice.")
+        self.note.setWordWrap(True)
+        self.tree = QtWidgets.QTreeWidget()
+        self.tree.setHeaderLabels(["Tag", "Keyword", "VR", "Value"])
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.note)
+        layout.addWidget(self.tree, 1)
+        self.path: str | None = None  # the file asked for last
+
+    def show_slice(self, wanted: SliceFile) -> None:
+        """List the tags of ``wanted``'s file (read on the worker; a later call wins)."""
+        self.note.setText(wanted.note)
+        if wanted.path is not None and wanted.path == self.path:
             return
-        self._path = path
-        self.clear()
-        if path is None:
-            self.addTopLevelItem(QtWidgets.QTreeWidgetItem(["", "(no DICOM file for this slice)", "", ""]))
+        self.path = wanted.path
+        self.tree.clear()
+        if wanted.path is None:
+            self.shown.emit("")
             return
-        try:
-            rows = read_tags(path)
-        except LumbarviewError as exc:
-            self.addTopLevelItem(QtWidgets.QTreeWidgetItem(["", str(exc), "", ""]))
+        path = wanted.path
+        self.tree.addTopLevelItem(QtWidgets.QTreeWidgetItem(["", "reading…", "", ""]))
+        self._submit(lambda: read_tags(path), lambda rows: self._fill(path, rows),
+                     lambda error: self._failed(path, error))
+
+    def _failed(self, path: str, error: BaseException) -> None:
+        if path != self.path:
             return
+        self.tree.clear()
+        text = str(error) if isinstance(error, (LumbarviewError, OSError)) else f"{type(error).__name__}: {error}"
+        self.tree.addTopLevelItem(QtWidgets.QTreeWidgetItem(["", f"cannot read {path}: {text}", "", ""]))
+        self.shown.emit("")
+
+    def _fill(self, path: str, rows: list[TagRow]) -> None:
+        if path != self.path:
+            return  # the view moved on while this file was read
+        self.tree.clear()
         parents: dict[int, QtWidgets.QTreeWidgetItem] = {}
         for row in rows:
             item = QtWidgets.QTreeWidgetItem([row.tag, row.keyword, row.vr, row.value])
             parent = parents.get(row.depth - 1)
             if parent is None or row.depth == 0:
-                self.addTopLevelItem(item)
+                self.tree.addTopLevelItem(item)
             else:
                 parent.addChild(item)
             parents[row.depth] = item
         for col in range(3):
-            self.resizeColumnToContents(col)
+            self.tree.resizeColumnToContents(col)
+        self.shown.emit(path)
 
-
-class ShortcutsDialog(QtWidgets.QDialog):
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Keyboard and mouse")
-        table = QtWidgets.QTableWidget(len(SHORTCUTS), 2, self)
-        table.setHorizontalHeaderLabels(["Input", "Action"])
-        for row, (key, action) in enumerate(SHORTCUTS):
-            table.setItem(row, 0, QtWidgets.QTableWidgetItem(key))
-            table.setItem(row, 1, QtWidgets.QTableWidgetItem(action))
-        table.resizeColumnsToContents()
-        table.horizontalHeader().setStretchLastSection(True)
-        table.verticalHeader().hide()
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(table)
-        self.resize(560, 480)
-        self.setWindowFlag(QtCore.Qt.WindowType.WindowContextHelpButtonHint, False)
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """The top-level lines shown (tag, keyword, VR, value)."""
+        out = []
+        for n in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(n)
+            if item is not None:
+                out.append((item.text(0), item.text(1), item.text(2), item.text(3)))
+        return out
 
 
 class LayerPanel(QtWidgets.QTreeWidget):
@@ -122,10 +122,34 @@ class LayerPanel(QtWidgets.QTreeWidget):
         #: ``(layers, text, **changes)``: one undoable edit of several layers (Session.set_layers).
         self.bulk_edit: Any = None
         self._widgets: dict[int, tuple[QtWidgets.QTreeWidgetItem, QtWidgets.QSpinBox, Any]] = {}
+        #: ``(label_map)``: show a volume taken for labels by its values as an image (the window's).
+        self.show_as_image: Any = None
         layer_model.layers_changed.connect(self.rebuild)
         layer_model.layer_changed.connect(self._sync)
         self.itemChanged.connect(self._on_item_changed)
+        self.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._on_context_menu)
         self.rebuild()
+
+    def layer_actions(self, layer: Any) -> list[tuple[str, Any]]:
+        """What a layer's context menu offers: a label map taken for one by its values (its name
+        does not say so) can be shown as the image it may be instead."""
+        if layer.kind == "labels" and getattr(layer.source, "as_image", None) is not None \
+                and self.show_as_image is not None:
+            return [("Show as an image", lambda: self.show_as_image(layer.source))]
+        return []
+
+    def _on_context_menu(self, position: QtCore.QPoint) -> None:
+        item = self.itemAt(position)
+        data = item.data(0, QtCore.Qt.ItemDataRole.UserRole) if item is not None else None
+        layer = self._layer(data[1]) if data else None
+        actions = self.layer_actions(layer) if layer is not None else []
+        if not actions:
+            return
+        menu = QtWidgets.QMenu(self)
+        for text, slot in actions:
+            menu.addAction(text, slot)
+        menu.exec(self.viewport().mapToGlobal(position))
 
     def rebuild(self) -> None:
         from lumbarview.ui.items.overlay_items import colour_icon
@@ -146,6 +170,9 @@ class LayerPanel(QtWidgets.QTreeWidget):
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(0, QtCore.Qt.CheckState.Checked if layer.visible else QtCore.Qt.CheckState.Unchecked)
             item.setData(0, QtCore.Qt.ItemDataRole.UserRole, ("layer", id(layer)))
+            guessed = getattr(layer.source, "guessed", None) if layer.kind == "labels" else None
+            if guessed:
+                item.setToolTip(0, f"{guessed} (right-click)")
             self.addTopLevelItem(item)
             spin = QtWidgets.QSpinBox()
             spin.setRange(0, 100)
@@ -283,16 +310,19 @@ class AnnotationPanel(QtWidgets.QWidget):
         filters = QtWidgets.QHBoxLayout()
         self.level = QtWidgets.QComboBox()
         self.side = QtWidgets.QComboBox()
-        self.severity = QtWidgets.QComboBox()
+        self.severity = QtWidgets.QComboBox()  # the grades the rows carry (0-3, or RSNA's words)
+        self.condition = QtWidgets.QComboBox()  # shown when the rows name conditions (RSNA)
         self.level.addItems(["all levels", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"])
         self.side.addItems(["both sides", "left", "right"])
         self.severity.addItems(["any grade", "0", "1", "2", "3"])
-        for box in (self.level, self.side, self.severity):
+        self.condition.addItem("any condition")
+        self.condition.hide()
+        for box in (self.level, self.side, self.severity, self.condition):
             box.currentIndexChanged.connect(self.refresh)
             filters.addWidget(box)
         layout.addLayout(filters)
-        self.table = QtWidgets.QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Kind", "Level", "Side", "Grade", "Annotation"])
+        self.table = QtWidgets.QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["Kind", "Level", "Side", "Condition", "Grade", "Annotation"])
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -308,8 +338,23 @@ class AnnotationPanel(QtWidgets.QWidget):
         layout.addLayout(buttons)
 
     def set_rows(self, rows: list[Any], store: Any) -> None:
+        from lumbarview.services.annotations import annotation_grades
+
         self.rows = rows
         self.store = store
+        # The grade and condition choices are the ones these rows carry (kept when still there).
+        for box, first, values in (
+                (self.severity, "any grade", annotation_grades(rows) or ["0", "1", "2", "3"]),
+                (self.condition, "any condition", sorted({r.condition for r in rows if r.condition}))):
+            chosen = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems([first, *values])
+            box.setCurrentIndex(max(0, box.findText(chosen)))
+            box.blockSignals(False)
+        self.condition.setVisible(self.condition.count() > 1)
+        self.table.setColumnHidden(3, self.condition.count() <= 1)  # the Condition column
+        self.table.clearSelection()  # a row picked in the previous case is not this case's
         self.refresh()
 
     def refresh(self) -> None:
@@ -317,16 +362,18 @@ class AnnotationPanel(QtWidgets.QWidget):
 
         level = None if self.level.currentIndex() == 0 else self.level.currentText()
         side = None if self.side.currentIndex() == 0 else self.side.currentText()
-        severity = None if self.severity.currentIndex() == 0 else int(self.severity.currentText())
-        self.shown = filter_annotations(self.rows, level, side, severity)
+        grade = None if self.severity.currentIndex() <= 0 else self.severity.currentText()
+        condition = None if self.condition.currentIndex() <= 0 else self.condition.currentText()
+        self.shown = filter_annotations(self.rows, level, side, condition=condition, grade=grade)
         self.table.setRowCount(len(self.shown))
         for r, a in enumerate(self.shown):
             flagged = self.store.get(a.id) if self.store is not None else None
-            cells = [a.kind, a.level or "", a.side or "", "" if a.severity is None else str(a.severity),
+            cells = [a.kind, a.level or "", a.side or "", a.condition or "", a.grade or "",
                      a.text + (f"   ⚑ {flagged.note}" if flagged else "")]
             for c, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
-                if flagged:
+                item.setToolTip(text)
+                if flagged or a.marked:
                     item.setForeground(QtGui.QColor("#ffb74d"))
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
@@ -359,7 +406,10 @@ class AnnotationPanel(QtWidgets.QWidget):
     def export_flags(self) -> None:
         if self.store is None:
             return
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export flags", "lumbarview-flags.csv", "CSV (*.csv)")
+        from lumbarview.ui.settings import Settings
+
+        path = Settings().save_path(self, "Export flags", "lumbarview-flags.csv", "CSV (*.csv)",
+                                    str(self.store.dataset_path))
         if path:
             self.store.export_csv(path)
 
@@ -370,6 +420,10 @@ class SummaryPanel(QtWidgets.QTextBrowser):
         boxes = summary["boxes_by_side_and_grade"]
         parts.append("Boxes: " + (", ".join(f"{k}: {v}" for k, v in boxes.items()) or "none") + "<br>")
         parts.append("Discs with gradings: " + (", ".join(summary["levels_with_gradings"]) or "none") + "<br>")
+        graded = summary.get("graded_points_by_grade") or {}
+        if graded:
+            parts.append(f"Graded points: {sum(graded.values())} ("
+                         + ", ".join(f"{k}: {v}" for k, v in graded.items()) + ")<br>")
         parts.append("Disc levels labelled: " + (", ".join(summary["levels_labelled"]) or "none") + "<br>")
         missing = summary["levels_missing_labels"]
         if missing:

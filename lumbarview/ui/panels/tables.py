@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset, Table
 from lumbarview.core.types import LoadIssue
+from lumbarview.services.annotations import table_row_position
 from lumbarview.services.documents import case_tables, filter_rows, sort_key
 
 _Role = QtCore.Qt.ItemDataRole
@@ -53,10 +54,15 @@ class RowsModel(QtCore.QAbstractTableModel):
 
 
 class TablesPanel(QtWidgets.QWidget):
-    """A table chooser, a filter box (``text`` or ``column: text``) and the rows, sortable."""
+    """A table chooser, a filter box (``text`` or ``column: text``) and the rows, sortable. A row
+    that points somewhere (an RSNA grade at its coordinate, a SPIDER grading at its disc) takes
+    the views there when it is picked (``jump`` with the LPS position)."""
+
+    jump = QtCore.Signal(object)  # LPS position (3,)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
+        self.case: Case | None = None
         self.tables: list[Table] = []
         self.issues: list[LoadIssue] = []
         self.shown: list[dict[str, Any]] = []
@@ -84,6 +90,7 @@ class TablesPanel(QtWidgets.QWidget):
         header.setSectionsClickable(True)
         header.setSortIndicatorShown(True)
         header.sectionClicked.connect(self._on_header)
+        self.view.selectionModel().currentRowChanged.connect(lambda current, _previous: self._on_row(current.row()))
         layout.addWidget(self.view, 1)
         self.status = QtWidgets.QLabel("No table in this dataset")
         self.status.setWordWrap(True)
@@ -98,6 +105,7 @@ class TablesPanel(QtWidgets.QWidget):
         """The tables of ``case`` and ``dataset``; keeps the chosen table (by name) when it is
         there again, as the grades table of the next RSNA study is."""
         previous = self.table.name if self.table is not None else None
+        self.case = case
         self.tables, self.issues = case_tables(dataset, case)
         self.chooser.blockSignals(True)
         self.chooser.clear()
@@ -117,6 +125,18 @@ class TablesPanel(QtWidgets.QWidget):
                 self.chooser.setCurrentIndex(i)
                 return True
         return False
+
+    def row_position(self, row: int) -> Any:
+        """Where shown row ``row`` points in LPS, or None."""
+        table = self.table
+        if self.case is None or table is None or not 0 <= row < len(self.shown):
+            return None
+        return table_row_position(self.case, table, self.shown[row])
+
+    def _on_row(self, row: int) -> None:
+        position = self.row_position(row)
+        if position is not None:
+            self.jump.emit(position)
 
     def _on_table(self) -> None:
         self.sort_column, self.descending = None, False

@@ -132,6 +132,14 @@ def test_an_axial_mask_or_one_without_discs_says_why() -> None:
     assert "no disc class" in str(value.reason)
 
 
+def _ring_lps(root: Path, name: str) -> np.ndarray:
+    """A dura markup's points in LPS, read with the json module (RAS files flip x and y)."""
+    (path,) = (root / "derivatives" / "markers").rglob(name)
+    markup = json.loads(path.read_text())["markups"][0]
+    points = np.array([p["position"] for p in markup["controlPoints"]], dtype=float)
+    return points * (np.array([-1.0, -1.0, 1.0]) if markup["coordinateSystem"] == "RAS" else 1.0)
+
+
 @pytest.fixture(scope="module")
 def bids(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lumbarview.phantom.layouts import write_all
@@ -157,10 +165,19 @@ def test_bids_dura_curves_give_area_diameters_and_level(bids: Path, capsys: pyte
         expected = next(f"{a}-{b}" for (a, za), (b, zb) in pairwise(ordered) if zb <= z <= za)
         mine = {r["quantity"]: r for r in rows if r["series"] == name}
         assert {r["level"] for r in mine.values()} == {expected}
-        # A 12-gon of radius 6 mm: area 0.5 * 12 * 36 * sin(30 deg), 12 mm across both ways.
-        assert mine["canal_area"]["value"] == pytest.approx(108.0, abs=0.1)
-        assert mine["canal_transverse"]["value"] == pytest.approx(12.0, abs=0.05)
-        assert mine["canal_ap"]["value"] == pytest.approx(12.0, abs=0.05)
+        # The ring's own polygon, read here from the file: area by the shoelace formula in
+        # its plane, extents across (x) and front to back (in the plane, across x).
+        ring = _ring_lps(bids, name)
+        centre = ring.mean(axis=0)
+        normal = np.cross(ring[1] - centre, ring[2] - centre)
+        normal /= np.linalg.norm(normal)
+        ap_axis = np.cross(normal, (1.0, 0.0, 0.0))
+        ap_axis /= np.linalg.norm(ap_axis)
+        xy = np.stack([(ring - centre) @ np.array([1.0, 0.0, 0.0]), (ring - centre) @ ap_axis], axis=1)
+        area = 0.5 * abs(float(np.sum(xy[:, 0] * np.roll(xy[:, 1], -1) - np.roll(xy[:, 0], -1) * xy[:, 1])))
+        assert mine["canal_area"]["value"] == pytest.approx(area, abs=0.1)
+        assert mine["canal_transverse"]["value"] == pytest.approx(float(np.ptp(xy[:, 0])), abs=0.05)
+        assert mine["canal_ap"]["value"] == pytest.approx(float(np.ptp(xy[:, 1])), abs=0.05)
         assert "nerve-root exits" in mine["canal_area"]["confidence_reason"]
     dataset = open_path(str(bids), use_cache=False)
     in_memory = sorted(json.dumps(r, sort_keys=True) for r in measure_case(dataset.cases[0]))

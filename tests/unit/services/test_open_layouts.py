@@ -117,7 +117,7 @@ def test_aisslab_boxes_sit_on_the_foramina(layouts: dict[str, Path], phantom: Lu
     (series,) = case.series
     assert series.stacks[0].n_slices == 11  # padding slices left out
     truth = _truth(layouts["aisslab"])
-    beside = next(b for b in case.box_sets if b.name == "boxes beside the slices")
+    (beside,) = case.box_sets  # the two copies of each VOC file are one set: one box each
     assert len(beside.boxes) == len(truth["aisslab_boxes"]) == 6
     found = {(b.level, b.side): b for b in beside.boxes}
     for expected in truth["aisslab_boxes"]:
@@ -143,8 +143,9 @@ def test_aisslab_boxes_sit_on_the_foramina(layouts: dict[str, Path], phantom: Lu
         assert box.ymin == pytest.approx(px[:, 1].min(), abs=1.0)
         assert box.ymax == pytest.approx(px[:, 1].max(), abs=1.0)
         assert np.allclose(plane.signed_distance_mm(box.corners_lps), 0.0, atol=1e-6)
-    detection = next(b for b in case.box_sets if b.name == "Foramina_Detection")
-    assert all(b.corners_lps is not None for b in detection.boxes)
+    for box in beside.boxes:  # each box names its other copy, in Foramina_Detection
+        assert box.disagreement is None and len(box.copies) == 1
+        assert Path(box.copies[0]).parent.name == "Annotations" and Path(box.source).parent.name == "Sagittal"
 
 
 def test_aisslab_png_mask_is_bound_to_its_slice(layouts: dict[str, Path]) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 from lumbarview.cli import main
 from lumbarview.core.dataset import Case, Dataset, PointSet
+from lumbarview.model.markers import parse_marker_name, point_label
 from lumbarview.phantom.dicom_writer import make_uid
 from lumbarview.phantom.layouts import TRUTH_FILE, Sizes, write_all
 from lumbarview.phantom.spine import LUMBAR_LEVELS, PhantomParams
@@ -126,11 +127,13 @@ def _codes(case: Case | Dataset) -> dict[str, list[str]]:
 
 
 def _points_by_label(case: Case) -> dict[str, tuple[PointSet, np.ndarray]]:
+    """Each point by "<level> <condition>" (the text beside it starts so; a grade may follow)."""
     out: dict[str, tuple[PointSet, np.ndarray]] = {}
     for ps in case.point_sets:
-        for label, point in zip(ps.labels, ps.points_lps, strict=True):
-            assert label not in out, f"label {label} appears twice"
-            out[label] = (ps, point)
+        for label, point, info in zip(ps.labels, ps.points_lps, ps.info, strict=True):
+            key = f"{info['level']} {info['condition']}"
+            assert label.startswith(key) and key not in out, f"label {label} appears twice"
+            out[key] = (ps, point)
     return out
 
 
@@ -196,7 +199,8 @@ def test_points_are_named_and_grouped_per_series_and_condition(real: Dataset) ->
                           f"Right Neural Foraminal Narrowing (Sagittal T1, {S_T1})",
                           f"Spinal Canal Stenosis (Sagittal T2/STIR, {S_T2})"}
     left = names[f"Left Neural Foraminal Narrowing (Sagittal T1, {S_T1})"]
-    assert left.labels == [f"{lv} Left Neural Foraminal Narrowing" for lv in LUMBAR_LEVELS]
+    assert [label.split(":")[0] for label in left.labels] == [
+        f"{lv} Left Neural Foraminal Narrowing" for lv in LUMBAR_LEVELS]
     assert left.points_lps.shape == (5, 3) and left.coordinate_system == "pixel"
 
 
@@ -399,3 +403,89 @@ def test_phantom_grades_follow_the_truth(phantom_root: Path) -> None:
             assert r["grade"] == grade(t["canal_ap_mm"], 10.0, 7.0), r
     assert {r["grade"] for r in table.rows} == {"Normal/Mild", "Moderate", "Severe"}
     assert not [i for i in ds.all_issues() if i.code.startswith("rsna.")]
+
+
+# -- the graded points as annotations -------------------------------------------------------
+def _csv_grade(real_root: Path, study: str, condition: str, level: str) -> str | None:
+    """The grade train.csv gives, read here with the csv module: the column is the condition in
+    snake case and the level ("L4-L5" -> "l4_l5")."""
+    with open(real_root / "train.csv", encoding="utf-8") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["study_id"] == study)
+    return row[f"{condition.lower().replace(' ', '_')}_{level.lower().replace('-', '_')}"] or None
+
+
+def test_points_carry_their_grade_beside_them(real: Dataset, real_root: Path) -> None:
+    seen = 0
+    for case in real.cases:
+        for ps in case.point_sets:
+            for label, info in zip(ps.labels, ps.info, strict=True):
+                expected = _csv_grade(real_root, case.id, info["condition"], info["level"])
+                assert info["grade"] == expected
+                assert label == f"{info['level']} {info['condition']}"
+                # The text the views write beside the point names its grade.
+                shown = point_label(parse_marker_name(ps.name), label, 0, info)
+                side = info["condition"].split()[0]
+                what = {"Spinal": "canal", "Left": "L ", "Right": "R "}[side] + (
+                    "foramen" if "Foraminal" in info["condition"] else "subarticular" if "Subarticular" in
+                    info["condition"] else "")
+                assert shown == f"{info['level']} {what}" + (f": {expected}" if expected else "")
+                seen += 1
+    assert seen == 16
+    grades = {info["grade"] for ps in real.cases[0].point_sets for info in ps.info}
+    assert grades == set(GRADE_CYCLE)  # the cycle of grades reaches every point set
+
+
+def test_graded_points_are_annotations_with_filters_and_jumps(real: Dataset, real_root: Path) -> None:
+    from lumbarview.services.annotations import annotation_grades, case_annotations, filter_annotations
+
+    a = real.cases[0]
+    rows = case_annotations(a)
+    points = [r for r in rows if r.kind == "graded point"]
+    grades_only = [r for r in rows if r.kind == "grade"]
+    assert len(points) == 15 and len(grades_only) == 25 - 15  # every grade listed once
+    with open(real_root / "train_label_coordinates.csv", encoding="utf-8") as fh:
+        coords = [r for r in csv.DictReader(fh) if r["study_id"] == STUDY_A and r["instance_number"] != "999"
+                  and r["series_id"] in (S_T1, S_T2)]
+    assert len(coords) == len(points)
+    for row in coords:
+        level = row["level"].replace("/", "-")
+        (found,) = [r for r in points if (r.condition, r.level) == (row["condition"], level)]
+        file = real_root / "train_images" / STUDY_A / row["series_id"] / f"{row['instance_number']}.dcm"
+        assert np.allclose(found.position_lps, _independent_lps(file, float(row["x"]), float(row["y"])), atol=1e-3)
+        assert found.grade == _csv_grade(real_root, STUDY_A, row["condition"], level)
+        side = row["condition"].split()[0].lower()
+        assert found.side == (side if side in ("left", "right") else None)
+    assert all(r.position_lps is None and "no coordinate" in r.text for r in grades_only)
+    # Filters: by condition, by grade (the words the dataset uses), by level and side.
+    canal = filter_annotations(rows, condition="Spinal Canal Stenosis")
+    assert len(canal) == 5 and all(r.kind == "graded point" for r in canal)
+    moderate = filter_annotations(rows, grade="Moderate")
+    assert moderate and all(r.grade == "Moderate" for r in moderate)
+    assert len(filter_annotations(rows, level="L4-L5", side="left")) == 2  # foramen + subarticular
+    assert annotation_grades(rows) == list(GRADE_CYCLE)
+    # The case summary counts the graded points per grade, as the CSVs give them.
+    from collections import Counter
+
+    from lumbarview.services.annotations import case_summary
+
+    expected = Counter(_csv_grade(real_root, STUDY_A, r["condition"], r["level"].replace("/", "-")) or "no grade"
+                       for r in coords)
+    assert case_summary(a)["graded_points_by_grade"] == dict(expected)
+    # Rows ordered by level, L1-L2 first.
+    order = [r.level for r in points]
+    assert order == sorted(order, key=list(rsna.LEVELS.values()).index)
+
+
+def test_a_grades_table_row_points_at_its_coordinate(real: Dataset) -> None:
+    from lumbarview.services.annotations import table_row_position
+
+    a = real.cases[0]
+    (table,) = [t for t in a.tables if t.kind == rsna.GRADES_TABLE_KIND]
+    points = _points_by_label(a)
+    for row in table.rows:
+        where = table_row_position(a, table, row)
+        if row["n_points"]:
+            assert np.allclose(where, points[f"{row['level']} {row['condition']}"][1])
+        else:
+            assert where is None
+    assert sum(1 for r in table.rows if table_row_position(a, table, r) is not None) == 15

@@ -52,7 +52,8 @@ def test_a_box_sits_on_its_dicom_slice_only(phantom: LumbarPhantom, tmp_path: Pa
     ds = open_path(root, use_cache=False)
     case = ds.cases[0]
     stack = case.series[0].stacks[0]
-    boxes = next(b for b in case.box_sets if b.name == "boxes beside the slices").boxes
+    (box_set,) = case.box_sets
+    boxes = box_set.boxes
     half = stack.geometry.slice_spacing_mm / 2
     for box in boxes:
         on = boxes_on_plane([box], stack.geometry.slice_plane(box.slice_index), half)
