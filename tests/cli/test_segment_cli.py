@@ -10,6 +10,7 @@ disc, as a reader clicks it). The manual labels are used for nothing else.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from scipy import ndimage
 from lumbarview.cli import main
 from lumbarview.io.volume import open_label_volume, open_volume
 from lumbarview.measure.segment.bodies import dice
+from lumbarview.services.measure_case import measure_case
+from lumbarview.services.open_dataset import open_path
 
 CASE = "VB2_05"
 
@@ -90,6 +93,17 @@ def test_segment_then_measure(case_files: tuple[Path, Path], tmp_path: Path,
     assert values[("L4-L5", "canal_area")] == pytest.approx(canal["dsca_mm2"], rel=0.12)
     assert values[("L4-L5", "canal_area_min")] == pytest.approx(canal["dsca_mm2"], rel=0.12)
     assert values[("L1-L2", "disc_height_middle")] is None
+    # Opened as a case (the viewer's path: the map beside its image, the sidecar's scheme as the
+    # folder's scheme), Measure this case gives the same values, with source semi-auto.
+    folder = tmp_path / "case"
+    folder.mkdir()
+    shutil.copy(image_path, folder / image_path.name)
+    shutil.copy(out, folder / image_path.name.replace(".nii.gz", "_seg.nii.gz"))
+    (folder / "lumbarview-labels.json").write_text(json.dumps(sidecar["scheme"]))
+    (case,) = open_path(folder, use_cache=False).cases
+    rows = [r for r in measure_case(case) if r["level"] == "L4-L5" and r["quantity"] == "canal_area"]
+    assert len(rows) == 1 and rows[0]["source"] == "semi-auto"
+    assert rows[0]["value"] == pytest.approx(values[("L4-L5", "canal_area")], abs=1e-9)
 
 
 @pytest.mark.shared_data
