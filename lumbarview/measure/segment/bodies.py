@@ -4,7 +4,8 @@ A body (:func:`body_from_click`):
 
 1. Crop an ellipsoid around the click, its radii in patient space (mm along left-right,
    anterior-posterior and superior-inferior: the radius limit; a lumbar body is at most about 50 x
-   40 x 30 mm), smooth (Gaussian, 1 voxel).
+   40 x 30 mm), smooth lightly (Gaussian, 0.3 mm: more smoothing blurred the cortex away; measured
+   mean Dice 0.837 at 1 mm, 0.851 at 0.5 mm, 0.854 at 0.3 mm on chu2015-vb2).
 2. The marrow's level and spread from a 6 mm ball around the click (median and MAD); the window
    is ``window_mads`` MADs either side (the body is homogeneous; the discs, CSF and the cortical
    rim are not).
@@ -52,7 +53,7 @@ class BodyParameters:
     window_mads: float = 7.0
     opening_mm: float = 2.0
     band_mm: float = 3.0
-    smooth_mm: float = 1.0
+    smooth_mm: float = 0.3
     surface_mm: float = 1.5
 
     def to_dict(self) -> dict[str, float]:
