@@ -6,7 +6,7 @@ dural sac), optional ``canal_polyline_lps`` and ``background_lps`` (points that 
 
 * each body grows from its click (:func:`lumbarview.measure.segment.bodies.body_from_click`);
 * each named disc (``"L4-L5"``) fills the space between its two bodies when both are seeded (its
-  ``point_lps`` only has to lie near it: it is checked, not grown from);
+  ``point_lps`` is kept in the provenance; nothing grows from it);
 * each canal click is contoured on a plane (:func:`lumbarview.measure.segment.canal.canal_from_click`):
   the disc-aligned plane through the click when that level's disc was segmented (the engine's own
   level plane, :func:`lumbarview.measure.measurer.disc_plane`), else the image's slice through the
