@@ -68,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
                          help="show the progress bar on stderr even when it is not a terminal")
     measure.add_argument("--no-cache", action="store_true", help="ignore the header index cache")
 
+    measure.add_argument("--labels", metavar="LABELS",
+                         help="measure this label map (e.g. from `lumbarview segment`) on the image PATH")
+
+    segment = sub.add_parser("segment", help="segment bodies, discs and the canal of an image from seeds "
+                             "(semi-automatic; no labels needed)")
+    segment.add_argument("image", help="the image (a volume file: .nii.gz, .nii, .mha, .nrrd)")
+    segment.add_argument("--seeds", metavar="SEEDS.json", required=True,
+                         help="bodies, discs and canal clicks in LPS mm (see the README)")
+    segment.add_argument("--out", metavar="LABELS.nii.gz", required=True,
+                         help="the label map to write (never the image; refused if it exists)")
+    segment.add_argument("--json", action="store_true", help="print one JSON object per structure")
+
     view = sub.add_parser("view", help="the viewer (the default command)")
     view.add_argument("path", nargs="?", help="dataset root, folder, DICOMDIR or file")
     view.add_argument("--demo", action="store_true", help="open the built-in demo dataset")
@@ -325,7 +337,7 @@ def _log_crash() -> str:
         return "(could not write a log)"
 
 
-_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements", "db", "pacs")
+_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements", "db", "pacs", "segment")
 
 
 class _Tee:
@@ -365,6 +377,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print("lumbarview: --summary prints tables for people; it does not go with --json (use --csv OUT "
               "--summary to keep the rows too)", file=sys.stderr)
         return EXIT_NOTHING_OPENED
+    if args.labels:
+        return _measure_labels(args)
     if args.geometry and not args.json:
         print("lumbarview: --geometry adds each value's lines to the JSON rows; use it with --json", file=sys.stderr)
         return EXIT_NOTHING_OPENED
@@ -446,6 +460,59 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         return EXIT_FAILURE_BUDGET
     if jobs and not measured:
         return EXIT_NOTHING_OPENED
+    return EXIT_OK
+
+
+def _measure_labels(args: argparse.Namespace) -> int:
+    """``measure IMAGE --labels LABELS``: the engine on one label map bound to one image."""
+    from lumbarview.services.batch.summary import SummarySink
+    from lumbarview.services.batch_sinks import NdjsonSink, TextSink
+    from lumbarview.services.segment import measure_labels
+
+    if args.csv or args.scheduler:
+        print("lumbarview: --labels measures one label map here; it goes with --json or --summary, not --csv or "
+              "--scheduler", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    rows = measure_labels(args.path, args.labels)
+    sink: Any = SummarySink(sys.stdout) if args.summary else NdjsonSink(sys.stdout) if args.json else TextSink(
+        sys.stdout)
+    sink.commit(str(rows[0]["case"]) if rows else args.path, args.labels, rows)
+    if not any(r["value"] is not None for r in rows):
+        print(f"lumbarview: {args.labels}: nothing could be measured (no disc level between two bodies, no canal "
+              f"at a disc); the rows say why", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    return EXIT_OK
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from lumbarview.services.segment import open_image, read_seeds, save_segmentation, segment
+
+    out = Path(args.out)
+    if out.exists():
+        print(f"lumbarview: {out} exists; segment never overwrites a file: choose another --out or move it "
+              f"away", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    if out.resolve() == Path(args.image).resolve():
+        print("lumbarview: --out is the image itself; the source is never written to", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    if not out.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".mha")):
+        print(f"lumbarview: --out {out.name}: the label map is written as .nii.gz, .nii, .nrrd or .mha",
+              file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    seeds = read_seeds(args.seeds)
+    image = open_image(args.image)
+    result = segment(image, seeds)
+    sidecar = save_segmentation(result, out)
+    if args.json:
+        for row in result.structures:
+            print(json.dumps({k: v for k, v in row.items() if k != "provenance"}))
+    else:
+        for row in result.structures:
+            extra = (f"  DSCA {row['dsca_mm2']:.1f} mm2, AP {row['ap_mm']:.1f} mm, transverse "
+                     f"{row['transverse_mm']:.1f} mm ({row['plane']['kind']})" if row["structure"] == "canal" else "")
+            print(f"{row['structure']:8s} {row['level']:8s} label {row['label']:3d}  {row['voxels']:7d} voxels  "
+                  f"{row['volume_mm3']:10.1f} mm3{extra}")
+        print(f"wrote {out} and {sidecar}")
     return EXIT_OK
 
 
@@ -580,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOTHING_OPENED
     handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
                 "export": _cmd_export, "export-measurements": _cmd_export_measurements,
-                "db": _cmd_db, "pacs": _cmd_pacs, None: _cmd_self_test}
+                "db": _cmd_db, "pacs": _cmd_pacs, "segment": _cmd_segment, None: _cmd_self_test}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:
