@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pydicom
@@ -180,8 +179,9 @@ from lumbarview.services.study_db import StudyDatabase
 db = StudyDatabase(Path(sys.argv[1]))
 blobs = [Path(p).read_bytes() for p in sys.argv[2:]]
 print("ready", flush=True)
-for b in blobs:
+for n, b in enumerate(blobs, start=1):
     db.add_bytes(b, "pacs:KILLTEST")
+    print(f"added {n}", flush=True)
 print("done", flush=True)
 """
 
@@ -189,13 +189,19 @@ print("done", flush=True)
 def test_the_database_survives_a_killed_writer(tmp_path: Path) -> None:
     files = write_series(tmp_path / "in", sagittal(n=40, rows=64, cols=64), "T2 SAG")
     survivors = []
-    for delay in (0.05, 0.15, 0.3):
-        folder = tmp_path / f"db-{delay}"
+    # Killed once the writer says it added 2, 15 and 30 instances (by count, not by a sleep that a
+    # loaded machine stretches): the kill lands while it is writing the next ones.
+    for after in (2, 15, 30):
+        folder = tmp_path / f"db-{after}"
         proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(folder), *map(str, files)],
                                 stdout=subprocess.PIPE, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(delay)
+        for line in iter(proc.stdout.readline, b""):
+            if line.strip() == f"added {after}".encode():
+                break
+        else:
+            raise AssertionError(f"the writer stopped before adding {after} instances")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         with StudyDatabase(folder) as db:
