@@ -125,6 +125,9 @@ def _drawn(scene: Any) -> dict[str, Any]:
             if obj.kind == "surface":
                 found = surfaces.build_label_surface(obj.layer.source, int(obj.value), reduction=0.0)
                 undecimated += found.mesh.n_triangles if found is not None else 0
+    labels = getattr(scene, "labels", None)  # the marker names (one overlay for all of them)
+    if labels is not None and labels.actor.GetVisibility():
+        out["text labels"][1] += len(labels.texts)
     for sl in scene.slices.values():
         if sl.actor.GetVisibility():
             out["slices"][0] += 2 * sl.actor.GetMapper().GetInput().GetNumberOfPolys()  # a quad: 2 triangles

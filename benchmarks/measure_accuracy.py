@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lumbarview.core.labels import spider_scheme
 from lumbarview.measure.accuracy import errors
-from lumbarview.measure.lumbar import measure_label_map
+from lumbarview.measure.engine import measure_label_map
 from lumbarview.phantom.layouts import level_roi_geometry, render_labels
 from lumbarview.phantom.spine import LumbarPhantom, PhantomParams
 

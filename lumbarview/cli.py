@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="one JSON object per value, per line (NDJSON)")
     out.add_argument("--csv", metavar="OUT", help="write rows to OUT (appends and resumes: finished cases "
                                                    "listed in OUT.done are skipped)")
+    measure.add_argument("--geometry", action="store_true",
+                         help="with --json: each row's geometry, the lines (LPS mm) its value was measured on")
     measure.add_argument("--summary", action="store_true",
                      help="per case, a table of levels by quantity for people (with --csv: beside the file)")
     measure.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
@@ -79,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
                       help="open with this saved session (its dataset, found through its paths, unless PATH is given)")
     view.add_argument("--native-orientation", action="store_true",
                       help="show acquired slices as stored instead of the radiological convention")
+
+    exp = sub.add_parser("export-measurements",
+                         help="write a saved session's measurements of one case (and the engine's rows) as CSV, "
+                              "JSON, DICOM SR or an HTML report")
+    exp.add_argument("path", help="dataset root, folder or file the session was drawn on")
+    exp.add_argument("--case", metavar="ID", help="the case (default: the session's)")
+    exp.add_argument("--session", metavar="FILE", required=True, help="a session file lumbarview saved")
+    exp.add_argument("--out", metavar="OUT", required=True,
+                     help="OUT.csv, OUT.json, OUT.dcm (DICOM SR) or OUT.html (report); never inside the dataset")
+    exp.add_argument("--engine", action="store_true", help="also run the engine on the case and export its rows")
 
     export = sub.add_parser("export", help="copy a dataset, case, study or series into a new folder, "
                                            "de-identified with --deidentify")
@@ -166,7 +178,7 @@ def _log_crash() -> str:
         return "(could not write a log)"
 
 
-_COMMANDS = ("info", "demo", "view", "measure", "export")
+_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements")
 
 
 class _Tee:
@@ -206,8 +218,11 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print("lumbarview: --summary prints tables for people; it does not go with --json (use --csv OUT "
               "--summary to keep the rows too)", file=sys.stderr)
         return EXIT_NOTHING_OPENED
+    if args.geometry and not args.json:
+        print("lumbarview: --geometry adds each value's lines to the JSON rows; use it with --json", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
     dataset = open_path(args.path, use_cache=not args.no_cache)
-    jobs, skipped = jobs_for(dataset)
+    jobs, skipped = jobs_for(dataset, geometry=args.geometry)
     for note in skipped:
         print(f"lumbarview: skipped {note}", file=sys.stderr)
     if not jobs:
@@ -287,6 +302,27 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export_measurements(args: argparse.Namespace) -> int:
+    from lumbarview.services.measurement_export import export_session
+
+    if not os.path.isfile(args.session):
+        print(f"lumbarview: --session {args.session}: no such file; give a session file that lumbarview saved",
+              file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    try:
+        done = export_session(args.path, args.session, args.out, case_id=args.case, engine=args.engine)
+    except ValueError as exc:
+        print(f"lumbarview: export-measurements: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    for issue in done.issues:
+        print(f"lumbarview: {issue.message}", file=sys.stderr)
+    sources: dict[str, int] = {}
+    for row in done.rows:
+        sources[str(row.get("source"))] = sources.get(str(row.get("source")), 0) + 1
+    print(f"{done.path}: {len(done.rows)} rows (" + ", ".join(f"{n} {s}" for s, n in sources.items()) + ")")
+    return EXIT_OK
+
+
 def _cmd_view(args: argparse.Namespace) -> int:
     size = None
     if args.size:
@@ -318,8 +354,10 @@ def _cmd_view(args: argparse.Namespace) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from lumbarview.ui.app import ViewOptions, run
 
+    # LUMBARVIEW_NO_DIALOGS=1 is the command line's way to say no modal dialog may open (scripts).
     options = ViewOptions(layout=args.layout, plane=args.plane, cursor_lps=cursor,
-                          native_orientation=args.native_orientation, session=args.session)
+                          native_orientation=args.native_orientation, session=args.session,
+                          interactive=not os.environ.get("LUMBARVIEW_NO_DIALOGS"))
     return run(args.path, screenshot=args.screenshot, size=size, demo=args.demo, options=options)
 
 
@@ -356,7 +394,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_self_test(args: argparse.Namespace) -> int:
-    from lumbarview import selftest
+    from lumbarview.services import selftest
 
     selftest.prepare_environment()  # offscreen with no display: before Qt or VTK are imported
 
@@ -380,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lumbarview: --self-test runs alone, not with {args.command!r}", file=sys.stderr)
         return EXIT_NOTHING_OPENED
     handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
-                "export": _cmd_export, None: _cmd_self_test}
+                "export": _cmd_export, "export-measurements": _cmd_export_measurements, None: _cmd_self_test}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:

@@ -9,9 +9,10 @@
 #                                 # the standalone app (PyInstaller, one folder) in dist/lumbarview/;
 #                                 # with --self-test, then runs its self-test with no display and
 #                                 # no virtual environment in sight (exit 1 when it fails)
-# It installs the system libraries headless Qt and VTK need (Debian/Ubuntu, as root or with
-# sudo), makes a virtual environment in .venv and installs lumbarview into it with the tested
-# versions in packaging/constraints.txt. Later calls reuse what is already there.
+# It installs the system libraries Qt (headless and on an X11 display) and VTK need
+# (Debian/Ubuntu, as root or with sudo), makes a virtual environment in .venv and installs
+# lumbarview into it with the tested versions in packaging/constraints.txt. Later calls reuse
+# what is already there.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${LUMBARVIEW_VENV:-$here/.venv}
@@ -20,6 +21,12 @@ cmd=${1:-}
 
 apt_packages=(libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon0 libx11-6
               libosmesa6 binutils)
+# What Qt's xcb platform (a window on an X11 display) links beyond that: read from the plugin
+# with ldd (libqxcb.so, libQt6XcbQpa.so.6, the GLX/EGL integrations); the same list is
+# lumbarview/ui/display_check.py XCB_LIBRARIES, which names what is missing at start.
+apt_packages+=(libxcb1 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
+               libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1
+               libxcb-xfixes0 libxcb-xkb1 libxcb-glx0 libxkbcommon-x11-0)
 
 ensure_apt() {
     command -v dpkg-query >/dev/null 2>&1 || return 0

@@ -1,7 +1,7 @@
 """Write lumbarview/selftest_data/jpeg_lossless.dcm: the self-test's JPEG Lossless slice.
 
 pydicom has no JPEG Lossless encoder, so the slice is written natively with pydicom and then
-re-encoded by python-gdcm. Its pixels are ``lumbarview.selftest.sample_pattern()``; the script
+re-encoded by python-gdcm. Its pixels are ``lumbarview.services.selftest.sample_pattern()``; the script
 checks that pydicom decodes them back exactly. Run from the repository root:
 
     PYTHONPATH=. .venv/bin/python packaging/make_selftest_data.py
@@ -18,7 +18,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 
-from lumbarview.selftest import JPEG_LOSSLESS_SAMPLE, sample_pattern
+from lumbarview.services.selftest import JPEG_LOSSLESS_SAMPLE, sample_pattern
 
 UID_ROOT = "1.2.826.0.1.3680043.10.1337.77."  # this project's own test UIDs
 

@@ -84,3 +84,14 @@ def move_aside(path: str | Path, reason: str = "unreadable") -> Path:
             fsync_dir(path.parent)
             return backup
     raise OSError(f"cannot find a free backup name for {path}")
+
+
+def refuse_inside(path: str | Path, root: str | Path, what: str = "the file") -> Path:
+    """``path`` resolved, or ValueError when it lies inside ``root`` (a dataset: the user's
+    data is read-only to lumbarview)."""
+    target = Path(path).resolve()
+    folder = Path(root).resolve()
+    if target == folder or folder in target.parents:
+        raise ValueError(f"{target} is inside the dataset ({folder}): lumbarview never writes into a dataset; "
+                         f"choose a folder outside it for {what} (the default is your workspace)")
+    return target

@@ -15,13 +15,15 @@ Top level::
     layers        [{name, visible, opacity, mode: "fill" | "outline"}]
     measurements  [{id, kind, points_lps, plane, series, level, side, note, source, case?, label?}]
 
-``kind`` is ``distance`` (two points), ``angle`` (arm end, vertex, arm end), ``cobb`` (line one
-start and end, line two start and end), ``ellipse`` (centre, end of the first semi-axis, end of
-the second), ``polygon`` or ``freehand`` (vertices, at least three), or ``point``; ``source`` is
-``manual``, ``engine`` or ``dataset``. Every key but ``format`` and ``version`` is optional: a file
-missing them opens with defaults. An entry that is not valid is skipped with a
-:class:`~lumbarview.core.types.LoadIssue` (the rest still opens); a file that is not a session
-file at all raises a :class:`~lumbarview.core.errors.LoadError`.
+This module checks the file's shape only: a measurement's ``kind``, ``source`` and ``side`` are
+strings and its points finite LPS triples. What the kinds are (``distance``, ``angle``, ``cobb``,
+``ellipse``, ``rectangle``, ``polygon``, ``freehand``, ``point``: :mod:`lumbarview.model.kinds`),
+how many points each takes and whether a measurement's plane is orthonormal is checked where
+records become measurements (:mod:`lumbarview.services.session_store`). A plane's ``normal_lps``
+may be ``right_lps x down_lps`` or its opposite (the same plane). Every key but ``format`` and
+``version`` is optional: a file missing them opens with defaults. An entry that is not valid is
+skipped with a :class:`~lumbarview.core.types.LoadIssue` (the rest still opens); a file that is
+not a session file at all raises a :class:`~lumbarview.core.errors.LoadError`.
 """
 
 from __future__ import annotations
@@ -42,13 +44,8 @@ from lumbarview.core.types import LoadIssue, Severity
 
 FORMAT = "lumbarview-session"
 VERSION = 1
-KINDS = ("distance", "angle", "cobb", "ellipse", "polygon", "freehand", "point")
-SOURCES = ("manual", "engine", "dataset")
-SIDES = ("left", "right", "midline")
-#: (fewest, most) points of each kind.
-POINT_COUNTS: dict[str, tuple[int, int]] = {
-    "distance": (2, 2), "angle": (3, 3), "cobb": (4, 4), "ellipse": (3, 3),
-    "polygon": (3, 10_000), "freehand": (3, 10_000), "point": (1, 1)}
+#: Cap on the points of one measurement (a budget, not a clinical limit).
+MAX_POINTS = 10_000
 #: Cap on the measurements read from one file (a budget, not a clinical limit).
 MAX_MEASUREMENTS = 20_000
 
@@ -212,23 +209,28 @@ def _text(value: Any, where: list[str | int], optional: bool = True, max_chars: 
     return value
 
 
-def _plane(value: Any, where: list[str | int]) -> PlaneRecord | None:
+def _plane(value: Any, where: list[str | int], orthonormal: bool = True) -> PlaneRecord | None:
+    """A plane; with ``orthonormal`` its vectors must be unit, perpendicular, and the normal
+    ``right x down`` or its opposite (it is stored as ``right x down``); without, only their
+    shape is checked (the reader of the record checks the rest)."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise _Bad(where, f"is {type_name(value)}, not an object")
     vectors = [_vec3(value.get(key), [*where, key]) for key in ("origin_lps", "right_lps", "down_lps")]
     origin, right, down = vectors
-    for vec, key in ((right, "right_lps"), (down, "down_lps")):
-        if abs(math.hypot(*vec) - 1.0) > 1e-3:
-            raise _Bad([*where, key], "is not a unit vector")
-    if abs(sum(a * b for a, b in zip(right, down, strict=True))) > 1e-3:
-        raise _Bad(where, "has right_lps and down_lps that are not perpendicular")
     cross = (right[1] * down[2] - right[2] * down[1], right[2] * down[0] - right[0] * down[2],
              right[0] * down[1] - right[1] * down[0])
     normal = _vec3(value["normal_lps"], [*where, "normal_lps"]) if "normal_lps" in value else cross
-    if sum(a * b for a, b in zip(normal, cross, strict=True)) < 1 - 1e-3:
-        raise _Bad([*where, "normal_lps"], "is not right_lps x down_lps")
+    if orthonormal:
+        for vec, key in ((right, "right_lps"), (down, "down_lps")):
+            if abs(math.hypot(*vec) - 1.0) > 1e-3:
+                raise _Bad([*where, key], "is not a unit vector")
+        if abs(sum(a * b for a, b in zip(right, down, strict=True))) > 1e-3:
+            raise _Bad(where, "has right_lps and down_lps that are not perpendicular")
+        if abs(sum(a * b for a, b in zip(normal, cross, strict=True))) < 1 - 1e-3:
+            raise _Bad([*where, "normal_lps"], "is not right_lps x down_lps (or its opposite)")
+        normal = cross
     spacing = value.get("spacing_mm")
     spacing_mm: tuple[float, float] | None = None
     if spacing is not None:
@@ -252,27 +254,20 @@ def _measurement(item: Any, where: list[str | int]) -> MeasurementRecord:
     if not isinstance(item, dict):
         raise _Bad(where, f"is {type_name(item)}, not an object")
     ident = _text(item.get("id"), [*where, "id"], optional=False, max_chars=200)
-    kind = item.get("kind")
-    if kind not in KINDS:
-        raise _Bad([*where, "kind"], f"is {kind!r}, not one of {', '.join(KINDS)}")
+    kind = _text(item.get("kind"), [*where, "kind"], optional=False, max_chars=40)
     points = item.get("points_lps")
-    fewest, most = POINT_COUNTS[kind]
-    if not isinstance(points, list) or not fewest <= len(points) <= most:
+    if not isinstance(points, list) or not 1 <= len(points) <= MAX_POINTS:
         count = len(points) if isinstance(points, list) else type_name(points)
-        raise _Bad([*where, "points_lps"], f"holds {count} points; a {kind} needs "
-                   + (f"{fewest}" if fewest == most else f"{fewest} to {most}"))
+        raise _Bad([*where, "points_lps"], f"holds {count} points, not 1 to {MAX_POINTS:,}")
     pts = tuple(_vec3(p, [*where, "points_lps", n]) for n, p in enumerate(points))
-    source = item.get("source", "manual")
-    if source not in SOURCES:
-        raise _Bad([*where, "source"], f"is {source!r}, not one of {', '.join(SOURCES)}")
-    side = _text(item.get("side"), [*where, "side"], max_chars=20)
-    if side is not None and side not in SIDES:
-        raise _Bad([*where, "side"], f"is {side!r}, not one of {', '.join(SIDES)}")
     return MeasurementRecord(
-        id=str(ident), kind=kind, points_lps=pts, plane=_plane(item.get("plane"), [*where, "plane"]),
+        id=str(ident), kind=str(kind), points_lps=pts,
+        plane=_plane(item.get("plane"), [*where, "plane"], orthonormal=False),
         series=_text(item.get("series"), [*where, "series"], max_chars=300),
-        level=_text(item.get("level"), [*where, "level"], max_chars=40), side=side,
-        note=_text(item.get("note", ""), [*where, "note"]) or "", source=str(source),
+        level=_text(item.get("level"), [*where, "level"], max_chars=40),
+        side=_text(item.get("side"), [*where, "side"], max_chars=20),
+        note=_text(item.get("note", ""), [*where, "note"]) or "",
+        source=str(_text(item.get("source", "manual"), [*where, "source"], optional=False, max_chars=40)),
         case=_text(item.get("case"), [*where, "case"], max_chars=300),
         label=_text(item.get("label", ""), [*where, "label"], max_chars=200) or "")
 

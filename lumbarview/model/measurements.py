@@ -1,12 +1,13 @@
 """The measurement document: every measurement of the session, each create, edit and delete an
-undoable command in the session's one history. No Qt.
+undoable command in the session's one history. No Qt, no file format.
 
-A :class:`Measurement` is points in patient space (LPS mm) on the plane it was drawn on; its
-value is computed on that true plane by :mod:`lumbarview.measure.primitives` (oblique planes and
-anisotropic pixels need nothing special: the points are millimetres already). Rows from the
-engine or from the dataset's own tables join the same document with ``source`` ``engine`` or
-``dataset``; the engine's rows are never edited, a manual measurement beside one keeps both.
-:func:`table_rows` gives the flat rows a table, a CSV or a JSON export shows.
+A :class:`Measurement` is points in patient space (LPS mm) on the plane it was drawn on; what
+its kind means (its value on that true plane, outline, region...) lives in
+:mod:`lumbarview.model.kinds` (oblique planes and anisotropic pixels need nothing special: the
+points are millimetres already). Rows from the engine or from the dataset's own tables join the
+same document with ``source`` ``engine`` or ``dataset``; the engine's rows are never edited, a
+manual measurement beside one keeps both. The session store turns the session file's records
+into measurements and back; the export service turns them into rows.
 """
 
 from __future__ import annotations
@@ -23,80 +24,105 @@ import numpy.typing as npt
 
 from lumbarview.core.events import Signal
 from lumbarview.core.geometry import FloatArray, SlicePlane
-from lumbarview.core.types import ImageStack
-from lumbarview.io.session_file import KINDS, POINT_COUNTS, SIDES, SOURCES, MeasurementRecord, PlaneRecord
+from lumbarview.core.types import ImageStack, Series
 from lumbarview.measure import primitives as prim
 from lumbarview.model.commands import Command, UndoStack
+from lumbarview.model.kinds import KINDS, MeasurementKind, kind
 from lumbarview.slicing.planes import ViewPlane
 from lumbarview.slicing.reformat import reformat
 
 #: A point this far or nearer the midline (mm along patient left) is tagged ``midline``.
 MIDLINE_MARGIN_MM = 2.0
-__all__ = ["KINDS", "SIDES", "SOURCES", "Measurement", "MeasurementDocument", "nearest_level", "roi_statistics",
-           "side_of", "table_rows", "tagged"]
-UNITS = {"distance": "mm", "angle": "deg", "cobb": "deg", "ellipse": "mm2", "polygon": "mm2", "freehand": "mm2",
-         "point": ""}
-AREA_KINDS = ("ellipse", "polygon", "freehand")
+SOURCES = ("manual", "engine", "dataset")
+SIDES = ("left", "right", "midline")
+__all__ = ["KINDS", "SIDES", "SOURCES", "Measurement", "MeasurementDocument", "MeasurementPlane", "nearest_level",
+           "roi_statistics", "side_of", "tagged"]
 DiscPlanes = dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]
+Vec3 = tuple[float, float, float]
 
 
-def plane_record(plane: SlicePlane) -> PlaneRecord:
-    """The stored form of a plane."""
-    def v(a: FloatArray) -> tuple[float, float, float]:
-        return (float(a[0]), float(a[1]), float(a[2]))
-
-    return PlaneRecord(v(plane.origin_lps), v(plane.row_direction_lps), v(plane.column_direction_lps),
-                       v(plane.normal_lps), (float(plane.spacing_mm[0]), float(plane.spacing_mm[1])),
-                       (int(plane.shape_rc[0]), int(plane.shape_rc[1])))
-
-
-def view_plane(record: PlaneRecord) -> ViewPlane:
-    """A plane from its stored form (1 mm pixels and one pixel when the file does not say)."""
-    return ViewPlane(np.asarray(record.origin_lps, dtype=np.float64), np.asarray(record.right_lps, dtype=np.float64),
-                     np.asarray(record.down_lps, dtype=np.float64), record.spacing_mm or (1.0, 1.0),
-                     record.shape_rc or (1, 1))
+def _vec(a: npt.ArrayLike) -> Vec3:
+    x, y, z = (float(v) for v in np.asarray(a, dtype=np.float64).reshape(3))
+    return (x, y, z)
 
 
 @dataclass(frozen=True)
-class Measurement(MeasurementRecord):
-    """One measurement (the fields are the session file's; see :mod:`lumbarview.io.session_file`)."""
+class MeasurementPlane:
+    """The plane a measurement was drawn on (unit vectors of screen right and down, the normal
+    right x down; the pixel grid of the view it was drawn in)."""
+
+    origin_lps: Vec3
+    right_lps: Vec3
+    down_lps: Vec3
+    normal_lps: Vec3
+    spacing_mm: tuple[float, float] | None = None
+    shape_rc: tuple[int, int] | None = None
 
     @classmethod
-    def create(cls, kind: str, points_lps: npt.ArrayLike, plane: SlicePlane | None, *, series: str | None = None,
-               case: str | None = None, source: str = "manual", level: str | None = None, side: str | None = None,
-               note: str = "", label: str = "", ident: str | None = None) -> Measurement:
+    def of(cls, plane: SlicePlane) -> MeasurementPlane:
+        return cls(_vec(plane.origin_lps), _vec(plane.row_direction_lps), _vec(plane.column_direction_lps),
+                   _vec(plane.normal_lps), (float(plane.spacing_mm[0]), float(plane.spacing_mm[1])),
+                   (int(plane.shape_rc[0]), int(plane.shape_rc[1])))
+
+    def view_plane(self) -> ViewPlane:
+        """The plane (1 mm pixels and one pixel when it does not say)."""
+        return ViewPlane(np.asarray(self.origin_lps, dtype=np.float64), np.asarray(self.right_lps, dtype=np.float64),
+                         np.asarray(self.down_lps, dtype=np.float64), self.spacing_mm or (1.0, 1.0),
+                         self.shape_rc or (1, 1))
+
+
+def check_side(side: str | None) -> None:
+    if side is not None and side not in SIDES:
+        raise ValueError(f"unknown side {side!r}; one of {', '.join(SIDES)}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement: its kind (a name of :data:`~lumbarview.model.kinds.KINDS`), its points
+    (LPS mm, on ``plane`` when it has one), where it was drawn and what it is tagged with."""
+
+    id: str
+    kind: str
+    points_lps: tuple[Vec3, ...]
+    plane: MeasurementPlane | None = None
+    series: str | None = None
+    level: str | None = None
+    side: str | None = None
+    note: str = ""
+    source: str = "manual"
+    case: str | None = None
+    label: str = ""
+
+    @classmethod
+    def create(cls, kind_name: str, points_lps: npt.ArrayLike, plane: SlicePlane | MeasurementPlane | None, *,
+               series: str | None = None, case: str | None = None, source: str = "manual",
+               level: str | None = None, side: str | None = None, note: str = "", label: str = "",
+               ident: str | None = None) -> Measurement:
         """A new measurement; the points are projected onto ``plane`` (they are drawn on it).
 
         Raises
         ------
         ValueError
-            Unknown kind or source, a wrong number of points, a point that is not finite.
+            Unknown kind, source or side, a wrong number of points, a point that is not finite.
         """
-        if kind not in KINDS:
-            raise ValueError(f"unknown measurement kind {kind!r}; one of {', '.join(KINDS)}")
+        k = kind(kind_name)
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
-        if side is not None and side not in SIDES:
-            raise ValueError(f"unknown side {side!r}; one of {', '.join(SIDES)}")
+        check_side(side)
         pts = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
-        fewest, most = POINT_COUNTS[kind]
-        if not fewest <= len(pts) <= most:
-            raise ValueError(f"a {kind} needs {fewest}" + ("" if fewest == most else f" to {most}")
-                             + f" points, not {len(pts)}")
+        k.check_count(len(pts))
         if not np.all(np.isfinite(pts)):
             raise ValueError("a point is not a finite position")
-        if plane is not None:
-            pts = pts - np.outer(plane.signed_distance_mm(pts), plane.normal_lps)
-        return cls(id=ident or uuid.uuid4().hex[:12], kind=kind, points_lps=_tuples(pts),
-                   plane=None if plane is None else plane_record(plane), series=series, level=level, side=side,
-                   note=note, source=source, case=case, label=label)
+        stored = plane if isinstance(plane, MeasurementPlane) or plane is None else MeasurementPlane.of(plane)
+        if stored is not None:
+            on = stored.view_plane()
+            pts = pts - np.outer(on.signed_distance_mm(pts), on.normal_lps)
+        return cls(id=ident or uuid.uuid4().hex[:12], kind=kind_name, points_lps=_tuples(pts), plane=stored,
+                   series=series, level=level, side=side, note=note, source=source, case=case, label=label)
 
-    @classmethod
-    def from_record(cls, record: MeasurementRecord) -> Measurement:
-        return cls(**{f.name: getattr(record, f.name) for f in dataclasses.fields(MeasurementRecord)})
-
-    def to_record(self) -> MeasurementRecord:
-        return MeasurementRecord(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MeasurementRecord)})
+    @property
+    def kind_of(self) -> MeasurementKind:
+        return kind(self.kind)
 
     @property
     def points(self) -> FloatArray:
@@ -104,15 +130,23 @@ class Measurement(MeasurementRecord):
 
     @property
     def unit(self) -> str:
-        return UNITS[self.kind]
+        return self.kind_of.unit
+
+    @property
+    def is_area(self) -> bool:
+        return self.kind_of.area
 
     def view_plane(self) -> ViewPlane | None:
-        return None if self.plane is None else view_plane(self.plane)
+        return None if self.plane is None else self.plane.view_plane()
 
     def centre_lps(self) -> FloatArray:
-        pts = self.points
-        centre: FloatArray = pts[0] if self.kind == "ellipse" else pts.mean(axis=0)
-        return centre
+        return self.kind_of.centre(self.points)
+
+    def outline_lps(self) -> list[FloatArray]:
+        return self.kind_of.outline(self.points)
+
+    def label_anchor_lps(self) -> FloatArray:
+        return self.kind_of.label_anchor(self.points)
 
     def with_points(self, points_lps: npt.ArrayLike) -> Measurement:
         """The same measurement with moved points (kept on its plane)."""
@@ -122,31 +156,16 @@ class Measurement(MeasurementRecord):
             pts = pts - np.outer(plane.signed_distance_mm(pts), plane.normal_lps)
         return dataclasses.replace(self, points_lps=_tuples(pts))
 
+    def dragged(self, index: int, lps: npt.ArrayLike) -> Measurement | None:
+        """The measurement with handle ``index`` dragged to ``lps`` as its kind constrains it
+        (None when the kind refuses the move)."""
+        pts = self.kind_of.drag(self.points, index, np.asarray(lps, dtype=np.float64), self.view_plane())
+        return None if pts is None else self.with_points(pts)
+
     def value(self) -> prim.Quantity:
         """The measured value on the true plane: mm, degrees or mm2 (NaN with a reason when it
         cannot be measured; a point has no value)."""
-        p = self.points
-        plane = self.view_plane()
-        if plane is not None:  # on the plane itself: pixel coordinates of a 1 mm grid are mm
-            px = plane.lps_to_pixel(p)
-
-            def on(i: int | slice) -> Any:
-                return px[i]
-        else:
-            def on(i: int | slice) -> Any:
-                return p[i]
-        kind = self.kind
-        if kind == "distance":
-            return prim.distance(on(0), on(1), plane)
-        if kind == "angle":
-            return prim.angle(on(0), on(1), on(2), plane)
-        if kind == "cobb":
-            return prim.cobb_angle((on(0), on(1)), (on(2), on(3)), plane)
-        if kind == "ellipse":
-            return prim.ellipse_area(on(0), on(1), on(2), plane)
-        if kind in ("polygon", "freehand"):
-            return prim.polygon_area(on(slice(None)), plane)
-        return prim.Quantity.missing("", "a point has no value")
+        return self.kind_of.value(self.points, self.view_plane())
 
     def value_text(self) -> str:
         q = self.value()
@@ -159,15 +178,10 @@ class Measurement(MeasurementRecord):
 
     def region_mask(self, plane: SlicePlane) -> npt.NDArray[np.bool_]:
         """The pixels of ``plane`` inside this area measurement."""
-        if self.kind == "ellipse":
-            p = self.points
-            return prim.ellipse_mask(plane, p[0], p[1], p[2])
-        if self.kind in ("polygon", "freehand"):
-            return prim.polygon_mask(plane, self.points)
-        raise ValueError(f"a {self.kind} has no region")
+        return self.kind_of.region_mask(self.points, plane)
 
 
-def _tuples(points: FloatArray) -> tuple[tuple[float, float, float], ...]:
+def _tuples(points: FloatArray) -> tuple[Vec3, ...]:
     return tuple((float(x), float(y), float(z)) for x, y, z in points)
 
 
@@ -175,15 +189,11 @@ def roi_statistics(m: Measurement, stack: ImageStack, pixel_mm: float | None = N
     """Mean, SD, minimum and maximum (in the image's stored units) of ``stack`` inside an area
     measurement, sampled on the measurement's own plane (reformatted when it is oblique)."""
     plane = m.view_plane()
-    if m.kind not in AREA_KINDS or plane is None:
+    if not m.is_area or plane is None:
         return prim.RoiStats(0, math.nan, math.nan, math.nan, math.nan, math.nan, "not an area on a plane")
     geometry = stack.geometry
     step = float(pixel_mm if pixel_mm is not None else min(min(geometry.spacing_mm), *plane.spacing_mm))
-    p = m.points
-    if m.kind == "ellipse":
-        reach = max(float(np.linalg.norm(p[1] - p[0])), float(np.linalg.norm(p[2] - p[0])))
-        p = np.array([p[0] + reach * (sr * plane.right_lps + sd * plane.down_lps)
-                      for sr in (-1, 1) for sd in (-1, 1)])
+    p = m.kind_of.bounding_points(m.points, plane)
     u = (p - plane.origin_lps) @ plane.right_lps
     v = (p - plane.origin_lps) @ plane.down_lps
     u0, v0 = float(u.min()) - step, float(v.min()) - step
@@ -194,6 +204,56 @@ def roi_statistics(m: Measurement, stack: ImageStack, pixel_mm: float | None = N
     sampled = reformat(stack.pixels(), geometry, grid, fill=math.nan)
     mask = m.region_mask(grid) & sampled.inside
     return prim.roi_stats(np.asarray(sampled.pixels), mask, grid)
+
+
+_ROI_CACHE: dict[tuple[Measurement, str, float | None], prim.RoiStats] = {}
+_ROI_CACHE_SIZE = 512
+
+
+def source_stack(m: Measurement, series: Iterable[Series]) -> ImageStack | None:
+    """The image a measurement was drawn on: its series' stack holding its centre (the first
+    of the series else); None when the series is not there."""
+    found = next((s for s in series if s.uid == m.series), None)
+    if found is None or not found.stacks:
+        return None
+    centre = m.centre_lps()
+    for stack in found.stacks:
+        ijk = stack.geometry.lps_to_index(centre)
+        if all(-0.5 <= float(c) <= n - 0.5 for c, n in zip(ijk, stack.geometry.shape_kji[::-1], strict=True)):
+            return stack
+    return found.stacks[0]
+
+
+def region_statistics(m: Measurement, series: Iterable[Series]) -> prim.RoiStats | None:
+    """:func:`roi_statistics` of an area on the image it was drawn on (remembered per
+    measurement and image: a redraw does not resample); None for a measurement that is not an
+    area or whose image is not there."""
+    if not m.is_area or m.plane is None:
+        return None
+    stack = source_stack(m, series)
+    if stack is None:
+        return None
+    key = (m, stack.uid, None)
+    found = _ROI_CACHE.get(key)
+    if found is None:
+        found = roi_statistics(m, stack)
+        if len(_ROI_CACHE) >= _ROI_CACHE_SIZE:
+            _ROI_CACHE.pop(next(iter(_ROI_CACHE)))
+        _ROI_CACHE[key] = found
+    return found
+
+
+def roi_text(stats: prim.RoiStats | None, short: bool = False) -> str:
+    """The statistics as a table cell shows them, or ``short`` as a label does (two lines)."""
+    if stats is None:
+        return ""
+    if stats.reason is not None:
+        return f"no statistics ({stats.reason})"
+    if short:
+        return (f"mean {stats.mean:.1f} ± {stats.std:.1f}\n"
+                f"{stats.minimum:.0f}–{stats.maximum:.0f}, {stats.n_pixels:,} px")
+    return (f"mean {stats.mean:.1f} ± {stats.std:.1f} (SD), min {stats.minimum:.0f}, max {stats.maximum:.0f}, "
+            f"{stats.n_pixels:,} px")
 
 
 # -- level and side ----------------------------------------------------------------------------
@@ -231,6 +291,8 @@ class MeasurementDocument:
     """The session's measurements in creation order; edits go through the undo stack."""
 
     changed = Signal()  # any add, edit, removal or reset
+    #: Before :attr:`changed`: the ids added, edited or removed (a tuple), or None after a reset.
+    items_changed = Signal(object)
     selection_changed = Signal(object)  # id | None
 
     def __init__(self, undo: UndoStack) -> None:
@@ -267,8 +329,8 @@ class MeasurementDocument:
         old = self._items[ident]
         if old.source == "engine" and "points_lps" in changes:
             raise ValueError("the engine's measurements are not edited: draw a manual one beside it")
-        if "side" in changes and changes["side"] not in (None, *SIDES):
-            raise ValueError(f"unknown side {changes['side']!r}")
+        if "side" in changes:
+            check_side(changes["side"])
         if "points_lps" in changes:
             new = old.with_points(changes.pop("points_lps"))
             new = dataclasses.replace(new, **changes)
@@ -288,7 +350,7 @@ class MeasurementDocument:
         self._items = {m.id: m for m in items}
         if self.selected not in self._items:
             self.selected = None
-        self.changed.emit()
+        self._emit(None)
 
     def select(self, ident: str | None) -> None:
         if ident is not None and ident not in self._items:
@@ -303,18 +365,22 @@ class MeasurementDocument:
         items = [(k, v) for k, v in items if k != m.id]
         items.insert(len(items) if index is None else index, (m.id, m))
         self._items = dict(items)
-        self.changed.emit()
+        self._emit((m.id,))
 
     def _take(self, ident: str) -> tuple[Measurement, int]:
         index = list(self._items).index(ident)
         m = self._items.pop(ident)
         if self.selected == ident:
             self.select(None)
-        self.changed.emit()
+        self._emit((ident,))
         return m, index
 
     def _replace(self, m: Measurement) -> None:
         self._items[m.id] = m
+        self._emit((m.id,))
+
+    def _emit(self, idents: tuple[str, ...] | None) -> None:
+        self.items_changed.emit(idents)
         self.changed.emit()
 
 
@@ -364,19 +430,3 @@ class EditMeasurement(Command):
             self.new = newer.new
             return True
         return False
-
-
-# -- rows for a table and an export ------------------------------------------------------------
-ROW_KEYS = ("id", "case", "kind", "value", "unit", "level", "side", "series", "note", "source", "position_lps")
-
-
-def table_row(m: Measurement) -> dict[str, Any]:
-    """The flat row of one measurement (value None when it cannot be measured)."""
-    q = m.value()
-    return {"id": m.id, "case": m.case, "kind": m.kind, "value": q.value if q.ok else None, "unit": m.unit,
-            "level": m.level, "side": m.side, "series": m.series, "note": m.note, "source": m.source,
-            "position_lps": [float(v) for v in m.centre_lps()]}
-
-
-def table_rows(items: Iterable[Measurement]) -> list[dict[str, Any]]:
-    return [table_row(m) for m in items]

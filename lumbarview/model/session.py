@@ -10,6 +10,7 @@ session; it decides nothing the session can decide.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,7 @@ class Session:
     dataset_changed = Signal(object)  # Dataset | None
     case_changed = Signal(object)  # Case | None
     layout_changed = Signal(str)
+    windows_changed = Signal()  # the user's window/level of a series changed (``windows``)
 
     def __init__(self, default_window: Callable[[ImageStack], WindowLevel] | None = None) -> None:
         self.cursor = CursorModel()
@@ -108,10 +110,15 @@ class Session:
         self.chosen = dict(series)
         self.disc_planes = dict(disc_planes or {})
         self.undo.clear()
-        self.cursor.set_crosshair(cursor_lps)
-        for name, view in self.views.items():
-            view.set_custom_plane(None)
-            view.set_series(series.get(name))
+        # Each view is told once, when all is in place (not once per change: that drew the
+        # previous case's series again).
+        with ExitStack() as held:
+            for view in self.views.values():
+                held.enter_context(view.held())
+            self.cursor.set_crosshair(cursor_lps)
+            for name, view in self.views.items():
+                view.set_custom_plane(None)
+                view.set_series(series.get(name))
         self.overlays.set_case(case, shown_stacks)
         self.case_changed.emit(case)
 
@@ -135,6 +142,7 @@ class Session:
         view = self.views[view_name]
         if view.series is not None:
             self.windows[view.series.uid] = window
+            self.windows_changed.emit()
         for other in self.views.values():  # every view of that series follows
             if other.series is not None and view.series is not None and other.series.uid == view.series.uid:
                 other.set_window(window)

@@ -14,6 +14,8 @@ Views never talk to each other: each follows the one :class:`CursorModel`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -129,6 +131,7 @@ class ViewState:
         self._current: SliceRef | None = None
         self._plane: ViewPlane | None = None
         self._window: WindowLevel | None = None
+        self._held = 0  # inside ``held()``: updates wait for its end
         self._compute_mode()
         cursor.crosshair_changed.connect(self._on_crosshair_changed)
 
@@ -377,7 +380,22 @@ class ViewState:
             self._plane = plane
             self.plane_changed.emit(plane)
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Within, changes of the series, custom plane and cursor do not update the plane; at
+        the end it is computed and ``plane_changed`` emitted once (a case switch: one update per
+        view, not one per change)."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if self._held == 0:
+                self._update(force=True)
+
     def _update(self, force: bool = False) -> None:
+        if self._held:
+            return
         ref, plane = self._compute()
         old_ref = self._current
         same_ref = (ref is None and old_ref is None) or (

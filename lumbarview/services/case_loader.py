@@ -20,7 +20,7 @@ from lumbarview.core.errors import LumbarviewError, MeasurementError
 from lumbarview.core.geometry import PlaneOrientation
 from lumbarview.core.labels import Role
 from lumbarview.core.types import LoadIssue, Series, Severity
-from lumbarview.measure.lumbar import disc_plane
+from lumbarview.measure.measurer import disc_plane
 from lumbarview.model.overlays import label_values_of
 from lumbarview.model.session import LAYOUTS
 from lumbarview.model.view_state import is_native_for

@@ -226,3 +226,15 @@ def default_demo_root() -> Path:
     from lumbarview.io.dicom.scan import default_cache_dir
 
     return default_cache_dir() / "demo"
+
+
+#: The demo's layouts, in the order the start page and File > Open demo offer them, each with
+#: one line on what it shows.
+DEMO_LAYOUTS: dict[str, str] = {
+    "sudirman": "Siemens DICOM (.ima): sagittal T1/T2 and axial blocks angled along the discs; no labels",
+    "unidata": "A DICOMDIR disc export with extension-less files, a PDF radiology report and a CSV",
+    "spider": "SPIDER MetaImage volumes with 3D vertebra, disc and canal label maps and gradings",
+    "aisslab": "DICOM sagittal slices with VOC foramen boxes and PNG masks on the slices",
+    "bids": "BIDS NIfTI (T2 TSE, CISS) with Slicer markers, STL nerve-root models and QC tables",
+    "rsna": "RSNA 2024 training layout: DICOM series with graded points per level and side",
+}

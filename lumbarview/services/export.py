@@ -2,11 +2,13 @@
 
 A row has the keys of ``lumbarview measure`` rows (:data:`~lumbarview.services.measure_case.ROW_KEYS`
 + :data:`~lumbarview.services.measure_case.EXTRA_KEYS`) plus ``source`` (``engine``, ``manual``,
-``dataset``) and ``engine_version`` (empty for a manual measurement). The functions take plain
-rows, so the manual measurements of the measurement document can be passed in beside the
-engine's. ``position_lps`` is a list of three numbers in JSON and ``x;y;z`` in CSV (where an
-empty cell is null: an empty text reads back as None). Files are
-written atomically.
+``dataset``), ``engine_version`` (empty for a manual measurement), and for the session's
+measurements (:mod:`lumbarview.services.measurement_export` builds their rows) ``id``,
+``points_lps``, ``note`` and an area's ROI statistics ``roi_mean``, ``roi_sd``, ``roi_min``,
+``roi_max``, ``roi_pixels`` (null where they do not apply). ``position_lps`` is a list of three
+numbers in JSON and ``x;y;z`` in CSV, ``points_lps`` a list of such lists in JSON and
+``x;y;z|x;y;z|...`` in CSV (where an empty cell is null: an empty text reads back as None).
+Files are written atomically.
 
 JSON: ``{"format": "lumbarview-measurements", "version": 1, "case": ..., "rows": [...]}``.
 """
@@ -29,9 +31,10 @@ from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
 
 FORMAT = "lumbarview-measurements"
 VERSION = 1
-EXPORT_KEYS = (*ROW_KEYS, *EXTRA_KEYS, "source", "engine_version")
-_NUMERIC = ("value",)
-_INTEGER = ("label",)
+SESSION_KEYS = ("id", "points_lps", "note", "roi_mean", "roi_sd", "roi_min", "roi_max", "roi_pixels")
+EXPORT_KEYS = (*ROW_KEYS, *EXTRA_KEYS, "source", "engine_version", *SESSION_KEYS)
+_NUMERIC = ("value", "roi_mean", "roi_sd", "roi_min", "roi_max")
+_INTEGER = ("label", "roi_pixels")
 
 
 def export_rows(rows: Iterable[dict[str, Any]], source: str = "engine",
@@ -65,6 +68,8 @@ def to_csv_text(rows: Sequence[dict[str, Any]]) -> str:
             value = row.get(key)
             if key == "position_lps" and value is not None:
                 value = ";".join(repr(float(c)) for c in value)
+            elif key == "points_lps" and value is not None:
+                value = "|".join(";".join(repr(float(c)) for c in point) for point in value)
             cells[key] = "" if value is None else value
         writer.writerow(cells)
     return buffer.getvalue()
@@ -131,6 +136,9 @@ def read_csv(path: str | Path) -> list[dict[str, Any]]:
                 row[key] = None if row[key] is None else int(row[key])
             if row["position_lps"] is not None:
                 row["position_lps"] = [float(c) for c in str(row["position_lps"]).split(";")]
+            if row["points_lps"] is not None:
+                points = str(row["points_lps"]).split("|")
+                row["points_lps"] = [[float(c) for c in point.split(";")] for point in points]
             if row["engine_version"] is None:
                 row["engine_version"] = ""
             out.append(row)

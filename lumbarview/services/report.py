@@ -25,7 +25,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from lumbarview.core.dataset import Case
-from lumbarview.core.fs import atomic_write_text
+from lumbarview.core.fs import atomic_write_text, refuse_inside
 from lumbarview.core.types import ImageStack
 from lumbarview.services.engine_view import EngineResult, PartGeometry
 from lumbarview.slicing.planes import ViewPlane
@@ -35,7 +35,7 @@ FIELD_MM = 60.0
 PIXEL_MM = 0.25
 CONTOUR_RGB = (255, 220, 0)
 CHORD_RGB = (0, 230, 255)
-COLUMNS = ("level", "side", "quantity", "value", "unit", "confidence", "flag", "dataset_grade", "source")
+COLUMNS = ("level", "side", "quantity", "value", "unit", "confidence", "flag", "dataset_grade", "source", "note")
 
 
 def default_report_path(dataset_path: str, case_id: str, workspace: str | Path | None = None) -> Path:
@@ -83,10 +83,7 @@ def draw_part(stack: ImageStack, part: PartGeometry) -> tuple[Image.Image, ViewP
         colour = CONTOUR_RGB if ("contour" in line.name or "outline" in line.name) else CHORD_RGB
         cr = plane.lps_to_pixel(line.points_lps)
         pts = [(float(c), float(r)) for c, r in cr]
-        if line.pairs:
-            for a, b in zip(pts[0::2], pts[1::2], strict=False):
-                draw.line([a, b], fill=colour, width=2)
-        elif len(pts) >= 2:
+        if len(pts) >= 2:
             draw.line(pts + ([pts[0]] if line.closed else []), fill=colour, width=2)
     return image, plane
 
@@ -101,30 +98,37 @@ def _cell(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     if key == "value" and value is None:
         return "—"
+    if key == "value" and isinstance(value, float):  # to the engine rows' precision (4 decimals)
+        return str(round(value, 4))
     return "" if value is None else html.escape(str(value))
 
 
-def build_html(case: Case, result: EngineResult, rows: Sequence[dict[str, Any]] | None = None,
-               dataset_path: str = "") -> str:
-    """The report's HTML text (see the module). ``rows``: what to list (default the engine's)."""
-    rows = list(result.rows if rows is None else rows)
+def build_html(case: Case | None, result: EngineResult | None, rows: Sequence[dict[str, Any]] | None = None,
+               dataset_path: str = "", case_id: str | None = None) -> str:
+    """The report's HTML text (see the module). ``rows``: what to list (default the engine's),
+    per series and level, each with its source; without an engine result, no key images."""
+    rows = list((result.rows if result is not None else []) if rows is None else rows)
+    name = case_id or (case.id if case is not None else "")
+    engine = (f"Engine: {html.escape(result.engine_version)}." if result is not None
+              else "The engine was not run: the measurements drawn by hand are listed.")
     out = ["<!doctype html>", "<html><head><meta charset='utf-8'>",
-           f"<title>lumbarview report — case {html.escape(case.id)}</title>",
+           f"<title>lumbarview report — case {html.escape(name)}</title>",
            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:90%}"
            "td,th{border:1px solid #bbb;padding:2px 6px}th{background:#eee}.flag{color:#a33}"
            "figure{display:inline-block;margin:0 1em 1em 0}</style></head><body>",
-           f"<h1>Case {html.escape(case.id)}</h1>",
-           f"<p>Dataset: {html.escape(dataset_path)}<br>Engine: {html.escape(result.engine_version)}. "
+           f"<h1>Case {html.escape(name)}</h1>",
+           f"<p>Dataset: {html.escape(dataset_path)}<br>{engine} "
            "Flags are literature cut-offs with their source, never a diagnosis.</p>"]
-    notes = list(result.notes)
+    notes = list(result.notes) if result is not None else []
+    parts = result.parts if result is not None else []
     for series in dict.fromkeys(str(r.get("series")) for r in rows):
         out.append(f"<h2>Series {html.escape(series)}</h2>")
-        stack = image_stack(case, series)
-        for level in dict.fromkeys(str(r.get("level")) for r in rows if r.get("series") == series):
-            level_rows = [r for r in rows if r.get("series") == series and str(r.get("level")) == level]
-            out.append(f"<h3>{html.escape(level)}</h3>")
-            part = next((p for p in result.parts if p.series == series and p.level == level and p.part == "canal"),
-                        None) or next((p for p in result.parts if p.series == series and p.level == level
+        stack = image_stack(case, series) if case is not None else None
+        for level in dict.fromkeys(str(r.get("level")) for r in rows if str(r.get("series")) == series):
+            level_rows = [r for r in rows if str(r.get("series")) == series and str(r.get("level")) == level]
+            out.append(f"<h3>{html.escape(level if level != 'None' else 'no level')}</h3>")
+            part = next((p for p in parts if p.series == series and p.level == level and p.part == "canal"),
+                        None) or next((p for p in parts if p.series == series and p.level == level
                                        and p.part == "disc"), None)
             if part is not None and stack is not None:
                 try:
@@ -146,15 +150,11 @@ def build_html(case: Case, result: EngineResult, rows: Sequence[dict[str, Any]] 
     return "\n".join(out)
 
 
-def write_report(path: str | Path, case: Case, result: EngineResult, rows: Sequence[dict[str, Any]] | None = None,
-                 dataset_path: str = "") -> Path:
+def write_report(path: str | Path, case: Case | None, result: EngineResult | None,
+                 rows: Sequence[dict[str, Any]] | None = None, dataset_path: str = "",
+                 case_id: str | None = None) -> Path:
     """Write the report atomically to ``path`` (refused inside the dataset: the user's data is
     read-only to lumbarview)."""
-    target = Path(path).resolve()
-    if dataset_path:
-        root = Path(dataset_path).resolve()
-        if target == root or root in target.parents:
-            raise ValueError(f"{target} is inside the dataset ({root}): lumbarview never writes into a dataset; "
-                             "choose a folder outside it (the default is your workspace)")
-    atomic_write_text(target, build_html(case, result, rows, dataset_path))
+    target = refuse_inside(path, dataset_path, "the report") if dataset_path else Path(path).resolve()
+    atomic_write_text(target, build_html(case, result, rows, dataset_path, case_id))
     return target

@@ -10,38 +10,116 @@ workspace (never into the dataset), atomically; restore one.
   folder moved together with the session, by the path relative to the session file.
 - :func:`snapshot` / :func:`apply`: session -> file -> session. What a session names that is gone
   (a case, a series, a layer) is reported as a :class:`LoadIssue`; the rest is restored.
+- :func:`to_measurement` / :func:`to_record`: the file's measurement records (checked for shape
+  only by io) become the model's measurements here: an unknown kind, source or side, or a wrong
+  number of points, is a :class:`LoadIssue`; a plane whose vectors are not orthonormal is
+  derived from the measurement's points (with a warning), never a reason to drop it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from lumbarview.core.dataset import Dataset
 from lumbarview.core.errors import LoadError
 from lumbarview.core.fs import move_aside, sweep_temporaries
+from lumbarview.core.geometry import SlicePlane
 from lumbarview.core.types import LoadIssue, Severity
 from lumbarview.io.session_file import (
     LayerRecord,
+    MeasurementRecord,
+    PlaneRecord,
     SessionFile,
     ViewRecord,
     WindowRecord,
     read_session,
     write_session,
 )
-from lumbarview.model.measurements import Measurement, plane_record, view_plane
+from lumbarview.model.kinds import plane_through
+from lumbarview.model.measurements import Measurement, MeasurementPlane
 from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.model.view_state import WindowLevel
 
 __all__ = ["Opened", "SessionFile", "SessionStore", "apply", "default_session_file", "fingerprint", "locate_dataset",
-           "open_session_file", "snapshot"]
+           "open_session_file", "snapshot", "to_measurement", "to_record"]
 
 #: Temporaries of a save younger than this are left alone (another lumbarview may be saving).
 TEMPORARY_GRACE_S = 10.0
+#: A stored plane's vectors are orthonormal within this.
+ORTHONORMAL_TOLERANCE = 1e-3
+
+
+# -- records <-> measurements --------------------------------------------------------------------
+def plane_record(plane: SlicePlane | MeasurementPlane) -> PlaneRecord:
+    """The stored form of a plane."""
+    m = plane if isinstance(plane, MeasurementPlane) else MeasurementPlane.of(plane)
+    return PlaneRecord(m.origin_lps, m.right_lps, m.down_lps, m.normal_lps, m.spacing_mm, m.shape_rc)
+
+
+def to_record(m: Measurement) -> MeasurementRecord:
+    return MeasurementRecord(m.id, m.kind, m.points_lps, None if m.plane is None else plane_record(m.plane), m.series,
+                             m.level, m.side, m.note, m.source, m.case, m.label)
+
+
+def _v(a: npt.ArrayLike) -> tuple[float, float, float]:
+    x, y, z = (float(c) for c in np.asarray(a, dtype=np.float64).reshape(3))
+    return (x, y, z)
+
+
+def _plane(record: PlaneRecord) -> MeasurementPlane:
+    return MeasurementPlane(record.origin_lps, record.right_lps, record.down_lps, record.normal_lps,
+                            record.spacing_mm, record.shape_rc)
+
+
+def _orthonormal(record: PlaneRecord) -> bool:
+    right, down, normal = (np.asarray(v, dtype=np.float64) for v in (record.right_lps, record.down_lps,
+                                                                      record.normal_lps))
+    tol = ORTHONORMAL_TOLERANCE
+    return bool(abs(np.linalg.norm(right) - 1) <= tol and abs(np.linalg.norm(down) - 1) <= tol
+                and abs(float(right @ down)) <= tol and abs(abs(float(normal @ np.cross(right, down))) - 1) <= tol)
+
+
+def measurement_plane(record: MeasurementRecord) -> tuple[MeasurementPlane | None, str | None]:
+    """The plane of a stored measurement and, when the stored one could not be used as it is,
+    why. A normal stored the other way round (``-(right x down)``) is the same plane; vectors
+    that are not orthonormal give way to the plane through the points (none for fewer than
+    three points or points on a line: the value is then measured in 3D)."""
+    stored = record.plane
+    if stored is None:
+        return None, None
+    if _orthonormal(stored):
+        normal = np.cross(np.asarray(stored.right_lps, dtype=np.float64), np.asarray(stored.down_lps, dtype=np.float64))
+        return dataclasses.replace(_plane(stored), normal_lps=_v(normal)), None
+    fitted = plane_through(np.asarray(record.points_lps, dtype=np.float64))
+    if fitted is None:
+        return None, "its plane's vectors are not orthonormal; it is measured in 3D (its points span no plane)"
+    origin, right, down = fitted
+    return (MeasurementPlane(_v(origin), _v(right), _v(down), _v(np.cross(right, down)), stored.spacing_mm, None),
+            "its plane's vectors are not orthonormal; the plane through its points is used")
+
+
+def to_measurement(record: MeasurementRecord, source: str = "session") -> tuple[Measurement | None, list[LoadIssue]]:
+    """The measurement of a stored record, and what to tell the user (None when it cannot be
+    one: an unknown kind, source or side, a wrong number of points)."""
+    where = f"measurement {record.id!r}"
+    plane, problem = measurement_plane(record)
+    issues = [] if problem is None else [LoadIssue(Severity.WARNING, "session.plane-derived", f"{where}: {problem}",
+                                                   source)]
+    try:
+        m = Measurement.create(record.kind, record.points_lps, None, series=record.series, case=record.case,
+                               source=record.source, level=record.level, side=record.side, note=record.note,
+                               label=record.label, ident=record.id)
+    except ValueError as exc:
+        issues.append(LoadIssue(Severity.WARNING, "session.entry-skipped", f"skipped: {where}: {exc}", source))
+        return None, issues
+    return dataclasses.replace(m, plane=plane), issues
 
 
 def workspace_dir(workspace: str | Path | None = None) -> Path:
@@ -93,7 +171,7 @@ def snapshot(session: Session) -> SessionFile:
         fingerprint=None if dataset is None else fingerprint(dataset),
         case=None if session.case is None else session.case.id, layout=session.layout,
         cursor_lps=(float(cursor[0]), float(cursor[1]), float(cursor[2])), views=views, layers=layers,
-        measurements=[m.to_record() for m in session.measurements])
+        measurements=[to_record(m) for m in session.measurements])
 
 
 class SessionStore:
@@ -111,6 +189,13 @@ class SessionStore:
         return self.path
 
     autosave = save
+
+    def write(self, doc: SessionFile) -> Path:
+        """Write a snapshot taken earlier (:func:`snapshot`), atomically; see
+        :mod:`lumbarview.services.session_writer` for writing off the GUI thread."""
+        if not self.saving_disabled:
+            write_session(self.path, doc)
+        return self.path
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -221,7 +306,7 @@ def apply(session: Session, doc: SessionFile, source: str = "session") -> list[L
                 warn("session.entry-skipped", f"the {record.name} view's plane has no size; the standard plane is "
                      "shown")
             else:
-                view.set_custom_plane(view_plane(record.plane))
+                view.set_custom_plane(_plane(record.plane).view_plane())
         if record.window is not None and view.series is not None and (series is not None or not record.series):
             window = WindowLevel(record.window.center, record.window.width, record.window.invert)
             session.windows[view.series.uid] = window
@@ -236,7 +321,11 @@ def apply(session: Session, doc: SessionFile, source: str = "session") -> list[L
                                 outline=layer_record.mode == "outline")
     restored = []
     for measurement in doc.measurements:
-        m = Measurement.from_record(measurement)
+        found, problems = to_measurement(measurement, source)
+        issues.extend(problems)
+        if found is None:
+            continue
+        m = found
         if m.series and m.series not in all_series:
             warn("session.series-missing", f"The {m.kind} measurement {m.id} was drawn on series {m.series}, which "
                  "is gone; it is restored at its position (its region statistics cannot be computed).")

@@ -8,8 +8,12 @@ with a value, coded in lumbarview's own coding scheme (:data:`SCHEME`, the code 
 
 Where the measured image is DICOM, each measurement references the source slice nearest to its
 position (SOP class and instance read from the files' headers) and the report joins that
-study. Otherwise (NIfTI, MHA...) the report belongs to a new study whose patient ID is the
-case ID, and it references no image. Rows without a value (NaN: not measured) are left out
+study. A measurement drawn by hand (a row with ``points_lps``) on a DICOM image with a frame of
+reference is its own planar ROI group (TID 1410) whose region is its points as SCOORD3D in that
+frame (POINT, POLYLINE for lines and angles, MULTIPOINT for a Cobb angle's two lines, POLYGON
+for an area, ELLIPSE for an ellipse); elsewhere it is a measurement group of its own referencing
+the image. Where the image is not DICOM (NIfTI, MHA...) the report belongs to a new study whose
+patient ID is the case ID, and it references no image. Rows without a value (NaN: not measured) are left out
 and counted in the returned notes. :func:`read_sr` gives the measurements back.
 """
 
@@ -36,7 +40,9 @@ from lumbarview.services.engine_view import ENGINE_VERSION, part_of
 
 SCHEME = "99LMBV"
 _UCUM = {"mm": ("mm", "millimeter"), "mm2": ("mm2", "square millimeter"), "ratio": ("1", "no units"),
-         "%": ("%", "percent")}
+         "%": ("%", "percent"), "deg": ("deg", "degree")}
+_LINES = ("distance", "angle")
+_AREAS = ("polygon", "freehand", "rectangle")
 _MAX_HEADERS = 400  # headers read for references (one per measured slice at most)
 
 
@@ -52,8 +58,26 @@ def _stack_for_series(case: Case | None, series: str) -> ImageStack | None:
     if case is None:
         return None
     for stack in case.stacks():
-        if str(stack.meta.get("description")) == series and stack.meta.get("files"):
+        if series in (str(stack.meta.get("description")), stack.series_uid) and stack.meta.get("files"):
             return stack
+    return None
+
+
+def _region(quantity: str, points: Any, frame_uid: str) -> hd.sr.ImageRegion3D | None:
+    """The SCOORD3D region of a hand-drawn measurement (None for a kind without one)."""
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    if quantity == "point":
+        return hd.sr.ImageRegion3D("POINT", p[:1], frame_uid)
+    if quantity in _LINES:
+        return hd.sr.ImageRegion3D("POLYLINE", p, frame_uid)
+    if quantity == "cobb":
+        return hd.sr.ImageRegion3D("MULTIPOINT", p, frame_uid)
+    if quantity in _AREAS and len(p) >= 3:
+        return hd.sr.ImageRegion3D("POLYGON", np.vstack([p, p[:1]]), frame_uid)
+    if quantity == "ellipse" and len(p) == 3:
+        c, u, v = p[0], p[1] - p[0], p[2] - p[0]
+        major, minor = (u, v) if np.linalg.norm(u) >= np.linalg.norm(v) else (v, u)
+        return hd.sr.ImageRegion3D("ELLIPSE", np.array([c - major, c + major, c - minor, c + minor]), frame_uid)
     return None
 
 
@@ -114,9 +138,16 @@ def _evidence(case: Case | None, case_id: str) -> Dataset:
 
 
 def _group_key(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """Engine rows group by series, level, part and side; anything else is a group of its own
+    (one per measurement, named by its kind)."""
+    source = str(row.get("source") or "engine")
+    if source != "engine":
+        return (str(row.get("series") or ""), str(row.get("level") or ""),
+                part_of(row.get("quantity")) or str(row.get("quantity")),
+                str(row.get("side") or ""), f"{source} {row.get('id') or ''}".strip())
     part = part_of(row.get("quantity")) or "other"
-    side = str(row.get("side") or "") if part == "foramen" or row.get("source") != "engine" else ""
-    return (str(row.get("series") or ""), str(row.get("level") or ""), part, side, str(row.get("source") or "engine"))
+    side = str(row.get("side") or "") if part == "foramen" else ""
+    return (str(row.get("series") or ""), str(row.get("level") or ""), part, side, source)
 
 
 def build_sr(rows: Sequence[dict[str, Any]], case: Case | None, case_id: str,
@@ -124,6 +155,7 @@ def build_sr(rows: Sequence[dict[str, Any]], case: Case | None, case_id: str,
     """The SR of ``rows`` (export rows: ``lumbarview measure`` keys + ``source``)."""
     refs = _References()
     groups: dict[tuple[str, str, str, str, str], list[hd.sr.Measurement]] = {}
+    regions: list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = []
     skipped = 0
     n = 0
     for row in rows:
@@ -135,6 +167,7 @@ def build_sr(rows: Sequence[dict[str, Any]], case: Case | None, case_id: str,
             continue
         source = str(row.get("source") or "engine")
         images = []
+        ref = None
         stack = _stack_for_series(case, str(row.get("series")))
         if stack is not None:
             ref = refs.nearest(stack, row.get("position_lps"))
@@ -146,14 +179,25 @@ def build_sr(rows: Sequence[dict[str, Any]], case: Case | None, case_id: str,
             name=hd.sr.CodedConcept(str(quantity), SCHEME, str(quantity).replace("_", " ")),
             value=float(value), unit=hd.sr.CodedConcept(unit[0], "UCUM", unit[1]),
             algorithm_id=algorithm, referenced_images=images or None)
-        groups.setdefault(_group_key({**row, "source": source}), []).append(measurement)
         n += 1
+        frame = str(ref.get("FrameOfReferenceUID", "")) if ref is not None else ""
+        region = _region(str(quantity), row["points_lps"], frame) if frame and row.get("points_lps") else None
+        if region is not None:
+            name = " ".join(str(p) for p in (row.get("level"), row.get("side"), quantity) if p)
+            regions.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(),
+                                                             identifier=f"{name} [{source}]"[:64]),
+                referenced_region=region, method=hd.sr.CodedConcept(source[:16], SCHEME, f"{source} measurement"),
+                measurements=[measurement]))
+            continue
+        groups.setdefault(_group_key({**row, "source": source}), []).append(measurement)
     imaging = []
     for (series, level, part, side, source), measurements in groups.items():
         name = " ".join(p for p in (level, part, side) if p) + (f" ({series})" if series else "")
         imaging.append(hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=f"{name} [{source}]"[:64]),
-            method=hd.sr.CodedConcept(source[:16] or "engine", SCHEME, f"{source} measurement"),
+            method=hd.sr.CodedConcept(source.split()[0][:16] or "engine", SCHEME,
+                                      f"{source.split()[0]} measurement"),
             measurements=measurements))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
@@ -161,7 +205,7 @@ def build_sr(rows: Sequence[dict[str, Any]], case: Case | None, case_id: str,
             uid=generate_uid(), name="lumbarview", model_name=engine_version))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.SCT.ImagingProcedure, imaging_measurements=imaging or None)
+        procedure_reported=codes.SCT.ImagingProcedure, imaging_measurements=[*imaging, *regions] or None)
     evidence = list(refs.datasets.values())
     synthetic = not evidence
     if synthetic:
@@ -203,21 +247,25 @@ def _algorithm_version(measurement: Any) -> str | None:
 
 def read_sr(path: str | Path) -> list[dict[str, Any]]:
     """The measurements of a report written by :func:`write_sr`: ``group`` (tracking
-    identifier), ``quantity``, ``value``, ``unit`` (UCUM), ``algorithm_version`` and the
-    ``referenced_sop_instance_uids``."""
+    identifier), ``quantity``, ``value``, ``unit`` (UCUM), ``algorithm_version``, the
+    ``referenced_sop_instance_uids`` and, for a planar ROI group, ``graphic_type`` and
+    ``points_lps`` of its SCOORD3D region (None elsewhere)."""
     try:
         sr = hd.sr.srread(path)
         content = sr.content
         report = hd.sr.MeasurementReport.from_sequence(content)
-        groups = report.get_image_measurement_groups()
+        groups = [*report.get_image_measurement_groups(), *report.get_planar_roi_measurement_groups()]
     except Exception as exc:  # a damaged or foreign file is one clear error
         raise CorruptFileError(path, f"not a readable measurement report ({type(exc).__name__}: {exc})",
                                "choose a report written by lumbarview") from exc
     out = []
     for group in groups:
+        roi = getattr(group, "roi", None)
+        graphic = None if roi is None else str(roi.graphic_type.value)
+        points = None if roi is None else np.asarray(roi.value, dtype=np.float64).reshape(-1, 3).tolist()
         for m in group.get_measurements():
             refs = [str(img.referenced_sop_instance_uid) for img in (m.referenced_images or [])]
             out.append({"group": group.tracking_identifier, "quantity": m.name.value, "value": float(m.value),
                         "unit": m.unit.value, "algorithm_version": _algorithm_version(m),
-                        "referenced_sop_instance_uids": refs})
+                        "referenced_sop_instance_uids": refs, "graphic_type": graphic, "points_lps": points})
     return out

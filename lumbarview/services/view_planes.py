@@ -18,6 +18,7 @@ from lumbarview.core.dataset import Case
 from lumbarview.core.geometry import FloatArray, SlicePlane
 from lumbarview.core.types import Series
 from lumbarview.model.session import VIEW_NAMES, Session
+from lumbarview.model.view_state import ViewState
 from lumbarview.services.case_loader import DiscPlanes, rank_volumes
 from lumbarview.slicing.planes import ViewPlane, covering_plane, disc_aligned_plane, plane_from_sagittal_line
 
@@ -141,3 +142,132 @@ def view_for_series(series: Series, view_names: tuple[str, ...] = VIEW_NAMES) ->
     if len(orientations) == 1 and orientations <= set(view_names):
         return orientations.pop()
     return "sagittal"
+
+
+#: A view shows a plane already when their normals are within this angle ...
+GO_TO_PARALLEL_DEG = 0.5
+#: ... and the points to show lie within this distance of the plane the view would show.
+GO_TO_ON_PLANE_MM = 1e-3
+
+
+@dataclass(frozen=True)
+class GoTo:
+    """Where "go to this" takes the views (see :func:`plan_go_to`).
+
+    Attributes
+    ----------
+    cursor_lps : FloatArray
+        Where the cursor goes, LPS mm.
+    planned : PlannedPlane or None
+        A custom plane for one view when no visible view shows the wanted plane, else None.
+    zoom : tuple of str
+        The views to centre on ``cursor_lps`` (the ones that show the thing afterwards).
+    field_mm : float
+        How much around the cursor those views show, mm.
+    """
+
+    cursor_lps: FloatArray
+    planned: PlannedPlane | None
+    zoom: tuple[str, ...]
+    field_mm: float
+
+    def apply(self, session: Session) -> None:
+        """Move the cursor (and show the custom plane, one undoable step) in ``session``."""
+        if self.planned is not None:
+            self.planned.apply(session)
+        else:
+            session.cursor.set_crosshair(self.cursor_lps)
+
+
+def _would_show(state: ViewState, normal: FloatArray, points: FloatArray, centre: FloatArray) -> bool:
+    """Whether ``state``'s view, once the cursor is at ``centre``, shows a plane of normal
+    ``normal`` through ``points`` (a native view: its stored slice nearest to ``centre``)."""
+    plane = state.plane
+    if plane is None or state.series is None:
+        return False
+    if abs(float(plane.normal_lps @ normal)) < np.cos(np.radians(GO_TO_PARALLEL_DEG)):
+        return False
+    if state.mode == "native":
+        best: float | None = None
+        for stack in state.series.stacks:
+            k = stack.geometry.nearest_slice(centre)
+            if k is None:
+                continue
+            slice_plane = stack.geometry.slice_plane(k)
+            distance = float(np.max(np.abs(slice_plane.signed_distance_mm(points))))
+            best = distance if best is None else min(best, distance)
+        return best is not None and best <= GO_TO_ON_PLANE_MM
+    offsets = (points - centre) @ plane.normal_lps
+    return float(np.max(np.abs(offsets))) <= GO_TO_ON_PLANE_MM
+
+
+def plan_go_to(session: Session, centre_lps: npt.ArrayLike, *, right_lps: npt.ArrayLike | None = None,
+               down_lps: npt.ArrayLike | None = None, points_lps: npt.ArrayLike | None = None,
+               series: Series | None = None, prefer: str | None = None, field_mm: float = 60.0,
+               text: str = "go to") -> GoTo:
+    """The one "go to this" policy of the measurement table, the levels panel and the
+    annotation table.
+
+    A point (no plane: an annotation) moves the cursor there and centres every visible view on
+    it. A thing drawn on a plane (``right_lps`` and ``down_lps`` span it; ``points_lps`` lie
+    on it; the centre alone when not given) moves the cursor to its centre and centres the
+    visible views that would then show it on their plane; when none would, one view gets a
+    custom plane covering a volume: the view ``prefer`` when visible, else the oblique when
+    visible, else the visible view whose plane is the most parallel. The plane samples
+    ``series`` when it is a single-stack volume, else the case's best volume
+    (:func:`best_volume`), else the series that view shows.
+
+    Parameters
+    ----------
+    session : Session
+        The session on screen (its layout says which views are visible; nothing is changed).
+    centre_lps : array_like
+        The centre of the thing to show, LPS mm.
+    right_lps, down_lps : array_like, optional
+        Unit vectors spanning the plane the thing was drawn or measured on.
+    points_lps : array_like, optional
+        The thing's points (N x 3, LPS mm).
+    series : Series, optional
+        The series the thing was drawn on or measured from.
+    prefer : str, optional
+        The view that should take a custom plane (the engine names the view it measured in).
+    field_mm : float
+        How much around the centre the views show, mm.
+    text : str
+        The name of the undo step when a custom plane is shown.
+
+    Returns
+    -------
+    GoTo
+        What to do; :meth:`GoTo.apply` does the session's part, the caller zooms the views in
+        :attr:`GoTo.zoom`.
+    """
+    centre = np.asarray(centre_lps, dtype=np.float64).reshape(3)
+    visible = session.visible_views()
+    if right_lps is None or down_lps is None:
+        return GoTo(centre, None, tuple(v.name for v in visible if v.plane is not None or v.series is not None),
+                    field_mm)
+    right = np.asarray(right_lps, dtype=np.float64).reshape(3)
+    down = np.asarray(down_lps, dtype=np.float64).reshape(3)
+    normal = np.cross(right, down)
+    norm = float(np.linalg.norm(normal))
+    if not np.isfinite(norm) or norm < 1e-9:
+        raise ValueError("the plane to go to needs two independent directions")
+    normal = normal / norm
+    points = centre[None, :] if points_lps is None else np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
+    showing = tuple(v.name for v in visible if _would_show(v, normal, points, centre))
+    if showing or not visible:
+        return GoTo(centre, None, showing, field_mm)
+    names = [v.name for v in visible]
+    if prefer in names:
+        target = session.views[str(prefer)]
+    elif "oblique" in names:
+        target = session.views["oblique"]
+    else:
+        target = max(visible, key=lambda v: abs(float(v.plane.normal_lps @ normal)) if v.plane is not None else -1.0)
+    source = series if series is not None and len(series.stacks) == 1 else None
+    source = source or best_volume(session.case) or target.series
+    if source is None or not source.stacks:
+        return GoTo(centre, None, (), field_mm)
+    plane = covering_view_plane(source, right, down, centre)
+    return GoTo(centre, PlannedPlane(target.name, plane, source, centre, text), (target.name,), field_mm)

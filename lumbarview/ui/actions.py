@@ -1,159 +1,151 @@
-"""Menus and shortcuts as one table (it also feeds the shortcuts dialog)."""
+"""Menus, tool bars and shortcuts from one table, which also feeds Help > Keyboard and mouse.
+
+The window writes its table as a list of :class:`Entry` (``MainWindow.menu_table``); an entry
+with a menu becomes an action there (with its shortcut, and on a tool bar when it names one);
+an entry without a menu is an input the views handle themselves (a mouse gesture, a key in a
+view), listed in the shortcuts dialog only. :data:`VIEW_INPUTS` are the views' own inputs.
+Nothing here knows the window.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from PySide6 import QtGui, QtWidgets
 
-from lumbarview.model.session import LAYOUTS
-from lumbarview.ui.export_dialog import open_export_dialog
-from lumbarview.ui.panels.docks import ShortcutsDialog
-from lumbarview.ui.screenshot import save_screenshot
 
-if TYPE_CHECKING:
-    from lumbarview.ui.main_window import MainWindow
+@dataclass(frozen=True)
+class Entry:
+    """One line of the menu table.
 
-LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+    Attributes
+    ----------
+    menu : str
+        The menu path, parts separated by ``|`` (``"&View|&Layout"``); empty for an input the
+        views handle themselves (listed in the shortcuts dialog only).
+    text : str
+        The action's text (``&`` marks its mnemonic); ``"-"`` is a separator; empty only makes
+        the menu exist (a submenu filled later).
+    slot : callable, optional
+        What the action does; None for a disabled line that only informs.
+    shortcut : str
+        The key sequence (``"Ctrl+O"``); for an input the views handle, how it is given
+        (``"Middle drag"``).
+    checkable, checked : bool
+        A check box (and its first state).
+    group : str
+        Checkable entries with the same group are exclusive.
+    name : str
+        The key of the action in :func:`build_menus`' answer (for the window to reach it).
+    toolbar : str
+        Also on the tool bar of this title.
+    """
 
-
-def add_action(menu: QtWidgets.QMenu, text: str, slot: Callable[..., Any], shortcut: str | None = None,
-               checkable: bool = False, checked: bool = False) -> QtGui.QAction:
-    action = menu.addAction(text)
-    action.setCheckable(checkable)
-    if checkable:
-        action.setChecked(checked)
-    action.triggered.connect(slot)
-    if shortcut:
-        action.setShortcut(QtGui.QKeySequence(shortcut))
-    return action
-
-
-def build_menus(w: MainWindow) -> None:
-    bar = w.menuBar()
-    file_menu = bar.addMenu("&File")
-    add_action(file_menu, "&Open folder…", w.choose_folder, "Ctrl+O")
-    add_action(file_menu, "Open &demo", w.open_demo)
-    w.recent_menu = file_menu.addMenu("Open &recent")
-    file_menu.addSeparator()
-    add_action(file_menu, "&Export (de-identified)…", lambda: open_export_dialog(w))
-    add_action(file_menu, "Save screenshot of the &window…", lambda: save_screenshot(w), "Ctrl+Shift+S")
-    file_menu.addSeparator()
-    add_action(file_menu, "&Quit", w.close, "Ctrl+Q")
-
-    edit_menu = bar.addMenu("&Edit")
-    undo = add_action(edit_menu, "&Undo", w.session.undo.undo, "Ctrl+Z")
-    redo = add_action(edit_menu, "&Redo", w.session.undo.redo, "Ctrl+Shift+Z")
-    w.session.undo.changed.connect(lambda: _name_undo_redo(w, undo, redo))
-    _name_undo_redo(w, undo, redo)
-
-    view_menu = bar.addMenu("&View")
-    layout_menu = view_menu.addMenu("&Layout")
-    group = QtGui.QActionGroup(w)
-    for n, name in enumerate(LAYOUTS, start=1):
-        action = add_action(layout_menu, name, lambda _=False, lay=name: w.set_layout(lay), f"Alt+{n}",
-                            checkable=True, checked=name == w.session.layout)
-        group.addAction(action)
-    grid = w.grid
-    add_action(view_menu, "&Fit to window", grid.fit_all, "F")
-    add_action(view_menu, "&Reset zoom, window and planes", w.reset_views, "R")
-    add_action(view_menu, "&Cine play (focused view)", grid.toggle_cine, "Space")
-    add_action(view_menu, "&Invert (focused view)", grid.invert, "I")
-    add_action(view_menu, "Cross&hair", grid.set_crosshair_visible, "C", checkable=True, checked=True)
-    add_action(view_menu, "Acquisition &orientation (as stored)", w.session.set_native_orientation, "O",
-               checkable=True, checked=w.session.native_orientation)
-    add_action(view_menu, "&3D pane in the 1x3 layout (instead of the coronal)", w.toggle_scene3d, "Ctrl+D",
-               checkable=True, checked=grid.scene_in_1x3)
-    add_action(view_menu, "&Project models within the slab on the slices", grid.set_mesh_projection, "Ctrl+P",
-               checkable=True, checked=False)
-    wl_menu = view_menu.addMenu("&Window/level preset")
-    for n, name in enumerate(("auto", "dicom", "T1", "T2"), start=1):
-        add_action(wl_menu, {"auto": "Automatic (1-99 %)", "dicom": "DICOM window"}.get(name, name),
-                   lambda _=False, p=name: w.apply_preset(p), f"Ctrl+{n}")
-    layers = w.docks.layer_panel
-    add_action(view_menu, "Show all &markers", lambda: layers.set_markers_visible(True), "Shift+M")
-    add_action(view_menu, "Hide all mar&kers", lambda: layers.set_markers_visible(False), "Ctrl+Shift+M")
-    view_menu.addSeparator()
-    for dock in w.docks:
-        view_menu.addAction(dock.toggleViewAction())
-
-    plane_menu = bar.addMenu("&Planes")
-    for level in LEVELS:
-        add_action(plane_menu, f"Align axial to the {level} disc", lambda _=False, lv=level: w.align_to_disc(lv))
-    plane_menu.addSeparator()
-    plane_menu.addAction("Shift+drag on the sagittal: plan an oblique axial").setEnabled(False)
-    add_action(plane_menu, "&Standard planes", w.reset_planes, "Ctrl+R")
-
-    measure_menu = bar.addMenu("&Measure")
-    add_action(measure_menu, "&Measure this case", w.levels.measure, "Ctrl+M")
-    add_action(measure_menu, "&Export…", w.levels.export_dialog, "Ctrl+E")
-
-    case_menu = bar.addMenu("&Case")
-    add_action(case_menu, "&Next case", lambda: w.step_case(1), "Alt+Right")
-    add_action(case_menu, "&Previous case", lambda: w.step_case(-1), "Alt+Left")
-    annotations = w.docks.annotation_panel
-    add_action(case_menu, "Next &annotation", lambda: annotations.step(1), "Alt+Down")
-    add_action(case_menu, "Previous a&nnotation", lambda: annotations.step(-1), "Alt+Up")
-    build_tools_menu(w)
-    help_menu = bar.addMenu("&Help")
-    add_action(help_menu, "&Keyboard shortcuts", lambda: ShortcutsDialog(w).exec(), "F1")
+    menu: str
+    text: str
+    slot: Callable[..., Any] | None = None
+    shortcut: str = ""
+    checkable: bool = False
+    checked: bool = False
+    group: str = ""
+    name: str = ""
+    toolbar: str = ""
 
 
-def _name_undo_redo(w: MainWindow, undo_action: QtGui.QAction, redo_action: QtGui.QAction) -> None:
-    """Edit > Undo and Redo name the step they would take (or are disabled)."""
-    undo = w.session.undo
-    undo_action.setEnabled(undo.can_undo)
-    undo_action.setText(f"&Undo {undo.undo_text}".strip())
-    redo_action.setEnabled(undo.can_redo)
-    redo_action.setText(f"&Redo {undo.redo_text}".strip())
+#: The inputs the views and the 3D pane handle themselves (no menu holds them).
+VIEW_INPUTS: tuple[Entry, ...] = (
+    Entry("", "set the crosshair (every view follows); on a reference line: go to that slice", shortcut="Left click"),
+    Entry("", "move the crosshair", shortcut="Left drag"),
+    Entry("", "plan an oblique axial along the line (on the sagittal)", shortcut="Shift + left drag"),
+    Entry("", "previous / next slice", shortcut="Mouse wheel, Up/Down, Left/Right"),
+    Entry("", "10 % of the slices back / forward", shortcut="Page Up / Page Down"),
+    Entry("", "first / last slice", shortcut="Home / End"),
+    Entry("", "zoom around the mouse", shortcut="Ctrl + wheel"),
+    Entry("", "pan", shortcut="Middle drag"),
+    Entry("", "window (horizontal) and level (vertical)", shortcut="Right drag"),
+    Entry("", "show a series in a view", shortcut="Drag a series from the browser onto a view"),
+    Entry("", "open a dataset", shortcut="Drop a folder or file on the window"),
+    Entry("", "measurement tools: place points; drag a handle to move one", shortcut="Left click / drag (a tool)"),
+    Entry("", "close a polygon", shortcut="Double click (polygon tool)"),
+    Entry("", "3D pane: rotate (a click without a drag moves the crosshair)", shortcut="Left drag (3D)"),
+    Entry("", "3D pane: zoom", shortcut="Wheel (3D)"),
+)
 
 
-def list_recent(w: MainWindow) -> None:
-    """File > Open recent and the start page list the datasets opened lately."""
-    recent = w.settings.recent()
-    w.start_page.set_recent(recent)
-    w.recent_menu.clear()
-    for path in recent:
-        w.recent_menu.addAction(path).triggered.connect(lambda _=False, p=path: w.open(p))
+def _plain(text: str) -> str:
+    return text.replace("&&", "\0").replace("&", "").replace("\0", "&")
 
 
-def build_tools_menu(w: MainWindow) -> None:
-    """The Tools menu and tool bar: one checkable action per measurement tool (shortcuts from
-    ``ui.views.tools.SHORTCUTS``), cancel, delete, and the session file."""
-    from lumbarview.ui.views.tools import LABELS, SHORTCUTS, TOOLS
+def build_menus(window: QtWidgets.QMainWindow, entries: Iterable[Entry]) -> tuple[
+        dict[str, QtWidgets.QMenu], dict[str, QtGui.QAction]]:
+    """The menus and tool bars of ``entries`` in ``window``.
 
-    measure = w.measure
-    menu = w.menuBar().addMenu("&Tools")
-    bar = w.addToolBar("Measurement tools")
-    bar.setObjectName("measurement_tools")
-    group = QtGui.QActionGroup(w)
-    w.tool_actions = {}
-    for tool in TOOLS:
-        action = add_action(menu, LABELS[tool], lambda _=False, t=tool: measure.tools.set_tool(t), SHORTCUTS[tool],
-                            checkable=True, checked=tool == measure.tools.tool)
-        group.addAction(action)
-        bar.addAction(action)
-        w.tool_actions[tool] = action
-    measure.tools.tool_changed.connect(lambda t: w.tool_actions[t].setChecked(True))
-    menu.addSeparator()
-    add_action(menu, "Cancel the drawing", measure.tools.cancel, "Esc")
-    add_action(menu, "Close the &polygon", measure.tools.finish)
-    add_action(menu, "&Delete the selected measurement", measure.tools.delete_selected, "Delete")
-    menu.addSeparator()
-    add_action(menu, "&Restore last session", measure.restore_last)
-    add_action(menu, "&Save session as…", lambda: _save_session_as(w), "Ctrl+Alt+S")
-    add_action(menu, "&Open session…", lambda: _open_session(w))
+    Returns
+    -------
+    (menus, actions)
+        The menus by path and the actions by :attr:`Entry.name` (those that have one).
+    """
+    bar = window.menuBar()
+    menus: dict[str, QtWidgets.QMenu] = {}
+    toolbars: dict[str, QtWidgets.QToolBar] = {}
+    groups: dict[str, QtGui.QActionGroup] = {}
+    actions: dict[str, QtGui.QAction] = {}
+
+    def menu_of(path: str) -> QtWidgets.QMenu:
+        found = menus.get(path)
+        if found is None:
+            parent, _, title = path.rpartition("|")
+            found = bar.addMenu(title) if not parent else menu_of(parent).addMenu(title)
+            menus[path] = found
+        return found
+
+    for entry in entries:
+        if not entry.menu:
+            continue
+        menu = menu_of(entry.menu)
+        if entry.text == "-":
+            menu.addSeparator()
+            continue
+        if not entry.text:
+            continue
+        action = menu.addAction(entry.text)
+        if entry.slot is None:
+            action.setEnabled(False)
+        else:
+            action.triggered.connect(entry.slot)
+        action.setCheckable(entry.checkable)
+        if entry.checkable:
+            action.setChecked(entry.checked)
+        if entry.shortcut:
+            action.setShortcut(QtGui.QKeySequence(entry.shortcut))
+        if entry.group:
+            group = groups.get(entry.group)
+            if group is None:
+                group = groups[entry.group] = QtGui.QActionGroup(window)
+            group.addAction(action)
+        if entry.toolbar:
+            toolbar = toolbars.get(entry.toolbar)
+            if toolbar is None:
+                toolbar = toolbars[entry.toolbar] = window.addToolBar(entry.toolbar)
+                toolbar.setObjectName(entry.toolbar.lower().replace(" ", "_"))
+            toolbar.addAction(action)
+        if entry.name:
+            actions[entry.name] = action
+    return menus, actions
 
 
-def _save_session_as(w: MainWindow) -> None:
-    path, _ = QtWidgets.QFileDialog.getSaveFileName(w, "Save session", "session.lumbarview.json",
-                                                    "lumbarview sessions (*.json)")
-    if path:
-        w.measure.save_as(path)
-
-
-def _open_session(w: MainWindow) -> None:
-    path, _ = QtWidgets.QFileDialog.getOpenFileName(w, "Open session", "", "lumbarview sessions (*.json)")
-    if path:
-        w.measure.open_session(path)
+def shortcut_rows(entries: Sequence[Entry]) -> list[tuple[str, str]]:
+    """(input, what it does) for every entry with a shortcut, the menu's first and then the
+    views' own inputs: the table of Help > Keyboard and mouse."""
+    rows: list[tuple[str, str]] = []
+    for entry in entries:
+        if not entry.shortcut or entry.text in ("", "-"):
+            continue
+        if entry.menu:
+            where = " > ".join(_plain(part) for part in entry.menu.split("|"))
+            keys = QtGui.QKeySequence(entry.shortcut).toString(QtGui.QKeySequence.SequenceFormat.NativeText)
+            rows.append((keys, f"{_plain(entry.text)} ({where})"))
+    rows.extend((entry.shortcut, entry.text) for entry in entries if not entry.menu)
+    return rows

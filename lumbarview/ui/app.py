@@ -12,6 +12,8 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
+from lumbarview.ui.display_check import check_display
+
 
 def _configure_environment() -> None:
     # VTK inside offscreen Qt must render through OSMesa (EGL draws black there); set before any
@@ -29,6 +31,8 @@ def make_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
     app = QtWidgets.QApplication.instance()
     if app is None:
+        # Qt aborts the process when its X11 platform lacks a library: say which, first.
+        check_display()
         app = QtWidgets.QApplication(argv or [sys.argv[0]])
         app.setOrganizationName("lumbarview")
         app.setApplicationName("lumbarview")
@@ -75,6 +79,7 @@ class ViewOptions:
     cursor_lps: tuple[float, float, float] | None = None
     native_orientation: bool = False
     session: str | None = None  # a session file to open (``view --session FILE``)
+    interactive: bool = True  # modal dialogs may open (never with a screenshot)
 
 
 def run(path: str | None = None, screenshot: str | None = None, size: tuple[int, int] | None = None,
@@ -90,7 +95,8 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
     from lumbarview.ui.main_window import MainWindow
     from lumbarview.ui.screenshot import grab, sidecar
 
-    window = MainWindow(layout=options.layout, native_orientation=options.native_orientation)
+    window = MainWindow(layout=options.layout, native_orientation=options.native_orientation,
+                        interactive=options.interactive and not screenshot)
     window.pending_plane = options.plane
     if size is not None:
         window.resize(*size)
@@ -101,8 +107,6 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
         window.views_ready.connect(lambda: window.session.cursor.set_crosshair(cursor))
     timing = _Timing(window) if os.environ.get("LUMBARVIEW_REPORT_TIMING") else None
     if screenshot:
-        os.environ["LUMBARVIEW_NO_DIALOGS"] = "1"
-
         def capture() -> None:
             app.processEvents()
             out = Path(screenshot)

@@ -7,16 +7,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6 import QtWidgets
 
+from lumbarview.model.session import Session
 from lumbarview.services.deidentify.export import ExportReport, ExportRequest, export
 from lumbarview.services.deidentify.identity import read_or_create_key
 from lumbarview.services.deidentify.profile import ProfileOptions
-
-if TYPE_CHECKING:
-    from lumbarview.ui.main_window import MainWindow
+from lumbarview.ui.shell import Shell
 
 LAYOUT_CHOICES = (("lumbarview folders (DICOM, volumes, labels)", None), ("SPIDER (images/, masks/, gradings)",
                                                                            "spider"),
@@ -113,19 +111,19 @@ def export_job(dialog: ExportDialog) -> Callable[[Callable[[int, int], None], th
     return job
 
 
-def open_export_dialog(w: MainWindow) -> None:
-    dataset = w.dataset
+def open_export_dialog(shell: Shell, session: Session) -> None:
+    dataset = session.dataset
     if dataset is None:
-        w.statusBar().showMessage("Open a dataset first: there is nothing to export")
+        shell.status("Open a dataset first: there is nothing to export")
         return
-    case = w.session.case
-    dialog = ExportDialog(w, dataset.path, case.id if case is not None else None)
+    case = session.case
+    dialog = ExportDialog(shell.widget, dataset.path, case.id if case is not None else None)
     if dialog.exec() != QtWidgets.QDialog.DialogCode.Accepted or not dialog.out.text().strip():
         return
     out = dialog.out.text().strip()
 
     def done(report: ExportReport) -> None:
-        w.statusBar().showMessage(f"Exported {len(report.exported)} file(s) to {out}; held back "
-                                  f"{len(report.held_back)} (see export-report.txt there)")
+        shell.status(f"Exported {len(report.exported)} file(s) to {out}; held back "
+                     f"{len(report.held_back)} (see export-report.txt there)")
 
-    w.tasks.run(export_job(dialog), done, f"Exporting to {out}…")
+    shell.tasks.run(export_job(dialog), done, f"Exporting to {out}…")

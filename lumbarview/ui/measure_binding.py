@@ -1,4 +1,4 @@
-"""The measurement tools and the session file, bound to the main window.
+"""The measurement tools and the session file, bound to the window through its :class:`~lumbarview.ui.shell.Shell`.
 
 Builds the tool controller, the measurement items of every view and the measurement table;
 autosaves the session into the user's workspace after every change (atomically, through
@@ -8,28 +8,29 @@ is reopened; restores a session named on the command line (``view --session FILE
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING
-
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
 from lumbarview.core.types import LoadIssue
+from lumbarview.model.session import Session
+from lumbarview.services.case_browser import find_series
 from lumbarview.services.session_store import (
+    Opened,
     SessionFile,
     SessionStore,
     apply,
-    default_session_file,
     locate_dataset,
     open_session_file,
 )
-from lumbarview.ui.items.measurement_items import MeasurementItems, placement
+from lumbarview.services.session_writer import SessionWriter, open_autosave
+from lumbarview.services.view_planes import plan_go_to
+from lumbarview.ui.items.measurement_items import MeasurementItems
 from lumbarview.ui.panels.measurements import MeasurementPanel
+from lumbarview.ui.shell import Shell
+from lumbarview.ui.threading import call_in_gui_thread
+from lumbarview.ui.views.slice_view import SliceView
 from lumbarview.ui.views.tools import ToolController
-
-if TYPE_CHECKING:
-    from lumbarview.ui.main_window import MainWindow
 
 AUTOSAVE_DELAY_MS = 250
 
@@ -39,14 +40,14 @@ class MeasureBinding(QtCore.QObject):
 
     restored = QtCore.Signal(object)  # list[LoadIssue]
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        session = window.session
+    def __init__(self, shell: Shell, session: Session, views: dict[str, SliceView]) -> None:
+        super().__init__()
+        self.shell = shell
         self.session = session
-        self.layers = {name: MeasurementItems(view, session) for name, view in window.views.items()}
-        self.tools = ToolController(window.views, self.layers)
-        self.tools.message.connect(lambda text: window.statusBar().showMessage(text))
+        self.views = views
+        self.layers = {name: MeasurementItems(view, session) for name, view in views.items()}
+        self.tools = ToolController(views, self.layers)
+        self.tools.message.connect(shell.status)
         self.panel = MeasurementPanel(session)
         self.panel.jump.connect(self.go_to)
         self.store: SessionStore | None = None
@@ -61,6 +62,10 @@ class MeasureBinding(QtCore.QObject):
         self._timer.timeout.connect(self.autosave_now)
         session.undo.changed.connect(self._on_change)
         session.measurements.changed.connect(self._on_change)
+        # Autosaves are written on a background thread (services.session_writer): the GUI never
+        # waits for a disk; a failure is told in the status bar.
+        self.writer = SessionWriter(failed=lambda path, exc: call_in_gui_thread(
+            lambda: shell.status(f"The session could not be saved to {path}: {exc.strerror or exc}")))
 
     # -- autosave ---------------------------------------------------------------------------------
     def _on_change(self) -> None:
@@ -70,33 +75,46 @@ class MeasureBinding(QtCore.QObject):
             self._timer.start()
 
     def flush(self) -> None:
-        """Write the session now if it changed since it was opened (the window is closing)."""
+        """Write the session now if it changed since it was opened, and wait until it is on disk
+        (the window is closing)."""
         if self._timer.isActive() or self._armed:
+            self.autosave_now()
+        if not self.writer.close():
+            self.shell.status("The session is still being written; it may be the previous one")
+
+    def save_pending(self) -> None:
+        """A change waiting for its autosave is written now (another dataset is about to replace
+        the session's)."""
+        if self._timer.isActive():
             self.autosave_now()
 
     def autosave_now(self) -> None:
+        """Snapshot the session and have it written off the GUI thread."""
         self._timer.stop()
         if self.store is None or self.session.dataset is None:
             return
-        try:
-            self.store.save(self.session)
-        except OSError as exc:
-            self.window.statusBar().showMessage(f"The session could not be saved to {self.store.path}: "
-                                                f"{exc.strerror or exc}")
+        self.writer.save(self.store, self.session)
 
     # -- datasets and cases -------------------------------------------------------------------------
-    def on_dataset(self, dataset: Dataset) -> list[LoadIssue]:
+    def on_dataset(self, dataset: Dataset, autosave: tuple[SessionStore, Opened] | None = None) -> list[LoadIssue]:
         """A dataset was opened: its session store; the last session is offered (or restored when
-        a session file was asked for). Returns issues for the issues panel."""
+        a session file was asked for). ``autosave``: the store and what it held, read off the GUI
+        thread with the dataset (``services.session_writer.open_autosave``; read here when not
+        given). Returns issues for the issues panel."""
+        # The change that armed the timer was the previous dataset's (saved by
+        # ``save_pending`` before the session let it go): an autosave now would write an empty
+        # session over this dataset's saved one.
+        self._timer.stop()
         self._armed = False
-        self.store = SessionStore(default_session_file(dataset.path))
+        if autosave is None:
+            autosave = open_autosave(dataset.path, read=self.pending is None)
+        self.store, opened = autosave
         self.offered = None
         if self.pending is not None:
             return []
-        opened = self.store.open()
         self.offered = opened.doc if opened.doc is not None and opened.doc.measurements else None
         if opened.backup is not None or opened.issues:
-            self.window.statusBar().showMessage(opened.issues[0].message if opened.issues else "")
+            self.shell.status(opened.issues[0].message if opened.issues else "")
         return list(opened.issues)
 
     def first_case(self, dataset: Dataset) -> Case | None:
@@ -114,14 +132,14 @@ class MeasureBinding(QtCore.QObject):
             doc, self.offered = self.offered, None
             store = self.store
             source = str(store.path) if store is not None else "session"
-            if os.environ.get("LUMBARVIEW_NO_DIALOGS"):
+            if not self.shell.interactive:
                 self.offered = doc
-                self.window.statusBar().showMessage(
+                self.shell.status(
                     f"A saved session of this dataset has {len(doc.measurements)} measurement(s): "
                     "Tools > Restore last session")
                 return
             answer = QtWidgets.QMessageBox.question(
-                self.window, "lumbarview", f"Restore the last session of this dataset "
+                self.shell.widget, "lumbarview", f"Restore the last session of this dataset "
                 f"({len(doc.measurements)} measurement(s), saved {doc.saved_at or 'earlier'})?")
             if answer == QtWidgets.QMessageBox.StandardButton.Yes:
                 self._restore(doc, source)
@@ -132,7 +150,7 @@ class MeasureBinding(QtCore.QObject):
             opened = self.store.open()
             self.offered = opened.doc
         if self.offered is None:
-            self.window.statusBar().showMessage("No saved session for this dataset")
+            self.shell.status("No saved session for this dataset")
             return
         doc, self.offered = self.offered, None
         self._restore(doc, str(self.store.path) if self.store is not None else "session")
@@ -140,18 +158,16 @@ class MeasureBinding(QtCore.QObject):
     def _restore(self, doc: SessionFile, source: str) -> None:
         issues = [*self._open_issues, *apply(self.session, doc, source)]
         self._open_issues = []
-        self.window.set_layout(self.session.layout)
+        self.shell.set_layout(self.session.layout)
         self.issues = issues
         self._armed = True
         self.autosave_now()
         n = len(self.session.measurements)
-        self.window.statusBar().showMessage(
+        self.shell.status(
             f"Session restored: {n} measurement(s)" + (f"; {len(issues)} problem(s), see the issues panel"
                                                         if issues else ""))
         if issues:
-            known = self.window.dataset.all_issues() if self.window.dataset is not None else []
-            self.window.docks.issues_panel.set_issues([*known, *issues])
-            self.window.docks.issues_dock.show()
+            self.shell.show_issues(issues)
         self.restored.emit(issues)
 
     # -- session files named by the user ---------------------------------------------------------------
@@ -172,52 +188,39 @@ class MeasureBinding(QtCore.QObject):
             dataset_path = found
         self.pending = (opened.doc, path)
         self._open_issues = list(self.issues)
-        self.window.open(dataset_path)
+        self.shell.open(dataset_path)
         return True
 
     def save_as(self, path: str) -> None:
         try:
             SessionStore(path).save(self.session)
         except OSError as exc:
-            self.window.statusBar().showMessage(f"Could not save the session to {path}: {exc.strerror or exc}")
+            self.shell.status(f"Could not save the session to {path}: {exc.strerror or exc}")
             return
-        self.window.statusBar().showMessage(f"Session saved to {path}")
+        self.shell.status(f"Session saved to {path}")
 
     def _report(self, issues: list[LoadIssue]) -> None:
         message = "; ".join(i.message for i in issues) or "The session could not be opened"
-        self.window.statusBar().showMessage(message)
-        self.window.load_failed.emit(message)
+        self.shell.fail(message)
 
     # -- the table's click: go to the measurement's plane -------------------------------------------
     def go_to(self, ident: str) -> None:
-        """Show the measurement's plane in the view that shows its orientation (the oblique view,
-        or the most parallel one, takes a custom plane when none does) and centre on it."""
+        """Show the measurement where it was drawn (``services.view_planes.plan_go_to``: the
+        views that show its plane, else a custom plane in one view) and centre on it."""
         m = self.session.measurements.get(ident)
         if m is None:
             return
         self.session.measurements.select(ident)
-        centre = m.centre_lps()
-        views = self.window.visible_views()
-        self.session.cursor.set_crosshair(centre)
-        if any(placement(m, v.view_state) == "on" for v in views):
-            for v in views:
-                if placement(m, v.view_state) == "on":
-                    v.zoom_to(centre, field_mm=max(60.0, 3 * float(np.ptp(m.points, axis=0).max())))
-            return
         plane = m.view_plane()
-        if plane is None:
-            return
-        normal = np.asarray(plane.normal_lps)
-        best = max(views, key=lambda v: abs(float(v.plane.normal_lps @ normal)) if v.plane is not None else -1.0)
-        target = next((v for v in views if v.name == "oblique"), best)
-        series = next((s for s in (self.session.case.series if self.session.case else []) if s.uid == m.series),
-                      None) or target.view_state.series
-        source = series.stacks[0] if series is not None and series.stacks else None
-        if source is None:
-            return
-        from lumbarview.slicing.planes import covering_plane
-
-        pixel = min(source.geometry.spacing_mm)
-        covering = covering_plane(source.geometry, plane.right_lps, plane.down_lps, centre, pixel)
-        self.session.set_plane(target.name, covering, series, f"go to {m.kind}", cursor_lps=centre)
-        target.fit()
+        points = m.points
+        extent = float(np.ptp(points, axis=0).max()) if len(points) else 0.0
+        go = plan_go_to(self.session, m.centre_lps(), right_lps=None if plane is None else plane.right_lps,
+                        down_lps=None if plane is None else plane.down_lps, points_lps=points,
+                        series=find_series(self.session.case, m.series),
+                        field_mm=max(60.0, 3 * extent), text=f"go to {m.kind}")
+        go.apply(self.session)
+        for name in go.zoom:
+            if go.planned is not None:
+                self.views[name].fit()
+            else:
+                self.views[name].zoom_to(go.cursor_lps, field_mm=go.field_mm)

@@ -18,46 +18,79 @@ surface, points, curve or slice, ``bounds_lps`` [xmin, xmax, ymin, ymax, zmin, z
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.model.measurements import table_rows
+from lumbarview.model.session import Session
+from lumbarview.services import measurement_export
 from lumbarview.slicing.planes import letters
+from lumbarview.ui.settings import Settings
+from lumbarview.ui.views.slice_view import SliceView
+from lumbarview.ui.views.view_grid import ViewGrid
 
 if TYPE_CHECKING:
-    from lumbarview.ui.main_window import MainWindow
+    from lumbarview.ui.panels.levels import LevelsController
 
 
-def grab(window: MainWindow, widget: QtWidgets.QWidget | None = None) -> QtGui.QPixmap:
+class Shown(Protocol):
+    """What a screenshot and its sidecar read of the window (``MainWindow`` has it)."""
+
+    @property
+    def widget(self) -> QtWidgets.QWidget: ...
+
+    @property
+    def session(self) -> Session: ...
+
+    @property
+    def grid(self) -> ViewGrid: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def docks(self) -> Iterable[QtWidgets.QDockWidget]: ...
+
+    @property
+    def levels(self) -> LevelsController: ...
+
+    def visible_views(self) -> list[SliceView]: ...
+
+    def status(self, text: str) -> None: ...
+
+
+def grab(window: Shown, widget: QtWidgets.QWidget | None = None) -> QtGui.QPixmap:
     """The pixels of ``widget`` (default: the whole window), the 3D pane's included."""
-    grabbed = widget if widget is not None else window
+    grabbed = widget if widget is not None else window.widget
     pixmap = grabbed.grab()
     window.grid.paint_3d_into(pixmap, grabbed)
     return pixmap
 
 
-def save_screenshot(window: MainWindow, widget: QtWidgets.QWidget | None = None,
+def save_screenshot(window: Shown, widget: QtWidgets.QWidget | None = None,
                     path: str | None = None) -> str | None:
-    """Save a PNG of ``widget`` (default: the window) to ``path`` (default: ask the user);
-    returns the path, or None when nothing was saved. The status bar says which."""
+    """Save a PNG of ``widget`` (default: the window) to ``path`` (default: ask the user,
+    starting in the last folder saved to or the documents folder); returns the path, or None
+    when nothing was saved. The status bar says which."""
     if path is None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(window, "Save screenshot", "lumbarview.png",
-                                                        "PNG images (*.png)")
+        dataset = window.session.dataset
+        path = window.settings.save_path(window.widget, "Save screenshot", "lumbarview.png", "PNG images (*.png)",
+                                         dataset.path if dataset is not None else None)
         if not path:
             return None
     ok = grab(window, widget).save(path)
-    window.statusBar().showMessage(f"Saved {path}" if ok else f"Could not save {path}")
+    window.status(f"Saved {path}" if ok else f"Could not save {path}")
     return path if ok else None
 
 
-def sidecar(window: MainWindow) -> dict[str, Any]:
+def sidecar(window: Shown) -> dict[str, Any]:
     session = window.session
     views = []
     for view in window.visible_views():
         state = view.view_state
         plane = state.plane
-        corner = view.graphics.mapTo(window, QtCore.QPoint(0, 0))
+        corner = view.graphics.mapTo(window.widget, QtCore.QPoint(0, 0))
         edge = letters(plane, state.has_patient_geometry) if plane is not None else None
         views.append({
             "name": view.name,
@@ -71,9 +104,9 @@ def sidecar(window: MainWindow) -> dict[str, Any]:
                                                   "bottom": edge.bottom},
             "note": state.note,
         })
-    scene = window.scene3d
+    scene = window.grid.scene3d
     if scene is not None and scene.isVisible():
-        corner = scene.vtk_widget.mapTo(window, QtCore.QPoint(0, 0))
+        corner = scene.vtk_widget.mapTo(window.widget, QtCore.QPoint(0, 0))
         camera = scene.renderer.GetActiveCamera()
         views.append({
             "name": "3d",
@@ -94,9 +127,11 @@ def sidecar(window: MainWindow) -> dict[str, Any]:
     }
 
 
-def measurement_rows(window: MainWindow) -> list[dict[str, Any]]:
-    """The measurements of the case on screen, as the sidecar lists them."""
+def measurement_rows(window: Shown) -> list[dict[str, Any]]:
+    """The measurements of the case on screen, as the sidecar lists them (the export's rows,
+    :mod:`lumbarview.services.measurement_export`, with the sidecar's keys)."""
     session = window.session
     case = session.case.id if session.case is not None else None
-    keys = ("id", "kind", "value", "unit", "level", "side")
-    return [{k: row[k] for k in keys} for row in table_rows(session.measurements.of_case(case))]
+    rows = measurement_export.measurement_rows(session.measurements.of_case(case), session.case)
+    return [{"id": row["id"], "kind": row["quantity"], "value": row["value"], "unit": row["unit"],
+             "level": row["level"], "side": row["side"]} for row in rows]

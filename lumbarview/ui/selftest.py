@@ -1,4 +1,4 @@
-"""The rendering checks of ``lumbarview --self-test`` (see :mod:`lumbarview.selftest`).
+"""The rendering checks of ``lumbarview --self-test`` (see :mod:`lumbarview.services.selftest`).
 
 - ``view-2d``: the main window opens the phantom's DICOM study; the sagittal view's pixels are
   an image, not a blank panel.
@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.selftest import Check, SelfTestFailure
+from lumbarview.services.selftest import Check, SelfTestFailure
 
 #: Seconds a check may wait for the viewer (small phantom; a loaded machine).
 TIMEOUT_S = 90.0
@@ -216,7 +216,7 @@ def check_3d(study: Path) -> str:
 
 
 def checks(phantom: dict[str, Path], work: Path) -> list[Check]:
-    """The rendering checks on the phantom written by :func:`lumbarview.selftest.write_phantom`."""
+    """The rendering checks on the phantom written by :func:`lumbarview.services.selftest.write_phantom`."""
     return [
         Check("view-2d", lambda: check_2d(phantom["sudirman"])),
         Check("view-3d", lambda: check_3d(phantom["bids"])),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore, QtWidgets
@@ -12,6 +13,7 @@ from PySide6 import QtCore, QtWidgets
 from lumbarview.core.types import Series
 from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.model.view_state import WindowLevel
+from lumbarview.services.save_folder import start_folder
 
 ORG, APP = "lumbarview", "lumbarview"
 MAX_RECENT = 10
@@ -75,15 +77,48 @@ class Settings:
                 self.set_window(view.series.uid, session.windows[view.series.uid])
 
     # -- the main window's geometry and docks -----------------------------------------------
-    def restore_window(self, window: QtWidgets.QMainWindow) -> None:
+    def restore_window(self, window: QtWidgets.QMainWindow) -> bool:
+        """The window's geometry and its docks as the user left them; False when there was no
+        arrangement to restore (a first start)."""
+        restored = False
         for key, restore in (("window/geometry", window.restoreGeometry), ("window/state", window.restoreState)):
             value = self.value(key)
             if isinstance(value, QtCore.QByteArray):
-                restore(value)
+                restored = bool(restore(value)) or restored
+        return restored
 
     def save_window(self, window: QtWidgets.QMainWindow) -> None:
         self.set_value("window/geometry", window.saveGeometry())
         self.set_value("window/state", window.saveState())
+
+    def closed_docks(self) -> set[str]:
+        """The docks the user closed (their content does not open them again)."""
+        value = self.qt.value("window/closed_docks", [])
+        items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        return {str(v) for v in items if v}
+
+    def set_closed_docks(self, names: Iterable[str]) -> None:
+        self.qt.setValue("window/closed_docks", sorted(names))
+
+    # -- where save dialogs start (services.save_folder) --------------------------------------
+    def save_folder(self, dataset_path: str | None = None) -> Path:
+        """The folder a save dialog starts in: the last one used, else the documents folder."""
+        last = self.qt.value("save/last_folder")
+        return start_folder(last if isinstance(last, str) else None, dataset_path)
+
+    def remember_save_folder(self, saved_path: str | Path) -> None:
+        """``saved_path`` was saved: its folder is where the next save dialog starts."""
+        self.qt.setValue("save/last_folder", str(Path(saved_path).expanduser().resolve().parent))
+
+    def save_path(self, parent: QtWidgets.QWidget | None, title: str, name: str, filters: str,
+                  dataset_path: str | None = None) -> str | None:
+        """Ask where to save ``name`` (starting in :meth:`save_folder`); remembers the folder."""
+        start = self.save_folder(dataset_path) / name
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(parent, title, str(start), filters)
+        if not path:
+            return None
+        self.remember_save_folder(path)
+        return str(path)
 
     def value(self, key: str) -> Any:
         return self.qt.value(key)

@@ -1,15 +1,17 @@
-"""The start screen: open a folder, the demo, or a recent dataset."""
+"""The start screen: open a folder, one of the demo's six layouts (each with a line on what it
+shows), or a recent dataset."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from PySide6 import QtCore, QtWidgets
 
 
 class StartPage(QtWidgets.QWidget):
-    def __init__(self, choose_folder: Callable[[], None], open_demo: Callable[[], None],
-                 open_path: Callable[[str], None], parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, choose_folder: Callable[[], None], open_demo: Callable[[str], None],
+                 open_path: Callable[[str], None], demos: Mapping[str, str],
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addStretch(1)
@@ -19,12 +21,33 @@ class StartPage(QtWidgets.QWidget):
         layout.addWidget(title)
         buttons = QtWidgets.QHBoxLayout()
         buttons.addStretch(1)
-        for text, slot in (("Open folder…", choose_folder), ("Open the demo", open_demo)):
-            button = QtWidgets.QPushButton(text)
-            button.clicked.connect(slot)
-            buttons.addWidget(button)
+        button = QtWidgets.QPushButton("Open folder…")
+        button.clicked.connect(choose_folder)
+        buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
+        layout.addWidget(QtWidgets.QLabel("The demo: one phantom spine in six dataset layouts",
+                                          alignment=QtCore.Qt.AlignmentFlag.AlignCenter))
+        demo_box = QtWidgets.QGridLayout()
+        self.demo_buttons: dict[str, QtWidgets.QPushButton] = {}
+        for row, (name, text) in enumerate(demos.items()):
+            demo = QtWidgets.QPushButton(name)
+            demo.setToolTip(text)
+            demo.clicked.connect(lambda _=False, n=name: open_demo(n))
+            self.demo_buttons[name] = demo
+            demo_box.addWidget(demo, row, 0)
+            label = QtWidgets.QLabel(text)
+            label.setWordWrap(True)
+            demo_box.addWidget(label, row, 1)
+        demo_box.setColumnStretch(1, 1)
+        centred = QtWidgets.QHBoxLayout()
+        centred.addStretch(1)
+        demo_widget = QtWidgets.QWidget()
+        demo_widget.setLayout(demo_box)
+        demo_widget.setMaximumWidth(760)
+        centred.addWidget(demo_widget, 4)
+        centred.addStretch(1)
+        layout.addLayout(centred)
         self.recent_list = QtWidgets.QListWidget()
         self.recent_list.setMaximumWidth(700)
         self.recent_list.itemActivated.connect(lambda item: open_path(item.text()))

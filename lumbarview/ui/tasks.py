@@ -1,10 +1,9 @@
 """Long jobs the user waits for (opening a dataset, preparing the demo, measuring a case): run
 off the GUI thread behind a progress dialog that can cancel them, with the failure told in the
-status bar and, unless ``LUMBARVIEW_NO_DIALOGS`` is set, in a message box."""
+status bar and, when the window is interactive, in a message box."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,10 +19,12 @@ Job = Callable[[Callable[[int, int], None], threading.Event], Any]
 
 class ProgressRunner:
     """Runs one job at a time for ``window`` on ``worker`` (see the module); ``failed(message)``
-    hears about every failure but a cancel."""
+    hears about every failure but a cancel; ``interactive``: whether a message box may open."""
 
-    def __init__(self, window: QtWidgets.QMainWindow, worker: Worker, failed: Callable[[str], None]) -> None:
+    def __init__(self, window: QtWidgets.QMainWindow, worker: Worker, failed: Callable[[str], None],
+                 interactive: bool = False) -> None:
         self.window = window
+        self.interactive = interactive
         self.worker = worker
         self.failed = failed
         self._cancel: threading.Event | None = None
@@ -67,5 +68,5 @@ class ProgressRunner:
             f"Unexpected error: {type(error).__name__}: {error}")
         status.showMessage(message)
         self.failed(message)
-        if not os.environ.get("LUMBARVIEW_NO_DIALOGS"):
+        if self.interactive:
             QtWidgets.QMessageBox.warning(self.window, "lumbarview", message)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lumbarview import selftest
 from lumbarview.cli import main
+from lumbarview.services import selftest
 from tests.conftest import REPO
 
 CHECKS = ("phantom", "view-2d", "view-3d", "measurement", "jpeg-lossless", "jpeg2000")

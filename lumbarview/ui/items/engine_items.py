@@ -4,7 +4,7 @@ that lie on the view's plane (within :data:`TOLERANCE_MM`), redrawn when the pla
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -61,8 +61,7 @@ class EngineOverlay:
             if line.closed:
                 x, y = np.append(x, x[0]), np.append(y, y[0])
             pen = pg.mkPen(colour_of(line), width=2, cosmetic=True)
-            kwargs: dict[str, Any] = {"connect": "pairs"} if line.pairs else {}
-            item = pg.PlotCurveItem(x, y, pen=pen, antialias=True, **kwargs)
+            item = pg.PlotCurveItem(x, y, pen=pen, antialias=True)
             item.setZValue(25)
             item.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)
             self.view.viewbox.addItem(item, ignoreBounds=True)

@@ -6,10 +6,10 @@ menu and the screenshot sidecar list them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy.typing as npt
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Dataset
 from lumbarview.core.types import LoadIssue, Severity
@@ -20,32 +20,43 @@ from lumbarview.services.case_loader import CaseView
 from lumbarview.ui.panels.browser import SeriesTree
 from lumbarview.ui.panels.docks import AnnotationPanel, IssuesPanel, LayerPanel, SummaryPanel, TagPanel
 
-if TYPE_CHECKING:
-    from lumbarview.ui.measure_binding import MeasureBinding
-    from lumbarview.ui.panels.levels import LevelsController
-
 _A = QtCore.Qt.DockWidgetArea
 LEFT, RIGHT, BOTTOM = _A.LeftDockWidgetArea, _A.RightDockWidgetArea, _A.BottomDockWidgetArea
+#: The docks that show when they have something to show (and the user has not closed them).
+FOLLOWING = ("issues", "layers", "annotations", "measurements", "levels", "report", "tables")
+#: The default width of the left and right dock areas and the height of the bottom one, px.
+SIDE_WIDTH_PX = 250
+BOTTOM_HEIGHT_PX = 170
+
+
+class _Dock(QtWidgets.QDockWidget):
+    """A dock that says when the user closed it with its title bar's button."""
+
+    closed_by_user = QtCore.Signal()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self.closed_by_user.emit()
+        super().closeEvent(event)
 
 
 class DockSet:
-    """Builds the panels and docks them in ``window`` (see the module). ``go_to(lps)`` takes
-    the views to an annotation picked in the Annotations dock."""
+    """Builds the panels and docks them in ``window`` (see the module), the measurement table
+    and the levels panel given. ``go_to(lps)`` takes the views to an annotation picked in the
+    Annotations dock."""
 
     def __init__(self, window: QtWidgets.QMainWindow, session: Session, submit: Submit,
-                 measure: MeasureBinding, levels: LevelsController,
+                 measurement_panel: QtWidgets.QWidget, levels_panel: QtWidgets.QWidget,
                  go_to: Callable[[npt.ArrayLike], None]) -> None:
         from lumbarview.ui.panels.report import ReportPanel
         from lumbarview.ui.panels.tables import TablesPanel
 
         self._window = window
         self._session = session
-        self._measure = measure
         self._go_to = go_to
         self._own_issues: list[LoadIssue] = []  # the window's own (flags, session), per dataset
         self.tree = SeriesTree(submit)
         self.issues_panel = IssuesPanel()
-        self.tag_panel = TagPanel()
+        self.tag_panel = TagPanel(submit)
         self.layer_panel = LayerPanel(session.overlays, session.set_layer)
         self.layer_panel.bulk_edit = session.set_layers
         self.annotation_panel = AnnotationPanel()
@@ -55,33 +66,98 @@ class DockSet:
         self.tables_panel = TablesPanel()
         self.tables_panel.jump.connect(self._go_to)
         self._docks: list[QtWidgets.QDockWidget] = []
-        self.browser_dock = self._dock("Browser", self.tree, LEFT)
-        self.issues_dock = self._dock("Load issues", self.issues_panel, BOTTOM, hidden=True)
-        self.tag_dock = self._dock("DICOM tags", self.tag_panel, RIGHT, hidden=True)
-        self.layer_dock = self._dock("Layers", self.layer_panel.widget_with_buttons(), RIGHT)
-        self.annotation_dock = self._dock("Annotations", self.annotation_panel, RIGHT)
-        self.summary_dock = self._dock("Case summary", self.summary_panel, LEFT)
-        self.measurement_dock = self._dock("Measurements", measure.panel, BOTTOM, hidden=True)
-        self.levels_dock = self._dock("Levels", levels.panel, RIGHT, hidden=True)
-        self.report_dock = self._dock("Report", self.report_panel, RIGHT, hidden=True)
-        self.tables_dock = self._dock("Tables", self.tables_panel, BOTTOM, hidden=True)
-        # The Measurements dock waits until there is something to list (or a tool is picked).
-        session.measurements.changed.connect(self._show_measurements_when_used)
-        measure.tools.tool_changed.connect(lambda _tool: self._show_measurements_when_used())
+        self.by_name: dict[str, QtWidgets.QDockWidget] = {}
+        #: Docks the user closed: the case's content does not open them again (remembered by
+        #: the window across runs); opening one from the View menu takes it off.
+        self.closed_by_user: set[str] = set()
+        self.browser_dock = self._dock("browser", "Browser", self.tree, LEFT)
+        self.issues_dock = self._dock("issues", "Load issues", self.issues_panel, BOTTOM, hidden=True)
+        self.tag_dock = self._dock("tags", "DICOM tags", self.tag_panel, RIGHT, hidden=True)
+        self.layer_dock = self._dock("layers", "Layers", self.layer_panel.widget_with_buttons(), RIGHT, hidden=True)
+        self.annotation_dock = self._dock("annotations", "Annotations", self.annotation_panel, RIGHT, hidden=True)
+        self.summary_dock = self._dock("summary", "Case summary", self.summary_panel, LEFT)
+        self.measurement_dock = self._dock("measurements", "Measurements", measurement_panel, BOTTOM, hidden=True)
+        self.levels_dock = self._dock("levels", "Levels", levels_panel, RIGHT, hidden=True)
+        self.report_dock = self._dock("report", "Report", self.report_panel, RIGHT, hidden=True)
+        self.tables_dock = self._dock("tables", "Tables", self.tables_panel, BOTTOM, hidden=True)
+        # The default arrangement gives the images most of the window: the docks of one side
+        # share it as tabs (the browser and the layers in front), each side narrow.
+        for first, *others in ((self.browser_dock, self.summary_dock),
+                               (self.layer_dock, self.annotation_dock, self.levels_dock, self.report_dock,
+                                self.tag_dock),
+                               (self.measurement_dock, self.issues_dock, self.tables_dock)):
+            for other in others:
+                window.tabifyDockWidget(first, other)
+            first.raise_()
+        #: Docks given their default size when they first show in this run (none once the
+        #: window restored the user's own arrangement: see :meth:`keep_user_sizes`).
+        self._unsized: set[QtWidgets.QDockWidget] | None = set(self._docks)
 
     def __iter__(self) -> Iterator[QtWidgets.QDockWidget]:
         return iter(self._docks)
 
-    def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea,
+    def _dock(self, name: str, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea,
               hidden: bool = False) -> QtWidgets.QDockWidget:
-        dock = QtWidgets.QDockWidget(title, self._window)
+        dock = _Dock(title, self._window)
         dock.setObjectName(title.replace(" ", "_"))
         dock.setWidget(widget)
         self._window.addDockWidget(area, dock)
         if hidden:
             dock.hide()
+        dock.closed_by_user.connect(lambda: self.closed_by_user.add(name))
+        dock.toggleViewAction().triggered.connect(lambda checked: self._user_toggled(name, checked))
         self._docks.append(dock)
+        self.by_name[name] = dock
         return dock
+
+    def _user_toggled(self, name: str, checked: bool) -> None:
+        if checked:
+            self.closed_by_user.discard(name)
+        else:
+            self.closed_by_user.add(name)
+
+    def show(self, name: str) -> None:
+        """Show and raise the dock ``name`` (one of ``ui.shell.DOCK_NAMES``), as the user asked."""
+        dock = self.by_name.get(name)
+        if dock is None:
+            raise ValueError(f"no dock named {name!r}; one of {', '.join(self.by_name)}")
+        self.closed_by_user.discard(name)
+        dock.show()
+        dock.raise_()
+        self.size_shown()
+
+    def _follow(self, dock: QtWidgets.QDockWidget, has_content: bool) -> None:
+        """A dock follows its content: hidden when empty, shown when not (unless the user closed it)."""
+        name = next(n for n, d in self.by_name.items() if d is dock)
+        if not has_content:
+            dock.hide()
+        elif name not in self.closed_by_user and not dock.isVisible():
+            dock.show()
+            self.size_shown()
+
+    def hide_empty(self) -> None:
+        """The docks that follow their content close until it comes (the window's restored state
+        may have them open from the last run, empty now)."""
+        for name in FOLLOWING:
+            self.by_name[name].hide()
+
+    def keep_user_sizes(self) -> None:
+        """The window restored the user's arrangement: docks keep the sizes it gave them."""
+        self._unsized = None
+
+    def size_shown(self) -> None:
+        """Docks that show for the first time in this run get the default width (left and right)
+        or height (bottom): narrow, so the images keep most of the window."""
+        if not self._unsized:
+            return
+        window = self._window
+        for dock in [d for d in self._docks if d in self._unsized and d.isVisible()]:
+            self._unsized.discard(dock)
+            area = window.dockWidgetArea(dock)
+            if area == BOTTOM:
+                window.resizeDocks([dock], [BOTTOM_HEIGHT_PX], QtCore.Qt.Orientation.Vertical)
+            elif area in (LEFT, RIGHT):
+                window.resizeDocks([dock], [SIDE_WIDTH_PX], QtCore.Qt.Orientation.Horizontal)
 
     def show_issues(self, dataset: Dataset, own: list[LoadIssue] | None = None) -> None:
         """The dataset's load issues, as far as its cases have been read, and the window's own
@@ -94,6 +170,7 @@ class DockSet:
         serious = any(i.severity is not Severity.INFO for i in issues)
         if serious or own is not None:
             self.issues_dock.setVisible(serious)
+        self.size_shown()
 
     def show_case(self, view: CaseView, dataset: Dataset | None, flags: FlagStore | None) -> None:
         """The panels follow the case ``view`` shows."""
@@ -101,20 +178,24 @@ class DockSet:
         if case.issues and dataset is not None:
             self.show_issues(dataset)
         self.annotation_panel.set_rows(view.annotations, flags)
-        self.layer_dock.setVisible(bool(self._session.overlays.layers))
-        self.annotation_dock.setVisible(bool(view.annotations))
+        self._follow(self.layer_dock, bool(self._session.overlays.layers))
+        self._follow(self.annotation_dock, bool(view.annotations))
         self.summary_panel.show_summary(case.id, view.summary)
         self.report_panel.show_case(dataset, case)
         self.tables_panel.show_case(dataset, case)
-        self.report_dock.setVisible(bool(self.report_panel.paths))
-        self.tables_dock.setVisible(bool(self.tables_panel.tables))
+        self._follow(self.report_dock, bool(self.report_panel.paths))
+        self._follow(self.tables_dock, bool(self.tables_panel.tables))
         if not any(view.series.values()):
             self.issues_dock.show()
+        self.size_shown()
 
     def _on_jump(self, annotation: Any) -> None:
         if annotation.position_lps is not None:
             self._go_to(annotation.position_lps)
 
-    def _show_measurements_when_used(self) -> None:
-        if len(self._session.measurements) or self._measure.tools.tool != "navigate":
-            self.measurement_dock.show()
+    def follow_measurements(self) -> None:
+        """Measurements came from a session (restored, or shown with the case): the Measurements
+        dock opens when there are some. Drawing never opens it: a dock that opens re-arranges the
+        window and moves the image between aiming and clicking (View > Measurements does)."""
+        if len(self._session.measurements):
+            self._follow(self.measurement_dock, True)

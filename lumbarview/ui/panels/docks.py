@@ -1,4 +1,4 @@
-"""Dock panels: load issues, DICOM tags, and the keyboard shortcut table."""
+"""Dock panels: load issues, DICOM tags, layers, annotations, the case summary."""
 
 from __future__ import annotations
 
@@ -9,27 +9,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.types import LoadIssue
-from lumbarview.services.tags import read_tags
-
-SHORTCUTS = [
-    ("Left click / drag", "set the crosshair (every view follows)"),
-    ("Click on a reference line", "go to that slice in the other view"),
-    ("Mouse wheel, Up/Down, Left/Right", "previous / next slice"),
-    ("Page Up / Page Down", "10 % of the slices back / forward"),
-    ("Home / End", "first / last slice"),
-    ("Ctrl + wheel", "zoom around the mouse"),
-    ("Middle drag", "pan"),
-    ("Right drag", "window (horizontal) and level (vertical)"),
-    ("Ctrl+1 .. Ctrl+4", "window presets: automatic, DICOM, T1, T2"),
-    ("I", "invert"),
-    ("F", "fit to window"),
-    ("R", "reset zoom and window"),
-    ("Space", "cine play / stop"),
-    ("Ctrl+O", "open a folder"),
-    ("Ctrl+Shift+S", "save a screenshot of the window"),
-    ("Shift+M / Ctrl+Shift+M", "show / hide all markers (boxes and points)"),
-    ("F1", "this table"),
-]
+from lumbarview.services.case_browser import Submit
+from lumbarview.services.tags import SliceFile, TagRow, read_tags
 
 
 class IssuesPanel(QtWidgets.QTableWidget):
@@ -56,54 +37,73 @@ class IssuesPanel(QtWidgets.QTableWidget):
         self.resizeColumnsToContents()
 
 
-class TagPanel(QtWidgets.QTreeWidget):
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setHeaderLabels(["Tag", "Keyword", "VR", "Value"])
-        self._path: str | None = None
+class TagPanel(QtWidgets.QWidget):
+    """The DICOM tags of the slice the focused view shows, read off the GUI thread through
+    ``submit``; a line above the tree says which slice (or why there are no tags)."""
 
-    def show_file(self, path: str | None) -> None:
-        if path == self._path:
+    shown = QtCore.Signal(str)  # the file whose tags are listed ("" when none)
+
+    def __init__(self, submit: Submit, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._submit = submit
+        self.note = QtWidgets.QLabel("Click a view to see the DICOM tags of its slice.")
+        self.note.setWordWrap(True)
+        self.tree = QtWidgets.QTreeWidget()
+        self.tree.setHeaderLabels(["Tag", "Keyword", "VR", "Value"])
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.note)
+        layout.addWidget(self.tree, 1)
+        self.path: str | None = None  # the file asked for last
+
+    def show_slice(self, wanted: SliceFile) -> None:
+        """List the tags of ``wanted``'s file (read on the worker; a later call wins)."""
+        self.note.setText(wanted.note)
+        if wanted.path is not None and wanted.path == self.path:
             return
-        self._path = path
-        self.clear()
-        if path is None:
-            self.addTopLevelItem(QtWidgets.QTreeWidgetItem(["", "(no DICOM file for this slice)", "", ""]))
+        self.path = wanted.path
+        self.tree.clear()
+        if wanted.path is None:
+            self.shown.emit("")
             return
-        try:
-            rows = read_tags(path)
-        except LumbarviewError as exc:
-            self.addTopLevelItem(QtWidgets.QTreeWidgetItem(["", str(exc), "", ""]))
+        path = wanted.path
+        self.tree.addTopLevelItem(QtWidgets.QTreeWidgetItem(["", "reading…", "", ""]))
+        self._submit(lambda: read_tags(path), lambda rows: self._fill(path, rows),
+                     lambda error: self._failed(path, error))
+
+    def _failed(self, path: str, error: BaseException) -> None:
+        if path != self.path:
             return
+        self.tree.clear()
+        text = str(error) if isinstance(error, (LumbarviewError, OSError)) else f"{type(error).__name__}: {error}"
+        self.tree.addTopLevelItem(QtWidgets.QTreeWidgetItem(["", f"cannot read {path}: {text}", "", ""]))
+        self.shown.emit("")
+
+    def _fill(self, path: str, rows: list[TagRow]) -> None:
+        if path != self.path:
+            return  # the view moved on while this file was read
+        self.tree.clear()
         parents: dict[int, QtWidgets.QTreeWidgetItem] = {}
         for row in rows:
             item = QtWidgets.QTreeWidgetItem([row.tag, row.keyword, row.vr, row.value])
             parent = parents.get(row.depth - 1)
             if parent is None or row.depth == 0:
-                self.addTopLevelItem(item)
+                self.tree.addTopLevelItem(item)
             else:
                 parent.addChild(item)
             parents[row.depth] = item
         for col in range(3):
-            self.resizeColumnToContents(col)
+            self.tree.resizeColumnToContents(col)
+        self.shown.emit(path)
 
-
-class ShortcutsDialog(QtWidgets.QDialog):
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Keyboard and mouse")
-        table = QtWidgets.QTableWidget(len(SHORTCUTS), 2, self)
-        table.setHorizontalHeaderLabels(["Input", "Action"])
-        for row, (key, action) in enumerate(SHORTCUTS):
-            table.setItem(row, 0, QtWidgets.QTableWidgetItem(key))
-            table.setItem(row, 1, QtWidgets.QTableWidgetItem(action))
-        table.resizeColumnsToContents()
-        table.horizontalHeader().setStretchLastSection(True)
-        table.verticalHeader().hide()
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(table)
-        self.resize(560, 480)
-        self.setWindowFlag(QtCore.Qt.WindowType.WindowContextHelpButtonHint, False)
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """The top-level lines shown (tag, keyword, VR, value)."""
+        out = []
+        for n in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(n)
+            if item is not None:
+                out.append((item.text(0), item.text(1), item.text(2), item.text(3)))
+        return out
 
 
 class LayerPanel(QtWidgets.QTreeWidget):
@@ -406,7 +406,10 @@ class AnnotationPanel(QtWidgets.QWidget):
     def export_flags(self) -> None:
         if self.store is None:
             return
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export flags", "lumbarview-flags.csv", "CSV (*.csv)")
+        from lumbarview.ui.settings import Settings
+
+        path = Settings().save_path(self, "Export flags", "lumbarview-flags.csv", "CSV (*.csv)",
+                                    str(self.store.dataset_path))
         if path:
             self.store.export_csv(path)
 

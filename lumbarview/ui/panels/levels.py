@@ -1,9 +1,11 @@
 """The levels panel: the engine's values per level and side beside the images.
 
 :class:`LevelsPanel` shows an :class:`~lumbarview.services.engine_view.EngineResult` as a tree:
-level (and series when the case has several measured label maps) > part (canal, foramen left,
-foramen right, disc) > one line per ``lumbarview measure`` row (value, unit, confidence, flag
-with its source, dataset grade; the method and the confidence's reason as tooltips). A click on
+level (head to feet: T12-L1 first) > part (canal, foramen left, foramen right, disc) > one line
+per ``lumbarview measure`` row (value, a manual measurement that replaces it, unit, confidence,
+flag with its source, wrapped, and dataset grade; the method and the confidence's reason as
+tooltips). A case with several measured label maps (T1 and T2 masks) shows one at a time,
+chosen above the tree. A click on
 any line emits :attr:`LevelsPanel.part_selected` with its row; the context menu's "Replace by a
 manual measurement…" emits :attr:`LevelsPanel.replace_requested` (the measurement tools hook
 there; the engine's row is never changed).
@@ -11,38 +13,78 @@ there; the engine's row is never changed).
 :class:`LevelsController` binds the panel to the main window: runs the engine off the GUI
 thread with progress ("Measure this case"), takes the view to the plane the engine measured
 on (an undoable session edit) and draws what it measured on every view as a temporary overlay,
-and exports (CSV, JSON, DICOM SR, HTML report).
+and exports the case's measurements (those drawn by hand, and the engine's when it ran) through
+:mod:`lumbarview.services.measurement_export`, which picks the format and keeps the dataset
+untouched.
 """
 
 from __future__ import annotations
 
-import os
+import itertools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case
 from lumbarview.core.errors import LumbarviewError
+from lumbarview.core.labels import VERTEBRAE_TOP_DOWN
 from lumbarview.core.types import Series
-from lumbarview.services import export, report, sr
+from lumbarview.model.session import Session
+from lumbarview.services import measurement_export, report
 from lumbarview.services.engine_view import EngineResult, PartGeometry, part_of, run_engine
 from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
-from lumbarview.services.view_planes import best_volume, covering_view_plane
+from lumbarview.services.view_planes import best_volume, plan_go_to
 from lumbarview.ui.items.engine_items import EngineOverlay
-
-if TYPE_CHECKING:
-    from lumbarview.ui.main_window import MainWindow
+from lumbarview.ui.shell import Shell
+from lumbarview.ui.views.slice_view import SliceView
+from lumbarview.ui.views.tools import ToolController
 
 ROLE = QtCore.Qt.ItemDataRole.UserRole
-COLUMNS = ("Level / quantity", "Value", "Unit", "Confidence", "Flag", "Dataset grade")
+COLUMNS = ("Level / quantity", "Value", "Manual", "Unit", "Confidence", "Flag", "Dataset grade")
+VALUE, MANUAL, FLAG = 1, 2, 5  # column indices
 PART_TITLES = {("canal", None): "Canal", ("foramen", "left"): "Foramen left", ("foramen", "right"): "Foramen right",
                ("disc", None): "Disc"}
+_PART_ORDER = list(PART_TITLES)
 _NAMES = {"canal_ap": "AP diameter", "canal_transverse": "transverse diameter", "canal_area": "area",
           "canal_area_min": "minimum area", "foramen_height": "height", "foramen_width": "width",
           "foramen_area": "area", "posterior_disc_height": "posterior disc height",
           "disc_height_anterior": "anterior height", "disc_height_middle": "middle height",
           "disc_height_posterior": "posterior height", "dhi": "DHI", "slip": "slip"}
+#: Disc levels head to feet (T10-T11 ... L5-S1): the panel's order.
+LEVEL_ORDER = tuple(f"{a}-{b}" for a, b in itertools.pairwise(VERTEBRAE_TOP_DOWN))
+#: How the measurement tools note a manual measurement that replaces an engine value.
+_REPLACES = re.compile(r"manual replacement of the engine's (?P<quantity>\w+)")
+
+
+def level_rank(level: object) -> tuple[int, str]:
+    """Sort key of a level: head to feet, unknown names after the known ones, none last."""
+    if not isinstance(level, str):
+        return (len(LEVEL_ORDER) + 1, "")
+    return (LEVEL_ORDER.index(level) if level in LEVEL_ORDER else len(LEVEL_ORDER), level)
+
+
+@dataclass(frozen=True)
+class ManualValue:
+    """A manual measurement shown beside the engine value it replaces."""
+
+    level: str | None
+    side: str | None
+    quantity: str
+    text: str  # its value with unit, as the measurements table shows it
+
+
+def manual_values(measurements: Iterable[Any]) -> list[ManualValue]:
+    """The session's manual measurements that replace an engine value (the tools note which)."""
+    out = []
+    for m in measurements:
+        found = _REPLACES.search(str(getattr(m, "note", "") or ""))
+        if found is not None and getattr(m, "source", "manual") == "manual":
+            out.append(ManualValue(m.level, m.side, found["quantity"], m.value_text()))
+    return out
 
 
 def _value_text(row: dict[str, Any]) -> str:
@@ -64,47 +106,97 @@ class LevelsPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.result: EngineResult | None = None
         self._rows: list[dict[str, Any]] = []
+        self._manual: list[ManualValue] = []
         self.status = QtWidgets.QLabel("Measure → Measure this case (Ctrl+M) to see the engine's values per level.")
         self.status.setWordWrap(True)
         self.button = QtWidgets.QPushButton("Measure this case")
         self.button.clicked.connect(self.measure_requested.emit)
+        # A case with several measured masks (T1 and T2) shows one at a time, levels grouped.
+        self.mask_label = QtWidgets.QLabel("Mask:")
+        self.mask_choice = QtWidgets.QComboBox()
+        self.mask_choice.setToolTip("The label map (mask) whose values are shown; each is measured on its own")
+        self.mask_choice.currentIndexChanged.connect(lambda _i: self._build())
+        masks = QtWidgets.QHBoxLayout()
+        masks.addWidget(self.mask_label)
+        masks.addWidget(self.mask_choice, 1)
         self.tree = QtWidgets.QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(list(COLUMNS))
         self.tree.setAlternatingRowColors(True)
-        self.tree.setUniformRowHeights(True)
+        self.tree.setUniformRowHeights(False)
+        self.tree.setWordWrap(True)  # flags wrap in their column rather than being cut
+        self.tree.setMinimumHeight(160)  # a few levels in view, however long the status above
         self.tree.itemClicked.connect(self._on_clicked)
+        self.tree.header().sectionResized.connect(self._on_section_resized)
         self.tree.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.status)
         layout.addWidget(self.button)
+        layout.addLayout(masks)
         layout.addWidget(self.tree, 1)
+        self._show_masks([])
 
     # -- content -----------------------------------------------------------------------------
     def clear(self, message: str = "") -> None:
         self.result = None
         self._rows = []
         self.tree.clear()
+        self._show_masks([])
         self.status.setText(message or "Measure → Measure this case (Ctrl+M) to see the engine's values per level.")
+
+    def _show_masks(self, series: list[str]) -> None:
+        self.mask_choice.blockSignals(True)
+        self.mask_choice.clear()
+        self.mask_choice.addItems(series)
+        self.mask_choice.blockSignals(False)
+        self.mask_label.setVisible(len(series) > 1)
+        self.mask_choice.setVisible(len(series) > 1)
 
     def set_result(self, result: EngineResult) -> None:
         self.result = result
+        self._rows = list(result.rows)
+        self._show_masks([str(s) for s in dict.fromkeys(r.get("series") for r in result.rows) if s is not None])
+        self._build()
+        measured = sum(1 for r in result.rows if r.get("value") is not None)
+        self.status.setText(f"Case {result.case_id}: {measured} of {len(result.rows)} values measured "
+                            f"({result.engine_version}). Click a line to see where; right-click to replace a value "
+                            "by a manual measurement." + ("".join(f"\n{n}" for n in result.notes)))
+
+    def set_manual(self, values: Iterable[ManualValue]) -> None:
+        """Show these manual measurements beside the engine values they replace."""
+        self._manual = list(values)
+        for item in self.row_items():
+            row = item.data(0, ROLE)
+            if isinstance(row, dict):
+                self._fill_manual(item, row)
+
+    def _fill_manual(self, item: QtWidgets.QTreeWidgetItem, row: dict[str, Any]) -> None:
+        found = [m.text for m in self._manual if m.quantity == row.get("quantity") and m.level == row.get("level")
+                 and m.side == row.get("side") and (row.get("unit") != "%")]
+        item.setText(MANUAL, "; ".join(found))
+        item.setToolTip(MANUAL, "Measured by hand in place of the engine's value (both are kept)" if found else "")
+
+    def _build(self) -> None:
+        """The tree of the chosen mask's rows: levels head to feet, then canal, foramina, disc."""
         self.tree.clear()
-        self._rows = []
-        several = len({r.get("series") for r in result.rows}) > 1
-        levels: dict[tuple[Any, Any], QtWidgets.QTreeWidgetItem] = {}
-        parts: dict[tuple[Any, Any, Any, Any], QtWidgets.QTreeWidgetItem] = {}
-        for row in result.rows:
-            self._rows.append(row)
-            level_key = (row.get("series"), row.get("level"))
-            level_item = levels.get(level_key)
+        chosen = self.mask_choice.currentText() if self.mask_choice.count() > 1 else None
+        rows = [r for r in self._rows if chosen is None or r.get("series") == chosen]
+        order = {id(r): n for n, r in enumerate(rows)}
+
+        def part_key(row: dict[str, Any]) -> tuple[int, int]:
+            part = part_of(row.get("quantity"))
+            key = (part, row.get("side") if part == "foramen" else None)
+            return (_PART_ORDER.index(key) if key in _PART_ORDER else len(_PART_ORDER), order[id(row)])
+
+        levels: dict[Any, QtWidgets.QTreeWidgetItem] = {}
+        parts: dict[tuple[Any, Any, Any], QtWidgets.QTreeWidgetItem] = {}
+        for row in sorted(rows, key=lambda r: (level_rank(r.get("level")), part_key(r))):
+            level_item = levels.get(row.get("level"))
             if level_item is None:
                 title = str(row.get("level") or "not measured")
-                if several:
-                    title += f" — {row.get('series')}"
-                level_item = levels[level_key] = QtWidgets.QTreeWidgetItem(self.tree, [title])
+                level_item = levels[row.get("level")] = QtWidgets.QTreeWidgetItem(self.tree, [title])
                 level_item.setData(0, ROLE, row)
                 level_item.setExpanded(True)
                 font = level_item.font(0)
@@ -112,11 +204,10 @@ class LevelsPanel(QtWidgets.QWidget):
                 level_item.setFont(0, font)
             part = part_of(row.get("quantity"))
             side = row.get("side") if part == "foramen" else None
-            part_key = (*level_key, part, side)
-            parent = parts.get(part_key)
+            parent = parts.get((row.get("level"), part, side))
             if parent is None and part is not None:
-                parent = parts[part_key] = QtWidgets.QTreeWidgetItem(level_item, [PART_TITLES.get((part, side),
-                                                                                                   part)])
+                parent = parts[(row.get("level"), part, side)] = QtWidgets.QTreeWidgetItem(
+                    level_item, [PART_TITLES.get((part, side), part)])
                 parent.setData(0, ROLE, row)
                 parent.setExpanded(part == "canal")
             item = QtWidgets.QTreeWidgetItem(parent or level_item, self.cells(row))
@@ -126,26 +217,42 @@ class LevelsPanel(QtWidgets.QWidget):
             for column in range(len(COLUMNS)):
                 item.setToolTip(column, tip)
             if row.get("flag"):
-                item.setForeground(4, QtGui.QBrush(QtGui.QColor("#e5534b")))
-        for column in range(len(COLUMNS) - 2):
+                item.setForeground(FLAG, QtGui.QBrush(QtGui.QColor("#e5534b")))
+                item.setToolTip(FLAG, str(row["flag"]))  # the whole text, however narrow the column
+            self._fill_manual(item, row)
+        for column in range(FLAG):
             self.tree.resizeColumnToContents(column)
-        measured = sum(1 for r in result.rows if r.get("value") is not None)
-        self.status.setText(f"Case {result.case_id}: {measured} of {len(result.rows)} values measured "
-                            f"({result.engine_version}). Click a line to see where; right-click to replace a value "
-                            "by a manual measurement." + ("".join(f"\n{n}" for n in result.notes)))
+        self.tree.setColumnWidth(FLAG, 260)  # long flags wrap (their whole text is the tooltip too)
+        self._wrap_flags()
+
+    def _on_section_resized(self, column: int, _old: int, _new: int) -> None:
+        if column == FLAG:
+            self._wrap_flags()
+
+    def _wrap_flags(self) -> None:
+        """Each line tall enough for its flag wrapped in the flag column (a tree view wraps text
+        but does not grow the row for it)."""
+        width = max(40, self.tree.columnWidth(FLAG) - 8)
+        metrics = self.tree.fontMetrics()
+        for item in self.row_items():
+            text = item.text(FLAG)
+            if text:
+                bound = metrics.boundingRect(QtCore.QRect(0, 0, width, 10_000),
+                                             int(QtCore.Qt.TextFlag.TextWordWrap), text)
+                item.setSizeHint(FLAG, QtCore.QSize(width, bound.height() + 4))
 
     @staticmethod
     def cells(row: dict[str, Any]) -> list[str]:
         quantity = str(row.get("quantity"))
-        return [_NAMES.get(quantity, quantity), _value_text(row), str(row.get("unit") or ""),
+        return [_NAMES.get(quantity, quantity), _value_text(row), "", str(row.get("unit") or ""),
                 str(row.get("confidence") or ""), str(row.get("flag") or ""), str(row.get("dataset_grade") or "")]
 
     def shown_rows(self) -> list[dict[str, Any]]:
-        """The rows the panel shows, with the keys of ``lumbarview measure`` rows."""
+        """The engine's rows (every mask's), with the keys of ``lumbarview measure`` rows."""
         return [{key: row.get(key) for key in (*ROW_KEYS, *EXTRA_KEYS)} for row in self._rows]
 
     def row_items(self) -> list[QtWidgets.QTreeWidgetItem]:
-        """The value lines (leaves), in order."""
+        """The value lines (leaves) of the mask shown, in order."""
         out: list[QtWidgets.QTreeWidgetItem] = []
 
         def walk(item: QtWidgets.QTreeWidgetItem | None) -> None:
@@ -183,16 +290,21 @@ class LevelsController:
 
     EXPORT_FILTERS = "CSV (*.csv);;JSON (*.json);;DICOM Structured Report (*.dcm);;HTML report (*.html)"
 
-    def __init__(self, window: MainWindow) -> None:
-        self.w = window
+    def __init__(self, shell: Shell, session: Session, views: dict[str, SliceView], tools: ToolController) -> None:
+        self.shell = shell
+        self.session = session
+        self.views = views
+        self.tools = tools
         self.panel = LevelsPanel()
         self.panel.part_selected.connect(self.show_part)
         self.panel.measure_requested.connect(self.measure)
         self.panel.replace_requested.connect(self.replace_by_manual)
-        self.overlays = {name: EngineOverlay(view) for name, view in window.views.items()}
+        self.overlays = {name: EngineOverlay(view) for name, view in views.items()}
         self.result: EngineResult | None = None
         self.part: PartGeometry | None = None
-        window.session.case_changed.connect(lambda _case: self.reset())
+        session.case_changed.connect(lambda _case: self.reset())
+        # Manual measurements that replace an engine value show beside it.
+        session.measurements.changed.connect(lambda: self.panel.set_manual(manual_values(session.measurements)))
 
     def reset(self) -> None:
         self.result = None
@@ -207,29 +319,28 @@ class LevelsController:
     # -- the engine --------------------------------------------------------------------------
     def measure(self) -> None:
         """Measure the loaded case off the GUI thread (a progress dialog can cancel)."""
-        case = self.w.session.case
+        case = self.session.case
         if case is None:
-            self.w.statusBar().showMessage("Open a case first")
+            self.shell.status("Open a case first")
             return
         self.panel.status.setText(f"Measuring case {case.id}…")
-        self.w.tasks.run(lambda progress, cancel: run_engine(case, progress, cancel),
+        self.shell.tasks.run(lambda progress, cancel: run_engine(case, progress, cancel),
                          lambda result: self._on_result(case, result), f"Measuring case {case.id}…")
 
     def _on_result(self, case: Case, result: EngineResult) -> None:
-        if case is not self.w.session.case:
+        if case is not self.session.case:
             return  # the user moved on to another case meanwhile
         self.result = result
         self.panel.set_result(result)
-        self.w.docks.levels_dock.show()
-        self.w.docks.levels_dock.raise_()
+        self.shell.show_dock("levels")
         if not result.rows:
             self.panel.status.setText(f"Case {case.id}: nothing to measure (the engine measures 3D label maps "
                                       "that name disc levels)" + "".join(f"\n{n}" for n in result.notes))
-        self.w.statusBar().showMessage(f"Case {case.id}: {len(result.rows)} engine values")
+        self.shell.status(f"Case {case.id}: {len(result.rows)} engine values")
         self.panel.measured.emit()
 
     def _source(self, series_name: str) -> Series | None:
-        case = self.w.session.case
+        case = self.session.case
         if case is None:
             return None
         stack = report.image_stack(case, series_name)
@@ -240,71 +351,59 @@ class LevelsController:
         """Take the view to the plane the engine measured ``row`` on and draw what it measured."""
         part = self.result.part_for(row) if self.result is not None else None
         if part is None:
-            self.w.statusBar().showMessage(f"{row.get('level')} {row.get('quantity')}: nothing was measured to show"
+            self.shell.status(f"{row.get('level')} {row.get('quantity')}: nothing was measured to show"
                                            + (f" ({row['reason']})" if row.get("reason") else ""))
             return False
         source = self._source(part.series)
         if source is None:
-            self.w.statusBar().showMessage("No volume in this case to show the engine's plane")
+            self.shell.status("No volume in this case to show the engine's plane")
             return False
-        plane = covering_view_plane(source, part.right_lps, part.down_lps, part.centre_lps)
         self.set_part(part)
         title = PART_TITLES.get((part.part, part.side), part.part)
-        self.w.session.set_plane(part.view, plane, source, f"show {part.level} {title.lower()}",
-                                 cursor_lps=part.centre_lps)
-        view = self.w.views[part.view]
-        view.zoom_to(part.centre_lps, 70.0)
-        self.w.statusBar().showMessage(f"{part.level} {title.lower()}: the engine's plane")
+        go = plan_go_to(self.session, part.centre_lps, right_lps=part.right_lps, down_lps=part.down_lps,
+                        series=source, prefer=part.view, field_mm=70.0, text=f"show {part.level} {title.lower()}")
+        go.apply(self.session)
+        for name in go.zoom:
+            self.views[name].zoom_to(go.cursor_lps, go.field_mm)
+        self.shell.status(f"{part.level} {title.lower()}: the engine's plane")
         return True
 
     def replace_by_manual(self, row: dict[str, Any]) -> None:
         """Replace ``row`` by a manual measurement: the view goes to the engine's plane, then the
         measurement tools take over (the engine's row is never changed)."""
         self.show_part(row)
-        self.w.measure.tools.replace_engine_value(row)
+        self.tools.replace_engine_value(row)
 
     # -- exports -----------------------------------------------------------------------------
     def export_rows(self) -> list[dict[str, Any]]:
-        """The rows to export: the engine's (manual measurements can be added by the caller)."""
-        if self.result is None:
-            return []
-        return export.export_rows(self.result.rows, "engine", self.result.engine_version)
+        """The rows to export: the session's measurements of the case, and the engine's when it ran."""
+        session = self.session
+        return measurement_export.case_rows(session.measurements, session.case, self.result)
 
     def export_to(self, path: str | Path, rows: list[dict[str, Any]] | None = None) -> Path:
-        """Export to ``path`` by its suffix: .csv, .json, .dcm (SR) or .html (report)."""
-        case = self.w.session.case
-        if self.result is None or case is None:
-            raise ValueError("measure the case first (Measure → Measure this case)")
-        rows = self.export_rows() if rows is None else rows
-        suffix = Path(path).suffix.lower()
-        dataset_path = self.w.dataset.path if self.w.dataset is not None else ""
-        if dataset_path and Path(path).resolve().is_relative_to(Path(dataset_path).resolve()):
-            raise ValueError(f"{path} is inside the dataset: lumbarview never writes into a dataset")
-        if suffix in (".csv", ".json"):
-            return export.write(path, rows, case.id)
-        if suffix == ".dcm":
-            return sr.write_sr(path, rows, case, case.id, self.result.engine_version).path
-        if suffix in (".html", ".htm"):
-            return report.write_report(path, case, self.result, rows, dataset_path)
-        raise ValueError(f"cannot export to {suffix or 'a file without suffix'}: choose .csv, .json, .dcm or .html")
+        """Export to ``path`` by its suffix (the service chooses the format and keeps the dataset
+        untouched)."""
+        case = self.session.case
+        if case is None:
+            raise ValueError("open a case first")
+        dataset_path = self.session.dataset.path if self.session.dataset is not None else None
+        return measurement_export.export_case(
+            path, self.export_rows() if rows is None else rows, case, case.id,
+            dataset_path=dataset_path, engine=self.result)
 
     def export_dialog(self) -> None:
-        case = self.w.session.case
-        if self.result is None or case is None:
-            self.w.statusBar().showMessage("Measure the case first (Measure → Measure this case)")
+        case = self.session.case
+        if case is None:
+            self.shell.status("Open a case first")
             return
-        dataset_path = self.w.dataset.path if self.w.dataset is not None else ""
-        start = report.default_report_path(dataset_path or case.id, case.id).with_suffix(".csv")
-        start.parent.mkdir(parents=True, exist_ok=True)
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.w, "Export measurements", str(start),
-                                                        self.EXPORT_FILTERS)
+        path = self.shell.save_path("Export measurements", f"{case.id}-measurements.csv", self.EXPORT_FILTERS)
         if not path:
             return
         try:
             written = self.export_to(path)
         except (LumbarviewError, ValueError, OSError) as exc:
-            self.w.statusBar().showMessage(f"Export failed: {exc}")
-            if not os.environ.get("LUMBARVIEW_NO_DIALOGS"):
-                QtWidgets.QMessageBox.warning(self.w, "lumbarview", f"Export failed: {exc}")
+            self.shell.status(f"Export failed: {exc}")
+            if self.shell.interactive:
+                QtWidgets.QMessageBox.warning(self.shell.widget, "lumbarview", f"Export failed: {exc}")
             return
-        self.w.statusBar().showMessage(f"Exported {written}")
+        self.shell.status(f"Exported {written}")

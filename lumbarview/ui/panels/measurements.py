@@ -1,5 +1,6 @@
-"""The measurement table (a dock): kind, value, unit, level, side, series, note and source of
-every measurement of the case on screen. Level, side and note are edited in place (undoable);
+"""The measurement table (a dock): kind, value, unit, level, side, series, note, source and, for
+an area, its ROI statistics (mean, SD, minimum, maximum, pixel count of the image it was drawn
+on) of every measurement of the case on screen. Level, side and note are edited in place (undoable);
 a click on a row emits :attr:`MeasurementPanel.jump` (the window goes to its plane) and selects
 it; Delete removes the selected row."""
 
@@ -9,10 +10,10 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.model.measurements import SIDES, Measurement
+from lumbarview.model.measurements import SIDES, Measurement, region_statistics, roi_text
 from lumbarview.model.session import Session
 
-COLUMNS = ("kind", "value", "unit", "level", "side", "series", "note", "source")
+COLUMNS = ("kind", "value", "unit", "level", "side", "series", "note", "source", "statistics")
 EDITABLE = ("level", "side", "note")
 _UNIT_TEXT = {"mm2": "mm²", "deg": "°"}
 
@@ -57,7 +58,9 @@ class MeasurementPanel(QtWidgets.QTableWidget):
         q = m.value()
         value = (m.label or "") if m.kind == "point" else (f"{q.value:.2f}" if q.ok else f"— {q.reason}")
         return {"kind": m.kind, "value": value, "unit": _UNIT_TEXT.get(m.unit, m.unit), "level": m.level or "",
-                "side": m.side or "", "series": self._series_name(m.series), "note": m.note, "source": m.source}
+                "side": m.side or "", "series": self._series_name(m.series), "note": m.note, "source": m.source,
+                "statistics": roi_text(region_statistics(m, self.session.case.series))
+                if self.session.case is not None else ""}
 
     def rebuild(self) -> None:
         self._updating = True

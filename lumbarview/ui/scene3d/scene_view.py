@@ -35,6 +35,7 @@ from lumbarview.model.session import Session
 from lumbarview.services.surfaces import LabelSurface, build_label_surfaces, mesh_bounds
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.ui.scene3d import vtk_objects as vo
+from lumbarview.ui.settings import Settings
 
 #: Camera presets: (direction from the focal point to the camera, view up), in LPS. "anterior"
 #: looks at the patient's front (patient right on screen left), "left" from the patient's left.
@@ -106,6 +107,7 @@ class SceneObject:
     layer: Layer | None = None
     value: int | None = None  # label value of a surface
     pickable: list[Any] = field(default_factory=list)
+    label: tuple[str, FloatArray] | None = None  # a marker's name and where it is (ui.scene3d.vtk_objects.MarkerLabels)
 
     @property
     def visible(self) -> bool:
@@ -198,6 +200,8 @@ class SceneView(QtWidgets.QWidget):
         self.cursor_actor.GetProperty().SetColor(0.94, 0.75, 0.38)
         self.cursor_actor.PickableOff()
         self.renderer.AddActor(self.cursor_actor)
+        self.labels = vo.MarkerLabels()  # the markers' names, over the scene
+        self.renderer.AddViewProp(self.labels.actor)
 
         session.overlays.layers_changed.connect(self.rebuild)  # also on every new case
         session.overlays.layer_changed.connect(self._on_layer_changed)
@@ -248,6 +252,11 @@ class SceneView(QtWidgets.QWidget):
         for prop in obj.props:
             self.renderer.AddViewProp(prop)
         self._update_pick_list()
+        self._update_labels()
+
+    def _update_labels(self) -> None:
+        """The names of the visible markers, in layer order."""
+        self.labels.set_labels([obj.label for obj in self.objects.values() if obj.label is not None and obj.visible])
 
     def _update_pick_list(self) -> None:
         self.picker.InitializePickList()
@@ -265,6 +274,7 @@ class SceneView(QtWidgets.QWidget):
             for prop in obj.props:
                 self.renderer.RemoveViewProp(prop)
         self.objects = {}
+        self._update_labels()
         for layer in self.session.overlays.layers:
             if layer.kind == "mesh" and isinstance(layer.source, Mesh):
                 self._add_mesh(layer, layer.source)
@@ -313,8 +323,8 @@ class SceneView(QtWidgets.QWidget):
         else:
             main = vo.spheres_actor(pts, 1.6)
             kind = "points"
-        text = vo.label_actor(layer.title or layer.name, pts[0] + np.array([0.0, 0.0, 3.0]), _rgb(layer.colour_rgb))
-        obj = SceneObject(layer.name, kind, [main, text], mesh_bounds(pts), layer, pickable=[main])
+        obj = SceneObject(layer.name, kind, [main], mesh_bounds(pts), layer, pickable=[main],
+                          label=(layer.title or layer.name, np.asarray(pts[0], dtype=np.float64)))
         self._style(obj)
         self._add(("layer", id(layer)), obj)
 
@@ -388,6 +398,7 @@ class SceneView(QtWidgets.QWidget):
         for obj in self.objects.values():
             if obj.layer is layer:
                 self._style(obj)
+        self._update_labels()
         if layer.kind == "labels":
             self.request_surfaces()
         self.request_render()
@@ -511,8 +522,9 @@ class SceneView(QtWidgets.QWidget):
 
     def save_screenshot(self, path: str | None) -> str | None:
         if path is None:
-            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the 3D pane", "lumbarview-3d.png",
-                                                            "PNG images (*.png)")
+            dataset = self.session.dataset
+            path = Settings().save_path(self, "Save the 3D pane", "lumbarview-3d.png", "PNG images (*.png)",
+                                        dataset.path if dataset is not None else None)
             if not path:
                 return None
         return path if self.to_qimage().save(path) else None

@@ -9,17 +9,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
-from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonCore import vtkIntArray, vtkPoints, vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkTubeFilter
 from vtkmodules.vtkFiltersSources import vtkPlaneSource, vtkSphereSource
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
-    vtkBillboardTextActor3D,
+    vtkActor2D,
     vtkGlyph3DMapper,
     vtkPolyDataMapper,
     vtkTexture,
 )
+from vtkmodules.vtkRenderingLabel import vtkLabelPlacementMapper, vtkPointSetToLabelHierarchy
 
 from lumbarview.core.geometry import FloatArray
 from lumbarview.slicing.planes import ViewPlane
@@ -135,17 +136,57 @@ def lines_actor(segments_lps: FloatArray, width: float = 2.0) -> vtkActor:
     return actor
 
 
-def label_actor(text: str, position_lps: FloatArray, rgb: tuple[float, float, float]) -> vtkBillboardTextActor3D:
-    actor = vtkBillboardTextActor3D()
-    actor.SetInput(text)
-    actor.SetPosition(*(float(v) for v in position_lps))
-    prop = actor.GetTextProperty()
-    prop.SetFontSize(13)
-    prop.SetColor(*rgb)
-    prop.SetBold(True)
-    prop.SetShadow(True)
-    actor.PickableOff()
-    return actor
+class MarkerLabels:
+    """The names of the markers, drawn over the scene as a 2D overlay (a slice plane or a surface
+    never hides or cuts them) on a dark backing, placed by VTK's label placement so that no label
+    overprints another: where two would overlap, the one listed first is shown and the other
+    waits until the camera separates them."""
+
+    def __init__(self) -> None:
+        self.polydata = vtkPolyData()
+        self.hierarchy = vtkPointSetToLabelHierarchy()
+        self.hierarchy.SetInputData(self.polydata)
+        self.hierarchy.SetLabelArrayName("labels")
+        self.hierarchy.SetPriorityArrayName("priority")
+        prop = self.hierarchy.GetTextProperty()
+        prop.SetFontSize(12)
+        prop.SetBold(True)
+        prop.SetColor(0.95, 0.95, 0.95)
+        prop.SetShadow(False)
+        prop.SetJustificationToLeft()
+        prop.SetVerticalJustificationToBottom()
+        self.mapper = vtkLabelPlacementMapper()
+        self.mapper.SetInputConnection(self.hierarchy.GetOutputPort())
+        self.mapper.SetShapeToRoundedRect()
+        self.mapper.SetStyleToFilled()
+        self.mapper.SetBackgroundColor(0.05, 0.05, 0.07)
+        self.mapper.SetBackgroundOpacity(0.8)
+        self.mapper.SetMargin(3)
+        self.mapper.SetPlaceAllLabels(False)
+        self.mapper.SetMaximumLabelFraction(1.0)
+        self.actor = vtkActor2D()
+        self.actor.SetMapper(self.mapper)
+        self.actor.PickableOff()
+        self.texts: list[str] = []
+        self.set_labels([])
+
+    def set_labels(self, labels: list[tuple[str, FloatArray]]) -> None:
+        """Show ``(text, anchor_lps)`` labels, the first ones first when space is short."""
+        self.texts = [text for text, _ in labels]
+        anchors = np.array([anchor for _, anchor in labels], dtype=np.float64).reshape(-1, 3)
+        self.polydata.SetPoints(_points(anchors))
+        names = vtkStringArray()
+        names.SetName("labels")
+        priority = vtkIntArray()
+        priority.SetName("priority")
+        for n, text in enumerate(self.texts):
+            names.InsertNextValue(text)
+            priority.InsertNextValue(len(self.texts) - n)
+        data = self.polydata.GetPointData()
+        data.AddArray(names)
+        data.AddArray(priority)
+        self.polydata.Modified()
+        self.actor.SetVisibility(bool(self.texts))
 
 
 class SliceActor:

@@ -306,10 +306,13 @@ class SliceView(QtWidgets.QWidget):
         plane = self.plane
         index, count = state.position()
         if plane is not None:
-            pos = float(self.session.cursor.crosshair @ plane.normal_lps)
+            # The cursor's patient coordinate along the axis nearest the plane's normal, in the
+            # status bar's LPS convention (L, P, S positive), the axis named.
+            axis = int(np.argmax(np.abs(plane.normal_lps)))
+            pos = f"{'LPS'[axis]} {round(float(self.session.cursor.crosshair[axis]), 1) + 0.0:.1f}"  # no "-0.0"
             source = state.source
             thick = source.meta.get("slice_thickness_mm") if source is not None and state.mode == "native" else None
-            self.hud.set_text("tr", f"{state.mode} {self.name}\nslice {index + 1}/{count}\npos {pos:.1f} mm\n"
+            self.hud.set_text("tr", f"{state.mode} {self.name}\nslice {index + 1}/{count}\npos {pos} mm\n"
                               + (f"thk {float(thick):.1f} mm" if thick else
                                  f"px {plane.spacing_mm[0]:.2f} mm"))
         else:

@@ -1,16 +1,18 @@
 """The active measurement tool: a small state machine shared by every view.
 
 Tools: ``navigate`` (the views' own mouse bindings; handles of measurements can still be
-dragged and a measurement clicked to select it), ``distance``, ``angle`` (arm end, vertex, arm
-end), ``cobb`` (two lines), ``ellipse`` (centre, then a corner of its box), ``polygon`` (click
-the vertices; click the first vertex again, double-click or Enter to close), ``freehand``
-(press, draw, release), ``point`` and ``perpendicular`` (a reference line, then a point: the
-distance from the point to the line, for disc heights).
+dragged and a measurement clicked to select it) and one tool per entry of
+:data:`lumbarview.model.kinds.TOOLS`, which says how many inputs complete it and what they make
+(``distance``, ``angle``, ``cobb``, ``ellipse`` from its centre to a corner of its box,
+``rectangle`` corner to corner, ``polygon`` closed by clicking the first vertex again,
+double-click or Enter, ``freehand`` press-draw-release, ``point``, ``perpendicular``). This
+module turns events into points only; its tool binding is the shortcut and menu text below.
 
 Every point can be clicked (click-click) or dragged (press at one point, release at the next).
-Esc cancels the drawing, Delete removes the selected measurement. The left button's events on a
-view's viewport are filtered here before pyqtgraph sees them, only while a tool is drawing or a
-handle is under the mouse; the views keep their own bindings otherwise.
+A handle drag moves only that measurement's drawing and commits one undoable edit on release.
+Esc cancels the drawing (or the drag), Delete removes the selected measurement. The left
+button's events on a view's viewport are filtered here before pyqtgraph sees them, only while a
+tool is drawing or a handle is under the mouse; the views keep their own bindings otherwise.
 """
 
 from __future__ import annotations
@@ -23,21 +25,20 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
 from lumbarview.core.geometry import FloatArray
-from lumbarview.measure.primitives import perpendicular_foot
+from lumbarview.model.kinds import TOOLS as KIND_TOOLS
 from lumbarview.model.measurements import Measurement, tagged
 from lumbarview.ui.items.measurement_items import MeasurementItems
 
 if TYPE_CHECKING:
     from lumbarview.ui.views.slice_view import SliceView
 
-TOOLS = ("navigate", "distance", "angle", "cobb", "ellipse", "polygon", "freehand", "point", "perpendicular")
-#: The inputs (clicks or drag ends) that complete each tool; polygon and freehand end otherwise.
-INPUTS = {"distance": 2, "angle": 3, "cobb": 4, "ellipse": 2, "point": 1, "perpendicular": 3}
-SHORTCUTS = {"navigate": "N", "distance": "D", "angle": "A", "cobb": "B", "ellipse": "E", "polygon": "G",
-             "freehand": "H", "point": "P", "perpendicular": "T"}
+TOOLS = ("navigate", *KIND_TOOLS)
+#: The tool bindings: a key and a menu text per tool.
+SHORTCUTS = {"navigate": "N", "distance": "D", "angle": "A", "cobb": "B", "ellipse": "E", "rectangle": "Q",
+             "polygon": "G", "freehand": "H", "point": "P", "perpendicular": "T"}
 LABELS = {"navigate": "&Navigate", "distance": "&Distance", "angle": "&Angle", "cobb": "&Cobb angle",
-          "ellipse": "&Ellipse area", "polygon": "&Polygon area", "freehand": "&Freehand area", "point": "P&oint",
-          "perpendicular": "Pe&rpendicular (disc height)"}
+          "ellipse": "&Ellipse area", "rectangle": "Rectan&gle area", "polygon": "&Polygon area",
+          "freehand": "&Freehand area", "point": "P&oint", "perpendicular": "Pe&rpendicular (disc height)"}
 PICK_PX = 7.0
 DRAG_PX = 4.0
 FREEHAND_STEP_MM = 0.5
@@ -61,7 +62,8 @@ class ToolController(QtCore.QObject):
         self._press_screen: QtCore.QPointF | None = None
         self._pressed = False
         self._swallow = False
-        self._editing: tuple[str, int] | None = None
+        self._editing: tuple[str, int] | None = None  # (measurement id, handle) being dragged
+        self._dragged: Measurement | None = None  # where the drag has taken it (not committed yet)
         self._preview: dict[str, pg.PlotCurveItem] = {}
         self.replacing: dict[str, Any] | None = None  # an engine row being replaced by hand
         for view in views.values():
@@ -88,11 +90,23 @@ class ToolController(QtCore.QObject):
         self.tool_changed.emit(tool)
 
     @property
+    def _stroke(self) -> bool:
+        """The tool draws while the button is down (freehand)."""
+        return self.tool in KIND_TOOLS and KIND_TOOLS[self.tool].stroke
+
+    @property
+    def _clicked_shut(self) -> bool:
+        """The tool takes clicks until the user closes it (polygon)."""
+        return self.tool in KIND_TOOLS and KIND_TOOLS[self.tool].inputs is None and not self._stroke
+
+    @property
     def drawing(self) -> bool:
         return bool(self._points)
 
     def cancel(self) -> bool:
         """Esc: drop the drawing in progress (True when there was one), else deselect."""
+        if self.cancel_drag():
+            return True
         had = bool(self._points)
         self._points, self._floating, self._view, self._pressed = [], None, None, False
         self._update_preview()
@@ -107,7 +121,7 @@ class ToolController(QtCore.QObject):
 
     def finish(self) -> None:
         """Enter: close a polygon (or freehand) of at least three points."""
-        if self.tool in ("polygon", "freehand") and len(self._points) >= 3:
+        if self.tool in KIND_TOOLS and KIND_TOOLS[self.tool].inputs is None and len(self._points) >= 3:
             self._create(list(self._points))
 
     # -- events ----------------------------------------------------------------------------------
@@ -174,7 +188,7 @@ class ToolController(QtCore.QObject):
         self._view = view
         self._pressed = True
         self._press_screen = QtCore.QPointF(pos)
-        if self.tool == "polygon" and len(self._points) >= 3:
+        if self._clicked_shut and len(self._points) >= 3:
             first = layer.scene_points(self._points[0][None])[0]
             if float(np.hypot(first[0] - x, first[1] - y)) <= self._tolerance_mm(view):
                 self._create(list(self._points))
@@ -192,7 +206,7 @@ class ToolController(QtCore.QObject):
             return True
         if not self._points or view is not self._view:
             return False
-        if self.tool == "freehand" and button_down and self._pressed:
+        if self._stroke and button_down and self._pressed:
             if float(np.linalg.norm(lps - self._points[-1])) >= FREEHAND_STEP_MM:
                 self._points.append(lps)
         else:
@@ -202,24 +216,23 @@ class ToolController(QtCore.QObject):
 
     def _release(self, view: SliceView, lps: FloatArray, pos: QtCore.QPointF) -> bool:
         if self._editing is not None:
-            self._editing = None
-            self.layers[view.name].document.undo.end_merge()
+            self._finish_drag()
             return True
         if not self._pressed:
             return bool(self._points)
         self._pressed = False
         if view is not self._view or not self._points:
             return True
-        if self.tool == "freehand":
+        if self._stroke:
             if len(self._points) >= 3:
                 self._create(list(self._points))
             else:
-                self.message.emit("Freehand: press, draw around the region, release")
+                self.message.emit(f"{self.tool.capitalize()}: {KIND_TOOLS[self.tool].hint}")
                 self.cancel()
             return True
         press = self._press_screen
         dragged = press is not None and float(np.hypot(pos.x() - press.x(), pos.y() - press.y())) > DRAG_PX
-        if dragged and self.tool != "polygon":
+        if dragged and not self._clicked_shut:
             self._points.append(lps)
             self._floating = None
             self._check_complete()
@@ -227,7 +240,7 @@ class ToolController(QtCore.QObject):
         return True
 
     def _double_click(self, view: SliceView) -> bool:
-        if self.tool == "polygon" and view is self._view:
+        if self._clicked_shut and view is self._view:
             # The double click's first press added a vertex already; Qt sends press, release,
             # double-click, release for it.
             if len(self._points) >= 4 and np.allclose(self._points[-1], self._points[-2], atol=1e-6):
@@ -239,7 +252,7 @@ class ToolController(QtCore.QObject):
 
     # -- building the measurement -----------------------------------------------------------------
     def _check_complete(self) -> None:
-        needed = INPUTS.get(self.tool)
+        needed = KIND_TOOLS[self.tool].inputs if self.tool in KIND_TOOLS else None
         if needed is not None and len(self._points) >= needed:
             self._create(self._points[:needed])
 
@@ -252,29 +265,19 @@ class ToolController(QtCore.QObject):
             return
         plane = view.plane
         session = view.session
-        kind, label, note = tool, "", ""
-        pts = np.asarray(points, dtype=np.float64)
-        if tool == "ellipse":
-            centre, corner = pts[0], pts[1]
-            a = abs(float((corner - centre) @ plane.right_lps))
-            b = abs(float((corner - centre) @ plane.down_lps))
-            if a < 0.2 or b < 0.2:
-                self.message.emit("Ellipse: drag from the centre to a corner of its box")
-                return
-            pts = np.array([centre, centre + a * plane.right_lps, centre + b * plane.down_lps])
-        elif tool == "perpendicular":
-            try:
-                foot = perpendicular_foot(pts[2], pts[0], pts[1])
-            except ValueError as exc:
-                self.message.emit(f"Perpendicular: {exc}")
-                return
-            pts, kind, note = np.array([pts[2], foot]), "distance", "perpendicular to a reference line"
-        elif tool == "point":
+        try:
+            drawn = KIND_TOOLS[tool].from_input(np.asarray(points, dtype=np.float64), plane)
+        except ValueError as exc:
+            self.message.emit(f"{tool.capitalize()}: {exc}")
+            return
+        label = ""
+        if drawn.kind == "point":
             label = f"P{1 + sum(1 for m in session.measurements if m.kind == 'point')}"
         state = view.view_state
         try:
-            m = Measurement.create(kind, pts, plane, series=state.series.uid if state.series is not None else None,
-                                   case=session.case.id if session.case is not None else None, note=note,
+            m = Measurement.create(drawn.kind, drawn.points, plane,
+                                   series=state.series.uid if state.series is not None else None,
+                                   case=session.case.id if session.case is not None else None, note=drawn.note,
                                    label=label)
         except ValueError as exc:
             self.message.emit(f"Cannot measure: {exc}")
@@ -293,35 +296,42 @@ class ToolController(QtCore.QObject):
         session.measurements.select(m.id)
         self.message.emit(f"{m.kind}: {m.value_text()}")
 
+    def _document(self) -> Any:
+        return next(iter(self.layers.values())).document
+
     def _drag_handle(self, lps: FloatArray) -> None:
+        """Live: only the dragged measurement's drawing moves (nothing is committed)."""
         assert self._editing is not None
         ident, index = self._editing
-        document = next(iter(self.layers.values())).document
-        m = document.get(ident)
-        if m is None:
-            self._editing = None
+        base = self._document().get(ident)
+        if base is None:
+            self._editing, self._dragged = None, None
             return
-        pts = m.points.copy()
-        if m.kind == "ellipse":
-            c, u, v = pts[0], pts[1] - pts[0], pts[2] - pts[0]
-            if index == 0:  # the centre moves the whole ellipse
-                pts = pts + (lps - c)
-            else:
-                plane = m.view_plane()
-                assert plane is not None
-                axis = lps - c
-                length = float(np.linalg.norm(axis))
-                if length < 0.2:
-                    return
-                other = v if index == 1 else u
-                perp = np.cross(plane.normal_lps, axis / length)
-                perp = perp if float(perp @ other) >= 0 else -perp
-                keep = float(np.linalg.norm(other))
-                moved, kept = c + axis, c + keep * perp
-                pts = np.array([c, moved, kept] if index == 1 else [c, kept, moved])
-        else:
-            pts[index] = lps
-        document.edit(ident, merge=True, points_lps=pts)
+        moved = (self._dragged or base).dragged(index, lps)
+        if moved is None:
+            return
+        self._dragged = moved
+        for layer in self.layers.values():
+            layer.preview(moved)
+
+    def _finish_drag(self) -> None:
+        """Finished: the drag becomes one undoable edit (nothing when the handle did not move)."""
+        moved, self._editing, self._dragged = self._dragged, None, None
+        document = self._document()
+        if moved is not None and moved.id in document:
+            document.edit(moved.id, points_lps=moved.points_lps)
+
+    def cancel_drag(self) -> bool:
+        """Esc during a drag: the measurement goes back to where it was."""
+        if self._editing is None:
+            return False
+        ident = self._editing[0]
+        self._editing, self._dragged = None, None
+        base = self._document().get(ident)
+        if base is not None:
+            for layer in self.layers.values():
+                layer.preview(base)
+        return True
 
     # -- the rubber band ---------------------------------------------------------------------------
     def _update_preview(self) -> None:
@@ -338,7 +348,8 @@ class ToolController(QtCore.QObject):
                 self._preview[name] = item
             pts = list(self._points) + ([self._floating] if self._floating is not None else [])
             xy = self.layers[name].scene_points(np.asarray(pts))
-            if self.tool == "cobb" and len(xy) > 2:
-                xy = np.vstack([xy[:2], [[np.nan, np.nan]], xy[2:]])
+            split = KIND_TOOLS[self.tool].break_after if self.tool in KIND_TOOLS else 0
+            if split and len(xy) > split:
+                xy = np.vstack([xy[:split], [[np.nan, np.nan]], xy[split:]])
             item.setData(xy[:, 0], xy[:, 1], connect="finite")
             item.setVisible(True)

@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.model.session import LAYOUTS, VIEW_NAMES, Session
 from lumbarview.model.view_state import WindowLevel
 from lumbarview.model.window_presets import default_window, preset_window
 from lumbarview.services.case_browser import Submit
+from lumbarview.services.view_planes import plan_go_to
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.ui.items.overlay_items import OverlayItems
 from lumbarview.ui.views.slice_view import SliceView
@@ -29,6 +29,8 @@ def cell(layout: str, n: int) -> tuple[int, int]:
 class ViewGrid(QtWidgets.QWidget):
     """The slice views of ``session`` (and the 3D pane, made when first shown) in a grid."""
 
+    focus_changed = QtCore.Signal(str)  # the name of the view the user went into
+
     def __init__(self, session: Session, cache: PlaneCache, submit: Submit) -> None:
         super().__init__()
         self.session = session
@@ -39,6 +41,10 @@ class ViewGrid(QtWidgets.QWidget):
         self.views = {name: SliceView(name, session, cache) for name in VIEW_NAMES}
         for view in self.views.values():
             view.overlay = OverlayItems(view, session.overlays)
+        self._focused = "sagittal"
+        app = QtWidgets.QApplication.instance()
+        if isinstance(app, QtWidgets.QApplication):
+            app.focusChanged.connect(self._on_focus)
         self.grid_layout = QtWidgets.QGridLayout(self)
         self.grid_layout.setContentsMargins(0, 0, 0, 0)
         self.grid_layout.setSpacing(3)
@@ -72,7 +78,17 @@ class ViewGrid(QtWidgets.QWidget):
                 if name not in self.session.replaced_views]
 
     def focused_view(self) -> SliceView:
-        return next((v for v in self.visible_views() if v.hasFocus()), self.views["sagittal"])
+        """The visible view the user last clicked or tabbed into (the sagittal before any)."""
+        visible = self.visible_views()
+        last = self.views.get(self._focused)
+        return last if last in visible else next((v for v in visible if v.name == "sagittal"), visible[0])
+
+    def _on_focus(self, _old: QtWidgets.QWidget | None, new: QtWidgets.QWidget | None) -> None:
+        view = next((v for v in self.views.values() if new is not None and (v is new or v.isAncestorOf(new))),
+                    None)
+        if view is not None and view.name != self._focused:
+            self._focused = view.name
+            self.focus_changed.emit(view.name)
 
     # -- the 3D pane (ui.scene3d) ---------------------------------------------------------------
     def _scene_replaces(self, layout: str) -> set[str]:
@@ -149,10 +165,12 @@ class ViewGrid(QtWidgets.QWidget):
         return window is not None
 
     def go_to(self, position_lps: npt.ArrayLike) -> None:
-        """The crosshair to ``position_lps``, every visible view zoomed around it."""
-        self.session.cursor.set_crosshair(position_lps)
-        for view in self.visible_views():
-            view.zoom_to(np.asarray(position_lps, dtype=np.float64))
+        """The crosshair to ``position_lps`` (an annotation), the visible views zoomed around it
+        (``services.view_planes.plan_go_to``)."""
+        go = plan_go_to(self.session, position_lps)
+        go.apply(self.session)
+        for name in go.zoom:
+            self.views[name].zoom_to(go.cursor_lps, go.field_mm)
 
     def set_crosshair_visible(self, checked: bool) -> None:
         for view in self.views.values():

@@ -81,17 +81,20 @@ def test_a_file_missing_optional_keys_opens() -> None:
 
 
 def test_invalid_entries_are_skipped_and_reported() -> None:
+    """io checks the shape only: what the kinds, sources and sides are is not its business (the
+    session store turns those records into issues: tests/unit/services/test_session_store.py)."""
     doc = read_session(HOSTILE / "bad_entries.json")
-    assert [m.id for m in doc.measurements] == ["ok"]
+    assert [m.id for m in doc.measurements] == ["ok", "few", "kind", "src", "side"]
     assert doc.measurements[0].points_lps == ((0.0, 0.0, 0.0), (3.0, 4.0, 0.0))
+    assert [(m.kind, m.source, m.side) for m in doc.measurements[2:]] == [
+        ("volume", "manual", None), ("point", "oracle", None), ("point", "manual", "up")]
     assert [v.name for v in doc.views] == ["sagittal"] and doc.views[0].window == WindowRecord(100.0, 300.0)
     assert (doc.case, doc.layout, doc.dataset_relative_path, doc.dataset_path) == ("0001", "2x2", "../data", None)
     messages = " | ".join(i.message for i in doc.issues)
     assert all(i.code == "session.entry-skipped" for i in doc.issues)
     for expected in ("$.dataset.path is a number", "$.views[0].plane.right_lps is not a unit vector",
                      "$.layers is a string", "$.measurements[1].points_lps[1][0] is not a finite number",
-                     "$.measurements[2].points_lps holds 2 points; a angle needs 3", "$.measurements[3].kind",
-                     "$.measurements[4].source", "$.measurements[5].side", "a second measurement with id 'ok'",
+                     "a second measurement with id 'ok'",
                      "$.measurements[7].points_lps[0][0] is not a finite number", "$.measurements[8] is a list"):
         assert expected in messages, expected
 
@@ -138,3 +141,15 @@ def test_nan_is_never_written(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_session(tmp_path / "s.json", doc)
     assert not (tmp_path / "s.json").exists()
+
+
+def test_a_view_plane_with_its_normal_the_other_way_round_is_the_same_plane(tmp_path: Path) -> None:
+    plane = {"origin_lps": [0, 0, 0], "right_lps": [0, 1, 0], "down_lps": [0, 0, -1], "shape_rc": [10, 10]}
+    path = tmp_path / "s.json"
+    views = [{"name": "sagittal", "plane": {**plane, "normal_lps": [1, 0, 0]}},  # -(right x down)
+             {"name": "axial", "plane": {**plane, "normal_lps": [0, 1, 0]}}]  # not the plane's normal
+    path.write_text(json.dumps({"format": "lumbarview-session", "version": 1, "views": views}))
+    doc = read_session(path)
+    assert [v.name for v in doc.views] == ["sagittal"]
+    assert doc.views[0].plane is not None and doc.views[0].plane.normal_lps == (-1.0, 0.0, 0.0)  # right x down
+    assert "$.views[1].plane.normal_lps is not right_lps x down_lps" in doc.issues[0].message

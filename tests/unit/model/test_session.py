@@ -123,3 +123,52 @@ def test_reference_lines_come_from_the_session() -> None:
         for end in (line.segment.start_lps, line.segment.end_lps):
             assert abs(float(plane.signed_distance_mm(end))) < 1e-6
             assert abs(float(session.views["sagittal"].plane.signed_distance_mm(end))) < 1e-6
+
+
+def _second_case() -> tuple[Case, Series]:
+    """Another case whose sagittal volume lies elsewhere (shifted 30 mm right, other size)."""
+    geometry = sagittal(n=10, rows=32, cols=30)
+    geometry = type(geometry).from_directions(geometry.shape_kji, (-44.0, -30.0, 50.0), (0, 1, 0), (0, 0, -1),
+                                              (0.8, 0.9, 4.0))
+    data = np.ones(geometry.shape_kji, dtype=np.float32)
+    stack = ImageStack("other#1", "other", geometry, {"has_patient_geometry": True}, lambda: (data.copy(), []))
+    stack.pixels()
+    series = Series("other", "T1 SAG", "MR", 1, [stack])
+    return Case(id="c2", series=[series]), series
+
+
+def test_a_case_switch_updates_each_view_once_with_the_new_series() -> None:
+    session, _ = _session()
+    case, series = _second_case()
+    seen: list[tuple[str, object, object]] = []
+    for name, view in session.views.items():
+        view.plane_changed.connect(lambda plane, n=name, v=view: seen.append((n, plane, v.series)))
+    centre = series.stacks[0].geometry.centre_lps()
+    session.show_case(case, {"sagittal": series, "axial": series, "coronal": series, "oblique": None}, centre)
+    # One emission per view (four views), none of them showing the previous case's series.
+    assert sorted(name for name, _, _ in seen) == ["axial", "coronal", "oblique", "sagittal"]
+    assert all(shown is series for name, _, shown in seen if name != "oblique")
+    planes = {name: plane for name, plane, _ in seen}
+    assert planes["oblique"] is None
+    # The planes are the new case's: through the new centre, on the new volume's slices.
+    sag = planes["sagittal"]
+    assert sag is not None and abs(float(sag.signed_distance_mm(centre))) <= 2.0 + 1e-9
+    for name in ("axial", "coronal"):
+        plane = planes[name]
+        assert plane is not None and abs(float(plane.signed_distance_mm(centre))) < 1e-6
+    assert np.allclose(session.cursor.crosshair, centre)
+
+
+def test_windows_changed_is_told_for_window_edits_only() -> None:
+    session, series = _session()
+    told: list[int] = []
+    session.windows_changed.connect(lambda: told.append(1))
+    session.set_plane("axial", None, text="standard plane")  # an undo step that is not a window
+    layer = session.overlays.layers[0] if session.overlays.layers else None
+    if layer is not None:
+        session.set_layer(layer, opacity=0.3)
+    assert told == []
+    session.set_window("sagittal", WindowLevel(10.0, 20.0))
+    assert len(told) == 1 and session.windows[series.uid] == WindowLevel(10.0, 20.0)
+    session.undo.undo()
+    assert len(told) == 2

@@ -5,13 +5,10 @@ SIGKILL during autosave never leaves a partial file."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -30,8 +27,7 @@ from lumbarview.services.session_store import (
     locate_dataset,
     snapshot,
 )
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.kill_helpers import kill_during_saves, measuring_child
 
 
 @pytest.fixture(scope="module")
@@ -163,42 +159,10 @@ def test_an_unreadable_session_file_is_kept_aside(tmp_path: Path, phantom: Path)
 
 def test_a_sigkill_during_autosave_loses_nothing(tmp_path: Path) -> None:
     path = tmp_path / "autosave.json"
-    child = textwrap.dedent(f"""
-        import sys
-        import numpy as np
-        from lumbarview.model.measurements import Measurement
-        from lumbarview.model.session import Session
-        from lumbarview.services.session_store import SessionStore
-        from lumbarview.slicing.planes import ViewPlane
-
-        plane = ViewPlane(np.zeros(3), (0, 1, 0), (0, 0, -1), (0.7, 1.3), (256, 256))
-        session = Session()
-        store = SessionStore({str(path)!r})
-        for i in range(100_000):
-            pts = plane.pixel_to_lps(np.array([[i % 97, 3.0], [i % 89, 40.0 + i % 7], [5.0, 9.0]]))
-            session.measurements.add(Measurement.create("angle", pts, plane, ident=f"m{{i:06d}}", note="x" * 300))
-            store.autosave(session)
-            print(i + 1, flush=True)
-    """)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = measuring_child(path, "store.autosave(session); print(i + 1, flush=True)")
     rng = random.Random(1234)
     for run in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, env=env, text=True)
-        assert proc.stdout is not None
-        saved = 0
-        deadline = time.monotonic() + 60
-        target = rng.randint(3, 40)
-        while saved < target and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            saved = int(line)
-        time.sleep(rng.uniform(0.0, 0.02))  # kill somewhere inside a later save
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        for line in proc.stdout:  # saves acknowledged before the kill
-            saved = max(saved, int(line))
-        proc.stdout.close()
+        saved = kill_during_saves(child, rng)
         assert saved >= 3, f"run {run}: the child saved nothing before the kill"
         doc = read_session(path)  # always parses
         ids = [m.id for m in doc.measurements]
@@ -212,3 +176,68 @@ def test_a_sigkill_during_autosave_loses_nothing(tmp_path: Path) -> None:
         os.utime(p, (time.time() - 3600, time.time() - 3600))
     SessionStore(path)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+# -- records -> measurements (issue 20 part 1, issue 21 "planes the other way round") ----------
+def test_records_of_unknown_kinds_sources_sides_and_counts_become_issues() -> None:
+    from lumbarview.services.session_store import to_measurement
+    from tests.unit.io.test_session_file import HOSTILE
+
+    doc = read_session(HOSTILE / "bad_entries.json")
+    made = {record.id: to_measurement(record, "f.json") for record in doc.measurements}
+    assert made["ok"][0] is not None and made["ok"][1] == []
+    assert made["ok"][0].value().value == pytest.approx(5.0)
+    for ident, words in (("few", "a angle needs 3 points, not 2"), ("kind", "unknown measurement kind 'volume'"),
+                         ("src", "unknown source 'oracle'"), ("side", "unknown side 'up'")):
+        m, issues = made[ident]
+        assert m is None and len(issues) == 1, ident
+        assert issues[0].code == "session.entry-skipped" and words in issues[0].message and ident in issues[0].message
+
+
+def _plane_json(right: list[float], down: list[float], normal: list[float]) -> dict[str, object]:
+    return {"origin_lps": [0.0, 0.0, 10.0], "right_lps": right, "down_lps": down, "normal_lps": normal,
+            "spacing_mm": [0.5, 0.5], "shape_rc": [100, 100]}
+
+
+def test_a_plane_with_its_normal_the_other_way_round_loads_without_a_warning(tmp_path: Path) -> None:
+    """normal = -(right x down) is the same plane: the measurement loads, nothing is said."""
+    from lumbarview.services.session_store import to_measurement
+
+    triangle = [[0.0, 0.0, 10.0], [30.0, 0.0, 10.0], [0.0, 40.0, 10.0]]
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"format": "lumbarview-session", "version": 1, "measurements": [
+        {"id": "flipped", "kind": "polygon", "points_lps": triangle,
+         "plane": _plane_json([1, 0, 0], [0, 1, 0], [0, 0, -1])}]}))
+    doc = read_session(path)
+    assert doc.issues == []
+    m, issues = to_measurement(doc.measurements[0])
+    assert issues == [] and m is not None
+    assert m.plane is not None and m.plane.normal_lps == (0.0, 0.0, 1.0)  # stored as right x down
+    assert m.value().value == pytest.approx(0.5 * 30 * 40)
+
+
+def test_a_plane_that_is_not_orthonormal_gives_way_to_the_plane_of_the_points(tmp_path: Path) -> None:
+    """Never drop a measurement whose points are valid: its plane is derived from them, with a
+    warning; a two-point distance (no plane through it) is measured in 3D."""
+    from lumbarview.services.session_store import to_measurement
+
+    # A triangle on the oblique plane x + z = 10, legs 20 mm (along (1, 0, -1)/sqrt 2) and 15 mm (along y).
+    a = np.array([0.0, 0.0, 10.0])
+    u, v = np.array([1.0, 0.0, -1.0]) / np.sqrt(2), np.array([0.0, 1.0, 0.0])
+    triangle = [a.tolist(), (a + 20 * u).tolist(), (a + 15 * v).tolist()]
+    skewed = _plane_json([1, 0, 0], [0.6, 0.9, 0], [0, 0, 1])
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"format": "lumbarview-session", "version": 1, "measurements": [
+        {"id": "tri", "kind": "polygon", "points_lps": triangle, "plane": skewed},
+        {"id": "line", "kind": "distance", "points_lps": [[0, 0, 0], [3, 4, 12]], "plane": skewed}]}))
+    doc = read_session(path)
+    assert [r.id for r in doc.measurements] == ["tri", "line"] and doc.issues == []
+    tri, tri_issues = to_measurement(doc.measurements[0], "s.json")
+    line, line_issues = to_measurement(doc.measurements[1], "s.json")
+    assert tri is not None and line is not None
+    assert [i.code for i in tri_issues + line_issues] == ["session.plane-derived"] * 2
+    assert "plane through its points" in tri_issues[0].message and "measured in 3D" in line_issues[0].message
+    assert tri.plane is not None
+    assert abs(float(np.dot(tri.plane.normal_lps, np.array([1.0, 0.0, 1.0]) / np.sqrt(2)))) == pytest.approx(1.0)
+    assert tri.value().value == pytest.approx(0.5 * 20 * 15, rel=1e-9)
+    assert line.plane is None and line.value().value == pytest.approx(13.0)

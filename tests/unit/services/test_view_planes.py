@@ -24,6 +24,7 @@ from lumbarview.services.open_dataset import open_path
 from lumbarview.services.view_planes import (
     best_volume,
     disc_aligned,
+    plan_go_to,
     planned_from_line,
     reset_planes,
     view_for_series,
@@ -191,3 +192,79 @@ def test_a_picked_series_goes_to_the_view_of_its_orientation() -> None:
     coronal = _series("cor", "T2", (0.6, 0.6, 4.0), (4, 64, 64), row=(1, 0, 0), col=(0, 0, -1))
     assert view_for_series(coronal) == "coronal"
     assert view_for_series(coronal, ("sagittal", "axial")) == "sagittal"  # no coronal view: the sagittal
+
+
+# -- "go to this": one policy for the measurement table, the levels panel, the annotations --------
+
+def _tilted_axes(sagittal: Any, degrees: float) -> tuple[Any, Any]:
+    """The sagittal's in-plane axes turned ``degrees`` about its down axis (out of its plane)."""
+    a = np.radians(degrees)
+    right = np.cos(a) * sagittal.right_lps + np.sin(a) * sagittal.normal_lps
+    return right, sagittal.down_lps
+
+
+def test_go_to_a_point_moves_the_cursor_and_centres_every_visible_view(spider: tuple[Session, dict[str, Any]]) -> None:
+    session, _truth = spider
+    point = session.cursor.crosshair + np.array([3.0, -4.0, 5.0])
+    go = plan_go_to(session, point, field_mm=40.0)
+    assert go.planned is None and np.allclose(go.cursor_lps, point) and go.field_mm == 40.0
+    assert go.zoom == tuple(v.name for v in session.visible_views()) == ("sagittal", "axial", "coronal")
+
+
+def test_go_to_a_thing_on_a_shown_plane_keeps_the_planes(spider: tuple[Session, dict[str, Any]]) -> None:
+    session, _truth = spider
+    sagittal = session.views["sagittal"]
+    plane = sagittal.plane
+    assert plane is not None and sagittal.mode == "native"
+    # Two points on the stored sagittal slice on screen: the sagittal shows them as they are.
+    points = np.array([plane.origin_lps + 20 * plane.right_lps + 30 * plane.down_lps,
+                       plane.origin_lps + 45 * plane.right_lps + 60 * plane.down_lps])
+    centre = points.mean(axis=0)
+    go = plan_go_to(session, centre, right_lps=plane.right_lps, down_lps=plane.down_lps, points_lps=points)
+    assert go.planned is None and go.zoom == ("sagittal",)
+    undo_before = len(session.undo)
+    go.apply(session)
+    assert np.allclose(session.cursor.crosshair, centre) and len(session.undo) == undo_before
+    # Half a slice off the stored slices (drawn on a reformat): the sagittal cannot show it as
+    # it is, so a view gets a plane through the points.
+    off = points + 0.5 * sagittal.source.geometry.slice_spacing_mm * plane.normal_lps  # type: ignore[union-attr]
+    go = plan_go_to(session, off.mean(axis=0), right_lps=plane.right_lps, down_lps=plane.down_lps, points_lps=off)
+    assert go.planned is not None and go.planned.view == "sagittal"
+    assert np.max(np.abs(go.planned.plane.signed_distance_mm(off))) < 1e-6
+
+
+def test_go_to_an_oblique_thing_gives_one_view_its_plane(spider: tuple[Session, dict[str, Any]]) -> None:
+    session, _truth = spider
+    sagittal = session.views["sagittal"].plane
+    assert sagittal is not None
+    right, down = _tilted_axes(sagittal, 20.0)
+    centre = session.cursor.crosshair.copy()
+    points = np.array([centre - 10 * right, centre + 10 * right + 5 * down])
+    go = plan_go_to(session, centre, right_lps=right, down_lps=down, points_lps=points, text="go to distance")
+    planned = go.planned
+    assert planned is not None
+    # The most parallel visible view (the sagittal: 20 degrees off; the axial and coronal: 70 and 90).
+    assert planned.view == "sagittal" and go.zoom == ("sagittal",)
+    normal = np.cross(right, down)
+    assert abs(abs(float(planned.plane.normal_lps @ normal)) - 1.0) < 1e-9
+    assert np.max(np.abs(planned.plane.signed_distance_mm(points))) < 1e-6
+    assert planned.source is best_volume(session.case) and planned.text == "go to distance"
+    # A view the caller prefers takes it when visible; a hidden one does not.
+    assert plan_go_to(session, centre, right_lps=right, down_lps=down, prefer="coronal").planned.view == "coronal"  # type: ignore[union-attr]
+    assert plan_go_to(session, centre, right_lps=right, down_lps=down, prefer="oblique").planned.view == "sagittal"  # type: ignore[union-attr]
+    # In the 2x2 layout the oblique view takes custom planes.
+    session.layout = "2x2"
+    try:
+        assert plan_go_to(session, centre, right_lps=right, down_lps=down).planned.view == "oblique"  # type: ignore[union-attr]
+    finally:
+        session.layout = "1x3"
+    go.apply(session)
+    assert session.views["sagittal"].custom_plane is planned.plane and session.undo.undo_text == "go to distance"
+    session.undo.undo()
+    assert session.views["sagittal"].custom_plane is None
+
+
+def test_go_to_needs_a_plane_of_two_directions(spider: tuple[Session, dict[str, Any]]) -> None:
+    session, _truth = spider
+    with pytest.raises(ValueError, match="two independent directions"):
+        plan_go_to(session, session.cursor.crosshair, right_lps=(1.0, 0.0, 0.0), down_lps=(2.0, 0.0, 0.0))

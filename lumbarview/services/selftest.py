@@ -28,7 +28,7 @@ import numpy.typing as npt
 #: The JPEG Lossless (process 14, first-order prediction) slice shipped as package data; its
 #: pixels are :func:`sample_pattern` (made by packaging/make_selftest_data.py with GDCM, which
 #: pydicom cannot encode).
-JPEG_LOSSLESS_SAMPLE = Path(__file__).resolve().parent / "selftest_data" / "jpeg_lossless.dcm"
+JPEG_LOSSLESS_SAMPLE = Path(__file__).resolve().parent.parent / "selftest_data" / "jpeg_lossless.dcm"
 #: The phantom's canal AP diameter must be measured within this of its truth.
 CANAL_AP_TOLERANCE_MM = 0.5
 SELFTEST_LEVEL = "L4-L5"
@@ -85,7 +85,7 @@ def write_phantom(root: Path) -> dict[str, Path]:
 def check_measurement() -> str:
     """The engine on a phantom label map at 1 mm against the phantom's truth (canal AP)."""
     from lumbarview.core.labels import spider_scheme
-    from lumbarview.measure.lumbar import measure_label_map
+    from lumbarview.measure.engine import measure_label_map
     from lumbarview.phantom.layouts import level_roi_geometry, render_labels
     from lumbarview.phantom.spine import LumbarPhantom
 
@@ -223,7 +223,6 @@ def run(rendering_checks: Callable[[dict[str, Path], Path], list[Check]] | None 
                                  ("LUMBARVIEW_CACHE_DIR", "index")):
             (work / folder).mkdir()
             os.environ[variable] = str(work / folder)
-        os.environ["LUMBARVIEW_NO_DIALOGS"] = "1"
         failed = run_checks([Check("phantom", open_phantom)], out)
         if failed:
             print("self-test FAILED: phantom (the other checks need it)", file=out, flush=True)
