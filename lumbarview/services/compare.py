@@ -36,10 +36,8 @@ from lumbarview.measure.register import RegistrationInputError, RigidResult, reg
 from lumbarview.measure.variability import variability
 from lumbarview.services.measure_case import is_failure, measure_case
 from lumbarview.services.open_dataset import open_path
+from lumbarview.slicing.sync import parallel_reason
 
-#: Row and column direction cosines must agree this well for two planes to scroll in step
-#: (cornerstoneTools #980; issue 28).
-PARALLEL_COSINE = 0.99
 CHANGE_KEYS = ("level", "quantity", "side", "unit", "prior", "current", "difference", "percent",
                "variability", "flagged", "variability_source", "prior_series", "current_series")
 
@@ -244,17 +242,9 @@ def patients_differ(current: CompareStudy, prior: CompareStudy) -> str | None:
 
 
 def parallel_planes(current: VolumeGeometry, prior: VolumeGeometry, matrix: npt.ArrayLike | None = None) -> str | None:
-    """None when the two stacks' rows and columns agree within :data:`PARALLEL_COSINE` (after the
-    rotation of ``matrix``, current LPS -> prior LPS), else the reason they cannot scroll in step."""
-    r = np.eye(3) if matrix is None else np.asarray(matrix, dtype=np.float64)[:3, :3]
-    row = r @ current.row_direction_lps
-    col = r @ current.column_direction_lps
-    dr = abs(float(row @ prior.row_direction_lps))
-    dc = abs(float(col @ prior.column_direction_lps))
-    if dr >= PARALLEL_COSINE and dc >= PARALLEL_COSINE:
-        return None
-    return (f"the two series are not parallel (row cosines agree to {dr:.3f}, columns to {dc:.3f}; "
-            f"at least {PARALLEL_COSINE} is needed): they are shown unsynchronised")
+    """None when the two stacks' rows and columns agree within 0.99 (after the rotation of
+    ``matrix``, current LPS -> prior LPS), else the reason they cannot scroll in step."""
+    return parallel_reason(current, prior, np.eye(4) if matrix is None else matrix)
 
 
 # -- compare ---------------------------------------------------------------------------------------
