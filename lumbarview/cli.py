@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("--cursor", metavar="X,Y,Z", help="start the crosshair at this LPS point (mm)")
     view.add_argument("--session", metavar="FILE",
                       help="open with this saved session (its dataset, found through its paths, unless PATH is given)")
+    view.add_argument("--prior", metavar="PRIOR", help="compare mode: PATH (the current study) beside this prior")
+    view.add_argument("--scroll", type=int, default=0, metavar="N",
+                      help="compare mode with --screenshot: scroll the current study N slices (in step) first")
     view.add_argument("--native-orientation", action="store_true",
                       help="show acquired slices as stored instead of the radiological convention")
 
@@ -364,6 +367,14 @@ def _cmd_view(args: argparse.Namespace) -> int:
         return EXIT_NOTHING_OPENED
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.prior is not None:
+        if args.path is None:
+            print("lumbarview: view --prior needs the current study as PATH", file=sys.stderr)
+            return EXIT_NOTHING_OPENED
+        from lumbarview.ui.compare_window import ask_confirm, run_compare
+
+        return run_compare(args.path, args.prior, args.screenshot, size, level=args.plane, scroll=args.scroll,
+                           confirm=None if args.screenshot else ask_confirm)
     from lumbarview.ui.app import ViewOptions, run
 
     # LUMBARVIEW_NO_DIALOGS=1 is the command line's way to say no modal dialog may open (scripts).

@@ -86,6 +86,80 @@ def _choose_labels(case: Case, image: ImageStack) -> LabelMap | None:
     return maps[0] if maps else None
 
 
+#: Per role: the LPS axis the slices step along, then screen right and screen down (radiological
+#: convention: the patient's left on screen right in axial and coronal; anterior on the left,
+#: feet down in sagittal).
+_ROLE_AXES = {"sagittal": ((1, 0, 0), (0, 1, 0), (0, 0, -1)), "axial": ((0, 0, 1), (1, 0, 0), (0, 1, 0)),
+              "coronal": ((0, 1, 0), (1, 0, 0), (0, 0, -1))}
+
+
+@dataclass(frozen=True)
+class RoleView:
+    """A stack presented as one plane role: ``pixels`` ``[k, j, i]`` (a view of the stack's array,
+    axes permuted and flipped, never resampled) on ``geometry``."""
+
+    role: str
+    stack: ImageStack
+    pixels: npt.NDArray[Any]
+    geometry: VolumeGeometry
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.geometry.shape_kji[0])
+
+
+def role_view(stack: ImageStack, role: str) -> RoleView | None:
+    """``stack`` shown as ``role`` when its voxel axes lie along the patient axes (within 0.99) and it
+    either was acquired in that plane or is near-isotropic (spacings within 1.5x, at least 16
+    voxels on every axis); else None."""
+    g = stack.geometry
+    axes = g.ijk_to_lps[:3, :3] / np.linalg.norm(g.ijk_to_lps[:3, :3], axis=0)
+    want = [np.asarray(v, dtype=np.float64) for v in _ROLE_AXES[role]]
+    order = [int(np.argmax(np.abs(axes.T @ w))) for w in want]  # voxel axis (0=i,1=j,2=k) per slot
+    if len(set(order)) != 3 or min(abs(float(axes[:, a] @ w)) for a, w in zip(order, want, strict=True)) < 0.99:
+        return None
+    spacing = np.asarray(g.spacing_mm)
+    native = g.orientation.value == role
+    iso = float(spacing.max() / spacing.min()) <= 1.5 and min(g.shape_kji) >= 16
+    if not (native or iso):
+        return None
+    # The array is [k, j, i]: voxel axis a is array axis 2 - a. New order: slices, rows (down), columns (right).
+    slot_axes = (order[0], order[2], order[1])
+    pixels = np.transpose(np.asarray(stack.pixels()), [2 - a for a in slot_axes])
+    affine = np.eye(4)
+    affine[:3, 3] = g.ijk_to_lps[:3, 3]
+    new_cols = {0: order[1], 1: order[2], 2: order[0]}  # new i (right), j (down), k (slices) -> old axis
+    wanted_dir = {0: want[1], 1: want[2], 2: want[0]}
+    flips = []
+    for new, old in new_cols.items():
+        column = g.ijk_to_lps[:3, old].copy()
+        if float(column @ wanted_dir[new]) < 0:
+            n = g.shape_kji[2 - old]
+            affine[:3, 3] += (n - 1) * column
+            column = -column
+            flips.append(2 - new)
+        affine[:3, new] = column
+    if flips:
+        pixels = np.flip(pixels, axis=tuple(flips))
+    return RoleView(role, stack, pixels, VolumeGeometry(tuple(int(n) for n in pixels.shape), affine))  # type: ignore[arg-type]
+
+
+def facing_pairs(current: Case, prior: Case) -> list[tuple[RoleView, RoleView]]:
+    """The views to hang facing each other: per role (sagittal, axial, coronal) the best stack of each
+    study able to show it (acquired in that plane first, then T2 by description, then the most
+    slices); sagittal and axial when both studies have them, else any one role they share."""
+    pairs = []
+    for role in ("sagittal", "axial", "coronal"):
+        a = [v for s in current.stacks() if (v := role_view(s, role)) is not None and v.n_slices >= 3]
+        b = [v for s in prior.stacks() if (v := role_view(s, role)) is not None and v.n_slices >= 3]
+        if a and b:
+            def score(v: RoleView) -> tuple[int, tuple[int, int, int]]:
+                return int(v.stack.geometry.orientation.value == v.role), _role_score(v.stack)
+
+            pairs.append((max(a, key=score), max(b, key=score)))
+    return pairs[:2]
+
+
 def load_study(path: str | Path, *, measure: bool = True) -> CompareStudy:
     """Open one study for comparison (exactly one case must be found at ``path``)."""
     dataset = open_path(path)

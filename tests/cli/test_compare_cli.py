@@ -11,35 +11,14 @@ import numpy as np
 import pytest
 
 from lumbarview.cli import main
-from lumbarview.core.labels import lumbarview_phantom_scheme
-from lumbarview.io.volume_write import write_metaimage
-from lumbarview.phantom.layouts import level_roi_geometry
-from lumbarview.phantom.spine import LevelParams, LumbarPhantom, PhantomParams, _default_levels
+from lumbarview.phantom.spine import LumbarPhantom
 from lumbarview.services.compare import change_rows, level_centres, load_study
-
-LEVEL = "L4-L5"
-PRIOR_AP = 10.5  # the prior's dural sac AP at L4-L5; the current has the default 7.5 mm
-
-
-def _write_case(root: Path, phantom: LumbarPhantom) -> Path:
-    root.mkdir(parents=True)
-    g = level_roi_geometry(phantom, LEVEL, 1.0, 1.0)
-    images, labels = phantom.render(g)
-    write_metaimage(root / "T2.mha", images["T2"].astype(np.int16), g)
-    write_metaimage(root / "T2_labels.mha", labels, g)
-    (root / "lumbarview-labels.json").write_text(json.dumps(lumbarview_phantom_scheme().to_json()))
-    return root
+from tests.compare_helpers import LEVEL, phantom_pair
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, LumbarPhantom, LumbarPhantom]:
-    base = tmp_path_factory.mktemp("compare")
-    current = LumbarPhantom(PhantomParams(seed=1))
-    levels = _default_levels()
-    old = levels[LEVEL]
-    levels[LEVEL] = LevelParams(**{**old.__dict__, "canal_ap_mm": PRIOR_AP})
-    prior = LumbarPhantom(PhantomParams(seed=2, tilt_deg=-4.0, origin_lps=(6.0, -9.0, -48.0), levels=levels))
-    return _write_case(base / "current", current), _write_case(base / "prior", prior), current, prior
+    return phantom_pair(tmp_path_factory.mktemp("compare"))
 
 
 def test_change_table_finds_the_known_narrowing_and_no_change_elsewhere(

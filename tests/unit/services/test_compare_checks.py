@@ -71,3 +71,29 @@ def test_every_variability_has_a_source_and_a_positive_threshold() -> None:
         assert v.threshold > 0 and v.source and v.basis
     assert variability("canal_area", "mm2") is not None
     assert variability("slip", "%") is None  # no published agreement for slip in percent
+
+
+def test_role_views_show_each_voxel_where_it_lies_in_patient_space() -> None:
+    from lumbarview.services.compare import role_view
+
+    rng = np.random.default_rng(5)
+    g = VolumeGeometry.from_directions((20, 24, 18), (5.0, -7.0, 30.0), (0, 1, 0), (0, 0, -1), (1.1, 1.0, 1.2))
+    data = rng.integers(0, 1000, g.shape_kji).astype(np.int16)
+    stack = ImageStack("s", "s", g, {}, lambda: (data, []), [])
+    for role, normal, right, down in (("sagittal", (1, 0, 0), (0, 1, 0), (0, 0, -1)),
+                                      ("axial", (0, 0, 1), (1, 0, 0), (0, 1, 0)),
+                                      ("coronal", (0, 1, 0), (1, 0, 0), (0, 0, -1))):
+        view = role_view(stack, role)
+        assert view is not None
+        vg = view.geometry
+        assert abs(float(vg.slice_normal @ normal)) > 0.999
+        np.testing.assert_allclose(vg.row_direction_lps, right, atol=1e-9)
+        np.testing.assert_allclose(vg.column_direction_lps, down, atol=1e-9)
+        for _ in range(20):
+            kji = tuple(int(rng.integers(0, n)) for n in vg.shape_kji)
+            lps = vg.index_to_lps(kji[::-1])
+            i, j, k = np.rint(g.lps_to_index(lps)).astype(int)
+            assert view.pixels[kji] == data[k, j, i]
+    # A thick-slice sagittal stack is not shown as axial (it would be 5 mm blocks).
+    thick = VolumeGeometry.from_directions((20, 24, 18), (0, 0, 0), (0, 1, 0), (0, 0, -1), (1.0, 1.0, 5.0))
+    assert role_view(ImageStack("t", "t", thick, {}, lambda: (data, []), []), "axial") is None
