@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from timing import Figure, machine_note  # noqa: E402
+from timing import Figure, machine_note
 
-from lumbarview.io.volume import open_volume  # noqa: E402
-from lumbarview.io.volume_write import write_nifti  # noqa: E402
-from lumbarview.phantom.moved import moved_copy  # noqa: E402
+from lumbarview.io.volume import open_volume
+from lumbarview.io.volume_write import write_nifti
+from lumbarview.phantom.moved import moved_copy
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chu2015-vb2" / "VB2_05"
 
