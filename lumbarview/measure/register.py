@@ -33,6 +33,9 @@ MAX_ROTATION_DEG = 25.0
 MAX_TRANSLATION_MM = 40.0
 #: Below this share of the cube falling inside the prior, the metric is not trusted.
 MIN_OVERLAP = 0.6
+#: The match must stand out: its MI at least this many times the MI 8 mm off it along any axis.
+PEAK_SHIFT_MM = 8.0
+MIN_PEAK_RATIO = 1.5
 _BINS = 32
 
 
@@ -191,7 +194,7 @@ def _check_inputs(pixels: npt.NDArray[Any], geometry: VolumeGeometry, what: str)
     if pixels.ndim != 3 or tuple(pixels.shape) != tuple(geometry.shape_kji):
         raise RegistrationInputError(
             f"the {what} pixels have shape {pixels.shape} but its geometry says {geometry.shape_kji}")
-    if not np.isfinite(np.asarray(pixels, dtype=np.float64)).all():
+    if np.issubdtype(pixels.dtype, np.floating) and not np.isfinite(pixels).all():
         raise RegistrationInputError(f"the {what} volume holds NaN or infinite values")
 
 
@@ -268,13 +271,11 @@ def register_rigid(
     history: list[str] = []
     evaluations = 0
     final_mi = 0.0
-    first_mi: float | None = None
+    peak = 0.0
     start_centre = apply_matrix(start, centre)
     for level in _LEVELS:
         problem = _LevelProblem(current, current_geometry, prior, prior_geometry, centre, start,
                                 half_size_mm * level.half_scale, level)
-        if first_mi is None:
-            first_mi = -problem.cost(params)
         scale = np.array([np.radians(2.0)] * 3 + [level.step_mm] * 3)
         res = optimize.minimize(
             problem.scaled_cost, params / scale, args=(scale,), method="Powell",
@@ -284,13 +285,19 @@ def register_rigid(
         final_mi = -float(res.fun)
         evaluations += problem.evaluations
         history.append(f"{level.step_mm:g} mm grid: MI {final_mi:.4f} after {problem.evaluations} evaluations")
+    # A real match is a peak: the metric falls when the region is shifted off it. Between unrelated
+    # images it is flat, and whatever the optimiser stopped on means nothing.
+    off = [-problem.cost(params + np.r_[0.0, 0.0, 0.0, d]) for d in PEAK_SHIFT_MM * np.vstack([np.eye(3), -np.eye(3)])]
+    peak = final_mi / max(max(off), 1e-9)
+    history.append(f"peak: MI {final_mi:.4f} against at most {max(off):.4f} {PEAK_SHIFT_MM:g} mm off it")
 
     result = start @ rigid_matrix(params[:3], params[3:], centre)
     angle = float(np.degrees(np.linalg.norm(params[:3])))
     shift = float(np.linalg.norm(apply_matrix(result, centre) - start_centre))
     reason = ""
-    if final_mi <= 0.0 or final_mi < (first_mi or 0.0):
-        reason = "the similarity of the two regions did not improve"
+    if final_mi <= 0.0 or peak < MIN_PEAK_RATIO:
+        reason = (f"the two regions show no clear match (the similarity is {peak:.2f}x of its value "
+                  f"{PEAK_SHIFT_MM:g} mm off it; at least {MIN_PEAK_RATIO:g}x is needed)")
     elif angle > MAX_ROTATION_DEG or shift > MAX_TRANSLATION_MM:
         reason = (f"the transform ran to {angle:.0f} degrees and {shift:.0f} mm from the start "
                   f"(more than {MAX_ROTATION_DEG:.0f} degrees / {MAX_TRANSLATION_MM:.0f} mm)")

@@ -74,6 +74,15 @@ def test_real_t2_moved_copy_target_error_at_most_1_mm(
     assert target_error_mm(result.matrix_lps, copy.truth, disc) <= 1.0
 
 
+def test_a_study_registered_to_itself_converges_on_the_identity(
+        chu_t2: tuple[np.ndarray, VolumeGeometry, np.ndarray]) -> None:
+    # Nothing to improve from the start: still a match (the similarity peaks there).
+    pixels, g, disc = chu_t2
+    result = register_rigid(pixels, g, pixels, g, disc)
+    assert result.converged, result.message
+    assert target_error_mm(result.matrix_lps, np.eye(4), disc) <= 0.1
+
+
 def test_unrelated_prior_is_reported_as_not_converged_and_the_start_kept(
         chu_t2: tuple[np.ndarray, VolumeGeometry, np.ndarray]) -> None:
     pixels, g, disc = chu_t2
@@ -81,7 +90,7 @@ def test_unrelated_prior_is_reported_as_not_converged_and_the_start_kept(
     start = rigid_matrix((0.0, 0.0, 0.0), (1.0, 2.0, 3.0), disc)
     result = register_rigid(pixels, g, noise_only, g, disc, initial_matrix=start)
     assert not result.converged
-    assert "did not converge" in result.message
+    assert "did not converge" in result.message and "no clear match" in result.message
     np.testing.assert_array_equal(result.matrix_lps, start)
 
 
