@@ -298,8 +298,11 @@ def write_change_csv(path: str | Path, rows: Sequence[dict[str, Any]], *,
     """Write the change table atomically (refused inside either study's folder: source data is
     read-only)."""
     out = Path(path)
-    for src in sources:
-        refuse_inside(out, src)
+    try:
+        for src in sources:
+            refuse_inside(out, src, "the change table")
+    except ValueError as exc:
+        raise CompareError(str(exc)) from exc
     atomic_write_text(out, change_csv_text(rows))
     return out
 

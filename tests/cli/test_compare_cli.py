@@ -84,5 +84,7 @@ def test_cli_at_point_and_bad_input(pair: tuple[Path, Path, LumbarPhantom, Lumba
     assert "not in the current study's labels" in capsys.readouterr().err
     assert main(["compare", str(cur_dir), str(pri_dir), "--at", "900,900,900"]) == 2
     assert "outside the current volume" in capsys.readouterr().err
+    assert main(["compare", str(cur_dir), str(pri_dir), "--level", LEVEL, "--csv", str(pri_dir / "x.csv")]) == 2
+    assert "never writes into a dataset" in capsys.readouterr().err and not (pri_dir / "x.csv").exists()
     assert main(["compare", str(cur_dir), str(pri_dir / "nothing")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
