@@ -154,13 +154,17 @@ def cli(cases: int, rounds: int) -> None:
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import header  # the commit and the machine, first
+
+    print(header("bench_measure"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--cli-rounds", type=int, default=2)
     parser.add_argument("--skip-cli", action="store_true")
     args = parser.parse_args()
-    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n")
+    print()
     in_process(args.rounds)
     if not args.skip_cli:
         cli(args.cases, args.cli_rounds)

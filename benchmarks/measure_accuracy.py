@@ -53,6 +53,10 @@ def run(configs: list[tuple[str, float, float, float]]) -> None:
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import header  # the commit and the machine, first
+
+    print(header("measure_accuracy"))
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="skip the 0.3 mm grid (about a minute)")
     args = parser.parse_args()

@@ -10,9 +10,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from lumbarview.services.engine_view import PartGeometry, Polyline
-
 if TYPE_CHECKING:
+    from lumbarview.services.engine_view import PartGeometry, Polyline
     from lumbarview.ui.views.slice_view import SliceView
 
 TOLERANCE_MM = 1.0

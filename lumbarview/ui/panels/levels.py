@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -34,14 +34,14 @@ from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.labels import VERTEBRAE_TOP_DOWN
 from lumbarview.core.types import Series
 from lumbarview.model.session import Session
-from lumbarview.services import measurement_export, report
-from lumbarview.services.engine_view import EngineResult, PartGeometry, part_of, run_engine
-from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
 from lumbarview.services.view_planes import best_volume, plan_go_to
 from lumbarview.ui.items.engine_items import EngineOverlay
 from lumbarview.ui.shell import Shell
 from lumbarview.ui.views.slice_view import SliceView
 from lumbarview.ui.views.tools import ToolController
+
+if TYPE_CHECKING:  # the engine, the report and the SR (highdicom) load on first use, not at launch
+    from lumbarview.services.engine_view import EngineResult, PartGeometry
 
 ROLE = QtCore.Qt.ItemDataRole.UserRole
 COLUMNS = ("Level / quantity", "Value", "Manual", "Unit", "Confidence", "Flag", "Dataset grade")
@@ -180,6 +180,7 @@ class LevelsPanel(QtWidgets.QWidget):
 
     def _build(self) -> None:
         """The tree of the chosen mask's rows: levels head to feet, then canal, foramina, disc."""
+        from lumbarview.services.engine_view import part_of  # the engine loads on first use
         self.tree.clear()
         chosen = self.mask_choice.currentText() if self.mask_choice.count() > 1 else None
         rows = [r for r in self._rows if chosen is None or r.get("series") == chosen]
@@ -249,6 +250,9 @@ class LevelsPanel(QtWidgets.QWidget):
 
     def shown_rows(self) -> list[dict[str, Any]]:
         """The engine's rows (every mask's), with the keys of ``lumbarview measure`` rows."""
+        if not self._rows:
+            return []  # (the screenshot's sidecar asks before any measuring: the engine stays unloaded)
+        from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
         return [{key: row.get(key) for key in (*ROW_KEYS, *EXTRA_KEYS)} for row in self._rows]
 
     def row_items(self) -> list[QtWidgets.QTreeWidgetItem]:
@@ -319,6 +323,7 @@ class LevelsController:
     # -- the engine --------------------------------------------------------------------------
     def measure(self) -> None:
         """Measure the loaded case off the GUI thread (a progress dialog can cancel)."""
+        from lumbarview.services.engine_view import run_engine
         case = self.session.case
         if case is None:
             self.shell.status("Open a case first")
@@ -340,6 +345,7 @@ class LevelsController:
         self.panel.measured.emit()
 
     def _source(self, series_name: str) -> Series | None:
+        from lumbarview.services import report
         case = self.session.case
         if case is None:
             return None
@@ -377,12 +383,14 @@ class LevelsController:
     # -- exports -----------------------------------------------------------------------------
     def export_rows(self) -> list[dict[str, Any]]:
         """The rows to export: the session's measurements of the case, and the engine's when it ran."""
+        from lumbarview.services import measurement_export  # highdicom: on first use
         session = self.session
         return measurement_export.case_rows(session.measurements, session.case, self.result)
 
     def export_to(self, path: str | Path, rows: list[dict[str, Any]] | None = None) -> Path:
         """Export to ``path`` by its suffix (the service chooses the format and keeps the dataset
         untouched)."""
+        from lumbarview.services import measurement_export
         case = self.session.case
         if case is None:
             raise ValueError("open a case first")
