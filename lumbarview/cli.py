@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("--cursor", metavar="X,Y,Z", help="start the crosshair at this LPS point (mm)")
     view.add_argument("--session", metavar="FILE",
                       help="open with this saved session (its dataset, found through its paths, unless PATH is given)")
+    view.add_argument("--prior", metavar="PRIOR", help="compare mode: PATH (the current study) beside this prior")
+    view.add_argument("--scroll", type=int, default=0, metavar="N",
+                      help="compare mode with --screenshot: scroll the current study N slices (in step) first")
     view.add_argument("--study", metavar="UID", help="open this study of the study database (Study Instance UID)")
     view.add_argument("--native-orientation", action="store_true",
                       help="show acquired slices as stored instead of the radiological convention")
@@ -128,6 +131,18 @@ def _parser() -> argparse.ArgumentParser:
                         help="write a public dataset layout instead of lumbarview's own")
     export.add_argument("--case", action="append", default=[], metavar="ID", help="only this case (repeatable)")
     export.add_argument("--json", action="store_true", help="print the export report as JSON")
+
+    cmp_ = sub.add_parser("compare", help="register a prior study to the current one per level and show the "
+                                          "change of every quantity measured on both")
+    cmp_.add_argument("current", help="the current study (one case: folder or file)")
+    cmp_.add_argument("prior", help="the prior study (one case: folder or file)")
+    where = cmp_.add_mutually_exclusive_group()
+    where.add_argument("--level", metavar="L4-L5", help="only this disc level (default: every labelled level)")
+    where.add_argument("--at", metavar="X,Y,Z", help="register around this LPS point (mm) of the current study")
+    cmp_.add_argument("--json", action="store_true", help="one JSON object per level, per line")
+    cmp_.add_argument("--csv", metavar="OUT", help="also write the change table (every level) to OUT")
+    cmp_.add_argument("--different-patients", action="store_true",
+                      help="go on although the two studies are of different patients (otherwise refused)")
 
     _add_db_and_pacs(sub)
 
@@ -337,7 +352,8 @@ def _log_crash() -> str:
         return "(could not write a log)"
 
 
-_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements", "db", "pacs", "segment")
+_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements", "db", "pacs", "segment",
+             "compare")
 
 
 class _Tee:
@@ -580,6 +596,14 @@ def _cmd_view(args: argparse.Namespace) -> int:
         args.path = STUDY_PREFIX + args.study
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.prior is not None:
+        if args.path is None:
+            print("lumbarview: view --prior needs the current study as PATH", file=sys.stderr)
+            return EXIT_NOTHING_OPENED
+        from lumbarview.ui.compare_window import ask_confirm, run_compare
+
+        return run_compare(args.path, args.prior, args.screenshot, size, level=args.plane, scroll=args.scroll,
+                           confirm=None if args.screenshot else ask_confirm)
     from lumbarview.ui.app import ViewOptions, run
 
     # LUMBARVIEW_NO_DIALOGS=1 is the command line's way to say no modal dialog may open (scripts).
@@ -621,6 +645,41 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from lumbarview.services import compare
+
+    at = None
+    if args.at is not None:
+        try:
+            at = [float(v) for v in args.at.split(",")]
+        except ValueError:
+            at = []
+        if len(at) != 3 or not all(math.isfinite(v) for v in at):
+            print(f"lumbarview: compare --at {args.at!r}: give three LPS numbers in mm, e.g. --at 10.5,-20,130",
+                  file=sys.stderr)
+            return EXIT_NOTHING_OPENED
+    current = compare.load_study(args.current)
+    prior = compare.load_study(args.prior)
+    warning = compare.patients_differ(current, prior)
+    if warning is not None:
+        print(f"lumbarview: warning: {warning}", file=sys.stderr)
+        if not args.different_patients:
+            print("lumbarview: compare refused; add --different-patients to compare them anyway", file=sys.stderr)
+            return EXIT_NOTHING_OPENED
+    objects = compare.compare(current, prior, level=args.level, at_lps=at)
+    if args.csv:
+        out = compare.write_change_csv(args.csv, compare.change_rows(current.rows, prior.rows),
+                                       sources=(args.current, args.prior))
+        print(f"lumbarview: change table written to {out}", file=sys.stderr)
+    for obj in objects:
+        obj["patients"] = {"current": current.patient_id, "prior": prior.patient_id, "warning": warning}
+        if args.json:
+            print(json.dumps(obj, allow_nan=False))
+        else:
+            print(compare.format_level(obj))
+    return EXIT_OK
+
+
 def _cmd_self_test(args: argparse.Namespace) -> int:
     from lumbarview.services import selftest
 
@@ -647,7 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOTHING_OPENED
     handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
                 "export": _cmd_export, "export-measurements": _cmd_export_measurements,
-                "db": _cmd_db, "pacs": _cmd_pacs, "segment": _cmd_segment, None: _cmd_self_test}
+                "db": _cmd_db, "pacs": _cmd_pacs, "segment": _cmd_segment, "compare": _cmd_compare,
+                None: _cmd_self_test}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:
