@@ -30,3 +30,13 @@ def test_corner_text_is_drawn_once_per_change(qtbot, opened) -> None:  # type: i
     assert view.hud.text("tr") != text
     assert view.hud.renders == before + 1  # the top-right text alone changed
     assert not np.array_equal(_corner(view), shown)  # and the new words are on screen
+
+
+def test_the_scale_bar_is_at_the_zoom_shown_from_the_first_frame(qtbot, opened) -> None:  # type: ignore[no-untyped-def]
+    """Before any step, the scale bar's millimetres per pixel are those of the painted view (they
+    once lagged the window's first arrangement, 11 % off, until the first scroll)."""
+    view = opened.views["sagittal"]
+    view.graphics.viewport().repaint()
+    painted = view.viewbox.viewPixelSize()[0]  # from the transform of the frame just painted
+    assert view.hud.bar()[1] > 0
+    assert abs(view.hud._mm_per_px - painted) / painted < 0.01

@@ -225,7 +225,7 @@ class SliceView(QtWidgets.QWidget):
         else:
             # Stepping: only the pixels change; the levels belong to the view state.
             self.image.setImage(pixels, autoLevels=False)
-        self.hud.set_scale(self.viewbox.viewPixelSize()[0])
+        self.hud.set_scale(self.mm_per_screen_px())
         if self._letters[0] != (frame, state.has_patient_geometry):  # they follow the directions alone
             self._letters = ((frame, state.has_patient_geometry), letters(plane, state.has_patient_geometry))
         edge = self._letters[1]
@@ -349,11 +349,18 @@ class SliceView(QtWidgets.QWidget):
         plane = self.plane
         if plane is None:
             return 1.0
-        mm_per_screen_px = self.viewbox.viewPixelSize()[0]
+        mm_per_screen_px = self.mm_per_screen_px()
         return plane.spacing_mm[0] / mm_per_screen_px if mm_per_screen_px > 0 else 1.0
 
+    def mm_per_screen_px(self) -> float:
+        """Millimetres per screen pixel along a row, from the view's range and size as they are
+        now (pyqtgraph's ``viewPixelSize`` reads the transform of the last paint, which lags a
+        range change: the scale bar was then drawn at the previous zoom until the next step)."""
+        width = self.viewbox.boundingRect().width()
+        return float(self.viewbox.viewRect().width() / width) if width > 0 else 0.0
+
     def _on_range_changed(self, *_: Any) -> None:
-        self.hud.set_scale(self.viewbox.viewPixelSize()[0] if self.plane is not None else 0.0)
+        self.hud.set_scale(self.mm_per_screen_px() if self.plane is not None else 0.0)
         self._update_corner_text()
 
     def fit(self) -> None:
