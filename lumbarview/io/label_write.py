@@ -1,0 +1,130 @@
+"""Write an edited label map in its source file's format, header and pixel type.
+
+A corrected map must be the source with only its voxels changed: the same format, the same
+stored pixel type and byte order, and the same geometry bit for bit. So the header is not
+rebuilt from a geometry (rounding could move the origin by an ulp): it is the source's own header
+with only the keys describing the stored data changed (MetaImage: the source's lines in order;
+NRRD: the source's fields through pynrrd; NIfTI: the source's header through nibabel). The file
+is written whole to a temporary name beside it, then renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lumbarview.core.fs import atomic_write_bytes
+from lumbarview.io.volume import check_volume_header
+from lumbarview.io.volume_headers import read_voxels
+
+LABEL_SUFFIXES = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd")
+
+
+def _suffix(path: str | Path) -> str:
+    name = str(path).lower()
+    return next((s for s in LABEL_SUFFIXES if name.endswith(s)), "")
+
+
+def read_stored(path: str | Path) -> tuple[npt.NDArray[Any], np.dtype[Any]]:
+    """The ``[k, j, i]`` voxels of a label file in its stored pixel type (not widened), and that
+    type (with its byte order). Raises the readers' LoadError on a damaged file."""
+    header = check_volume_header(path)
+    if header.rescale is not None and header.rescale != (1.0, 0.0):
+        raise ValueError(f"{Path(path).name}: the label file is stored with a rescale slope/intercept "
+                         f"{header.rescale}; lumbarview edits only label maps stored as plain integers")
+    if header.dtype.kind not in "iu":
+        raise ValueError(f"{Path(path).name}: the label file stores {header.dtype} voxels, not integers; "
+                         "lumbarview edits only integer label maps")
+    return read_voxels(header), header.dtype
+
+
+def _cast(array: npt.NDArray[Any], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    info = np.iinfo(dtype)
+    if array.size and (int(array.min()) < info.min or int(array.max()) > info.max):
+        raise ValueError(f"a label value is outside the source's {dtype} range ({info.min} to {info.max})")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def write_like(source: str | Path, array_kji: npt.NDArray[Any], out: str | Path) -> None:
+    """Write ``array_kji`` to ``out`` (same suffix as ``source``) with ``source``'s header."""
+    source, out = Path(source), Path(out)
+    kind = _suffix(source)
+    if not kind or _suffix(out) != kind:
+        raise ValueError(f"{out.name}: a corrected map is saved in its source's format ({kind or source.name}); "
+                         f"name it with the suffix {kind or '(none)'}")
+    header = check_volume_header(source)
+    grid = tuple(header.size_ijk[::-1])
+    if int(np.prod(array_kji.shape)) != int(np.prod(grid)) or tuple(s for s in array_kji.shape if s != 1) != tuple(
+            s for s in grid if s != 1):
+        raise ValueError(f"the edited array {array_kji.shape} is not on the source's grid {header.size_ijk[::-1]}")
+    stored = _cast(array_kji, header.dtype).reshape(tuple(header.size_ijk[::-1]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if kind in (".mha", ".mhd"):
+        _write_metaimage_like(source, stored, out)
+    elif kind == ".nrrd":
+        _write_nrrd_like(source, stored, out)
+    else:
+        _write_nifti_like(source, stored, out)
+
+
+def _write_metaimage_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None:
+    head = source.read_bytes()[:65536]
+    lines: list[str] = []
+    for raw in head.split(b"\n"):
+        line = raw.decode("latin-1").rstrip("\r")
+        key = line.partition("=")[0].strip()
+        if key == "ElementDataFile":
+            break
+        if key in ("CompressedData", "CompressedDataSize", "HeaderSize") or not line.strip():
+            continue
+        lines.append(line)
+    data = stored.tobytes()
+    if out.name.lower().endswith(".mha"):
+        packed = zlib.compress(data, 1)
+        lines += ["CompressedData = True", f"CompressedDataSize = {len(packed)}", "ElementDataFile = LOCAL"]
+        atomic_write_bytes(out, ("\n".join(lines) + "\n").encode("latin-1") + packed)
+        return
+    raw_name = out.name[: -len(".mhd")] + ".raw"
+    atomic_write_bytes(out.with_name(raw_name), data)
+    lines += ["CompressedData = False", f"ElementDataFile = {raw_name}"]
+    atomic_write_bytes(out, ("\n".join(lines) + "\n").encode("latin-1"))
+
+
+def _write_nrrd_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None:
+    import nrrd  # type: ignore[import-untyped]
+
+    header = dict(nrrd.read_header(str(source)))
+    for key in ("data file", "datafile", "line skip", "lineskip", "byte skip", "byteskip"):
+        header.pop(key, None)
+    header["encoding"] = "gzip"
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.lvtmp.nrrd")
+    try:
+        nrrd.write(str(tmp), stored.transpose(2, 1, 0), header, index_order="F")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_nifti_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None:
+    import nibabel as nib
+
+    loaded: Any = nib.load(str(source))  # nibabel is not annotated
+    header = loaded.header.copy()
+    header.set_data_dtype(stored.dtype)
+    data = stored.transpose(2, 1, 0)
+    if len(loaded.shape) == 2:
+        data = data[:, :, 0]
+    image = type(loaded)(data, None, header=header)
+    image.header.set_slope_inter(*loaded.header.get_slope_inter())
+    suffix = ".nii.gz" if out.name.lower().endswith(".nii.gz") else ".nii"
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.lvtmp{suffix}")
+    try:
+        nib.save(image, str(tmp))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
