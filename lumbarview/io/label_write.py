@@ -10,7 +10,9 @@ is written whole to a temporary name beside it, then renamed.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lumbarview.core.fs import atomic_write_bytes
+from lumbarview.core.fs import TMP_SUFFIX, atomic_write_bytes, fsync_dir
 from lumbarview.io.volume import check_volume_header
 from lumbarview.io.volume_headers import read_voxels
 
@@ -44,6 +46,8 @@ def read_stored(path: str | Path) -> tuple[npt.NDArray[Any], np.dtype[Any]]:
 
 
 def _cast(array: npt.NDArray[Any], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    if array.dtype == dtype:
+        return np.ascontiguousarray(array)
     info = np.iinfo(dtype)
     if array.size and (int(array.min()) < info.min or int(array.max()) > info.max):
         raise ValueError(f"a label value is outside the source's {dtype} range ({info.min} to {info.max})")
@@ -73,26 +77,58 @@ def write_like(source: str | Path, array_kji: npt.NDArray[Any], out: str | Path)
 
 
 def _write_metaimage_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None:
-    head = source.read_bytes()[:65536]
+    with open(source, "rb") as fh:
+        head = fh.read(65536)  # the header (never the voxels)
     lines: list[str] = []
+    compressed = False
     for raw in head.split(b"\n"):
         line = raw.decode("latin-1").rstrip("\r")
-        key = line.partition("=")[0].strip()
+        key, _, value = (part.strip() for part in line.partition("="))
         if key == "ElementDataFile":
             break
+        if key == "CompressedData":
+            compressed = value.lower() == "true"
         if key in ("CompressedData", "CompressedDataSize", "HeaderSize") or not line.strip():
             continue
         lines.append(line)
-    data = stored.tobytes()
+    data: bytes | npt.NDArray[Any] = stored
+    if compressed:  # as the source was stored
+        data = zlib.compress(stored.tobytes(), 1)
+        lines += ["CompressedData = True", f"CompressedDataSize = {len(data)}"]
+    else:
+        lines += ["CompressedData = False"]
     if out.name.lower().endswith(".mha"):
-        packed = zlib.compress(data, 1)
-        lines += ["CompressedData = True", f"CompressedDataSize = {len(packed)}", "ElementDataFile = LOCAL"]
-        atomic_write_bytes(out, ("\n".join(lines) + "\n").encode("latin-1") + packed)
+        lines += ["ElementDataFile = LOCAL"]
+        _atomic_stream(out, ("\n".join(lines) + "\n").encode("latin-1"), data)
         return
     raw_name = out.name[: -len(".mhd")] + ".raw"
-    atomic_write_bytes(out.with_name(raw_name), data)
-    lines += ["CompressedData = False", f"ElementDataFile = {raw_name}"]
+    if out.with_name(raw_name).exists():
+        raise ValueError(f"{raw_name} exists beside {out.name}; lumbarview never replaces a file")
+    _atomic_stream(out.with_name(raw_name), b"", data)
+    lines += [f"ElementDataFile = {raw_name}"]
     atomic_write_bytes(out, ("\n".join(lines) + "\n").encode("latin-1"))
+
+
+def _atomic_stream(path: Path, head: bytes, data: bytes | npt.NDArray[Any]) -> None:
+    """``head`` then ``data`` (an array written straight from its memory, no copy) to a
+    temporary file beside ``path``, flushed to disk, then renamed over it: readers see the
+    whole file or none."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(head)
+            if isinstance(data, np.ndarray):
+                data.tofile(fh)
+            else:
+                fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
 
 
 def _write_nrrd_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None:
