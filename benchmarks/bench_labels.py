@@ -32,13 +32,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.timing import Figure, header, interleaved, ratios  # noqa: E402
-from lumbarview.core.geometry import VolumeGeometry  # noqa: E402
-from lumbarview.core.types import ImageStack  # noqa: E402
-from lumbarview.io.label_write import write_like  # noqa: E402
-from lumbarview.measure import label_tools as lt  # noqa: E402
-from lumbarview.model.commands import UndoStack  # noqa: E402
-from lumbarview.model.label_edits import LabelEditor, StackTarget  # noqa: E402
+from benchmarks.timing import Figure, header, interleaved, ratios
+from lumbarview.core.geometry import VolumeGeometry
+from lumbarview.core.types import ImageStack
+from lumbarview.io.label_write import write_like
+from lumbarview.measure import label_tools as lt
+from lumbarview.model.commands import UndoStack
+from lumbarview.model.label_edits import LabelEditor, StackTarget
 
 SHAPE = (300, 512, 512)
 
@@ -119,7 +119,7 @@ def bench_interpolate(rounds: int) -> None:
 
 
 def bench_save(rounds: int) -> None:
-    geometry, labels = _map()
+    _geometry, labels = _map()
     labels[150, 200:210, 200:210] = 100
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         folder = Path(tmp)
