@@ -164,3 +164,43 @@ def _write_nifti_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_png_mask_like(source: str | Path, mask_ji: npt.NDArray[Any], out: str | Path) -> None:
+    """A 2D class mask (``[j, i]``, or ``[1, j, i]``) as a PNG in the source PNG's mode (palette
+    with the source's palette, greyscale 8 or 16 bit), written atomically; refuses values the
+    mode cannot hold (ValueError, nothing written). The source is read with
+    :func:`lumbarview.io.annotations.read_png_mask`'s checks first."""
+    import io as _io
+
+    from PIL import Image
+
+    from lumbarview.io.annotations import read_png_mask
+
+    source, out = Path(source), Path(out)
+    if not out.name.lower().endswith(".png"):
+        raise ValueError(f"{out.name}: a corrected PNG mask is saved as .png")
+    reference = read_png_mask(source)  # checked: size, chunks, budget
+    mask = np.asarray(mask_ji)
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.shape != reference.shape[:2]:
+        raise ValueError(f"the mask {mask.shape} is not the source PNG's {reference.shape[:2]}")
+    with Image.open(source, formats=["PNG"]) as original:
+        mode, palette = original.mode, original.getpalette() if original.mode == "P" else None
+    limit = {"P": 255, "L": 255, "1": 1}.get(mode, 65535)
+    if mask.size and (int(mask.min()) < 0 or int(mask.max()) > limit):
+        raise ValueError(f"a class value is outside 0 to {limit}, which the source's PNG mode {mode} holds")
+    if mode in ("P", "L", "1"):
+        kind = "P" if mode == "P" else "L"
+        image = Image.frombytes(kind, (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask, np.uint8).tobytes())
+        if palette is not None:
+            image.putpalette(palette)
+        if mode == "1":
+            image = image.point(lambda v: 255 if v else 0).convert("1")
+    else:
+        image = Image.fromarray(mask.astype(np.uint16))
+    buffer = _io.BytesIO()
+    image.save(buffer, format="PNG")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, buffer.getvalue())

@@ -152,3 +152,34 @@ def test_an_autosave_killed_mid_write_loses_nothing_saved(tmp_path: Path) -> Non
         ops = ls.Autosave(autosave, ls.LabelSource.open(source_path)).load()
         assert len(ops) >= saved  # everything reported saved is there, and the file parses
         assert [op["min_voxels"] for op in ops] == list(range(len(ops)))
+
+
+@pytest.mark.parametrize("mode", ["P", "L", "I;16"])
+def test_a_png_mask_is_written_in_its_source_mode_and_palette(tmp_path: Path, mode: str) -> None:
+    from PIL import Image
+
+    from lumbarview.io.annotations import read_png_mask
+    from lumbarview.io.label_write import write_png_mask_like
+
+    mask = np.zeros((20, 30), dtype=np.uint16)
+    mask[5:10, 3:12] = 2
+    source = tmp_path / "mask.png"
+    if mode == "P":
+        image = Image.frombytes("P", (30, 20), mask.astype(np.uint8).tobytes())
+        image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (256 * 3 - 9))
+    elif mode == "L":
+        image = Image.fromarray(mask.astype(np.uint8))
+    else:
+        image = Image.fromarray(mask)
+    image.save(source)
+    edited = mask.copy()
+    edited[12:15, 20:25] = 1
+    write_png_mask_like(source, edited, tmp_path / "out" / "fixed.png")
+    with Image.open(tmp_path / "out" / "fixed.png") as back, Image.open(source) as original:
+        assert back.mode == original.mode and back.size == original.size
+        if mode == "P":
+            assert back.getpalette() == original.getpalette()
+    assert np.array_equal(read_png_mask(tmp_path / "out" / "fixed.png"), edited)
+    with pytest.raises(ValueError, match="outside"):
+        write_png_mask_like(source, edited.astype(np.int64) + (300 if mode != "I;16" else 70000), tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
