@@ -15,6 +15,7 @@ the values to write there (after the preserve and threshold rules). No Qt here.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -164,8 +165,8 @@ def check_inside(geometry: VolumeGeometry, points_lps: npt.ArrayLike, what: str 
 def sphere_voxels(geometry: VolumeGeometry, center_lps: npt.ArrayLike, radius_mm: float) -> npt.NDArray[np.int64]:
     """The voxels whose centres lie within ``radius_mm`` of ``center_lps`` (a 3D brush)."""
     c = _vector(center_lps, "center_lps")
-    if not radius_mm > 0:
-        raise ToolError(f"the brush radius must be positive, got {radius_mm} mm")
+    if not (radius_mm > 0 and math.isfinite(radius_mm)):
+        raise ToolError(f"the brush radius must be a positive number of mm, got {radius_mm}")
     r = float(radius_mm)
     return _select(geometry, c - r, c + r, lambda p: np.einsum("ij,ij->i", p - c, p - c) <= r * r)
 
@@ -175,8 +176,8 @@ def disk_voxels(geometry: VolumeGeometry, plane: EditPlane, center_lps: npt.Arra
     """The voxels of ``plane``'s digital plane whose centres project within ``radius_mm`` of
     ``center_lps`` (a 2D brush on the view plane)."""
     c = _vector(center_lps, "center_lps")
-    if not radius_mm > 0:
-        raise ToolError(f"the brush radius must be positive, got {radius_mm} mm")
+    if not (radius_mm > 0 and math.isfinite(radius_mm)):
+        raise ToolError(f"the brush radius must be a positive number of mm, got {radius_mm}")
     n = plane.normal_lps
     h = plane_half_thickness(geometry, n)
     c = c - float(n @ (c - plane.origin_lps)) * n  # onto the plane

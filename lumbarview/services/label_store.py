@@ -107,10 +107,13 @@ def _need(op: Mapping[str, Any], key: str, n: int) -> Any:
     return op[key]
 
 
-def _label(op: Mapping[str, Any], n: int, key: str = "label") -> int:
+def _label(op: Mapping[str, Any], n: int, key: str = "label", dtype: np.dtype[Any] | None = None) -> int:
     value = _need(op, key, n)
     if isinstance(value, bool) or not isinstance(value, int):
         raise LabelStoreError(f"operation {n}: '{key}' must be an integer label value, got {value!r}")
+    if dtype is not None and not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
+        raise LabelStoreError(f"operation {n}: label {value} does not fit the map's {dtype} voxels "
+                              f"({np.iinfo(dtype).min} to {np.iinfo(dtype).max})")
     return value
 
 
@@ -159,6 +162,8 @@ def run_operation(editor: LabelEditor, geometry: VolumeGeometry, op: Mapping[str
     if kind not in OPS:
         raise LabelStoreError(f"operation {n}: unknown op {kind!r}; known: {', '.join(OPS)}")
     array = editor.target.array
+    if "label" in op:
+        _label(op, n, dtype=array.dtype)
     preserve = bool(op.get("preserve", True))
     threshold = _threshold(op, n)
     record = dict(op)
@@ -208,11 +213,11 @@ def run_operation(editor: LabelEditor, geometry: VolumeGeometry, op: Mapping[str
                                          key_slices=keys)
             record["axis"] = "kji"[lt.grid_axis(geometry, plane.normal_lps)]
             record["interpolated_slices"] = slices
-    except lt.ToolError as exc:
+        editor.apply(sel.flat, sel.values, record)
+    except LabelStoreError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:  # ToolError is a ValueError
         raise LabelStoreError(f"operation {n} ({kind}): {exc}") from None
-    except ValueError as exc:
-        raise LabelStoreError(f"operation {n} ({kind}): {exc}") from None
-    editor.apply(sel.flat, sel.values, record)
     return record
 
 

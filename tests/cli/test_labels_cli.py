@@ -71,6 +71,8 @@ def test_apply_writes_the_corrected_map_and_replay_finds_it_identical(case: dict
 @pytest.mark.parametrize(("change", "message"), [
     ("hash", "another file"), ("unknown", "unknown op"), ("outside", "outside the label map"),
     ("truncated", "truncated"), ("grid", "another grid"), ("no-image", "give the image"),
+    ("null-radius", "operation 0 (paint)"), ("inf-radius", "positive number"), ("big-label", "does not fit"),
+    ("missing", "no 'radius_mm'"), ("not-a-list", "must be a list"),
 ])
 def test_bad_input_is_a_message_exit_2_and_nothing_written(case: dict[str, Path], change: str, message: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,6 +86,16 @@ def test_bad_input_is_a_message_exit_2_and_nothing_written(case: dict[str, Path]
         log["operations"][0]["center_lps"] = [500.0, 0.0, 0.0]
     elif change == "grid":
         image = case["other"]
+    elif change == "null-radius":
+        log["operations"][0]["radius_mm"] = None
+    elif change == "inf-radius":
+        log["operations"][0]["radius_mm"] = float("inf")
+    elif change == "big-label":
+        log["operations"][2]["label"] = 70000  # the mask is uint8
+    elif change == "missing":
+        del log["operations"][0]["radius_mm"]
+    elif change == "not-a-list":
+        log["operations"] = {"op": "paint"}
     text = json.dumps(log)
     if change == "truncated":
         text = text[: len(text) // 2]
