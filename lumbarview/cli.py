@@ -151,6 +151,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="folder to write to (default: the user cache folder)")
     demo.add_argument("--small", action="store_true", help="small images (fast; for trying things)")
     demo.add_argument("--info", action="store_true", help="also describe each layout as `info` does")
+
+    labels = sub.add_parser("labels", help="correct label maps from an edit log, or replay a saved correction")
+    labels_sub = labels.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
+    apply = labels_sub.add_parser("apply", help="apply an edit log to a label file and write NEW with its "
+                                                "sidecar NEW.edits.json (the source is never written to)")
+    apply.add_argument("mask", metavar="MASK", help="the label file (.mha, .mhd, .nii, .nii.gz, .nrrd)")
+    apply.add_argument("--log", required=True, metavar="EDITS.json", help="the edit log (README: Label editing)")
+    apply.add_argument("--out", required=True, metavar="NEW", help="the corrected map to write (a new file, "
+                                                                    "same format as MASK)")
+    apply.add_argument("--image", metavar="IMAGE", help="the image on MASK's grid (intensities for "
+                                                        "threshold-limited operations)")
+    replay = labels_sub.add_parser("replay", help="re-apply a saved sidecar's log to its source and check the "
+                                                  "result is byte-identical to the saved map")
+    replay.add_argument("sidecar", metavar="SIDECAR.json")
     return parser
 
 
@@ -353,7 +367,7 @@ def _log_crash() -> str:
 
 
 _COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements", "db", "pacs", "segment",
-             "compare")
+             "compare", "labels")
 
 
 class _Tee:
@@ -680,6 +694,41 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_labels(args: argparse.Namespace) -> int:
+    from lumbarview.services import label_store as ls
+
+    try:
+        if args.labels_command == "apply":
+            log = ls.read_log(args.log)
+            source = ls.LabelSource.open(args.mask)
+            if not log.get("source_sha256"):
+                raise ls.LabelStoreError(f"{Path(args.log).name} has no 'source_sha256': add the sha256 of the "
+                                         f"file it was made on ({Path(args.mask).name}: {source.sha256})")
+            if log["source_sha256"] != source.sha256:
+                raise ls.LabelStoreError(f"{Path(args.log).name} was made on another file (sha256 "
+                                         f"{str(log['source_sha256'])[:12]}...), not on {Path(args.mask).name} "
+                                         f"({source.sha256[:12]}...); apply it to the file it was made on")
+            intensity = ls.intensities_for(args.image, source) if args.image else None
+            array, records = ls.apply_log(source, log["operations"], intensity)
+            out = ls.save_corrected(source, array, records, args.out, image=args.image)
+            report = json.loads(ls.sidecar_of(out).read_text(encoding="utf-8"))["changes"]
+            print(f"wrote {out} and {ls.sidecar_of(out).name}: {len(records)} operations")
+            for label, counts in report.items():
+                print(f"  label {label}: +{counts['added']} -{counts['removed']} voxels "
+                      f"({counts['relabelled']} relabelled)")
+            return EXIT_OK
+        result = ls.replay(args.sidecar)
+    except ls.LabelStoreError as exc:
+        print(f"lumbarview: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    if result.identical:
+        print(f"replayed: {result.output.name} is byte-identical to its log applied to its source")
+        return EXIT_OK
+    print(f"lumbarview: {result.output.name} differs from its log applied to its source in "
+          f"{result.differing_voxels} voxels", file=sys.stderr)
+    return 1
+
+
 def _cmd_self_test(args: argparse.Namespace) -> int:
     from lumbarview.services import selftest
 
@@ -707,6 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
                 "export": _cmd_export, "export-measurements": _cmd_export_measurements,
                 "db": _cmd_db, "pacs": _cmd_pacs, "segment": _cmd_segment, "compare": _cmd_compare,
+                "labels": _cmd_labels,
                 None: _cmd_self_test}
     try:
         return handlers[args.command](args)

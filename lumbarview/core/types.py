@@ -94,6 +94,8 @@ class ImageStack:
         self.issues: tuple[LoadIssue, ...] = tuple(issues)
         self._loader = loader
         self._pixels: npt.NDArray[Any] | None = None
+        #: The writable array :meth:`write_voxels` edits in place (None until the first edit).
+        self._owned: npt.NDArray[Any] | None = None
         self._decode_issues: tuple[LoadIssue, ...] = ()
         self._lock = threading.Lock()
         #: Decodes one slice without the rest (set by readers that can, e.g. DICOM: one file).
@@ -161,6 +163,39 @@ class ImageStack:
                                  f"stack: {exc}") from exc
             updated.setflags(write=False)
             self._pixels = updated
+            self._owned = None  # the next write_voxels copies this new array once
+            self.revision += 1
+            return self.revision
+
+    def write_voxels(self, flat_indices: npt.NDArray[np.integer[Any]], values: npt.ArrayLike) -> int:
+        """Set the voxels at ``flat_indices`` (into the C-ordered ``[k, j, i]`` array) to
+        ``values``, for label editing, where a stroke changes a few hundred voxels of a map of
+        millions: the first write copies the decoded array once into one the stack owns (readers
+        holding the decoded array keep it unchanged); later writes change that owned array in place
+        (no whole-volume copy per stroke). The :attr:`revision` is bumped (returned), so caches keyed
+        by it never keep a plane computed meanwhile. Raises ValueError (nothing changed) when an
+        index is outside the grid or a value does not fit the pixel type."""
+        self.pixels()
+        with self._lock:
+            current = self._pixels
+            if current is None:
+                current, issues = self._checked_load()
+                self._decode_issues = tuple(issues)
+            flat = np.asarray(flat_indices, dtype=np.int64).ravel()
+            array = np.asarray(values).ravel()
+            _check_fits(array, current.dtype)
+            if array.size not in (1, flat.size):
+                raise ValueError(f"{array.size} values for {flat.size} voxels")
+            if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= current.size):
+                raise ValueError(f"a voxel index is outside the {current.shape} grid")
+            owned = self._owned
+            if owned is None:
+                owned = np.array(current, copy=True)
+                self._owned = owned
+            owned.reshape(-1)[flat] = array
+            view = owned.view()
+            view.setflags(write=False)
+            self._pixels = view
             self.revision += 1
             return self.revision
 

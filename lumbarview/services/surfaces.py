@@ -68,7 +68,9 @@ def mesh_bounds(vertices_lps: FloatArray) -> list[float]:
     return [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]), float(lo[2]), float(hi[2])]
 
 
-_cache: OrderedDict[tuple[int, str, int, int, float, float], LabelSurface | None] = OrderedDict()
+#: Keyed by the map's stack revision too: an edited label map (``ImageStack.write_voxels``) gets
+#: new surfaces, never the ones of its pixels before the edit.
+_cache: OrderedDict[tuple[int, str, int, int, int, float, float], LabelSurface | None] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -215,12 +217,12 @@ def build_label_surface(label_map: LabelMap, value: int, smoothing: int = DEFAUL
         The label map's pixels cannot be decoded.
     """
     stack = label_map.stack
-    key = (id(label_map), stack.uid, int(value), int(smoothing), float(voxel_mm), float(reduction))
+    revision, labels = stack.versioned_pixels()
+    key = (id(label_map), stack.uid, revision, int(value), int(smoothing), float(voxel_mm), float(reduction))
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    labels = stack.pixels()
     if labels.ndim != 3:
         raise CorruptFileError(label_map.source, f"a label map must be a volume, got {labels.ndim} dimensions",
                                "open a 3D label volume")

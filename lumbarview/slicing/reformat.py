@@ -60,6 +60,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from lumbarview.core import executors
 from lumbarview.core.geometry import FloatArray, SlicePlane, VolumeGeometry
 from lumbarview.core.limits import limits
 
@@ -67,19 +68,11 @@ Kind = Literal["image", "labels"]
 Method = Literal["auto", "vtk", "numpy"]
 _BAND_ROWS = 32  # 32 x 512 int64 indices = 128 kB: stays in cache and off mmap
 _MIN_PARALLEL_PIXELS = 64 * 1024
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 def _default_executor() -> ThreadPoolExecutor:
-    """A small pool shared by every reformat (created on first use; idle threads cost nothing
-    and are joined at interpreter exit)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)),
-                                       thread_name_prefix="lumbarview-reformat")
-        return _pool
+    """The shared ``reformat`` pool (:mod:`lumbarview.core.executors`)."""
+    return executors.thread_pool("reformat")
 
 
 @dataclass(frozen=True)

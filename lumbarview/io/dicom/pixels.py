@@ -8,9 +8,7 @@ pylibjpeg and python-gdcm when installed.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -22,6 +20,7 @@ import numpy.typing as npt
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from lumbarview.core import executors
 from lumbarview.core.errors import CorruptFileError, LoadError, MissingDecoderError
 from lumbarview.core.limits import limits
 from lumbarview.core.types import LoadIssue, Severity
@@ -377,26 +376,15 @@ def decode_stack(
 # a damaged compressed stream (a fuzzed JPEG-LS file aborts inside GDCM). Such data is decoded in
 # a small pool of child processes: a crash there is one file's error, never the viewer's end.
 _ISOLATED_SYNTAXES_NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", DEFLATED_UID}
-_pool_lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
 
 
 def _decoder_pool() -> ProcessPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            # "spawn": the parent may run Qt and thread pools, which fork does not copy safely.
-            _pool = ProcessPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1)),
-                                        mp_context=multiprocessing.get_context("spawn"))
-        return _pool
+    """The shared ``decode`` process pool (:mod:`lumbarview.core.executors`)."""
+    return executors.process_pool("decode")
 
 
 def _reset_pool(broken: ProcessPoolExecutor) -> None:
-    global _pool
-    with _pool_lock:
-        if _pool is broken:
-            _pool = None
-    broken.shutdown(wait=False, cancel_futures=True)
+    executors.reset_process_pool("decode", broken)
 
 
 def decode_file_isolated(header: DicomFileHeader) -> npt.NDArray[Any]:

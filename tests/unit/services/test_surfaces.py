@@ -230,3 +230,21 @@ def test_labels_built_side_by_side_are_the_ones_built_one_by_one(oblique_grid, m
     monkeypatch.setenv("LUMBARVIEW_MAX_STL_TRIANGLES", "300")
     with pytest.raises(ResourceLimitError):
         surfaces.build_label_surfaces(_label_map(labels, geometry, "threads-budget"), [3, 7, 41])
+
+
+def test_surfaces_follow_an_edit_of_the_label_map(oblique_grid: tuple[np.ndarray, VolumeGeometry]) -> None:
+    labels, geometry = oblique_grid
+    lm = _label_map(labels, geometry, "edited")
+    before = surfaces.build_label_surface(lm, 41, smoothing=0)
+    assert before is not None
+    grown = np.zeros_like(labels, dtype=bool)
+    grown[4:9, 10:22, 17:24] = True  # the box made longer along i
+    lm.stack.write_voxels(np.flatnonzero(grown), 41)
+    after = surfaces.build_label_surface(lm, 41, smoothing=0)
+    assert after is not None and after is not before
+    _, hi = _voxel_extent_lps(lm.stack.pixels(), 41, geometry)
+    _, hi_before = _voxel_extent_lps(labels, 41, geometry)
+    assert not np.allclose(hi, hi_before)
+    lo_mesh, hi_mesh = after.mesh.vertices_lps.min(axis=0), after.mesh.vertices_lps.max(axis=0)
+    lo_old, hi_old = before.mesh.vertices_lps.min(axis=0), before.mesh.vertices_lps.max(axis=0)
+    assert not (np.allclose(lo_mesh, lo_old) and np.allclose(hi_mesh, hi_old))
