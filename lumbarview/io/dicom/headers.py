@@ -26,6 +26,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from lumbarview.core.errors import CorruptFileError, LoadError
+from lumbarview.core.fs import open_regular
 from lumbarview.core.limits import ResourceLimitError, limits
 from lumbarview.core.types import LoadIssue, Severity
 
@@ -489,7 +490,7 @@ def _read_plain(path: str, file_size: int) -> tuple[
         dict[int, _FastElement], str, str, int | None, int | None, bool] | None:
     """The fast scan of one file, or None when pydicom must read it."""
     want = min(file_size, _FAST_FIRST_READ)
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         buf = fh.read(want)
         while True:
             try:
@@ -708,7 +709,7 @@ def read_header(path: str | Path, stat: os.stat_result | None = None,
                 return _header_from(path, st, cast(Dataset, fast_ds), raw,
                                     raw.text("SOPClassUID") or media_class, ts, has_pixels,
                                     offset, length, [])
-    with open(path, "rb") as fp:
+    with open_regular(path) as fp:
         has_prefix, maybe_deflated = _sniff(fp)
         try:
             with warnings.catch_warnings(record=True) as caught:
