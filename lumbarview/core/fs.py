@@ -136,16 +136,35 @@ def sweep_temporaries(target: str | Path, older_than_s: float = 0.0) -> list[Pat
     return removed
 
 
+def _aside_name(path: Path, reason: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        backup = path.with_name(path.name + f".{reason}-{stamp}" + (f"-{n}" if n else ""))
+        if not backup.exists():
+            return backup
+    raise OSError(f"cannot find a free backup name for {path}")
+
+
 def move_aside(path: str | Path, reason: str = "unreadable") -> Path:
     """Keep a file that cannot be read: rename it to ``<name>.<reason>-<timestamp>`` beside
     itself (never overwriting another) and return the new path."""
     path = Path(path)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        suffix = f".{reason}-{stamp}" + (f"-{n}" if n else "")
-        backup = path.with_name(path.name + suffix)
-        if not backup.exists():
-            os.replace(path, backup)
-            fsync_dir(path.parent)
-            return backup
-    raise OSError(f"cannot find a free backup name for {path}")
+    backup = _aside_name(path, reason)
+    os.replace(path, backup)
+    fsync_dir(path.parent)
+    return backup
+
+
+def keep_aside(path: str | Path, reason: str = "previous") -> Path:
+    """Keep the current content of ``path`` as ``<name>.<reason>-<timestamp>`` while ``path``
+    itself stays (a hard link, or a copy written atomically where links are not possible), so
+    that the next atomic write over ``path`` loses nothing and no moment leaves ``path`` missing."""
+    path = Path(path)
+    backup = _aside_name(path, reason)
+    try:
+        os.link(path, backup)
+    except OSError:
+        with open_regular(path) as fh:
+            atomic_write_bytes(backup, fh.read())
+    fsync_dir(path.parent)
+    return backup
