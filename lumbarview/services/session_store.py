@@ -15,6 +15,7 @@ workspace (never into the dataset), atomically; restore one.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -255,6 +256,7 @@ class _Region:
 
     low: np.ndarray
     high: np.ndarray
+    finest_mm: float  # the finest voxel spacing of the case's images
 
     @property
     def reach(self) -> float:
@@ -267,15 +269,17 @@ class _Region:
 
 def _case_region(session: Session) -> _Region | None:
     corners = []
+    finest = math.inf
     for series in session.case.series if session.case is not None else []:
         for stack in series.stacks:
             k, j, i = stack.geometry.shape_kji
             box = np.array([[a, b, c] for a in (0, i - 1) for b in (0, j - 1) for c in (0, k - 1)], dtype=np.float64)
             corners.append(stack.geometry.index_to_lps(box))
+            finest = min(finest, *stack.geometry.spacing_mm)
     if not corners:
         return None
     points = np.concatenate(corners)
-    return _Region(points.min(axis=0), points.max(axis=0))
+    return _Region(points.min(axis=0), points.max(axis=0), finest if math.isfinite(finest) and finest > 0 else 0.1)
 
 
 def _position_problem(point: tuple[float, ...], region: _Region | None, what: str) -> str | None:
@@ -301,10 +305,17 @@ def _plane_problem(record: PlaneRecord, region: _Region | None, what: str) -> st
         limits().check_plane(None, rows, cols, REFORMAT_BYTES_PER_PIXEL, f"{what} ({rows} x {cols} pixels)")
     except ResourceLimitError as exc:
         return f"{exc.problem}. {exc.action}"
+    if region is None:
+        return None
     sx, sy = record.spacing_mm or (1.0, 1.0)
     size = max(rows * sy, cols * sx)
-    if region is not None and size > 4 * region.reach:
+    if size > 4 * region.reach:
         return f"the {what} spans {size:,.0f} mm, far more than the case's images ({region.reach:,.0f} mm)"
+    # Twice the case's reach at its finest voxel size a side covers any view of it.
+    most = math.ceil(2 * region.reach / region.finest_mm)
+    if max(rows, cols) > most:
+        return (f"the {what} has {rows} x {cols} pixels, more than the {most:,} a side that cover the case's "
+                f"images at their finest voxel size ({region.finest_mm:g} mm)")
     return None
 
 

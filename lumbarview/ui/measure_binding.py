@@ -57,6 +57,7 @@ class MeasureBinding(QtCore.QObject):
         self.offered_from = "session"  # the file the offered session was read from
         self.issues: list[LoadIssue] = []
         self._open_issues: list[LoadIssue] = []  # from opening a session file, shown with the restore
+        self._notices: list[LoadIssue] = []  # announced (status bar, issues dock, dialog) once the case shows
         self._armed = False  # no autosave before the user changed something or restored
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
@@ -119,8 +120,8 @@ class MeasureBinding(QtCore.QObject):
         opened = self.store.open()
         self.offered = opened.doc if opened.doc is not None and opened.doc.measurements else None
         self.offered_from = str(self.store.path)
-        if opened.backup is not None:  # set aside as unreadable: said where it cannot be missed
-            QtCore.QTimer.singleShot(0, lambda issue=opened.issues[0]: self._announce(issue))
+        if opened.backup is not None:  # set aside as unreadable: said once the case shows
+            self._notices = list(opened.issues)
             return []
         if opened.issues:
             self.window.statusBar().showMessage(opened.issues[0].message)
@@ -139,7 +140,11 @@ class MeasureBinding(QtCore.QObject):
         return dataset.case(wanted) if wanted else None
 
     def on_case_shown(self) -> None:
-        """After the case is shown: restore the pending session, or offer the last one."""
+        """After the case is shown: what must not be missed (a session set aside as unreadable),
+        then restore the pending session, or offer the last one."""
+        notices, self._notices = self._notices, []
+        for notice in notices:
+            self._announce(notice)
         if self.pending is not None:
             doc, source = self.pending
             self.pending = None
