@@ -248,7 +248,7 @@ def run_special(path: Path, ctx: Ctx) -> None:
     from lumbarview.services.open_dataset import open_path
 
     folder = ctx.folder("special")
-    kind = path.parent.joinpath(".kind").read_text() if path.parent.joinpath(".kind").exists() else ""
+    kind = (folder / ".kind").read_text()
     dataset = open_path(folder, use_cache=False)
     for case in dataset.cases:
         for stack in case.stacks():
