@@ -137,8 +137,8 @@ def _log_crash() -> str:
     log = default_demo_root().parent / "crash.log"
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(traceback.format_exc())
+        with open(log, "a", encoding="utf-8") as fh:  # each line terminal-safe (a log is read with cat)
+            fh.write("".join(safe_line(line, 4096) + "\n" for line in traceback.format_exc().splitlines()))
         return str(log)
     except OSError:
         return "(could not write a log)"

@@ -27,7 +27,7 @@ import numpy as np
 
 from lumbarview.core.dataset import Dataset
 from lumbarview.core.errors import LoadError
-from lumbarview.core.fs import keep_aside, move_aside, sweep_temporaries
+from lumbarview.core.fs import keep_aside, move_aside, open_regular, sweep_temporaries
 from lumbarview.core.limits import ResourceLimitError, limits
 from lumbarview.core.text import safe_line
 from lumbarview.core.types import LoadIssue, Severity
@@ -226,6 +226,9 @@ def find_by_fingerprint(dataset: Dataset, workspace: str | Path | None = None) -
     wanted = fingerprint(dataset)
     for candidate in candidates:
         try:
+            with open_regular(candidate) as fh:  # the fingerprint sits near the top: a cheap look first
+                if wanted.encode() not in fh.read(8192):
+                    continue
             doc = read_session(candidate)
         except (LoadError, OSError):
             continue

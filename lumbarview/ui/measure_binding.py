@@ -135,8 +135,11 @@ class MeasureBinding(QtCore.QObject):
         return list(opened.issues)
 
     def first_case(self, dataset: Dataset) -> Case | None:
-        """The case to show first: the pending session's, else the first."""
+        """The case to show first: the pending session's, else the offered session's (so that it
+        is offered at all: the offer is made for the case on screen), else the first."""
         wanted = self.pending[0].case if self.pending is not None else None
+        if wanted is None and self.offered is not None:
+            wanted = self.offered.case
         return dataset.case(wanted) if wanted else None
 
     def on_case_shown(self) -> None:

@@ -73,14 +73,19 @@ def test_a_declined_session_is_kept_aside_by_the_first_edit(qtbot, window, demo_
 
 
 def test_a_session_of_another_case_is_never_overwritten(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The case shown first is not the session's: no prompt at all (the 9-measurement loss)."""
+    """The session is of case 2, not the first case: the dataset opens on case 2, where it is
+    offered (before, case 1 showed, nothing was offered and the first edit overwrote it: the
+    9-measurement loss); the user goes to case 1 and edits: the session is kept aside."""
     root = spider_cases(tmp_path / "source", tmp_path / "spider", 2)
     path = default_session_file(str(root))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_nine(root, "2")))
     before = path.read_bytes()
     open_and_wait(qtbot, window, root)
-    assert window.session.case is not None and window.session.case.id == "1"
+    assert window.session.case is not None and window.session.case.id == "2"
+    assert window.measure.offered is not None and "Restore last session" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.views_ready, timeout=60_000):
+        window.show_case(window.dataset.case("1"))
     _edit(qtbot, window)
     (backup,) = _kept(path)
     assert backup.read_bytes() == before
