@@ -169,3 +169,37 @@ def test_resampling_works_in_slabs(tmp_path: Path) -> None:
     # 16 mm cube / 0.16 mm = ~100 voxels a side (nearest neighbour at the edges: 99-101)
     assert 99**3 <= outcome["count"] <= 101**3
     assert outcome["peak_mb"] < 32 + MARGIN_MB
+
+
+def test_a_spider_image_header_claiming_1000_cubed_is_refused_when_its_mask_is_bound(tmp_path: Path) -> None:
+    """The campaign's class 6 through the real opener: a 1.3 kB compressed image header claims
+    1000^3 voxels (inside the voxel and volume budgets as an image); binding its mask would
+    resample the labels onto that grid (4 bytes a voxel): one ``load.limit`` issue naming the
+    variable, nothing allocated, the rest of the dataset opens."""
+    from tests.spider_helpers import spider_cases
+
+    root = spider_cases(tmp_path / "source", tmp_path / "spider", 2)
+    payload = zlib.compress(bytes(1000))
+    header = ("ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
+              f"CompressedData = True\nCompressedDataSize = {len(payload)}\n"
+              "TransformMatrix = 1 0 0 0 1 0 0 0 1\nOffset = 0 0 0\nElementSpacing = 0.1 0.1 0.1\n"
+              "DimSize = 1000 1000 1000\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n")
+    image = root / "images" / "2_t2.mha"
+    image.unlink()
+    image.write_bytes(header.encode() + payload)
+    assert image.stat().st_size < 1400
+    code = f'''
+        from lumbarview.services.open_dataset import open_path
+        dataset = open_path({str(root)!r}, use_cache=False)
+        limited = [i for i in dataset.all_issues() if i.code == "load.limit"]
+        outcome['limited'] = [(i.path, i.message) for i in limited]
+        outcome['cases'] = sorted(c.id for c in dataset.cases)
+        outcome['maps'] = {{c.id: [m.name for m in c.label_maps] for c in dataset.cases}}
+    '''
+    outcome = _probe(code, {"LUMBARVIEW_MAX_VOLUME_MB": "1024"})
+    assert "error" not in outcome, outcome
+    assert outcome["cases"] == ["1", "2"]
+    mask_issues = [m for p, m in outcome["limited"] if p.endswith("2_t2.mha") and "masks" in p]
+    assert len(mask_issues) == 1 and "LUMBARVIEW_MAX_VOLUME_MB" in mask_issues[0], outcome["limited"]
+    assert "2_t2" not in outcome["maps"]["2"] and "1_t2" in outcome["maps"]["1"]
+    assert outcome["peak_mb"] < MARGIN_MB
