@@ -753,6 +753,11 @@ def _header_from(path: str, st: os.stat_result, ds: Dataset, raw: _RawValues, so
     n_frames = raw.int_("NumberOfFrames") or 1
     if n_frames < 1:
         n_frames = 1
+    if n_frames > max(1, int(st.st_size)):
+        # Each frame is at least one byte of the file: a larger count is a damaged header, and
+        # it would size the per-frame geometry (a 7 kB file claiming 2^31 frames took 3 GB).
+        raise CorruptFileError(path, f"NumberOfFrames is {n_frames:,}, more frames than a file of {st.st_size:,} "
+                               "bytes can hold", "the header is damaged; re-copy the file from its source")
     if has_pixels:
         check_pixel_budget(path, raw.int_("Rows") or 0, raw.int_("Columns") or 0, n_frames,
                            raw.int_("SamplesPerPixel") or 1, raw.int_("BitsAllocated") or 0)
