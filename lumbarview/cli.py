@@ -21,6 +21,7 @@ from typing import Any
 
 from lumbarview import __version__
 from lumbarview.core.errors import LumbarviewError
+from lumbarview.core.text import safe_line
 
 EXIT_OK = 0
 EXIT_NOTHING_OPENED = 2
@@ -334,7 +335,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         json.dump(info, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     else:
-        print(format_dataset_info(info))
+        print("\n".join(safe_line(line, limit=4096) for line in format_dataset_info(info).split("\n")))
     return EXIT_OK
 
 
@@ -359,8 +360,8 @@ def _log_crash() -> str:
     log = default_demo_root().parent / "crash.log"
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(traceback.format_exc())
+        with open(log, "a", encoding="utf-8") as fh:  # each line terminal-safe (a log is read with cat)
+            fh.write("".join(safe_line(line, 4096) + "\n" for line in traceback.format_exc().splitlines()))
         return str(log)
     except OSError:
         return "(could not write a log)"
@@ -415,7 +416,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     dataset = open_path(args.path, use_cache=not args.no_cache)
     jobs, skipped = jobs_for(dataset, geometry=args.geometry)
     for note in skipped:
-        print(f"lumbarview: skipped {note}", file=sys.stderr)
+        print(f"lumbarview: skipped {safe_line(note)}", file=sys.stderr)
     if not jobs:
         print(f"lumbarview: {args.path}: no 3D label map with named disc levels, mid-sagittal disc mask or "
               f"closed dura curve to measure ({len(dataset.cases)} case(s) opened)", file=sys.stderr)
@@ -460,7 +461,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         for job, rows in runner.run(jobs, should_stop):
             sink.commit(job.case, job.labels_path, rows)
             if is_failure(rows):
-                failures.append(f"lumbarview: case {job.case}: {rows[0]['reason']}")
+                reason = rows[0]["reason"]
+                failures.append(f"lumbarview: {safe_line(f'case {job.case}: {reason}')}")
                 if not stopped and budget.exceeded(len(failures), total):
                     stopped = True
             else:
@@ -608,6 +610,10 @@ def _cmd_view(args: argparse.Namespace) -> int:
                       "list`", file=sys.stderr)
                 return EXIT_NOTHING_OPENED
         args.path = STUDY_PREFIX + args.study
+    elif args.path:
+        from lumbarview.services.open_dataset import check_openable
+
+        check_openable(args.path)  # /dev/null or a FIFO: exit 2 and one line (never opened)
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.prior is not None:
@@ -761,7 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:
-        print(f"lumbarview: {exc}", file=sys.stderr)
+        print(f"lumbarview: {safe_line(exc)}", file=sys.stderr)
         return EXIT_NOTHING_OPENED
     except KeyboardInterrupt:
         print("lumbarview: interrupted", file=sys.stderr)
@@ -771,7 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # the last guard: no traceback in the user's face
         where = _log_crash()
-        print(f"lumbarview: internal error ({type(exc).__name__}: {exc}); details in {where}",
+        print(f"lumbarview: {safe_line(f'internal error ({type(exc).__name__}: {exc}); details in {where}')}",
               file=sys.stderr)
         return 1
 

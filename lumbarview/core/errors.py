@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lumbarview.core.text import safe_line
+
 
 class LumbarviewError(Exception):
     """Base of every error lumbarview raises on purpose."""
@@ -24,13 +26,20 @@ class LoadError(LumbarviewError):
 
     def __init__(self, path: str | Path | None, problem: str, action: str = "") -> None:
         self.path = None if path is None else str(path)
-        self.problem = problem
-        self.action = action
-        where = f"{self.path}: " if self.path else ""
-        text = f"{where}{problem}"
+        # The problem often quotes the file (a header field, a parser's message): one
+        # terminal-safe line, whatever the file held.
+        self.problem = safe_line(problem)
+        self.action = safe_line(action)
+        where = f"{safe_line(self.path)}: " if self.path else ""
+        text = f"{where}{self.problem}"
         if action:
-            text += f". {action}"
+            text += f". {self.action}"
         super().__init__(text)
+
+
+class SpecialFileError(LoadError):
+    """The path is a FIFO, a device or a socket: never opened for reading (it could block
+    forever or never end)."""
 
 
 class UnsupportedFormatError(LoadError):

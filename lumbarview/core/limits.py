@@ -4,7 +4,8 @@ Every reader asks for its budget here, so that a file that claims a huge size (a
 MetaImage header claiming 1000 x 1000 x 1800 voxels, a PNG or zlib bomb, a 10,000-deep JSON)
 fails at once with a message naming the limit and how to raise it, instead of eating memory.
 
-The volume budget follows the machine's memory (a quarter of it, at least 1 GiB); every limit
+The volume budget follows the memory the process may use (a quarter of it, at least 1 GiB: the
+machine's, or an address-space cap or a container's limit when lower); every limit
 can be raised or lowered through an environment variable, read each time a budget is asked for,
 so a test or a user can change it without restarting anything:
 
@@ -46,14 +47,34 @@ class ResourceLimitError(LoadError):
 
 
 def _machine_memory_bytes() -> int:
+    """The memory this process may use: the machine's, or less when the process runs under an
+    address-space cap (``ulimit -v``) or a cgroup memory limit (a container), so that a budget
+    refuses first where the cap would have ended in "not enough memory"."""
+    memory = 8 * 1024 * _MIB
     try:
         pages = os.sysconf("SC_PHYS_PAGES")
         size = os.sysconf("SC_PAGE_SIZE")
         if pages > 0 and size > 0:
-            return int(pages * size)
+            memory = int(pages * size)
     except (ValueError, OSError, AttributeError):
         pass
-    return 8 * 1024 * _MIB
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if 0 < soft != resource.RLIM_INFINITY:
+            memory = min(memory, int(soft))
+    except (ImportError, ValueError, OSError):
+        pass
+    for cgroup in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(cgroup, encoding="ascii") as fh:  # a kernel file, never a FIFO
+                text = fh.read(64).strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < memory:
+            memory = int(text)
+    return memory
 
 
 def _env_int(name: str, default: int) -> int:
@@ -99,6 +120,14 @@ class Limits:
             raise ResourceLimitError(path, f"the {what} claims {pixels:,} pixels, more than the "
                                      f"{self.max_image_pixels:,} allowed", "LUMBARVIEW_MAX_IMAGE_PIXELS",
                                      f"{self.max_image_pixels:,}")
+
+    def check_plane(self, path: str | Path | None, rows: int, cols: int, bytes_per_pixel: int,
+                    what: str = "reformatted view") -> None:
+        """A 2D plane of ``rows`` x ``cols`` pixels computed from a volume (a reformat, a view
+        plane restored from a session) and the ``bytes_per_pixel`` its working memory takes:
+        within the image budget in pixels and the volume budget in bytes."""
+        self.check_image(path, rows * cols, what)
+        self.check_volume(path, rows * cols, bytes_per_pixel, what)
 
     def check_triangles(self, path: str | Path | None, triangles: int) -> None:
         if triangles > self.max_stl_triangles:

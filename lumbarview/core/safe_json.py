@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from lumbarview.core.errors import CorruptFileError
+from lumbarview.core.fs import read_regular_bytes
 from lumbarview.core.limits import ResourceLimitError, limits
 
 
@@ -158,7 +159,7 @@ def read_json_guarded(path: str | Path, what: str = "JSON file") -> Any:
     try:
         size = Path(path).stat().st_size
         budget.check_text_file(path, size)
-        raw = Path(path).read_bytes()
+        raw = read_regular_bytes(path)
     except ResourceLimitError:
         raise
     except OSError as exc:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from lumbarview.core.errors import CorruptFileError, LoadError
 from lumbarview.core.geometry import VolumeGeometry
+from lumbarview.core.text import safe_line
 
 
 class Severity(enum.IntEnum):
@@ -45,6 +46,12 @@ class LoadIssue:
     code: str
     message: str
     path: str | None = None
+
+    def __post_init__(self) -> None:
+        # Messages and paths quote files: one terminal-safe line wherever they are shown.
+        object.__setattr__(self, "message", safe_line(self.message))
+        if self.path is not None:
+            object.__setattr__(self, "path", safe_line(self.path, limit=4096))
 
     def to_dict(self) -> dict[str, Any]:
         return {

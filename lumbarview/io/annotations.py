@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from lumbarview.core.dataset import PointSet, Table
 from lumbarview.core.errors import CorruptFileError, UnsupportedFormatError
+from lumbarview.core.fs import open_regular, read_regular_bytes
 from lumbarview.core.limits import ResourceLimitError, limits
 from lumbarview.core.safe_json import json_path, read_json_guarded, type_name
 from lumbarview.core.types import LoadIssue, Severity
@@ -145,7 +146,8 @@ def read_voc(path: str | Path) -> VocAnnotation:
     budget = limits()
     try:
         budget.check_text_file(path)
-        tree = safe_parse(path, forbid_dtd=True)
+        with open_regular(path) as handle:
+            tree = safe_parse(handle, forbid_dtd=True)
     except DefusedXmlException as exc:
         raise CorruptFileError(path, f"the XML uses a forbidden construct ({type(exc).__name__})",
                                "annotation files must not declare entities or DTDs; "
@@ -314,7 +316,7 @@ def read_png_mask(path: str | Path) -> npt.NDArray[np.int32]:
     """
     path = str(path)
     try:
-        data = Path(path).read_bytes()
+        data = read_regular_bytes(path)
     except OSError as exc:
         raise CorruptFileError(path, f"the PNG cannot be read ({exc.strerror or exc})",
                                "check that the file exists and is readable") from exc
@@ -509,7 +511,7 @@ def read_table(path: str | Path, kind: str = "table", expected: tuple[str, ...] 
     budget = limits()
     try:
         budget.check_text_file(path)
-        raw = Path(path).read_bytes()
+        raw = read_regular_bytes(path)
     except OSError as exc:
         raise CorruptFileError(path, f"the table cannot be read ({exc.strerror or exc})",
                                "check that the file exists and is readable") from exc

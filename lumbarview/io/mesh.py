@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from lumbarview.core.dataset import Mesh
 from lumbarview.core.errors import CorruptFileError, UnsupportedFormatError
+from lumbarview.core.fs import check_regular, open_regular
 from lumbarview.core.limits import limits
 from lumbarview.core.types import LoadIssue, Severity
 
@@ -62,7 +63,7 @@ def _check_ascii(path: str) -> None:
     counts = {b"endfacet": 0, b"vertex": 0}
     tails = dict.fromkeys(counts, b"")
     first_line = True
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while True:
             block = fh.read(1 << 22)
             if not block:
@@ -100,7 +101,7 @@ def read_stl(path: str | Path, name: str | None = None) -> tuple[Mesh, list[Load
     path = str(path)
     p = Path(path)
     size = p.stat().st_size
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         head = fh.read(2048)
     if not head:
         raise CorruptFileError(path, "the file is empty", "re-export the mesh")
@@ -109,8 +110,9 @@ def read_stl(path: str | Path, name: str | None = None) -> tuple[Mesh, list[Load
         _check_ascii(path)
     if binary:
         # VTK aborts on non-finite binary vertices without saying why: look first.
-        records = np.fromfile(path, dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]),
-                              offset=84)
+        with open_regular(path) as fh:
+            fh.seek(84)
+            records = np.fromfile(fh, dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]))
         bad = ~np.isfinite(records["v"]).all(axis=(1, 2))
         if bad.any():
             raise CorruptFileError(path, f"{int(bad.sum())} triangle(s) have vertices that are not "
@@ -121,6 +123,7 @@ def read_stl(path: str | Path, name: str | None = None) -> tuple[Mesh, list[Load
     from vtkmodules.vtkIOGeometry import vtkSTLReader
 
     reader = vtkSTLReader()
+    check_regular(path)  # VTK opens by name: the file was opened through open_regular above
     reader.SetFileName(path)
     reader.MergingOff()  # keep the file's vertices as written
     was_shown = vtkObject.GetGlobalWarningDisplay()

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from lumbarview.core.errors import CorruptFileError, UnsupportedFormatError
 from lumbarview.core.geometry import VolumeGeometry, classify_normal
+from lumbarview.core.limits import limits
 from lumbarview.core.types import ImageStack, LoadIssue, Severity
 from lumbarview.io.volume_headers import (
     CheckedHeader,
@@ -205,19 +206,47 @@ def open_label_volume(path: str | Path, uid: str | None = None, *, root: str | P
     return ImageStack(uid or f"labels:{path}", uid or path, geometry, meta, load, _header_issues(header))
 
 
+#: Voxels resampled at a time: the working arrays (indices, positions: about 100 bytes a voxel)
+#: stay near 100 MB whatever the grid, so only the output counts against the volume budget.
+_RESAMPLE_SLAB_VOXELS = 1 << 20
+
+
+def check_resample_budget(path: str | Path, reference: VolumeGeometry) -> bool:
+    """Refuse (``ResourceLimitError``) label resampling whose output on ``reference``'s grid
+    would be over the volume budget; True when it fits."""
+    k, j, i = reference.shape_kji
+    limits().check_volume(path, k * j * i, np.dtype(np.int32).itemsize, "label map resampled onto its image's grid")
+    return True
+
+
 def resample_labels_to(labels: ImageStack, reference: VolumeGeometry) -> npt.NDArray[np.int32]:
     """Labels resampled onto ``reference`` through patient space (nearest neighbour): each
-    reference voxel centre is mapped to LPS, then into the label grid."""
-    source = labels.pixels()
+    reference voxel centre is mapped to LPS, then into the label grid.
+
+    The output is checked against the volume budget before anything is allocated (the grid
+    comes from another file's header: a 1.3 kB image header may claim 1000^3 voxels), and the
+    mapping is computed a slab of rows at a time, so the working memory stays bounded.
+
+    Raises
+    ------
+    ResourceLimitError
+        The resampled label map would be larger than the volume budget.
+    """
     k, j, i = reference.shape_kji
-    kk, jj, ii = np.meshgrid(np.arange(k), np.arange(j), np.arange(i), indexing="ij")
-    ijk = np.stack([ii, jj, kk], axis=-1).reshape(-1, 3).astype(np.float64)
-    src = np.rint(labels.geometry.lps_to_index(reference.index_to_lps(ijk))).astype(np.int64)
+    check_resample_budget(labels.uid.removeprefix("labels:"), reference)
+    source = labels.pixels()
     sk, sj, si = source.shape
-    inside = ((src[:, 0] >= 0) & (src[:, 0] < si) & (src[:, 1] >= 0) & (src[:, 1] < sj)
-              & (src[:, 2] >= 0) & (src[:, 2] < sk))
+    to_index = labels.geometry.lps_to_index
     out = np.zeros(k * j * i, dtype=np.int32)
-    out[inside] = source[src[inside, 2], src[inside, 1], src[inside, 0]]
+    for start in range(0, out.size, _RESAMPLE_SLAB_VOXELS):
+        kk, rest = np.divmod(np.arange(start, min(out.size, start + _RESAMPLE_SLAB_VOXELS)), j * i)
+        jj, ii = np.divmod(rest, i)
+        ijk = np.stack([ii, jj, kk], axis=-1).astype(np.float64)
+        src = np.rint(to_index(reference.index_to_lps(ijk))).astype(np.int64)
+        inside = ((src[:, 0] >= 0) & (src[:, 0] < si) & (src[:, 1] >= 0) & (src[:, 1] < sj)
+                  & (src[:, 2] >= 0) & (src[:, 2] < sk))
+        block = out[start:start + len(kk)]
+        block[inside] = source[src[inside, 2], src[inside, 1], src[inside, 0]]
     return out.reshape(k, j, i)
 
 

@@ -28,12 +28,13 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 from lumbarview.core.errors import CorruptFileError, UnsupportedFormatError
+from lumbarview.core.fs import open_regular
 from lumbarview.core.limits import limits
 
 MAX_HEADER_BYTES = 65_536
@@ -231,7 +232,7 @@ def _check_fits(path: str, data_path: str, offset: int, nbytes: int) -> int:
 
 
 def _read_text_header(path: str) -> bytes:
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         return fh.read(MAX_HEADER_BYTES + 1)
 
 
@@ -255,32 +256,34 @@ def inflate_bounded(path: str, compressed: bytes, expected: int, wbits: int = zl
     return out
 
 
-def inflate_gzip_file(path: str, expected: int) -> bytearray:
-    """The first ``expected`` bytes a gzip file inflates to (see :func:`_inflate_gzip`); a
-    damaged stream, or one that ends before ``expected`` bytes, is an error (never zeros). The
-    member holding the last byte is read on to its end (up to 64 kB more of output) so that its
-    checksum is verified: damage inside deflate data often inflates without a complaint, and
-    only the checksum catches it."""
-    out, filled = _inflate_gzip(path, expected, _CHUNK, _GZIP_TAIL_CHECK)
+def inflate_gzip_file(path: str, expected: int, skip: int = 0) -> bytearray:
+    """``expected`` bytes a gzip file inflates to after its first ``skip`` (see
+    :func:`_inflate_gzip`); a damaged stream, or one that ends before ``skip + expected`` bytes,
+    is an error (never zeros). The skipped bytes are inflated and dropped a chunk at a time,
+    never held. The member holding the last byte is read on to its end (up to 64 kB more of
+    output) so that its checksum is verified: damage inside deflate data often inflates without
+    a complaint, and only the checksum catches it."""
+    out, filled = _inflate_gzip(path, expected, _CHUNK, _GZIP_TAIL_CHECK, skip)
     if filled < expected:
-        raise CorruptFileError(path, f"the compressed data inflates to {filled:,} bytes, fewer than the "
-                               f"{expected:,} its header declares (truncated or damaged)",
+        raise CorruptFileError(path, f"the compressed data inflates to {skip + filled:,} bytes, fewer than the "
+                               f"{skip + expected:,} its header declares (truncated or damaged)",
                                "re-copy the file from its source")
     return out
 
 
-def _inflate_gzip(path: str, expected: int, read_size: int, tail: int) -> tuple[bytearray, int]:
-    """Up to ``expected`` bytes a gzip file inflates to, and how many there were, streamed from
-    the file ``read_size`` bytes at a time (the output is allocated once, at ``expected`` bytes:
-    a bomb stops there). Members follow one another as gzip and zlib's ``gzread`` read them;
-    bytes after a member that do not start another are ignored, as they do. ``tail``: how many
-    more bytes to inflate (and drop) past the last one wanted, towards the member's checksum."""
+def _inflate_gzip(path: str, expected: int, read_size: int, tail: int, skip: int = 0) -> tuple[bytearray, int]:
+    """Up to ``expected`` bytes a gzip file inflates to after its first ``skip``, and how many
+    there were, streamed from the file ``read_size`` bytes at a time (the output is allocated
+    once, at ``expected`` bytes: a bomb stops there; skipped bytes are dropped a chunk at a
+    time). Members follow one another as gzip and zlib's ``gzread`` read them; bytes after a
+    member that do not start another are ignored, as they do. ``tail``: how many more bytes to
+    inflate (and drop) past the last one wanted, towards the member's checksum."""
     out = bytearray(expected)
     filled = 0
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
     pending = b""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             while filled < expected or (tail > 0 and not inflater.eof):
                 if inflater.eof:  # one member ended: another may follow
                     if len(pending) < 2:
@@ -292,7 +295,9 @@ def _inflate_gzip(path: str, expected: int, read_size: int, tail: int) -> tuple[
                     pending = fh.read(read_size)
                     if not pending:
                         break
-                if filled < expected:
+                if skip > 0:
+                    skip -= len(inflater.decompress(pending, min(skip, _CHUNK)))
+                elif filled < expected:
                     chunk = inflater.decompress(pending, expected - filled)
                     out[filled:filled + len(chunk)] = chunk
                     filled += len(chunk)
@@ -303,6 +308,22 @@ def _inflate_gzip(path: str, expected: int, read_size: int, tail: int) -> tuple[
         raise CorruptFileError(path, f"the compressed data is damaged ({exc})",
                                "re-copy the file from its source") from None
     return out, filled
+
+
+#: Deflate's largest ratio is about 1032:1 (a long run of one byte); a header that asks a
+#: compressed file for more inflated bytes than that is refused before anything is inflated.
+MAX_DEFLATE_RATIO = 1032
+
+
+def check_inflatable(path: str, compressed_bytes: int, wanted: int, what: str) -> None:
+    """Refuse a header asking a compressed stream of ``compressed_bytes`` for ``wanted``
+    inflated bytes (skipped ones included) that it cannot hold: the skip of a 60-byte file
+    claiming a 1 TiB offset, a ``byte skip`` of 2^63."""
+    most = max(0, compressed_bytes) * MAX_DEFLATE_RATIO + 1024
+    if wanted > most:
+        raise CorruptFileError(path, f"its header asks for {wanted:,} bytes of inflated data ({what}), but "
+                               f"{compressed_bytes:,} compressed bytes inflate to at most {most:,}",
+                               "the header is damaged (or hostile); re-copy the file from its source")
 
 
 # -- MetaImage ----------------------------------------------------------------------------------
@@ -541,7 +562,7 @@ def read_nrrd_header(path: str, root: str | Path | None = None) -> CheckedHeader
     else:
         data_path = os.path.abspath(path)
     if line_skip:
-        with open(data_path, "rb") as fh:
+        with open_regular(data_path) as fh:
             fh.seek(data_start)
             for _ in range(line_skip):
                 if not fh.readline(MAX_HEADER_BYTES):
@@ -557,6 +578,7 @@ def read_nrrd_header(path: str, root: str | Path | None = None) -> CheckedHeader
     available = os.path.getsize(data_path) - data_start
     if available < 1:
         raise _corrupt(path, "the file holds no compressed voxel data", "re-copy it from its source")
+    check_inflatable(path, available, byte_skip + nbytes, f"byte skip {byte_skip:,} and the voxels")
     return CheckedHeader(path, "nrrd", size_ijk, dtype, data_path, data_start, "gzip", available,
                          byte_skip=byte_skip, spacing_mm=spacing, origin_lps=origin, direction=direction)
 
@@ -768,7 +790,7 @@ def read_nifti_header(path: str) -> CheckedHeader:
         inflated, filled = _inflate_gzip(path, 544, 64 * 1024, 0)
         block = bytes(inflated[:filled])
     else:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             block = fh.read(544)
     if len(block) < 348:
         raise _corrupt(path, f"the file holds {len(block)} header bytes; a NIfTI header has 348",
@@ -856,8 +878,10 @@ def read_nifti_header(path: str) -> CheckedHeader:
                                 "rescale": rescale, "vector": intent == _INTENT_VECTOR,
                                 "notes": (note,) if note else ()}
     if gz:
+        compressed = os.path.getsize(path)
+        check_inflatable(path, compressed, offset + voxels * dtype.itemsize, f"vox_offset {offset:,} and the voxels")
         return CheckedHeader(path, "nifti", size_ijk, dtype, os.path.abspath(path), offset, "gzip",
-                             os.path.getsize(path), **geometry)
+                             compressed, **geometry)
     offset = _check_fits(path, path, offset, voxels * dtype.itemsize)
     return CheckedHeader(path, "nifti", size_ijk, dtype, os.path.abspath(path), offset, "raw", **geometry)
 
@@ -869,9 +893,9 @@ def read_voxels(header: CheckedHeader) -> npt.NDArray[Any]:
     ITK rescales it (see :func:`_rescaled`)."""
     path = header.path
     nbytes = header.n_bytes
-    data: bytes | memoryview
+    data: bytes | bytearray | memoryview
     if header.kind == "nifti" and header.encoding == "gzip":
-        data = memoryview(inflate_gzip_file(path, header.data_offset + nbytes))[header.data_offset:]
+        data = memoryview(inflate_gzip_file(path, nbytes, skip=header.data_offset))
     else:
         data = _read_stored(header)
     if len(data) != nbytes:
@@ -904,36 +928,57 @@ def _rescaled(array: npt.NDArray[Any], slope: float, inter: float) -> npt.NDArra
     return out.reshape(array.shape)
 
 
-def _read_stored(header: CheckedHeader) -> bytes:
+def _read_stored(header: CheckedHeader) -> bytes | bytearray:
     """The voxel bytes of a raw or zlib/gzip-compressed (MetaImage, NRRD) header."""
     path = header.path
     nbytes = header.n_bytes
-    with open(header.data_path, "rb") as fh:
+    with open_regular(header.data_path) as fh:
         fh.seek(header.data_offset)
         if header.encoding == "raw":
-            data = fh.read(nbytes)
-        else:
-            compressed = fh.read(header.compressed_bytes or 0)
-            wbits = zlib.MAX_WBITS | 32  # zlib or gzip, detected from the stream's header
-            if header.encoding == "gzip":
-                skip = header.byte_skip
-                data = _inflate_prefix(path, compressed, nbytes + skip, wbits)[skip:]
-            else:
-                data = inflate_bounded(path, compressed, nbytes, wbits)
-    return data
+            return fh.read(nbytes)
+        wbits = zlib.MAX_WBITS | 32  # zlib or gzip, detected from the stream's header
+        if header.encoding == "gzip":
+            return _inflate_stream(path, fh, header.compressed_bytes or 0, header.byte_skip, nbytes, wbits)
+        compressed = fh.read(header.compressed_bytes or 0)
+        return inflate_bounded(path, compressed, nbytes, wbits)
 
 
-def _inflate_prefix(path: str, compressed: bytes, expected: int, wbits: int) -> bytes:
-    """NRRD gzip data: exactly ``expected`` bytes (the spec tolerates nothing after them, but we
-    only refuse a stream that is damaged or too short, and never inflate past ``expected``)."""
+def _inflate_stream(path: str, fh: BinaryIO, compressed_bytes: int, skip: int, expected: int,
+                    wbits: int) -> bytearray:
+    """NRRD gzip data read from ``fh``: the first ``skip`` inflated bytes (``byte skip``)
+    dropped a chunk at a time, then exactly ``expected`` bytes into one buffer allocated at
+    that size (the spec tolerates nothing after them, but we only refuse a stream that is
+    damaged or too short, and never inflate past what is wanted)."""
     inflater = zlib.decompressobj(wbits)
+    out = bytearray(expected)
+    filled = 0
+    left = compressed_bytes
+    pending = b""
     try:
-        out = inflater.decompress(compressed, expected)
+        while filled < expected and not inflater.eof:
+            if not pending:
+                pending = fh.read(min(_CHUNK, left)) if left > 0 else b""
+                left -= len(pending)
+                if not pending:  # the input ended: what zlib still holds (at most its window)
+                    rest = inflater.flush()
+                    dropped = min(skip, len(rest))
+                    skip -= dropped
+                    rest = rest[dropped:dropped + expected - filled]
+                    out[filled:filled + len(rest)] = rest
+                    filled += len(rest)
+                    break
+            if skip > 0:
+                skip -= len(inflater.decompress(pending, min(skip, _CHUNK)))
+            else:
+                chunk = inflater.decompress(pending, expected - filled)
+                out[filled:filled + len(chunk)] = chunk
+                filled += len(chunk)
+            pending = inflater.unconsumed_tail
     except zlib.error as exc:
         raise CorruptFileError(path, f"the compressed voxel data is damaged ({exc})",
                                "re-copy the file from its source") from None
-    if len(out) < expected:
-        raise CorruptFileError(path, f"the compressed voxel data inflates to {len(out):,} bytes, not the "
-                               f"{expected:,} its header declares (the stream is truncated or damaged)",
-                               "re-copy the file from its source")
+    if filled < expected or skip > 0:
+        raise CorruptFileError(path, f"the compressed voxel data inflates to fewer bytes than the "
+                               f"{expected:,} its header declares after the byte skip (the stream is truncated "
+                               "or damaged)", "re-copy the file from its source")
     return out

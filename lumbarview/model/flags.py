@@ -49,8 +49,24 @@ def default_flag_file(dataset_path: str, workspace: str | Path | None = None) ->
 TEMPORARY_GRACE_S = 10.0
 
 
+#: The latest ``created`` time a flag may carry (the end of year 9999 UTC): what loads must
+#: export, and a time is written out as a calendar date.
+MAX_CREATED = 253_402_300_799.0
+
+
+def _round_trips(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (a lone surrogate from a JSON escape cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _flag_from(item: Any) -> Flag | None:
-    """A flag from one entry of the file, or None when the entry is not a valid flag."""
+    """A flag from one entry of the file, or None when the entry is not a valid flag: what
+    loads must save and export again, so a ``created`` time beyond any calendar (1e25) or a
+    text that is not UTF-8 (a lone surrogate) is refused here, not when the user exports."""
     if not isinstance(item, dict):
         return None
     ident, case = item.get("annotation_id"), item.get("case")
@@ -59,9 +75,15 @@ def _flag_from(item: Any) -> Flag | None:
         return None
     if not isinstance(note, str) or not isinstance(created, int | float) or isinstance(created, bool):
         return None
-    if not math.isfinite(float(created)):
+    try:
+        when = float(created)
+    except OverflowError:  # an integer beyond any float
         return None
-    return Flag(str(ident), str(case), note, float(created))
+    if not (math.isfinite(when) and 0.0 <= when <= MAX_CREATED):
+        return None
+    if not all(_round_trips(text) for text in (str(ident), str(case), note)):
+        return None
+    return Flag(str(ident), str(case), note, when)
 
 
 class FlagStore:

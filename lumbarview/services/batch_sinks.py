@@ -39,8 +39,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from lumbarview.core.errors import LumbarviewError
-from lumbarview.core.fs import fsync_dir
+from lumbarview.core.errors import LumbarviewError, SpecialFileError
+from lumbarview.core.fs import fsync_dir, read_regular_bytes
 
 #: Where the fault-injection hook can end the process, in the order a run reaches them.
 CRASH_POINTS = (
@@ -117,7 +117,9 @@ class CsvSink:
         """The finished keys, the committed length of OUT (None: unknown, an old journal), and
         the length of the journal's complete lines."""
         try:
-            data = self.done_path.read_bytes()
+            data = read_regular_bytes(self.done_path)
+        except SpecialFileError as exc:
+            raise ResumeError(f"{self.done_path}: {exc.problem}") from exc
         except OSError as exc:
             raise ResumeError(f"{self.done_path} cannot be read ({exc.strerror}); fix its permissions "
                               f"or move it and {self.path} away to start again") from exc
@@ -177,8 +179,10 @@ class CsvSink:
         else:
             keys, committed, journal_len = set(), 0, 0
         if out_size:
-            with open(self.path, "rb") as fh:
-                head = fh.read(len(self._header))
+            try:
+                head = read_regular_bytes(self.path, len(self._header))
+            except SpecialFileError as exc:
+                raise ResumeError(f"{self.path}: {exc.problem}; give --csv a regular file") from exc
             if not (head == self._header or (self._header.startswith(head) and out_size < len(self._header))):
                 raise ResumeError(f"{self.path} does not start with the columns `lumbarview measure` writes; "
                                   f"it is not a run this version can resume, so nothing was written: "

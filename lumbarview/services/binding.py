@@ -17,7 +17,13 @@ from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.core.labels import LabelScheme
 from lumbarview.core.types import ImageStack, LoadIssue, Severity
 from lumbarview.io.annotations import read_png_mask, read_voc
-from lumbarview.io.volume import open_label_volume, resample_labels_to, same_grid, volume_stem
+from lumbarview.io.volume import (
+    check_resample_budget,
+    open_label_volume,
+    resample_labels_to,
+    same_grid,
+    volume_stem,
+)
 
 if TYPE_CHECKING:
     from lumbarview.services.layouts.context import OpenContext
@@ -44,7 +50,10 @@ def bind_label_volume(ctx: OpenContext, case: Case, path: Path, image: ImageStac
         label_map = LabelMap(volume_stem(path), labels, scheme, str(path), image.uid)
         case.label_maps.append(label_map)
         return label_map
-    # Never assume alignment: resample through patient space onto the image's grid.
+    # Never assume alignment: resample through patient space onto the image's grid, within
+    # the volume budget (the image's header, not the labels', sets the output's size).
+    if not ctx.guarded(case, partial(check_resample_budget, path, image.geometry)):
+        return None
     ctx.issue(Severity.WARNING, "labels.grid-mismatch",
                f"the labels' grid differs from the image {image.meta.get('description')}'s; "
                "they were resampled through patient space (nearest neighbour) onto the image "

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from lumbarview.core.dataset import Case, Dataset, Table
 from lumbarview.core.errors import CorruptFileError, LoadError, MissingDecoderError
+from lumbarview.core.fs import open_regular
 from lumbarview.core.limits import limits
 from lumbarview.core.types import LoadIssue, Severity
 
@@ -72,7 +73,7 @@ def _check_pdf_file(path: str) -> None:
         raise CorruptFileError(path, f"the document cannot be read ({exc.strerror or exc})",
                                "check that the file exists and is readable") from exc
     limits().check_text_file(path, size)
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         head = handle.read(1024)
     if b"%PDF-" not in head:
         raise CorruptFileError(path, "this is not a PDF document (no %PDF- header)",

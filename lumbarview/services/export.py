@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lumbarview.core.errors import CorruptFileError
-from lumbarview.core.fs import atomic_write_text
+from lumbarview.core.fs import atomic_write_text, read_regular_bytes
 from lumbarview.core.limits import limits
 from lumbarview.core.safe_json import read_json_guarded
 from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
@@ -100,7 +100,7 @@ def write(path: str | Path, rows: Sequence[dict[str, Any]], case_id: str | None 
 def _text(path: Path) -> str:
     try:
         limits().check_text_file(path)
-        return path.read_text(encoding="utf-8-sig")
+        return read_regular_bytes(path).decode("utf-8-sig")
     except OSError as exc:
         raise CorruptFileError(path, f"the measurement file cannot be read ({exc.strerror or exc})",
                                "check that the file exists and is readable") from exc

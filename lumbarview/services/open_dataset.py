@@ -16,13 +16,62 @@ from pathlib import Path
 
 from lumbarview.core.dataset import STUDY_PREFIX, Dataset
 from lumbarview.core.errors import NothingToOpenError
+from lumbarview.core.fs import special_file_error, special_kind
 from lumbarview.core.labels import load_scheme
 from lumbarview.core.types import Severity
 from lumbarview.io.dicom.scan import ProgressCallback
 from lumbarview.services.layouts import LAYOUT_NAMES, detect_layout, opener
 from lumbarview.services.layouts.context import USER_SCHEME_FILE, OpenContext
 
-__all__ = ["LAYOUT_NAMES", "detect_layout", "open_path"]
+__all__ = ["LAYOUT_NAMES", "check_openable", "detect_layout", "open_path"]
+
+
+def check_openable(path: str | Path) -> Path:
+    """``path`` as an absolute path when it is a folder or a regular file (never opened here).
+
+    Raises
+    ------
+    NothingToOpenError
+        It does not exist, or it is a FIFO, a device or a socket (``/dev/null``).
+    """
+    root = Path(os.path.abspath(str(path)))
+    try:
+        mode = os.stat(root).st_mode
+    except OSError:
+        raise NothingToOpenError(root, "no such file or folder", "Check the path and try again") from None
+    kind = special_kind(mode)
+    if kind is not None and kind != "a folder":
+        raise NothingToOpenError(root, f"it is {kind}, neither a folder nor a regular file",
+                                 "Point lumbarview at a dataset root, a DICOM folder, a DICOMDIR or an image file")
+    return root
+
+
+def _special_files(root: Path, ctx: OpenContext) -> None:
+    """One issue per FIFO, device or socket in the dataset (the readers never open them; the
+    walk names them, so that a FIFO a layout would have passed over is not silent). Uses the
+    folder entries' types (no ``stat`` per file, nothing opened); links are not followed
+    except to learn what a link to a special file points at."""
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                if entry.is_file(follow_symlinks=True) or entry.is_dir(follow_symlinks=True):
+                    continue
+                kind = special_kind(entry.stat(follow_symlinks=True).st_mode)
+            except OSError:
+                continue  # a dangling link: nothing to open
+            if kind is not None:
+                ctx.special_file(special_file_error(entry.path, kind))
 
 
 def open_path(
@@ -44,16 +93,15 @@ def open_path(
     Raises
     ------
     NothingToOpenError
-        The path does not exist or nothing in it could be opened.
+        The path does not exist, is neither a folder nor a regular file, or nothing in it could
+        be opened.
     """
     if str(path).startswith(STUDY_PREFIX):  # a study of the study database, by its UID
         from lumbarview.services.study_db import StudyDatabase
 
         with StudyDatabase() as db:
             return db.open_study(str(path)[len(STUDY_PREFIX):])
-    root = Path(os.path.abspath(str(path)))
-    if not root.exists():
-        raise NothingToOpenError(root, "no such file or folder", "Check the path and try again")
+    root = check_openable(path)
     scheme = None
     scheme_file = Path(scheme_path) if scheme_path else (root / USER_SCHEME_FILE if root.is_dir() else None)
     ctx = OpenContext(root, cache_dir, use_cache, progress, cancel, None)
@@ -65,6 +113,8 @@ def open_path(
     # Each file is guarded where it is read; this is the last line for the layout's own logic,
     # so that a surprise in one place still leaves what opened before it.
     ctx.guarded(None, partial(opener(layout), ctx), root)
+    if root.is_dir():
+        _special_files(root, ctx)
     dataset = ctx.dataset
     if not lazy:
         dataset.open_all(cancel, progress)

@@ -34,7 +34,7 @@ from pydicom.uid import generate_uid
 
 from lumbarview.core.dataset import Case
 from lumbarview.core.errors import CorruptFileError
-from lumbarview.core.fs import atomic_write_bytes
+from lumbarview.core.fs import atomic_write_bytes, open_regular
 from lumbarview.core.types import ImageStack
 from lumbarview.services.engine_view import ENGINE_VERSION, part_of
 
@@ -108,7 +108,8 @@ class _References:
         found = self.datasets.get(path)
         if found is None and len(self.datasets) < _MAX_HEADERS:
             try:
-                found = pydicom.dcmread(path, stop_before_pixels=True)
+                with open_regular(path) as handle:
+                    found = pydicom.dcmread(handle, stop_before_pixels=True)
                 found.SOPClassUID  # noqa: B018  (present, or the reference is useless)
                 found.SOPInstanceUID  # noqa: B018
             except Exception as exc:  # a damaged header only loses that reference

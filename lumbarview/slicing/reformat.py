@@ -197,6 +197,10 @@ def _row_intervals(grid: IndexGrid, shape_kji: tuple[int, int, int], margin: flo
     return np.ceil(lo).astype(np.int64), np.floor(hi).astype(np.int64)
 
 
+#: Peak bytes a reformat needs per output pixel (output, mask, the resampler's working arrays).
+REFORMAT_BYTES_PER_PIXEL = 24
+
+
 def reformat(volume_kji: npt.NDArray[Any], geometry: VolumeGeometry, plane: SlicePlane, *,
              kind: Kind = "image", fill: float = 0.0, tolerance_voxels: float = 0.01,
              executor: Executor | None = None, method: Method = "auto") -> Reformatted:
@@ -216,7 +220,9 @@ def reformat(volume_kji: npt.NDArray[Any], geometry: VolumeGeometry, plane: Slic
     if method not in ("auto", "vtk", "numpy"):
         raise ValueError(f"method must be 'auto', 'vtk' or 'numpy', not {method!r}")
     rows, cols = plane.shape_rc
-    limits().check_image(None, rows * cols, "reformatted view")
+    # The output, its mask and the resampler's working copies (VTK's output and index arrays):
+    # about 24 bytes a pixel at the most, counted before any of it is allocated.
+    limits().check_plane(None, rows, cols, REFORMAT_BYTES_PER_PIXEL)
     integral = np.issubdtype(volume.dtype, np.integer) or volume.dtype == np.bool_
     if math.isnan(fill) and kind == "labels" and integral:
         raise ValueError("a NaN fill needs float output: label maps keep their integer dtype")

@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
+from lumbarview.core.text import safe_line
 from lumbarview.ui.display_check import check_display
 
 
@@ -127,6 +128,15 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
     timing = _Timing(window) if os.environ.get("LUMBARVIEW_REPORT_TIMING") else None
     if screenshot:
         def capture() -> None:
+            try:
+                _capture()
+            except Exception as exc:  # never a hang: one line, an exit code, the window closed
+                print(f"lumbarview: {safe_line(f'the screenshot could not be saved ({type(exc).__name__}: {exc})')}",
+                      file=sys.stderr)
+                exit_code["value"] = 1
+                window.close()
+
+        def _capture() -> None:
             app.processEvents()
             out = Path(screenshot)
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +156,7 @@ def run(path: str | None = None, screenshot: str | None = None, size: tuple[int,
             window.close()
 
         def failed(message: str) -> None:
-            print(f"lumbarview: {message}", file=sys.stderr)
+            print(f"lumbarview: {safe_line(message)}", file=sys.stderr)
             exit_code["value"] = 2
             window.close()
 

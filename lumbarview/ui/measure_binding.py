@@ -12,7 +12,7 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from lumbarview.core.dataset import Case, Dataset
-from lumbarview.core.types import LoadIssue
+from lumbarview.core.types import LoadIssue, Severity
 from lumbarview.model.session import Session
 from lumbarview.services.case_browser import find_series
 from lumbarview.services.session_store import (
@@ -20,8 +20,10 @@ from lumbarview.services.session_store import (
     SessionFile,
     SessionStore,
     apply,
+    find_by_fingerprint,
     locate_dataset,
     open_session_file,
+    restored_whole,
 )
 from lumbarview.services.session_writer import SessionWriter, open_autosave
 from lumbarview.services.view_planes import plan_go_to
@@ -53,8 +55,10 @@ class MeasureBinding(QtCore.QObject):
         self.store: SessionStore | None = None
         self.pending: tuple[SessionFile, str] | None = None  # restored when its case is shown
         self.offered: SessionFile | None = None
+        self.offered_from = "session"  # the file the offered session was read from
         self.issues: list[LoadIssue] = []
         self._open_issues: list[LoadIssue] = []  # from opening a session file, shown with the restore
+        self._notices: list[LoadIssue] = []  # announced (status bar, issues dock, dialog) once the case shows
         self._armed = False  # no autosave before the user changed something or restored
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
@@ -93,7 +97,31 @@ class MeasureBinding(QtCore.QObject):
         self._timer.stop()
         if self.store is None or self.session.dataset is None:
             return
+        before = len(self.store.kept_aside)
+        try:
+            self.store.keep_previous()  # a session not taken in whole is kept aside before any write
+        except OSError as exc:
+            self.shell.status(f"The session could not be saved to {self.store.path}: {exc.strerror or exc}")
+            return
         self.writer.save(self.store, self.session)
+        for backup in self.store.kept_aside[before:]:
+            self._announce(LoadIssue(
+                Severity.WARNING, "session.kept-aside",
+                f"The earlier session of this dataset was not restored whole into this one, so it was kept as "
+                f"{backup} before this session was saved (rename it to {self.store.path.name} to go back to it).",
+                str(backup)))
+
+    def _announce(self, issue: LoadIssue) -> None:
+        """Say ``issue`` where it cannot be missed: the status bar, the issues panel (shown) and,
+        with dialogs allowed, a message box that does not block the window."""
+        self.issues = [*self.issues, issue]
+        self.shell.status(issue.message)
+        self.shell.show_issues([issue])
+        if self.shell.interactive:
+            box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "lumbarview", issue.message,
+                                        QtWidgets.QMessageBox.StandardButton.Ok, self.shell.widget)
+            box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
 
     # -- datasets and cases -------------------------------------------------------------------------
     def on_dataset(self, dataset: Dataset, autosave: tuple[SessionStore, Opened] | None = None) -> list[LoadIssue]:
@@ -113,34 +141,54 @@ class MeasureBinding(QtCore.QObject):
         if self.pending is not None:
             return []
         self.offered = opened.doc if opened.doc is not None and opened.doc.measurements else None
-        if opened.backup is not None or opened.issues:
-            self.shell.status(opened.issues[0].message if opened.issues else "")
+        self.offered_from = str(self.store.path)
+        if opened.backup is not None:  # set aside as unreadable: said once the case shows
+            self._notices = list(opened.issues)
+            return []
+        if opened.issues:
+            self.shell.status(opened.issues[0].message)
+        if opened.doc is None and not self.store.exists():
+            # A copied or moved dataset: its session is found by its content, not its path.
+            found = find_by_fingerprint(dataset)
+            if found is not None:
+                copy = open_session_file(found)
+                if copy.doc is not None:
+                    self.offered, self.offered_from = copy.doc, str(found)
         return list(opened.issues)
 
     def first_case(self, dataset: Dataset) -> Case | None:
-        """The case to show first: the pending session's, else the first."""
+        """The case to show first: the pending session's, else the offered session's (so that it
+        is offered at all: the offer is made for the case on screen), else the first."""
         wanted = self.pending[0].case if self.pending is not None else None
+        if wanted is None and self.offered is not None:
+            wanted = self.offered.case
         return dataset.case(wanted) if wanted else None
 
     def on_case_shown(self) -> None:
-        """After the case is shown: restore the pending session, or offer the last one."""
+        """After the case is shown: what must not be missed (a session set aside as unreadable),
+        then restore the pending session, or offer the last one."""
+        notices, self._notices = self._notices, []
+        for notice in notices:
+            self._announce(notice)
         if self.pending is not None:
             doc, source = self.pending
             self.pending = None
             self._restore(doc, source)
         elif self.offered is not None and self.offered.case in (None, *(c.id for c in [self.session.case] if c)):
             doc, self.offered = self.offered, None
-            store = self.store
-            source = str(store.path) if store is not None else "session"
+            source = self.offered_from
             if not self.shell.interactive:
                 self.offered = doc
                 self.shell.status(
                     f"A saved session of this dataset has {len(doc.measurements)} measurement(s): "
                     "Tools > Restore last session")
                 return
+            copied = "" if self.store is None or source == str(self.store.path) else \
+                f" (found by its content: saved for {doc.dataset_path})"
             answer = QtWidgets.QMessageBox.question(
-                self.shell.widget, "lumbarview", f"Restore the last session of this dataset "
-                f"({len(doc.measurements)} measurement(s), saved {doc.saved_at or 'earlier'})?")
+                self.shell.widget, "lumbarview", f"Restore the last session of this dataset{copied} "
+                f"({len(doc.measurements)} measurement(s), saved {doc.saved_at or 'earlier'})? If you do not, it "
+                "is kept aside, not overwritten, when this session is saved.")
             if answer == QtWidgets.QMessageBox.StandardButton.Yes:
                 self._restore(doc, source)
 
@@ -148,27 +196,35 @@ class MeasureBinding(QtCore.QObject):
         """Tools > Restore last session."""
         if self.offered is None and self.store is not None:
             opened = self.store.open()
-            self.offered = opened.doc
+            self.offered, self.offered_from = opened.doc, str(self.store.path)
         if self.offered is None:
             self.shell.status("No saved session for this dataset")
             return
         doc, self.offered = self.offered, None
-        self._restore(doc, str(self.store.path) if self.store is not None else "session")
+        self._restore(doc, self.offered_from)
 
     def _restore(self, doc: SessionFile, source: str) -> None:
-        issues = [*self._open_issues, *apply(self.session, doc, source)]
+        try:
+            applied = apply(self.session, doc, source)
+        except Exception as exc:  # the last line: a restore never stops the window
+            applied = [LoadIssue(Severity.ERROR, "session.entry-skipped",
+                                 f"The session could not be restored whole ({type(exc).__name__}: {exc}); what was "
+                                 "restored is shown", source)]
+        issues = [*self._open_issues, *applied]
         self._open_issues = []
+        if self.store is not None and source == str(self.store.path) and restored_whole(issues):
+            self.store.adopt()  # its content is all in this session: saves may replace it
         self.shell.set_layout(self.session.layout)
         self.issues = issues
         self._armed = True
-        self.autosave_now()
         n = len(self.session.measurements)
         self.shell.status(
             f"Session restored: {n} measurement(s)" + (f"; {len(issues)} problem(s), see the issues panel"
                                                         if issues else ""))
         if issues:
             self.shell.show_issues(issues)
-        self.restored.emit(issues)
+        self.autosave_now()  # after the restore's issues: what it kept aside is said last, in the status bar
+        self.restored.emit(self.issues)
 
     # -- session files named by the user ---------------------------------------------------------------
     def open_session(self, path: str, dataset_path: str | None = None) -> bool:

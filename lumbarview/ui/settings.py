@@ -14,6 +14,7 @@ from lumbarview.core.types import Series
 from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.model.view_state import WindowLevel
 from lumbarview.services.save_folder import start_folder
+from lumbarview.services.session_store import MAX_WINDOW_VALUE
 
 ORG, APP = "lumbarview", "lumbarview"
 MAX_RECENT = 10
@@ -58,7 +59,9 @@ class Settings:
             window = WindowLevel(float(center), float(width), invert == "1")
         except ValueError:
             return None
-        return window if window.width > 0 else None
+        # The same sanity as a session file's window: a remembered 1e308 must not come back.
+        plausible = abs(window.center) <= MAX_WINDOW_VALUE and 0 < window.width <= MAX_WINDOW_VALUE
+        return window if plausible else None
 
     def set_window(self, series_uid: str, window: WindowLevel) -> None:
         self.qt.setValue(f"windows/{series_uid}", f"{window.center},{window.width},{int(window.invert)}")

@@ -135,6 +135,40 @@ def _rss_kb() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+#: The volume budget fuzzed inputs run under (LUMBARVIEW_MAX_VOLUME_MB in the workers), and
+#: what one input may take at its peak: the decoded volume, one working copy of it (a rescale,
+#: the inflated bytes beside the array) and a 100 MB margin. Above that, an allocation escaped
+#: the budgets: an "alloc" failure, even when the address-space cap did not stop it.
+FUZZ_VOLUME_MB = 256
+ALLOC_MARGIN_MB = 100
+
+
+def allowance_kb() -> int:
+    return (2 * FUZZ_VOLUME_MB + ALLOC_MARGIN_MB) * 1024
+
+
+def _status_kb(field: str) -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak resident size (Linux: ``5`` into ``/proc/self/clear_refs``), so
+    that the peak of one input can be measured; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def run_batch(cmd: dict[str, Any], ctx: Ctx) -> None:
     """One batch, in a child forked for it: events on stdout, "done" at the end."""
     target = TARGETS[cmd["target"]]
@@ -144,6 +178,9 @@ def run_batch(cmd: dict[str, Any], ctx: Ctx) -> None:
     indices = range(cmd["start"], cmd["start"] + cmd["count"]) if cmd["cmd"] == "fuzz" else range(len(cmd["paths"]))
     stop_after = float(cmd.get("max_seconds") or 0)
     next_i = None
+    peak_input_kb = 0
+    if target.setup is not None:  # what every input of the batch shares (the viewer), not measured per input
+        target.setup(ctx)
     for i in indices:
         if stop_after and time.perf_counter() - t0 > stop_after:
             next_i = i  # the batch ran long (slow inputs): hand the rest back
@@ -169,7 +206,18 @@ def run_batch(cmd: dict[str, Any], ctx: Ctx) -> None:
         if path is None:
             counts["skipped"] += 1
             continue
+        measured = _reset_peak()
+        base_kb = _status_kb("VmRSS")
         outcome, sig, detail = classify(target, path, ctx)
+        grown_kb = _status_kb("VmHWM") - base_kb if measured else 0
+        peak_input_kb = max(peak_input_kb, grown_kb)
+        short = next((e for e in ctx.guarded if isinstance(e, MemoryError)), None)
+        if outcome != "failure" and short is not None:  # "not enough memory" where a budget should refuse
+            outcome, sig, detail = "failure", "memory:" + signature(short), "MemoryError (caught by a last-line guard)"
+        elif outcome != "failure" and grown_kb > allowance_kb():
+            outcome, sig = "failure", f"alloc:{target.name}"
+            detail = (f"the input took {grown_kb / 1024:,.0f} MB at its peak, more than the {FUZZ_VOLUME_MB} MB "
+                      f"volume budget twice plus {ALLOC_MARGIN_MB} MB")
         counts[outcome] += 1
         if outcome == "failure":
             _emit({"ev": "fail", "i": i, "sig": sig, "detail": detail})
@@ -177,7 +225,7 @@ def run_batch(cmd: dict[str, Any], ctx: Ctx) -> None:
             _emit({"ev": "pass", "i": i, "outcome": outcome})
         guarded.update("guarded:" + signature(e) for e in ctx.guarded)
     _emit({"ev": "done", "counts": counts, "rss_kb": _rss_kb(), "seconds": time.perf_counter() - t0,
-           "guarded": sorted(guarded), "next": next_i})
+           "guarded": sorted(guarded), "next": next_i, "input_peak_kb": peak_input_kb})
 
 
 def worker_main(mem_mb: int) -> None:
@@ -273,7 +321,10 @@ class Worker:
         env = dict(os.environ)
         env.update({"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                     "MKL_NUM_THREADS": "1", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1",
-                    "PYTHONHASHSEED": "0", "LUMBARVIEW_CACHE_DIR": str(logdir / "cache")})
+                    "PYTHONHASHSEED": "0", "LUMBARVIEW_CACHE_DIR": str(logdir / "cache"),
+                    "LUMBARVIEW_MAX_VOLUME_MB": str(FUZZ_VOLUME_MB), "QT_QPA_PLATFORM": "offscreen",
+                    "VTK_DEFAULT_OPENGL_WINDOW": "vtkOSOpenGLRenderWindow", "LUMBARVIEW_NO_DIALOGS": "1",
+                    "LUMBARVIEW_WORKSPACE": str(logdir / "workspace")})
         if layouts is not None:
             env["LVFUZZ_LAYOUTS"] = str(layouts)
         self.stderr_path = logdir / f"worker{wid}-{time.monotonic_ns()}.err"
@@ -369,6 +420,7 @@ class Stats:
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     peak_kb: int = 0
+    input_peak_kb: int = 0  # the largest growth of resident memory one input caused
     hangs: int = 0
     unconfirmed: int = 0
     guarded: set[str] = field(default_factory=set)
@@ -568,8 +620,8 @@ class Run:
         elif kind == "fail":
             assert w.job is not None
             sig = ev["sig"]
-            self._record(w.job, ev["i"], sig, "memory" if sig.startswith("memory:") else "exception",
-                         ev.get("detail") or "")
+            kind = "memory" if sig.startswith(("memory:", "alloc:")) else "exception"
+            self._record(w.job, ev["i"], sig, kind, ev.get("detail") or "")
         elif kind == "pass" and self.opts.verbose:
             assert w.job is not None
             print(f"  ok {ev['outcome']:8s} {w.job.paths[ev['i']]}")
@@ -596,6 +648,7 @@ class Run:
         for k, v in ev["counts"].items():
             st.counts[k] += v
         st.peak_kb = max(st.peak_kb, int(ev["rss_kb"]))
+        st.input_peak_kb = max(st.input_peak_kb, int(ev.get("input_peak_kb", 0)))
         st.guarded.update(ev.get("guarded", []))
         if job.cmd == "fuzz" and not job.confirm:
             expected = (job.confirm_of or {}).get("expected", 0.0)
@@ -617,8 +670,10 @@ class Run:
     def run(self) -> int:
         t0 = time.monotonic()
         wanted = {t.name for t in self.targets}
-        if "layout" in wanted:
+        if "layout" in wanted or "session" in wanted:
             names = tuple(self.opts.layouts.split(",")) if self.opts.layouts else LAYOUT_NAMES
+            if "session" in wanted and "sudirman" not in names:
+                names = (*names, "sudirman")  # the session target restores into it
             self.layouts = prepare_layouts(names, self.work)
         if self.opts.replay:
             self._replay_jobs()
@@ -704,13 +759,17 @@ class Run:
             total += st.inputs
             rate = st.inputs / st.seconds if st.seconds > 0 else 0.0
             rows.append((t.name, st.inputs, rate, len(fails), new, st.hangs, st.peak_kb / 1024,
-                         st.counts.get("rejected", 0), len(st.guarded)))
+                         st.counts.get("rejected", 0), len(st.guarded), st.input_peak_kb / 1024))
         print(f"\nfuzz: {total:,} inputs in {seconds:,.0f} s (seed {self.opts.seed}, {self.opts.workers} workers, "
               f"{self.opts.timeout:.0f} s per input, {self.opts.mem_mb} MB address space)")
         print(f"{'target':14s} {'inputs':>9s} {'exec/s':>8s} {'failures':>8s} {'new':>4s} {'hangs':>5s} "
-              f"{'peak MB':>8s} {'rejected':>8s} {'guarded':>7s}")
-        for name, n, rate, nf, new, hangs, mb, rej, g in rows:
-            print(f"{name:14s} {n:9,d} {rate:8.1f} {nf:8d} {new:4d} {hangs:5d} {mb:8.0f} {rej:8d} {g:7d}")
+              f"{'peak MB':>8s} {'input MB':>8s} {'rejected':>8s} {'guarded':>7s}")
+        for name, n, rate, nf, new, hangs, mb, rej, g, input_mb in rows:
+            print(f"{name:14s} {n:9,d} {rate:8.1f} {nf:8d} {new:4d} {hangs:5d} {mb:8.0f} {input_mb:8.0f} {rej:8d} "
+                  f"{g:7d}")
+        print(f"(input MB: the largest growth of resident memory one input caused; above "
+              f"{allowance_kb() // 1024} MB, twice the {FUZZ_VOLUME_MB} MB volume budget plus {ALLOC_MARGIN_MB} MB, "
+              "it is an alloc failure)")
         if self.failures:
             print("\ndistinct failures:")
             for f in sorted(self.failures.values(), key=lambda f: (f.target, f.sig)):
@@ -727,7 +786,7 @@ class Run:
         summary = {
             "seconds": seconds, "seed": self.opts.seed, "total_inputs": total,
             "targets": {r[0]: {"inputs": r[1], "execs_per_s": r[2], "failures": r[3], "new": r[4], "hangs": r[5],
-                               "peak_rss_mb": r[6], "rejected": r[7]} for r in rows},
+                               "peak_rss_mb": r[6], "rejected": r[7], "input_peak_mb": r[9]} for r in rows},
             "failures": [f.__dict__ for f in self.failures.values()],
             "guarded": sorted(f"{t}: {g}" for t, g in guarded), "notes": self.notes,
         }

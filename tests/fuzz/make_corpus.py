@@ -15,6 +15,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -277,14 +278,73 @@ def build(shared: Path | None) -> None:
     print(f"corpus: {len(SOURCES)} entries, {total:,} bytes in {CORPUS}")
 
 
+def build_special_and_session() -> None:
+    """Seeds of the special-file target (two bytes: which special file, under which name; a good
+    volume in ``_base``) and of the session target (sessions of the phantom's Sudirman layout:
+    every measurement kind, a custom plane, windows and layers; a minimal one; nine distances).
+    Their rows are added to SOURCES.md (replacing earlier rows of these targets)."""
+    from lumbarview.phantom.layouts import Sizes, write_all
+    from lumbarview.services.session_store import snapshot
+    from tests.fuzz.targets import SPECIAL_KINDS, SPECIAL_NAMES
+    from tests.unit.services.test_session_store import _measure, _show
+
+    rows: list[tuple[str, str]] = []
+    for folder in (CORPUS / "special", CORPUS / "session"):
+        shutil.rmtree(folder, ignore_errors=True)
+    for k in range(len(SPECIAL_KINDS)):
+        name = f"{k}-{re.sub(r'[^a-z]+', '_', SPECIAL_KINDS[k]).strip('_')}.bin"
+        (CORPUS / "special").mkdir(parents=True, exist_ok=True)
+        as_name = SPECIAL_NAMES[(5 * k) % len(SPECIAL_NAMES)]
+        (CORPUS / "special" / name).write_bytes(bytes([k, (5 * k) % len(SPECIAL_NAMES)]))
+        rows.append((f"special/{name}", f"two bytes: {SPECIAL_KINDS[k]} as {as_name}"))
+    tiny = np.arange(8 * 8 * 4, dtype=np.int16).reshape(4, 8, 8)
+    (CORPUS / "special" / "_base").mkdir(parents=True)
+    (CORPUS / "special" / "_base" / "good.mha").write_bytes(_sitk_bytes(tiny, ".mha")["tiny.mha"])
+    rows.append(("special/_base/good.mha", "written here with SimpleITK, 8x8x4 int16 (the dataset's good file)"))
+    tmp = Path(tempfile.mkdtemp(prefix="lvcorpus-session-"))
+    try:
+        root = write_all(tmp, sizes=Sizes.small(), layouts=("sudirman",))["sudirman"]
+        session = _show(root)
+        _measure(session)
+        sag = session.views["sagittal"]
+        sag.set_custom_plane(sag.plane)
+        session.layout = "2x2"
+        full = snapshot(session)
+        docs = {"full.json": full.to_json()}
+        minimal = full.to_json()
+        minimal.update(views=[], layers=[], measurements=minimal["measurements"][:1])
+        docs["minimal.json"] = minimal
+        nine = full.to_json()
+        first = nine["measurements"][0]
+        nine["measurements"] = [{**first, "id": f"d{n}"} for n in range(9)]
+        docs["nine.json"] = nine
+        for name, doc in docs.items():
+            doc["dataset"]["path"] = "/lumbarview-phantom/sudirman"  # not this machine's folder
+            (CORPUS / "session").mkdir(parents=True, exist_ok=True)
+            (CORPUS / "session" / name).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+            rows.append((f"session/{name}", "a session of the phantom's Sudirman layout written here through "
+                         "lumbarview.services.session_store.snapshot"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    sources = CORPUS / "SOURCES.md"
+    kept = [line for line in sources.read_text(encoding="utf-8").splitlines()
+            if not line.startswith(("| `special/", "| `session/"))]
+    kept += [f"| `{name}` | {source} |" for name, source in rows]
+    sources.write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     from tests.conftest import shared_data_dir
 
     p = argparse.ArgumentParser(prog="python -m tests.fuzz.make_corpus")
     p.add_argument("--shared", default=None, help="../shared/data (default: found beside the checkout)")
+    p.add_argument("--only-special-and-session", action="store_true",
+                   help="write only the seeds of the special and session targets")
     opts = p.parse_args()
-    shared = Path(opts.shared) if opts.shared else shared_data_dir()
-    build(shared)
+    if not opts.only_special_and_session:
+        shared = Path(opts.shared) if opts.shared else shared_data_dir()
+        build(shared)
+    build_special_and_session()
 
 
 if __name__ == "__main__":

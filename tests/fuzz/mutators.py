@@ -204,6 +204,65 @@ def mutate_keyvalue(data: bytes, rng: random.Random, pool: Sequence[bytes]) -> b
     return out
 
 
+#: Sizes that feed an allocation: the edges of every integer width, a tebibyte, beyond int64.
+HOSTILE_SIZES = [0, 1, -1, 2, 255, 65_535, 65_536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**40, 2**53 + 1, 2**63 - 1,
+                 2**63, 2**64, 10**25, 1000, 100_000, 1_000_000]
+#: The header fields of MetaImage and NRRD whose value sizes an allocation or a skip.
+_MHA_SIZE_KEYS = [b"DimSize", b"HeaderSize", b"CompressedDataSize", b"ElementNumberOfChannels", b"NDims"]
+_NRRD_SIZE_KEYS = [b"sizes", b"byte skip", b"line skip", b"dimension"]
+
+
+def hostile_size(data: bytes, rng: random.Random, pool: Sequence[bytes]) -> bytes:
+    """One header field that sizes an allocation (a dimension, a header size, a skip) set to a
+    hostile size, every number in it or one of them, added when the header lacks it."""
+    header, rest = _header_split(data)
+    nrrd = data.startswith(b"NRRD")
+    keys = _NRRD_SIZE_KEYS if nrrd else _MHA_SIZE_KEYS
+    sep = b": " if nrrd else b" = "
+    key = rng.choice(keys)
+    size = str(rng.choice(HOSTILE_SIZES)).encode()
+    lines = header.splitlines(keepends=True)
+    for n, line in enumerate(lines):
+        name = line.split(b":" if nrrd else b"=", 1)[0].strip()
+        if name == key:
+            k, s, value = line.partition(b":" if nrrd else b"=")
+            numbers = value.split() or [b"1"]
+            if rng.random() < 0.5:
+                numbers = [size] * len(numbers)
+            else:
+                numbers[rng.randrange(len(numbers))] = size
+            lines[n] = k + s + b" " + b" ".join(numbers) + b"\n"
+            break
+    else:
+        at = 1 if nrrd else 0
+        if not nrrd:  # before ElementDataFile, which ends a MetaImage header
+            at = next((n for n, line in enumerate(lines) if line.startswith(b"ElementDataFile")), len(lines))
+        elif rest:
+            at = max(1, len(lines) - 1)
+        lines.insert(at, key + sep + size + b"\n")
+    return b"".join(lines) + rest
+
+
+#: NIfTI-1 fields that size an allocation: dim[0..7] (int16 at 40) and vox_offset (float at 108).
+def hostile_nifti_size(data: bytes, rng: random.Random, pool: Sequence[bytes]) -> bytes:
+    gz = data[:2] == b"\x1f\x8b"
+    try:
+        raw = gzip.decompress(data) if gz else data
+    except (OSError, EOFError, zlib.error):
+        return rng.choice(BYTE_MUTATORS)(data, rng, pool)
+    if len(raw) < 348:
+        return rng.choice(BYTE_MUTATORS)(data, rng, pool)
+    out = bytearray(raw)
+    if rng.random() < 0.5:
+        struct.pack_into("<f", out, 108, _fit("<f", float(rng.choice(HOSTILE_SIZES))))
+    else:
+        axis = rng.randrange(1, 8)
+        value = rng.choice([0, -1, 1, 32_767, -32_768, 1000, 20_000])
+        struct.pack_into("<h", out, 40 + 2 * axis, value)
+    body = bytes(out)
+    return gzip.compress(body, compresslevel=1, mtime=0) if gz else body
+
+
 def zlib_bomb(data: bytes, rng: random.Random, pool: Sequence[bytes]) -> bytes:
     """A compressed MetaImage whose stream inflates far beyond (or short of) its declared size,
     or is damaged."""
@@ -229,7 +288,10 @@ def zlib_bomb(data: bytes, rng: random.Random, pool: Sequence[bytes]) -> bytes:
 
 # -- JSON -----------------------------------------------------------------------------------------
 _JSON_VALUES: list[Any] = [5, -1, 0, None, True, "", "x" * 1000, [], {}, 1e308, [1, 2], {"a": 1}, "nan",
-                           float("inf"), int("9" * 400), [[[[]]]], "LPS", "RAS"]
+                           float("inf"), int("9" * 400), [[[[]]]], "LPS", "RAS",
+                           # sizes and positions a session file may hold (planes, cursors, windows)
+                           [65536, 65536], [10000, 10000], [1e308, 1e308, 1e308], [-1e308, 0.0, 1e308],
+                           [5e5, 0.0, 0.0], 2**63, 1e25, "\x1b]0;title\x07", "\ud800"]
 
 
 def _nodes(doc: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -579,13 +641,13 @@ def mutate_text_lines(data: bytes, rng: random.Random, pool: Sequence[bytes]) ->
 
 KINDS: dict[str, list[tuple[Mutator, int]]] = {
     "bytes": [(m, 1) for m in BYTE_MUTATORS],
-    "keyvalue": [(mutate_keyvalue, 6), (replace_number, 2), (zlib_bomb, 1)],
+    "keyvalue": [(mutate_keyvalue, 6), (replace_number, 2), (zlib_bomb, 1), (hostile_size, 2)],
     "json": [(mutate_json, 6), (replace_number, 1)],
     "csv": [(mutate_csv, 6), (replace_number, 1)],
     "xml": [(mutate_xml, 6)],
     "png": [(mutate_png, 6)],
     "dicom": [(mutate_dicom, 8), (deflate_dicom, 1)],
-    "nifti": [(mutate_nifti, 6), (mutate_gzip_inner, 2)],
+    "nifti": [(mutate_nifti, 6), (mutate_gzip_inner, 2), (hostile_nifti_size, 2)],
     "stl": [(mutate_stl, 6)],
     "lines": [(mutate_text_lines, 2), (replace_number, 2)],
 }

@@ -193,6 +193,134 @@ def run_layout(path: Path, ctx: Ctx) -> None:
             touch(stack, ctx)
         for label_map in case.label_maps:
             touch(label_map.stack, ctx)
+    _no_memory_issue(dataset)
+
+
+def _no_memory_issue(dataset: Any) -> None:
+    """A file that ran a reader out of memory is one a budget should have refused first."""
+    short = [i for i in dataset.all_issues() if i.code == "load.memory"]
+    if short:
+        raise MemoryError(f"{short[0].path}: {short[0].message}")
+
+
+# -- special files ------------------------------------------------------------------------------
+#: What a special-file input puts into a dataset, and under which name (the input's first two
+#: bytes choose; a mutated input always maps onto one of them).
+SPECIAL_KINDS = ("fifo", "socket", "link to /dev/zero", "link to /dev/urandom", "link to /dev/null",
+                 "link to a fifo", "a folder with a file's name")
+SPECIAL_NAMES = ("x.mha", "x.mhd", "x.nrrd", "x.nhdr", "x.nii", "x.nii.gz", "x.json", "x.mrk.json", "x.stl",
+                 "x.dcm", "x.csv", "x.tsv", "x.xml", "x.png", "x.pdf", "DICOMDIR", "x.ima", "x",
+                 "sub/deeper/y.nrrd", "1_t2.mha")
+
+
+def special_choice(data: bytes) -> tuple[str, str]:
+    kind = SPECIAL_KINDS[data[0] % len(SPECIAL_KINDS)] if data else SPECIAL_KINDS[0]
+    name = SPECIAL_NAMES[data[1] % len(SPECIAL_NAMES)] if len(data) > 1 else SPECIAL_NAMES[0]
+    return kind, name
+
+
+def make_special(path: Path, kind: str) -> None:
+    """A FIFO, a socket, a link to a device or a folder at ``path`` (never a regular file)."""
+    import socket
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            server.bind(str(path))
+        finally:
+            server.close()
+    elif kind.startswith("link to /dev/"):
+        path.symlink_to(kind.removeprefix("link to "))
+    elif kind == "link to a fifo":
+        real = path.parent / f".pipe-{path.name.replace('/', '_')}"
+        os.mkfifo(real)
+        path.symlink_to(real.name)
+    else:
+        path.mkdir()
+
+
+def run_special(path: Path, ctx: Ctx) -> None:
+    """A dataset holding a good volume and one special file: it opens (a hang is the harness's
+    timeout), the good volume is read and one issue names the special file."""
+    from lumbarview.services.open_dataset import open_path
+
+    folder = ctx.folder("special")
+    kind = (folder / ".kind").read_text()
+    dataset = open_path(folder, use_cache=False)
+    for case in dataset.cases:
+        for stack in case.stacks():
+            touch(stack, ctx)
+    _no_memory_issue(dataset)
+    if kind == "a folder with a file's name":
+        return
+    named = [i for i in dataset.all_issues() if i.code == "load.special-file" and i.path == str(path)]
+    if len(named) != 1:
+        raise AssertionError(f"{len(named)} issues name the {kind} {path.name} (one expected)")
+
+
+# -- session restore in the real viewer ----------------------------------------------------------------
+_VIEWER: dict[str, Any] = {}
+
+
+def _viewer(ctx: Ctx) -> dict[str, Any]:
+    """The main window (offscreen) showing the phantom's Sudirman layout, made once per batch
+    (each batch runs in a child forked for it)."""
+    if not _VIEWER:
+        import time
+
+        from lumbarview.ui.app import make_app
+        from lumbarview.ui.main_window import MainWindow
+
+        if ctx.layouts is None:
+            raise RuntimeError("the session target needs the phantom layouts")
+        app = make_app()
+        window = MainWindow()
+        window.resize(1000, 700)
+        window.show()
+        shown: list[bool] = []
+        window.views_ready.connect(lambda: shown.append(True))
+        window.open(str(ctx.layouts / "sudirman"))
+        deadline = time.monotonic() + 120
+        while not shown and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.005)
+        if not shown:
+            raise RuntimeError("the viewer did not show the phantom within 120 s")
+        _VIEWER.update(app=app, window=window)
+    return _VIEWER
+
+
+def run_session(path: Path, ctx: Ctx) -> None:
+    """A session file restored into the real viewer (offscreen): the restore returns, every
+    measurement comes back or is named as skipped, nothing it did raised (an exception a
+    restore step caught is a failure here), and what the window shows and would save is
+    valid JSON (no NaN or infinity made by arithmetic)."""
+    import json
+
+    from lumbarview.services.session_store import apply, open_session_file, snapshot
+    from lumbarview.ui.screenshot import sidecar
+
+    viewer = _viewer(ctx)
+    app, window = viewer["app"], viewer["window"]
+    opened = open_session_file(path)
+    if opened.doc is None:
+        raise LoadError(path, "not a session file")
+    issues = apply(window.session, opened.doc, str(path))
+    window.set_layout(window.session.layout)
+    for _ in range(3):
+        app.processEvents()
+    caught = [i.message for i in issues if "could not be restored (" in i.message]
+    if caught:
+        raise AssertionError(caught[0])
+    skipped = sum(1 for i in issues if " measurement " in i.message and "was skipped" in i.message)
+    if len(window.session.measurements) + skipped != len(opened.doc.measurements):
+        raise AssertionError(f"{len(window.session.measurements)} of {len(opened.doc.measurements)} measurements "
+                             f"restored and {skipped} said skipped")
+    json.dumps(sidecar(window), allow_nan=False)
+    json.dumps(snapshot(window.session).to_json(), allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -202,6 +330,7 @@ class Target:
     kind: str | None  # mutator family; None: from each seed's file name
     envelope: bool = False
     fixed_name: str | None = None  # the input is always written under this name
+    setup: Callable[[Ctx], Any] | None = None  # once per batch, before its inputs (not measured)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
@@ -220,6 +349,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("flags", run_flags, "json"),
     Target("index_cache", run_index_cache, "json"),
     Target("layout", run_layout, None, envelope=True),
+    Target("special", run_special, "bytes"),
+    Target("session", run_session, "json", setup=_viewer),
 ]}
 
 
@@ -248,6 +379,20 @@ def place_input(target: Target, data: bytes, name: str, ctx: Ctx) -> Path | None
             return None
         _restore_base(target.name, folder)
         path.write_bytes(body)
+        return path
+    if target.name == "special":
+        base = CORPUS / target.name / "_base"
+        keep = {p.name for p in base.iterdir()} if base.is_dir() else set()
+        for p in folder.iterdir():
+            if p.name not in keep:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+        kind, name = special_choice(body)
+        path = folder / name
+        make_special(path, kind)
+        folder.joinpath(".kind").write_text(kind)
         return path
     if target.name == "index_cache":
         from lumbarview.io.dicom.scan import IndexCache

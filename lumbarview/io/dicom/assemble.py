@@ -24,8 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from lumbarview.core.errors import Cancelled
-from lumbarview.core.fs import atomic_write_bytes
+from lumbarview.core.errors import Cancelled, SpecialFileError
+from lumbarview.core.fs import atomic_write_bytes, read_regular_bytes
 from lumbarview.core.geometry import VolumeGeometry, is_parallel
 from lumbarview.core.types import (
     ImageStack,
@@ -840,8 +840,11 @@ class AssemblyCache:
         if self.cache is None:
             return self._entries
         try:
-            data = self._file().read_bytes()
+            data = read_regular_bytes(self._file())
         except FileNotFoundError:
+            return self._entries
+        except SpecialFileError as exc:
+            self._damage = exc.problem
             return self._entries
         except OSError as exc:
             self._damage = f"it cannot be read ({exc.strerror or exc})"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydicom.fileset import FileSet
 
+from lumbarview.core.fs import open_regular
 from lumbarview.core.types import LoadIssue, Severity
 
 
@@ -32,7 +33,7 @@ def is_dicomdir(path: str | Path) -> bool:
     if p.name.upper() == "DICOMDIR":
         return True
     try:
-        with open(p, "rb") as fh:
+        with open_regular(p) as fh:
             head = fh.read(512)
     except OSError:
         return False

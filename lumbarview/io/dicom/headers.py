@@ -26,6 +26,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from lumbarview.core.errors import CorruptFileError, LoadError
+from lumbarview.core.fs import open_regular
 from lumbarview.core.limits import ResourceLimitError, limits
 from lumbarview.core.types import LoadIssue, Severity
 
@@ -489,7 +490,7 @@ def _read_plain(path: str, file_size: int) -> tuple[
         dict[int, _FastElement], str, str, int | None, int | None, bool] | None:
     """The fast scan of one file, or None when pydicom must read it."""
     want = min(file_size, _FAST_FIRST_READ)
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         buf = fh.read(want)
         while True:
             try:
@@ -708,7 +709,7 @@ def read_header(path: str | Path, stat: os.stat_result | None = None,
                 return _header_from(path, st, cast(Dataset, fast_ds), raw,
                                     raw.text("SOPClassUID") or media_class, ts, has_pixels,
                                     offset, length, [])
-    with open(path, "rb") as fp:
+    with open_regular(path) as fp:
         has_prefix, maybe_deflated = _sniff(fp)
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -752,6 +753,11 @@ def _header_from(path: str, st: os.stat_result, ds: Dataset, raw: _RawValues, so
     n_frames = raw.int_("NumberOfFrames") or 1
     if n_frames < 1:
         n_frames = 1
+    if n_frames > max(1, int(st.st_size)):
+        # Each frame is at least one byte of the file: a larger count is a damaged header, and
+        # it would size the per-frame geometry (a 7 kB file claiming 2^31 frames took 3 GB).
+        raise CorruptFileError(path, f"NumberOfFrames is {n_frames:,}, more frames than a file of {st.st_size:,} "
+                               "bytes can hold", "the header is damaged; re-copy the file from its source")
     if has_pixels:
         check_pixel_budget(path, raw.int_("Rows") or 0, raw.int_("Columns") or 0, n_frames,
                            raw.int_("SamplesPerPixel") or 1, raw.int_("BitsAllocated") or 0)

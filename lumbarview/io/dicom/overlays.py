@@ -20,6 +20,7 @@ import numpy.typing as npt
 import pydicom
 
 from lumbarview.core.errors import CorruptFileError, LoadError
+from lumbarview.core.fs import open_regular
 from lumbarview.core.limits import limits
 from lumbarview.core.types import LoadIssue, Severity
 
@@ -53,7 +54,7 @@ class OverlayPlane:
 def may_have_overlays(path: str | Path) -> bool:
     """A quick look: does the file's head hold an (60xx,3000) tag? False for unreadable files."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError:
         return False
@@ -95,7 +96,8 @@ def read_overlays(path: str | Path, image_rows: int, image_cols: int) -> tuple[l
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            with open_regular(path) as handle:
+                ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
     except LoadError:
         raise
     except Exception as exc:  # pydicom raises many kinds on a damaged header

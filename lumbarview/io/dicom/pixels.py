@@ -22,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 
 from lumbarview.core import executors
 from lumbarview.core.errors import CorruptFileError, LoadError, MissingDecoderError
+from lumbarview.core.fs import check_regular, open_regular
 from lumbarview.core.limits import limits
 from lumbarview.core.types import LoadIssue, Severity
 from lumbarview.io.dicom.headers import (
@@ -85,7 +86,9 @@ def _read_native(source: SliceSource) -> npt.NDArray[Any]:
             f"{max(0, min(available, h.pixel_length - source.frame * per_frame))} are present",
             "re-copy the file from its source; the other slices are shown",
         )
-    pixels = np.fromfile(h.path, dtype=dtype, count=h.rows * h.cols, offset=offset)
+    with open_regular(h.path) as fh:
+        fh.seek(offset)
+        pixels = np.fromfile(fh, dtype=dtype, count=h.rows * h.cols)
     return _fix_stored_bits(pixels.reshape(h.rows, h.cols), h)
 
 
@@ -114,11 +117,15 @@ def decode_file(header: DicomFileHeader) -> npt.NDArray[Any]:
             declared = (header.rows * header.cols * max(1, header.n_frames)
                         * max(1, header.samples_per_pixel) * max(1, (header.bits_allocated + 7) // 8))
             bound = min(declared + _DEFLATE_HEADER_ALLOWANCE, limits().max_volume_bytes)
-            with open(path, "rb") as fh:
+            with open_regular(path) as fh:
                 found = read_deflated(fh, path, bound, stop_before_pixels=False)
-            ds = found if found is not None else pydicom.dcmread(path, force=True)
+                if found is None:
+                    fh.seek(0)
+                    found = pydicom.dcmread(fh, force=True)
+            ds = found
         else:
-            ds = pydicom.dcmread(path, force=True)
+            with open_regular(path) as fh:
+                ds = pydicom.dcmread(fh, force=True)
         if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
             raise CorruptFileError(path, "the file has no pixel data",
                                    "it is not an image; open the image series instead")
@@ -179,6 +186,7 @@ def _decode_with_gdcm(header: DicomFileHeader) -> npt.NDArray[Any] | None:
     gdcm.Trace.WarningOff()
     gdcm.Trace.ErrorOff()
     reader = gdcm.ImageReader()
+    check_regular(header.path)  # gdcm opens by name
     reader.SetFileName(header.path)
     if not reader.Read():
         return None
@@ -246,7 +254,7 @@ def _decode_native_stack(
         h = source.header
         assert h.pixel_offset is not None
         try:
-            with open(h.path, "rb", buffering=0) as fh:
+            with open_regular(h.path) as fh:
                 fh.seek(h.pixel_offset)
                 return fh.readinto(memoryview(out[k]).cast("B")) == n_bytes
         except OSError:

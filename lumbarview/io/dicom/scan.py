@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from lumbarview.core.errors import Cancelled
-from lumbarview.core.fs import atomic_write_bytes
+from lumbarview.core.errors import Cancelled, SpecialFileError
+from lumbarview.core.fs import atomic_write_bytes, read_regular_bytes
 from lumbarview.core.types import LoadIssue, Severity
 from lumbarview.io.dicom.headers import (
     HEADER_FIELDS as _HEADER_FIELDS,
@@ -390,9 +390,11 @@ class IndexCache:
         ``damage`` says why when the file exists but cannot be trusted (it is then rebuilt)."""
         target = self._file_for(root)
         try:
-            data = target.read_bytes()
+            data = read_regular_bytes(target)
         except FileNotFoundError:
             return _Index()
+        except SpecialFileError as exc:
+            return _Index(damage=exc.problem)
         except OSError as exc:
             return _Index(damage=f"it cannot be read ({exc.strerror or exc})")
         try:

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from lumbarview.core.errors import CorruptFileError, LoadError
+from lumbarview.core.fs import open_regular
 from lumbarview.core.limits import limits
 from lumbarview.io.dicom.headers import DEFLATED_UID, read_deflated
 
@@ -57,7 +58,7 @@ def read_tags(path: str | Path) -> list[TagRow]:
     CorruptFileError
     """
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             ds = read_deflated(fh, path, limits().max_volume_bytes, True) if _maybe_deflated(fh) else None
             if ds is None:
                 fh.seek(0)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lumbarview.core.dataset import Case, Dataset
-from lumbarview.core.errors import Cancelled, LoadError, NothingToOpenError
+from lumbarview.core.errors import Cancelled, LoadError, NothingToOpenError, SpecialFileError
 from lumbarview.core.labels import LabelScheme
 from lumbarview.core.limits import ResourceLimitError
 from lumbarview.core.types import LoadIssue, Severity, StudyCollection
@@ -18,6 +18,8 @@ from lumbarview.io.dicom.assemble import AssemblyCache
 from lumbarview.io.dicom.scan import IndexCache, ProgressCallback, scan_paths
 
 USER_SCHEME_FILE = "lumbarview-labels.json"
+#: The issue code of a FIFO, device or socket met inside a dataset (skipped, never opened).
+SPECIAL_FILE_CODE = "load.special-file"
 
 
 def natural_key(text: str) -> tuple[Any, ...]:
@@ -45,6 +47,12 @@ class OpenContext:
         target = case.issues if case is not None else self.dataset.issues
         target.append(LoadIssue(severity, code, message, None if path is None else str(path)))
 
+    def special_file(self, exc: SpecialFileError, path: str | Path | None = None, case: Case | None = None) -> None:
+        """A FIFO, device or socket met where a file was expected: one WARNING, skipped
+        (the same issue whoever meets it, so a reader and the dataset walk count it once)."""
+        self.issue(Severity.WARNING, SPECIAL_FILE_CODE, f"{exc.problem}. {exc.action}".strip(". ") + ".",
+                   exc.path or path, case)
+
     def guarded(self, case: Case | None, what: Callable[[], Any], path: str | Path | None = None) -> Any:
         r"""Run one reader for one file: whatever goes wrong with that file becomes one ERROR
         issue and the rest of the dataset goes on. Readers raise typed LoadErrors;
@@ -55,6 +63,9 @@ class OpenContext:
             return what()
         except Cancelled:
             raise
+        except SpecialFileError as exc:
+            self.special_file(exc, path, case)
+            return None
         except LoadError as exc:
             code = "load.limit" if isinstance(exc, ResourceLimitError) else "load.failed"
             self.issue(Severity.ERROR, code, f"{exc.problem}. {exc.action}".strip(". ") + ".",

@@ -172,6 +172,17 @@ class DockSet:
             self.issues_dock.setVisible(serious)
         self.size_shown()
 
+    def add_issues(self, dataset: Dataset | None, issues: list[LoadIssue]) -> None:
+        """Issues of the window's own (a session's restore, a file kept aside), kept in the panel
+        until the next dataset opens (a later refresh of the dataset's issues keeps them), and the
+        dock shown."""
+        self._own_issues.extend(issues)
+        if dataset is not None:
+            self.show_issues(dataset)
+        else:
+            self.issues_panel.set_issues(self._own_issues)
+        self.issues_dock.show()
+
     def show_case(self, view: CaseView, dataset: Dataset | None, flags: FlagStore | None) -> None:
         """The panels follow the case ``view`` shows."""
         case = view.case

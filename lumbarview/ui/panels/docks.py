@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.errors import LumbarviewError
+from lumbarview.core.text import safe_line
 from lumbarview.core.types import LoadIssue
 from lumbarview.services.case_browser import Submit
 from lumbarview.services.tags import SliceFile, TagRow, read_tags
@@ -410,8 +412,23 @@ class AnnotationPanel(QtWidgets.QWidget):
 
         path = Settings().save_path(self, "Export flags", "lumbarview-flags.csv", "CSV (*.csv)",
                                     str(self.store.dataset_path))
-        if path:
-            self.store.export_csv(path)
+        if not path:
+            return
+        try:
+            count = self.store.export_csv(path)
+        except (OSError, ValueError, OverflowError) as exc:  # nothing is lost: the flags stay in their file
+            message = safe_line(f"The flags could not be exported to {path} ({type(exc).__name__}: {exc}). No flag "
+                                f"was lost: they stay in {self.store.path}.")
+            self._tell(message)
+            if not os.environ.get("LUMBARVIEW_NO_DIALOGS"):
+                QtWidgets.QMessageBox.warning(self, "Export flags", message)
+            return
+        self._tell(f"{count} flag(s) exported to {path}")
+
+    def _tell(self, message: str) -> None:
+        window = self.window()
+        if isinstance(window, QtWidgets.QMainWindow):
+            window.statusBar().showMessage(message)
 
 
 class SummaryPanel(QtWidgets.QTextBrowser):

@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.geometry import EdgeLetters, FloatArray
+from lumbarview.core.limits import ResourceLimitError
 from lumbarview.core.types import ImageStack
 from lumbarview.model.session import Session
 from lumbarview.model.view_state import ViewState, WindowLevel
@@ -198,7 +199,14 @@ class SliceView(QtWidgets.QWidget):
         if source is None:
             return
         self.show_message("")
-        pixels = self.plane_cache.get(source, plane).pixels
+        try:
+            pixels = self.plane_cache.get(source, plane).pixels
+        except ResourceLimitError as exc:  # a plane over the budget: said in the view, nothing drawn
+            self.image.clear()
+            self._pixels = None
+            self.show_message(f"This plane is too large to show:\n{exc.problem}\n{exc.action}")
+            self._after_draw()
+            return
         self._pixels = pixels
         if state.mode == "reformat":  # the next steps' pixels, computed while this one shows
             along = float(plane.origin_lps @ plane.normal_lps)
