@@ -18,10 +18,12 @@ import csv
 import io
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from lumbarview.core.dataset import Case
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.fs import atomic_write_text
+from lumbarview.io.annotations import SPIDER_GRADING_COLUMNS, read_table
 from lumbarview.model.gradings import LEVELS, Grade
 from lumbarview.model.session import Session
 
@@ -56,11 +58,7 @@ def dataset_grades(case: Case) -> tuple[list[Grade], list[str]]:
                     skipped.append(f"SPIDER IVD label {row.get('IVD label')!r} ({level or 'no level'}) is not a "
                                    "lumbar disc L1-L2 ... L5-S1")
                     continue
-                for column, key in SPIDER_COLUMNS.items():
-                    if column not in row or row[column] in (None, ""):
-                        continue
-                    grades.append(_checked(key, str(level), _cell(row[column]), None, case.id,
-                                           f"SPIDER gradings ({Path(table.source).name})", skipped))
+                grades.extend(_spider_row(row, str(level), case.id, Path(table.source).name, skipped))
         elif table.kind == "rsna-grades":
             for row in table.rows:
                 rsna_key = RSNA_CONDITIONS.get(str(row.get("condition")))
@@ -74,6 +72,33 @@ def dataset_grades(case: Case) -> tuple[list[Grade], list[str]]:
         if g.value:
             out.setdefault(g.slot, g)
     return list(out.values()), skipped
+
+
+def _spider_row(row: dict[str, Any], level: str, case: str, source_name: str, skipped: list[str]) -> list[Grade]:
+    return [_checked(key, level, _cell(row[column]), None, case, f"SPIDER gradings ({source_name})", skipped)
+            for column, key in SPIDER_COLUMNS.items() if row.get(column) not in (None, "")]
+
+
+def spider_csv_grades(path: str | Path) -> tuple[list[Grade], list[str]]:
+    """The lumbar grades of every patient (case id: the ``Patient`` column) of a SPIDER gradings
+    CSV read on its own, and what was left out and why.
+
+    Raises
+    ------
+    LoadError
+        The file cannot be read as a table.
+    """
+    table, _issues = read_table(path, "spider-gradings", SPIDER_GRADING_COLUMNS)
+    grades: list[Grade] = []
+    skipped: list[str] = []
+    for row in table.rows:
+        ivd = row.get("IVD label")
+        level = SPIDER_IVD_LEVELS.get(ivd) if isinstance(ivd, int) else None
+        if level is None:
+            skipped.append(f"patient {row.get('Patient')}: IVD label {ivd!r} is not a lumbar disc L1-L2 ... L5-S1")
+            continue
+        grades.extend(_spider_row(row, level, _cell(row.get("Patient")), Path(path).name, skipped))
+    return [g for g in grades if g.value], skipped
 
 
 def _checked(key: str, level: str, value: str, side: str | None, case: str, note: str, skipped: list[str]) -> Grade:
