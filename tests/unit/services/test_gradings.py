@@ -10,7 +10,8 @@ import pytest
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.model.gradings import GRADINGS, Grade, slots
 from lumbarview.model.session import Session
-from lumbarview.phantom.layouts import Sizes, write_rsna, write_spider
+from lumbarview.phantom.layouts import Sizes, write_spider
+from lumbarview.phantom.rsna import write_rsna
 from lumbarview.phantom.spine import LumbarPhantom
 from lumbarview.services import session_store
 from lumbarview.services.gradings import (
