@@ -16,6 +16,8 @@ Top level::
     measurements  [{id, kind, points_lps, plane, series, level, side, note, source, case?, label?}]
     gradings      [{grading, level, value, side?, source?, note?, case?}] (per level; side "left" |
                    "right" for a sided grading, null otherwise; source "reader" | "dataset")
+    report        [{case, key, text}] the structured report's free text (keys:
+                   lumbarview.model.report_fields)
 
 This module checks the file's shape only: a measurement's ``kind``, ``source`` and ``side`` are
 strings and its points finite LPS triples. What the kinds are (``distance``, ``angle``, ``cobb``,
@@ -164,6 +166,7 @@ class SessionFile:
     layers: list[LayerRecord] = field(default_factory=list)
     measurements: list[MeasurementRecord] = field(default_factory=list)
     gradings: list[GradeRecord] = field(default_factory=list)
+    report: list[tuple[str | None, str, str]] = field(default_factory=list)
     saved_at: str | None = None
     issues: list[LoadIssue] = field(default_factory=list)
 
@@ -187,6 +190,7 @@ class SessionFile:
             "layers": [layer.to_json() for layer in self.layers],
             "measurements": [m.to_json() for m in self.measurements],
             "gradings": [g.to_json() for g in self.gradings],
+            "report": [{"case": case, "key": key, "text": text} for case, key, text in self.report],
         }
 
 
@@ -308,6 +312,14 @@ def _grade(item: Any, where: list[str | int]) -> GradeRecord:
         case=_text(item.get("case"), [*where, "case"], max_chars=300))
 
 
+def _report_field(item: Any, where: list[str | int]) -> tuple[str | None, str, str]:
+    if not isinstance(item, dict):
+        raise _Bad(where, f"is {type_name(item)}, not an object")
+    return (_text(item.get("case"), [*where, "case"], max_chars=300),
+            str(_text(item.get("key"), [*where, "key"], optional=False, max_chars=60)),
+            str(_text(item.get("text", ""), [*where, "text"], optional=False)))
+
+
 def _view(item: Any, where: list[str | int]) -> ViewRecord:
     if not isinstance(item, dict):
         raise _Bad(where, f"is {type_name(item)}, not an object")
@@ -422,6 +434,7 @@ def parse_session(doc: Any, source: str | Path) -> SessionFile:
         unique.append(m)
     out.measurements = unique
     out.gradings = _entries(doc, "gradings", _grade, issue)
+    out.report = _entries(doc, "report", _report_field, issue)
     return out
 
 

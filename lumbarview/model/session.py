@@ -25,6 +25,7 @@ from lumbarview.model.cursor import CursorModel
 from lumbarview.model.gradings import GradingDocument
 from lumbarview.model.measurements import MeasurementDocument
 from lumbarview.model.overlays import Layer, OverlayModel
+from lumbarview.model.report_fields import ReportFields
 from lumbarview.model.view_state import ViewState, WindowLevel
 from lumbarview.slicing.planes import ViewPlane
 from lumbarview.slicing.reference_lines import ReferenceLine, cut
@@ -80,6 +81,7 @@ class Session:
         self.undo = UndoStack()
         self.measurements = MeasurementDocument(self.undo)  # the measurement tools' document
         self.gradings = GradingDocument(self.undo)  # the reader's (and the dataset's) grades per level
+        self.report_fields = ReportFields(self.undo)  # the reader's words in the structured report
         self.overlays = OverlayModel()
         self.views: dict[str, ViewState] = {name: ViewState(name, _ORIENTATION[name], self.cursor)
                                              for name in VIEW_NAMES}
@@ -102,6 +104,7 @@ class Session:
         self.undo.clear()
         self.measurements.reset([])
         self.gradings.reset([])
+        self.report_fields.reset([])
         self.dataset_changed.emit(dataset)
 
     def show_case(self, case: Case, series: dict[str, Series | None], cursor_lps: npt.ArrayLike,

@@ -48,6 +48,7 @@ from lumbarview.io.session_file import (
 from lumbarview.model.gradings import Grade
 from lumbarview.model.kinds import plane_through
 from lumbarview.model.measurements import Measurement, MeasurementPlane
+from lumbarview.model.report_fields import check_field
 from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.model.view_state import WindowLevel
 
@@ -191,7 +192,7 @@ def snapshot(session: Session) -> SessionFile:
         case=None if session.case is None else session.case.id, layout=session.layout,
         cursor_lps=(float(cursor[0]), float(cursor[1]), float(cursor[2])), views=views, layers=layers,
         measurements=[to_record(m) for m in session.measurements],
-        gradings=[grade_record(g) for g in session.gradings])
+        gradings=[grade_record(g) for g in session.gradings], report=session.report_fields.items())
 
 
 class SessionStore:
@@ -362,6 +363,15 @@ def apply(session: Session, doc: SessionFile, source: str = "session") -> list[L
                 continue
             grades[grade.slot] = grade
     session.gradings.reset(grades.values())
+    fields = []
+    for case_id, key, text in doc.report:
+        try:
+            check_field(key, text)
+        except ValueError as exc:
+            warn("session.entry-skipped", f"skipped: {exc}")
+            continue
+        fields.append((case_id, key, text))
+    session.report_fields.reset(fields)
     if doc.cursor_lps is not None:
         session.cursor.set_crosshair(np.asarray(doc.cursor_lps, dtype=np.float64))
     session.undo.clear()

@@ -148,3 +148,23 @@ def test_the_source_csv_is_never_written_over(shared_data: Path, tmp_path: Path)
     copy.write_bytes((shared_data / "spider-gradings" / "radiological_gradings.csv").read_bytes())
     with pytest.raises(LumbarviewError, match="never writes over"):
         write_spider_gradings(copy, [], copy)
+
+
+def test_the_report_text_is_undone_as_one_run_and_survives_the_session_file(tmp_path: Path) -> None:
+    session = Session()
+    for text in ("N", "No", "No slip"):
+        session.report_fields.set("c1", "impression", text)
+    session.report_fields.set("c1", "level L4-L5", "broad bulge")
+    assert len(session.undo) == 2
+    store = session_store.SessionStore(tmp_path / "s.json")
+    store.save(session)
+    again = Session()
+    opened = store.open()
+    assert opened.doc is not None and session_store.apply(again, opened.doc) == []
+    assert again.report_fields.get("c1", "impression") == "No slip"
+    assert again.report_fields.get("c1", "level L4-L5") == "broad bulge"
+    session.undo.undo()
+    session.undo.undo()
+    assert session.report_fields.items() == []
+    with pytest.raises(ValueError, match="unknown report field"):
+        session.report_fields.set("c1", "diagnosis", "x")
