@@ -50,6 +50,11 @@ class Grading:
     def meaning(self, value: str) -> str:
         return dict(self.values).get(value, "")
 
+    @property
+    def code(self) -> str:
+        """Its code value in lumbarview's coding scheme (DICOM SR; at most 16 characters)."""
+        return SR_CODES[self.key]
+
 
 _SCHIZAS = "Schizas C et al. Spine 2010;35:1919-1924 (measurements.md [SCH10])"
 _LEE_C = "Lee GY et al. Skeletal Radiol 2011;40:1033-1039 (measurements.md [RP-CASE], [SEO23])"
@@ -133,6 +138,14 @@ GRADINGS: tuple[Grading, ...] = (
             "Sagittal T1: narrowing of the neural foramen.", _RSNA),
 )
 BY_KEY = {g.key: g for g in GRADINGS}
+#: Each grading's code value in lumbarview's own coding scheme (no SNOMED or RadLex code for these
+#: gradings is used: none was verified).
+SR_CODES = {
+    "schizas": "SCHIZAS", "lee_central": "LEE-CENTRAL", "lee_foraminal": "LEE-FORAMEN", "pfirrmann": "PFIRRMANN",
+    "modic": "MODIC", "meyerding": "MEYERDING", "disc_contour": "DISC-CONTOUR", "disc_narrowing": "DISC-NARROWING",
+    "disc_herniation": "DISC-HERNIATION", "disc_bulging": "DISC-BULGING", "endplate_upper": "ENDPLATE-UPPER",
+    "endplate_lower": "ENDPLATE-LOWER", "spondylolisthesis": "SPONDYLOLISTH", "rsna_canal": "RSNA-CANAL",
+    "rsna_subarticular": "RSNA-SUBARTIC", "rsna_foraminal": "RSNA-FORAMEN"}
 
 
 def grading(key: str) -> Grading:
