@@ -483,6 +483,9 @@ def report_session(dataset_path: str | Path, out: str | Path, *, session_file: s
     ValueError
         No such case (the message lists them), an unknown suffix, ``out`` inside the dataset.
     """
+    if Path(out).suffix.lower() not in SUFFIXES:
+        raise ValueError(f"cannot write a report to {Path(out).suffix or 'a file without suffix'}: choose a .pdf, "
+                         ".html or .dcm (DICOM SR) file name")
     issues: list[LoadIssue] = []
     doc = None
     if session_file is not None:
