@@ -63,6 +63,12 @@ GRADING_PART = {"schizas": "canal", "lee_central": "canal", "rsna_canal": "canal
 ENGINE_PART = {"canal": "canal", "foramen": "foramina", "disc": "disc"}
 SUFFIXES = (".pdf", ".html", ".htm", ".dcm")
 FONT_DIR = Path(__file__).resolve().parent.parent / "report_fonts"
+#: A slip this large (mm) or larger counts as a listhesis (one open pipeline's cut-off, a secondary
+#: source: measurements.md [3DS]); a smaller one is not given a Meyerding grade.
+SLIP_MM_POSITIVE = 3.0
+#: Words of a reader's measurement's note or label that place it in a part of its level (else: disc).
+MANUAL_PART_WORDS = (("recess", "recesses"), ("forami", "foramina"), ("canal", "canal"), ("sac", "canal"),
+                     ("dural", "canal"))
 KEY_FIELD_MM = 60.0
 KEY_PIXEL_MM = 0.25
 MANUAL_RGB = (255, 120, 0)
@@ -118,6 +124,13 @@ def _row_label(row: dict[str, Any]) -> str:
         label = label.removeprefix(prefix)
     label = {"ap": "AP", "dhi": "DHI"}.get(label, label)
     return f"{row['side']} {label}" if row.get("side") else label
+
+
+def _manual_part(row: dict[str, Any]) -> str:
+    """The part of its level a reader's measurement belongs to, by the words of its note (see
+    :data:`MANUAL_PART_WORDS`); the disc when they name none."""
+    words = str(row.get("note") or "").lower()
+    return next((part for word, part in MANUAL_PART_WORDS if word in words), "disc")
 
 
 def _source(row: dict[str, Any]) -> str:
@@ -180,8 +193,16 @@ def build_report(case: Case | None, case_id: str, grades: Sequence[Grade], rows:
     for row in rows:
         if row.get("quantity") == "slip" and row.get("unit") == "%" and isinstance(row.get("value"), int | float):
             value = float(row["value"])
-            alignment.append(Item(f"slip {row.get('level')}", f"{abs(value):.0f} %: Meyerding {meyerding_of(value)}",
-                                  _source(row), "Meyerding from the measured slip %"))
+            mm = next((float(r["value"]) for r in rows if r.get("quantity") == "slip" and r.get("unit") == "mm"
+                       and r.get("level") == row.get("level") and r.get("series") == row.get("series")
+                       and isinstance(r.get("value"), int | float)), None)
+            if mm is not None and abs(mm) < SLIP_MM_POSITIVE:
+                text = f"{abs(value):.0f} % ({abs(mm):.1f} mm): under {SLIP_MM_POSITIVE:.0f} mm, no slip graded"
+            else:
+                text = f"{abs(value):.0f} %: Meyerding {meyerding_of(value)}"
+            alignment.append(Item(f"slip {row.get('level')}", text, _source(row),
+                                  "Meyerding from the measured slip %; a slip of 3 mm or more counts (secondary "
+                                  "source, measurements.md [3DS])"))
     levels = []
     for level in LEVELS:
         parts: dict[str, list[Item]] = {p: [] for p in PARTS}
@@ -192,7 +213,8 @@ def build_report(case: Case | None, case_id: str, grades: Sequence[Grade], rows:
             if row.get("level") != level or row.get("value") is None:
                 continue
             source = str(row.get("source") or "engine")
-            part = ENGINE_PART.get(part_of(row.get("quantity")) or "", "disc") if source == "engine" else "disc"
+            part = (ENGINE_PART.get(part_of(row.get("quantity")) or "", "disc") if source == "engine"
+                    else _manual_part(row))
             note = str(row.get("flag") or row.get("note") or "")
             parts[part].append(Item(_row_label(row), _number(float(row["value"]), str(row.get("unit") or "")),
                                     _source(row), note))

@@ -206,3 +206,21 @@ def test_the_command_line_writes_the_report(spider_root: Path, graded_session: P
     assert "choose a .pdf, .html or .dcm" in capsys.readouterr().err
     assert main(["report", str(spider_root), "--session", str(tmp_path / "none.json"), "--out", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_small_slip_is_not_graded_and_a_reader_value_goes_to_the_part_its_note_names() -> None:
+    rows = [{"level": "L3-L4", "quantity": "slip", "value": 2.0, "unit": "mm", "source": "engine", "series": "t2"},
+            {"level": "L3-L4", "quantity": "slip", "value": 5.0, "unit": "%", "source": "engine", "series": "t2"},
+            {"level": "L4-L5", "quantity": "slip", "value": 8.0, "unit": "mm", "source": "engine", "series": "t2"},
+            {"level": "L4-L5", "quantity": "slip", "value": 27.0, "unit": "%", "source": "engine", "series": "t2"},
+            {"level": "L4-L5", "quantity": "distance", "value": 9.5, "unit": "mm", "source": "manual",
+             "note": "dural sac AP"},
+            {"level": "L4-L5", "quantity": "distance", "value": 4.5, "unit": "mm", "source": "manual",
+             "note": "left foramen width"}]
+    rep = build_report(None, "x", [], rows)
+    slips = {it.label: it.value for it in rep.alignment}
+    assert slips["slip L3-L4"].endswith("no slip graded") and "Meyerding" not in slips["slip L3-L4"]
+    assert slips["slip L4-L5"] == "27 %: Meyerding II"
+    l45 = next(lv for lv in rep.levels if lv.level == "L4-L5")
+    assert [it.value for it in l45.parts["canal"]] == ["9.5 mm"]
+    assert [it.value for it in l45.parts["foramina"]] == ["4.5 mm"]
