@@ -67,7 +67,7 @@ FONT_DIR = Path(__file__).resolve().parent.parent / "report_fonts"
 #: source: measurements.md [3DS]); a smaller one is not given a Meyerding grade.
 SLIP_MM_POSITIVE = 3.0
 #: Words of a reader's measurement's note or label that place it in a part of its level (else: disc).
-MANUAL_PART_WORDS = (("recess", "recesses"), ("forami", "foramina"), ("canal", "canal"), ("sac", "canal"),
+MANUAL_PART_WORDS = (("recess", "recesses"), ("foram", "foramina"), ("canal", "canal"), ("sac", "canal"),
                      ("dural", "canal"))
 KEY_FIELD_MM = 60.0
 KEY_PIXEL_MM = 0.25
