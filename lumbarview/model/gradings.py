@@ -293,6 +293,15 @@ class Measured:
     source: str = "engine"
 
 
+def reader_quantity(kind_name: str, unit: str, note: str) -> str:
+    """What a reader's measurement measures, for the cut-offs: an area whose note or label names
+    the dural sac or canal is a dural sac area (``canal_area``); anything else is its kind."""
+    words = note.lower()
+    if unit in ("mm2", "mm²") and any(w in words for w in ("sac", "canal", "dural")):
+        return "canal_area"
+    return kind_name
+
+
 @dataclass(frozen=True)
 class Disagreement:
     """A grade a measured value contradicts by a published cut-off; ``why`` says which."""

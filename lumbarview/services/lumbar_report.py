@@ -39,7 +39,15 @@ from lumbarview.core.errors import LoadError
 from lumbarview.core.fs import atomic_write_bytes, atomic_write_text, refuse_inside
 from lumbarview.core.types import LoadIssue
 from lumbarview.model.alignment import alignment_values
-from lumbarview.model.gradings import BY_KEY, LEVELS, Grade, Measured, disagreements, meyerding_of
+from lumbarview.model.gradings import (
+    BY_KEY,
+    LEVELS,
+    Grade,
+    Measured,
+    disagreements,
+    meyerding_of,
+    reader_quantity,
+)
 from lumbarview.model.measurements import Measurement, source_stack
 from lumbarview.model.report_fields import REPORT_FIELDS, level_field
 from lumbarview.services import export, report, sr
@@ -151,8 +159,11 @@ def measured_values(rows: Sequence[dict[str, Any]]) -> list[Measured]:
     for row in rows:
         value = row.get("value")
         if row.get("level") and isinstance(value, int | float) and math.isfinite(value):
-            out.append(Measured(str(row["level"]), str(row.get("quantity")), float(value), str(row.get("unit")),
-                                str(row.get("source") or "engine")))
+            source = str(row.get("source") or "engine")
+            quantity = str(row.get("quantity"))
+            if source != "engine":
+                quantity = reader_quantity(quantity, str(row.get("unit")), str(row.get("note") or ""))
+            out.append(Measured(str(row["level"]), quantity, float(value), str(row.get("unit")), source))
     return out
 
 
