@@ -37,7 +37,7 @@ TOOLS = ("navigate", *KIND_TOOLS)
 SHORTCUTS = {"navigate": "N", "distance": "D", "angle": "A", "cobb": "B", "endplate": "U", "ellipse": "E",
              "rectangle": "Q", "polygon": "G", "freehand": "H", "point": "P", "perpendicular": "T"}
 LABELS = {"navigate": "&Navigate", "distance": "&Distance", "angle": "&Angle", "cobb": "&Cobb angle",
-          "endplate": "Endplate line (&upper/lower, for lordosis)",
+          "endplate": "End&plate line",
           "ellipse": "&Ellipse area", "rectangle": "Rectan&gle area", "polygon": "&Polygon area",
           "freehand": "&Freehand area", "point": "P&oint", "perpendicular": "Pe&rpendicular (disc height)"}
 PICK_PX = 7.0
