@@ -7,6 +7,8 @@
   value outside the grading) are listed with why, never guessed.
 - :func:`prefill`: put them in the session's grading document (not an edit: no undo step),
   keeping what the reader already graded.
+- :func:`write_grades_csv` / :func:`read_grades_csv`: every grade (all gradings, reader's and
+  dataset's) as a CSV of :data:`GRADES_CSV_COLUMNS` and back.
 - :func:`write_spider_gradings`: the SPIDER gradings CSV with the document's lumbar grades in
   place of the dataset's: every other row and cell as read, so a file read and written back
   unchanged is byte for byte the same. Never written over the source.
@@ -23,6 +25,7 @@ from typing import Any
 from lumbarview.core.dataset import Case
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.fs import atomic_write_text
+from lumbarview.core.limits import limits
 from lumbarview.io.annotations import SPIDER_GRADING_COLUMNS, read_table
 from lumbarview.model.gradings import LEVELS, Grade
 from lumbarview.model.session import Session
@@ -174,3 +177,49 @@ def write_spider_gradings(source: str | Path, grades: Iterable[Grade], out: str 
     atomic_write_text(out, ("\ufeff" if raw.startswith(b"\xef\xbb\xbf") else "") + body)
     return [g for g in by_slot.values() if g.grading in SPIDER_COLUMNS.values()
             and (g.case, g.level, g.grading) not in written]
+
+
+#: The columns of lumbarview's own gradings CSV (every grading, one row a grade).
+GRADES_CSV_COLUMNS = ("case", "level", "grading", "side", "value", "source", "note")
+
+
+def write_grades_csv(path: str | Path, grades: Iterable[Grade]) -> Path:
+    """Write ``grades`` as lumbarview's gradings CSV (:data:`GRADES_CSV_COLUMNS`), atomically."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(GRADES_CSV_COLUMNS)
+    for g in grades:
+        writer.writerow([g.case or "", g.level, g.grading, g.side or "", g.value, g.source, g.note])
+    atomic_write_text(path, buffer.getvalue())
+    return Path(path)
+
+
+def read_grades_csv(path: str | Path) -> tuple[list[Grade], list[str]]:
+    """The grades of a gradings CSV written by :func:`write_grades_csv`, and each row left out
+    with why (an unknown grading, level, side, value or source).
+
+    Raises
+    ------
+    LumbarviewError
+        The file cannot be read, is over the text budget, or lacks a column.
+    """
+    try:
+        limits().check_text_file(str(path))
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LumbarviewError(f"the gradings CSV {path} cannot be read ({exc}); check the file") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in GRADES_CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise LumbarviewError(f"{path} has no column {', '.join(missing)}: it is not a lumbarview gradings CSV "
+                              f"(columns {', '.join(GRADES_CSV_COLUMNS)})")
+    grades: list[Grade] = []
+    skipped: list[str] = []
+    for row in reader:
+        cell = {key: str(row.get(key) or "") for key in GRADES_CSV_COLUMNS}
+        try:
+            grades.append(Grade.create(cell["grading"], cell["level"], cell["value"], cell["side"] or None,
+                                       cell["source"] or "reader", cell["note"], cell["case"] or None))
+        except ValueError as exc:
+            skipped.append(f"{path}, line {reader.line_num}: {exc}")
+    return grades, skipped

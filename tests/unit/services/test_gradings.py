@@ -168,3 +168,26 @@ def test_the_report_text_is_undone_as_one_run_and_survives_the_session_file(tmp_
     assert session.report_fields.items() == []
     with pytest.raises(ValueError, match="unknown report field"):
         session.report_fields.set("c1", "diagnosis", "x")
+
+
+def test_every_grade_is_exported_to_csv_and_read_back(tmp_path: Path) -> None:
+    from lumbarview.services.gradings import read_grades_csv, write_grades_csv
+
+    grades = []
+    for n, (level, key, side) in enumerate(slots()):
+        names = next(g for g in GRADINGS if g.key == key).value_names
+        grades.append(Grade.create(key, level, names[n % len(names)], side, ("reader", "dataset")[n % 2],
+                                   "a note, with a comma" if n == 3 else "", "case 7"))
+    path = write_grades_csv(tmp_path / "grades.csv", grades)
+    back, skipped = read_grades_csv(path)
+    assert skipped == [] and back == grades
+    with open(path, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(grades) and rows[0]["case"] == "case 7"
+    rows[1]["value"] = "Z"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    back, skipped = read_grades_csv(path)
+    assert len(back) == len(grades) - 1 and len(skipped) == 1 and "line 3" in skipped[0] and "'Z'" in skipped[0]
