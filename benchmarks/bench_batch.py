@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,10 @@ def _time(runner: Runner, jobs: list) -> float:  # type: ignore[type-arg]
 
 
 def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import header  # the commit and the machine, first
+
+    print(header("bench_batch"))
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)

@@ -29,6 +29,10 @@ from lumbarview.services.open_dataset import open_path
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import header  # the commit and the machine, first
+
+    print(header("bench_datasets"))
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()

@@ -15,6 +15,9 @@
    ``os.walk`` + ``os.stat`` of every file. lumbarview's figure is ``open_dicom`` with a warm
    header index and assembly cache, up to a browsable collection (every series and stack
    built; pixels stay on disk).
+4. Cached re-open by ``lumbarview info`` as a whole process (``--files`` tree, warm index)
+   against a realistic floor process that imports numpy and pydicom, walks and stats the tree
+   and reads the index files; wall and CPU time (user + system) per run.
 
 Method: each subject is called once untimed (warm page cache, warm imports), then the subjects
 are timed in turn, A B C A B C ..., for ``--rounds`` rounds; each figure is the median with its
@@ -35,6 +38,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +52,7 @@ import pydicom
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import Figure, interleaved, machine_note, ratios
+from timing import Figure, header, interleaved, machine_note, ratios
 
 from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.io.dicom.scan import scan_paths
@@ -308,6 +312,64 @@ def bench_reopen(data: Path, n_files: int, rounds: int, out: dict[str, Any]) -> 
     out["reopen_over_floor"] = times_floor.values
 
 
+_FLOOR = """
+import os, sys
+import numpy, pydicom
+n = 0
+for folder, _, names in os.walk(sys.argv[1]):
+    for name in names:
+        os.stat(os.path.join(folder, name))
+        n += 1
+for name in os.listdir(sys.argv[2]):
+    with open(os.path.join(sys.argv[2], name), "rb") as fh:
+        fh.read()
+print(n)
+"""
+
+
+def _process(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one child process run to its end."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def bench_info(data: Path, n_files: int, rounds: int, out: dict[str, Any]) -> None:
+    """``lumbarview info TREE`` with a warm index, as a whole process, against a realistic floor
+    process: one that imports numpy and pydicom, walks and stats the tree and reads the index
+    files (what any cached re-open must do at the least)."""
+    folder = _once(data / f"tree{n_files}-per160-v{_DATA_VERSION}",
+                   lambda p: write_many(p, n_files, per_series=160))
+    print(f"\n4. cached re-open by `lumbarview info` (whole processes): {n_files} files; warm page cache")
+    with tempfile.TemporaryDirectory(prefix="lv-bench-info-") as cache_dir:
+        env = {**os.environ, "LUMBARVIEW_CACHE_DIR": cache_dir}
+        info = [sys.executable, "-m", "lumbarview", "info", str(folder)]
+        floor = [sys.executable, "-c", _FLOOR, str(folder), cache_dir]
+        subprocess.run(info, env=env, check=True, stdout=subprocess.DEVNULL)  # builds the index
+        index_mb = sum(f.stat().st_size for f in Path(cache_dir).iterdir()) / 2**20
+        runs: dict[str, list[tuple[float, float]]] = {"floor": [], "info": []}
+        for r in range(rounds + 1):
+            for name, cmd in (("floor", floor), ("info", info)):
+                figure = _process(cmd, env)
+                if r > 0:  # round 0 warms both
+                    runs[name].append(figure)
+    for name, title in (("floor", "floor: import numpy+pydicom, walk, stat, read index"),
+                        ("info", "lumbarview info (warm index)")):
+        wall = Figure(tuple(w for w, _ in runs[name]))
+        cpu = Figure(tuple(c for _, c in runs[name]))
+        print(_line(title, wall) + f"; CPU {cpu.median:.2f} s")
+    for i, what in ((0, "wall"), (1, "CPU")):
+        ratio = Figure(tuple(b[i] / a[i] for a, b in zip(runs["floor"], runs["info"], strict=True)))
+        print(_line(f"info / floor, {what} (per round; goal <= 2)", ratio, "x"))
+    print(f"  (index and assembly files: {index_mb:.1f} MB)")
+    out["info_reopen"] = runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
@@ -317,6 +379,7 @@ def main() -> int:
     parser.add_argument("--skip-series", action="store_true")
     parser.add_argument("--skip-scan", action="store_true")
     parser.add_argument("--skip-reopen", action="store_true")
+    parser.add_argument("--skip-info", action="store_true")
     parser.add_argument("--prepare", action="store_true", help="only write the data")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
@@ -330,7 +393,7 @@ def main() -> int:
               lambda p: write_many(p, args.files, per_series=160))
         return 0
     out: dict[str, Any] = {"machine_before": machine_note()}
-    print(f"bench_dicom: {machine_note()} (a shared machine: other jobs may run), "
+    print(f"{header('bench_dicom')} (a shared machine: other jobs may run), "
           f"{args.rounds} interleaved rounds, data in {data}")
     with tempfile.TemporaryDirectory(prefix="lv-bench-") as tmp:
         os.environ["LUMBARVIEW_CACHE_DIR"] = str(Path(tmp) / "user-cache")
@@ -340,6 +403,8 @@ def main() -> int:
             bench_scan(data, args.scan_files, max(3, args.rounds // 2), out)
         if not args.skip_reopen:
             bench_reopen(data, args.files, args.rounds, out)
+        if not args.skip_info:
+            bench_info(data, args.files, args.rounds, out)
     out["machine_after"] = machine_note()
     print(f"\nafter: {out['machine_after']}")
     if args.json:

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_measure.py [--rounds 5] [--cases 10] [--cli-rounds 2] [--skip-cli]
 
-1. In-process: ``measure_label_map`` of today's engine (``lumbarview.measure.lumbar``) against
+1. In-process: ``measure_label_map`` of today's engine (``lumbarview.measure.engine``) against
    the engine before bundled sampling (``benchmarks/_engine_before.py``, a verbatim copy of it),
    on the same label maps in the same process, alternating A B A B ... for ``--rounds`` rounds
    after one warm-up call of each (warm: imports done, label maps in memory; each call builds
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lumbarview.core.labels import spider_scheme  # noqa: E402
-from lumbarview.measure import lumbar  # noqa: E402
+from lumbarview.measure import engine as lumbar  # noqa: E402
 from lumbarview.phantom.layouts import Sizes, render_labels, sagittal_geometry, write_spider  # noqa: E402
 from lumbarview.phantom.spine import LumbarPhantom  # noqa: E402
 
@@ -154,13 +154,17 @@ def cli(cases: int, rounds: int) -> None:
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import header  # the commit and the machine, first
+
+    print(header("bench_measure"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--cli-rounds", type=int, default=2)
     parser.add_argument("--skip-cli", action="store_true")
     args = parser.parse_args()
-    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n")
+    print()
     in_process(args.rounds)
     if not args.skip_cli:
         cli(args.cases, args.cli_rounds)

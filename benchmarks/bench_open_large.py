@@ -83,6 +83,10 @@ def summary(values: list[float], unit: str, digits: int = 2) -> str:
 
 
 def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import header  # the commit and the machine, first
+
+    print(header("bench_open_large"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, nargs="+", default=[5, 500])
     parser.add_argument("--rounds", type=int, default=3)

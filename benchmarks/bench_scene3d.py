@@ -21,7 +21,12 @@ was only the label surfaces and STL meshes as opaque actors, with VTK's default 
 1. First frame: a new pane (Qt widget, render window, every object of the case: meshes, marker
    spheres, tubes and names, label surfaces built (cache cleared, and again warm), three
    textured slices) to the first frame's pixels in memory; bare: a new offscreen
-   vtkRenderWindow, the copies of the warm pane's props made, first Render() and read-back.
+   vtkRenderWindow, the copies of the warm pane's props made, first Render() and read-back;
+   beside the pane's cold frame, the bare one also builds the label surfaces (a plain VTK
+   pipeline: surface nets over every visible label of a map at once, then decimation, at the
+   map's full resolution on one thread: the pane first pools the labels to about 1.2 mm voxels
+   and builds them on two threads, so the bare pipeline makes more triangles; it is the plain
+   way, not the same mesh).
 2. Rotation frame: camera azimuth 3 degrees + Render(), ours (the pane's render window inside
    Qt) and bare alternating; also the process's CPU time per frame (OSMesa's threads included),
    which other load on the machine disturbs less than the wall clock.
@@ -218,6 +223,48 @@ def _bare_scene(scene: Any) -> tuple[Any, Any]:
     return window, renderer
 
 
+def _bare_surfaces(session: Any) -> list[Any]:
+    """The label surfaces the pane shows, built by a plain VTK pipeline (the cold first frame's
+    baseline builds its surfaces too): per visible label layer, the whole map as one vtkImageData
+    on its spacing, one vtkSurfaceNets3D over every visible label (the pane's smoothing) and one
+    vtkQuadricDecimation (the pane's reduction)."""
+    import numpy as np
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+    from vtkmodules.vtkCommonDataModel import vtkImageData
+    from vtkmodules.vtkFiltersCore import vtkQuadricDecimation, vtkSurfaceNets3D
+
+    from lumbarview.core.dataset import LabelMap
+    from lumbarview.services import surfaces
+
+    out = []
+    for layer in session.overlays.layers:
+        if layer.kind != "labels" or not layer.visible or not isinstance(layer.source, LabelMap):
+            continue
+        stack = layer.source.stack
+        if stack.n_slices < 2:
+            continue
+        labels = stack.pixels()
+        k, j, i = labels.shape
+        image = vtkImageData()
+        image.SetDimensions(i, j, k)
+        image.SetSpacing(*stack.geometry.spacing_mm)
+        image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(labels).ravel(), deep=True))
+        nets = vtkSurfaceNets3D()
+        nets.SetInputData(image)
+        for n, value in enumerate(v for v in layer.label_values() if v not in layer.hidden_labels):
+            nets.SetLabel(n, float(value))
+        nets.SetBackgroundLabel(0.0)
+        nets.SetOutputMeshTypeToTriangles()
+        nets.SmoothingOn()
+        nets.SetNumberOfIterations(surfaces.DEFAULT_SMOOTHING)
+        decimate = vtkQuadricDecimation()
+        decimate.SetInputConnection(nets.GetOutputPort())
+        decimate.SetTargetReduction(surfaces.DEFAULT_REDUCTION)
+        decimate.Update()
+        out.append(decimate.GetOutput())
+    return out
+
+
 def first_frame(case: Any, repeats: int) -> dict[str, Any]:
     from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
@@ -228,7 +275,7 @@ def first_frame(case: Any, repeats: int) -> dict[str, Any]:
 
     app = make_app()
     session = _session(case)
-    cold, warm, bare = [], [], []
+    cold, warm, bare, bare_cold = [], [], [], []
     drawn: dict[str, Any] = {}
     for _ in range(repeats):
         source = None
@@ -238,6 +285,10 @@ def first_frame(case: Any, repeats: int) -> dict[str, Any]:
             if kind == "bare":
                 assert source is not None
                 t0 = time.perf_counter()
+                built = _bare_surfaces(session)
+                surfaces_s = time.perf_counter() - t0
+                assert built, "no label surface to build"
+                t0 = time.perf_counter()
                 window, _renderer = _bare_scene(source)
                 window.Render()
                 grab = vtkWindowToImageFilter()  # to pixels in memory, as ours
@@ -245,6 +296,7 @@ def first_frame(case: Any, repeats: int) -> dict[str, Any]:
                 grab.ReadFrontBufferOff()
                 grab.Update()
                 bare.append(time.perf_counter() - t0)
+                bare_cold.append(bare[-1] + surfaces_s)
                 window.Finalize()
                 source.shutdown()
                 source.deleteLater()
@@ -265,11 +317,14 @@ def first_frame(case: Any, repeats: int) -> dict[str, Any]:
             scene.deleteLater()
             app.processEvents()
     out = {"ours_cold_surfaces": _stats(cold), "ours_cached_surfaces": _stats(warm), "bare_vtk": _stats(bare),
-           "drawn": drawn}
+           "bare_vtk_surfaces_built": _stats(bare_cold), "drawn": drawn}
     print(_fmt_drawn(drawn))
     print(_fmt("first frame, ours (surfaces built)", out["ours_cold_surfaces"]))
     print(_fmt("first frame, ours (surfaces cached)", out["ours_cached_surfaces"]))
     print(_fmt("first frame, bare VTK", out["bare_vtk"]) + f"  [{drawn['total_triangles']:,} triangles]")
+    print(_fmt("first frame, bare VTK (surfaces built: surface nets + decimation)", out["bare_vtk_surfaces_built"]))
+    print(f"  ours / bare, surfaces built: {statistics.median(cold) / statistics.median(bare_cold):.2f}x; "
+          f"surfaces cached / bare: {statistics.median(warm) / statistics.median(bare):.2f}x")
     return out
 
 
@@ -389,6 +444,10 @@ def slice_step(root: Path, steps: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import header  # the commit and the machine, first
+
+    print(header("bench_scene3d"))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frames", type=int, default=60)

@@ -9,7 +9,9 @@
 A step is a change of slice in the model (``ViewState.step``) through the view's update to pixels
 painted (a synchronous ``viewport().repaint()``). Baseline: bare pyqtgraph,
 ``ImageItem.setImage(levels=...)`` + ``repaint()`` on a widget of the same size, pixels already
-in memory. Rounds interleave baseline and subject; the view's plane cache is warm for the native
+in memory. Each step is timed twice: wall time, and the CPU time of the GUI thread (on a shared,
+loaded machine the wall time also holds the time other processes had the cores). Rounds
+interleave baseline and subject; the view's plane cache is warm for the native
 step (prefetching does that off the GUI thread while a reader reads) and cleared before the
 reformatted steps of each round; as it steps, the view prefetches the planes either side on the
 cache's background thread, and the steps follow back to back, so a step may find its plane
@@ -30,6 +32,9 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import header
 
 
 def _rss_mb() -> float:
@@ -40,25 +45,79 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def _steps(view: Any, n: int) -> list[float]:
-    """Seconds per step, model change to pixels painted, back and forth across the series."""
+def _steps(view: Any, n: int, also: tuple[Any, ...] = (), pace_s: float = 0.0) -> list[tuple[float, float]]:
+    """Seconds per step, model change to pixels painted (the view's, and those of the views in
+    ``also``: linked views whose reference lines moved), back and forth across the series. With
+    ``pace_s``, one step every ``pace_s`` seconds (a scroll at that rate): the wait between
+    steps runs the event loop, and only the steps are timed."""
+    from PySide6 import QtWidgets
+
     times = []
     direction = 1
+    next_at = time.perf_counter()
     for _ in range(n):
+        if pace_s:
+            while time.perf_counter() < next_at:
+                QtWidgets.QApplication.processEvents()
+                time.sleep(0.001)
+            next_at = time.perf_counter() + pace_s
         index, count = view.view_state.position()
         if index <= 0:
             direction = 1
         elif index >= count - 1:
             direction = -1
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         view.view_state.step(direction)
         view.graphics.viewport().repaint()
-        times.append(time.perf_counter() - t0)
+        for other in also:
+            other.graphics.viewport().repaint()
+        times.append((time.perf_counter() - t0, time.thread_time() - c0))
     return times
 
 
-def _spread(medians: list[float]) -> str:
-    return f"median {statistics.median(medians):.2f} ms (rounds {min(medians):.2f}-{max(medians):.2f})"
+def _walk(view: Any, start: int, n: int) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds per step of ``n`` steps forward from slice ``start`` (the same planes
+    each call)."""
+    view.view_state.go_to(start)
+    view.graphics.viewport().repaint()
+    times = []
+    for _ in range(n):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        view.view_state.step(1)
+        view.graphics.viewport().repaint()
+        times.append((time.perf_counter() - t0, time.thread_time() - c0))
+    return times
+
+
+def _warm_native(view: Any, cache: Any, stacks: list[tuple[Any, str]]) -> None:
+    """Every native plane of ``view``'s series in ``cache``, images and labels: what prefetching
+    does off the GUI thread while a reader reads."""
+    geometry = view.view_state.source.geometry
+    for k in range(geometry.shape_kji[0]):
+        plane = view.view_state.plane.through(geometry.index_to_lps((0, 0, k)))
+        for stack, kind in stacks:
+            cache.get(stack, plane, kind=kind)
+
+
+def _medians(times: list[tuple[float, float]]) -> tuple[float, float]:
+    """(wall, CPU) medians in ms."""
+    return statistics.median(t[0] for t in times) * 1000, statistics.median(t[1] for t in times) * 1000
+
+
+def _spread(rounds: list[tuple[float, float]]) -> str:
+    wall = [r[0] for r in rounds]
+    cpu = [r[1] for r in rounds]
+    return (f"wall {statistics.median(wall):6.2f} ms ({min(wall):.2f}-{max(wall):.2f}), "
+            f"CPU {statistics.median(cpu):5.2f} ms ({min(cpu):.2f}-{max(cpu):.2f})")
+
+
+def _ratio(subject: list[tuple[float, float]], baseline: list[tuple[float, float]]) -> str:
+    """Per-round ratios (the rounds pair neighbours in time), wall and CPU: median and range."""
+    out = []
+    for i, name in ((0, "wall"), (1, "CPU")):
+        per_round = [a[i] / b[i] for a, b in zip(subject, baseline, strict=True)]
+        out.append(f"{name} {statistics.median(per_round):.2f}x ({min(per_round):.2f}-{max(per_round):.2f})")
+    return ", ".join(out)
 
 
 def steps(sizes: tuple[int, ...], n_steps: int, rounds: int, overlays: bool) -> None:
@@ -115,28 +174,51 @@ def steps(sizes: tuple[int, ...], n_steps: int, rounds: int, overlays: bool) -> 
             if overlays:
                 view.overlay = OverlayItems(view, session.overlays)
         session.show_case(case, {"sagittal": series, "axial": series}, g.index_to_lps((n / 2, n / 2, 32)))
-        for k in range(64):  # what prefetching does off the GUI thread while a reader reads
-            cache.get(stack, views["sagittal"].view_state.plane.through(g.index_to_lps((0, 0, k))))
+        sagittal, axial = views["sagittal"], views["axial"]
+
+        warm = (sagittal, cache, [(stack, "image")] + ([(label_stack, "labels")] if overlays else []))
+        _warm_native(*warm)
         app.processEvents()
-        bare_rounds, native_rounds, reformat_rounds = [], [], []
+        count = axial.view_state.position()[1]
+        walk = min(n_steps, count - 1)
+        start = max(0, (count - 1 - walk) // 2)
+        names = ("bare", "native", "linked", "new", "cached", "paced", "native paced")
+        figures: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
         for _ in range(rounds):
             bare = []
             for i in range(n_steps):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 item.setImage(volume[i % 64], levels=(500.0, 3500.0))
                 widget.viewport().repaint()
-                bare.append(time.perf_counter() - t0)
-            bare_rounds.append(statistics.median(bare) * 1000)
-            native_rounds.append(statistics.median(_steps(views["sagittal"], n_steps)) * 1000)
+                bare.append((time.perf_counter() - t0, time.thread_time() - c0))
+            figures["bare"].append(_medians(bare))
+            figures["native"].append(_medians(_steps(sagittal, n_steps)))
+            figures["linked"].append(_medians(_steps(sagittal, n_steps, also=(axial,))))
             cache.clear()
-            reformat_rounds.append(statistics.median(_steps(views["axial"], n_steps)) * 1000)
+            _warm_native(*warm)
+            figures["new"].append(_medians(_walk(axial, start, walk)))
+            figures["cached"].append(_medians(_walk(axial, start, walk)))
+            cache.clear()
+            _warm_native(*warm)
+            figures["paced"].append(_medians(_steps(axial, walk, pace_s=1 / 30)))
+            figures["native paced"].append(_medians(_steps(sagittal, walk, pace_s=1 / 30)))
         for view in views.values():
             view.close()
         widget.close()
         what = "with 3 overlays (mask, boxes, points)" if overlays else "no overlays"
-        print(f"{n}x{n}x64 volume, {what}: bare pyqtgraph {_spread(bare_rounds)}; native sagittal step "
-              f"{_spread(native_rounds)} ({statistics.median(native_rounds) / statistics.median(bare_rounds):.2f}x);"
-              f" reformatted axial step {_spread(reformat_rounds)}")
+        f = figures
+        print(f"{n}x{n}x64 volume, {what} (per step: wall time, and CPU time of the GUI thread):")
+        rows = [("bare pyqtgraph (setImage + repaint)", "bare", None, ""),
+                ("native sagittal step, one view", "native", "bare", "the bare floor"),
+                ("native sagittal step, two linked views", "linked", "bare", "the bare floor (both views repainted)"),
+                ("reformatted axial step, new planes", "new", "cached", "the cached step (prefetch in flight)"),
+                ("reformatted axial step, cached planes", "cached", None, ""),
+                ("reformatted axial step, 30 steps/s", "paced", "native paced", "the native step at 30 steps/s"),
+                ("native sagittal step, 30 steps/s", "native paced", None, "")]
+        for title, key, base, versus in rows:
+            print(f"  {title:<40} {_spread(f[key])}")
+            if base is not None:
+                print(f"  {'':<40} {_ratio(f[key], f[base])} {versus}")
 
 
 def startup_child(root: str) -> None:
@@ -257,5 +339,6 @@ if __name__ == "__main__":
     elif args.scroll_memory:
         scroll_memory(args.cache_mb)
     else:
+        print(header("bench_viewer") + f"; {args.rounds} interleaved rounds of {args.steps} steps")
         for overlays in (False, True):
             steps((320, 512), args.steps, args.rounds, overlays)

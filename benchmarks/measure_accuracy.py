@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lumbarview.core.labels import spider_scheme
 from lumbarview.measure.accuracy import errors
-from lumbarview.measure.lumbar import measure_label_map
+from lumbarview.measure.engine import measure_label_map
 from lumbarview.phantom.layouts import level_roi_geometry, render_labels
 from lumbarview.phantom.spine import LumbarPhantom, PhantomParams
 
@@ -53,6 +53,10 @@ def run(configs: list[tuple[str, float, float, float]]) -> None:
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import header  # the commit and the machine, first
+
+    print(header("measure_accuracy"))
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="skip the 0.3 mm grid (about a minute)")
     args = parser.parse_args()

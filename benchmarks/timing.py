@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,24 @@ def machine_note() -> str:
     except OSError:
         load = "unknown"
     return f"{os.cpu_count()} cores, load average {load}"
+
+
+def commit_note() -> str:
+    """The commit the benchmark runs on (and whether the tree differs from it): a figure is
+    only worth quoting with the code that produced it."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "commit unknown (no git)"
+    if not head:
+        return "commit unknown (not a git checkout)"
+    return f"commit {head}" + (" with uncommitted changes" if dirty else "")
+
+
+def header(name: str) -> str:
+    """The first line every benchmark prints: what ran, on which commit, on what machine."""
+    return f"{name}: {commit_note()}; {machine_note()}"

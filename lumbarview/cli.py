@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="one JSON object per value, per line (NDJSON)")
     out.add_argument("--csv", metavar="OUT", help="write rows to OUT (appends and resumes: finished cases "
                                                    "listed in OUT.done are skipped)")
+    measure.add_argument("--geometry", action="store_true",
+                         help="with --json: each row's geometry, the lines (LPS mm) its value was measured on")
     measure.add_argument("--summary", action="store_true",
                      help="per case, a table of levels by quantity for people (with --csv: beside the file)")
     measure.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
@@ -227,8 +229,11 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print("lumbarview: --summary prints tables for people; it does not go with --json (use --csv OUT "
               "--summary to keep the rows too)", file=sys.stderr)
         return EXIT_NOTHING_OPENED
+    if args.geometry and not args.json:
+        print("lumbarview: --geometry adds each value's lines to the JSON rows; use it with --json", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
     dataset = open_path(args.path, use_cache=not args.no_cache)
-    jobs, skipped = jobs_for(dataset)
+    jobs, skipped = jobs_for(dataset, geometry=args.geometry)
     for note in skipped:
         print(f"lumbarview: skipped {note}", file=sys.stderr)
     if not jobs:

@@ -96,6 +96,10 @@ def _entry(value: int, name: str, role: Role, level: str | None = None) -> Label
     return LabelEntry(value, name, role, _ROLE_COLOURS.get(role, _palette(value)), level)
 
 
+#: The sacrum in SPIDER-numbered masks that label it (lumbarview's phantom does; SPIDER does not).
+SPIDER_SACRUM = 153
+
+
 def spider_scheme() -> LabelScheme:
     """SPIDER masks: vertebrae 1..99 counted from the bottom (1 = L5), canal 100, partially
     visible vertebrae 101-125, discs 201-225 where disc ``200 + v`` lies below vertebra ``v``
@@ -114,6 +118,9 @@ def spider_scheme() -> LabelScheme:
         level = f"{upper}-{lower}" if upper and lower else None
         entries[200 + v] = _entry(200 + v, f"disc {level}" if level else f"disc {v}",
                                   Role.DISC, level)
+    # Not a SPIDER value (SPIDER leaves the sacrum out): lumbarview's phantom writes its sacrum
+    # as 153 in SPIDER-numbered masks, and the engine measures L5-S1 against it.
+    entries[SPIDER_SACRUM] = _entry(SPIDER_SACRUM, "sacrum (S1)", Role.SACRUM, "S1")
     return LabelScheme("SPIDER", entries, Role.OTHER)
 
 

@@ -98,6 +98,9 @@ class ImageStack:
         self._lock = threading.Lock()
         #: Decodes one slice without the rest (set by readers that can, e.g. DICOM: one file).
         self.slice_loader: Callable[[int], npt.NDArray[Any]] | None = None
+        #: Bumped by each :meth:`replace_region`: what is computed from the pixels (cached planes,
+        #: label values) is keyed by ``(uid, revision)``, so an edit never shows stale pixels.
+        self.revision = 0
 
     @property
     def n_slices(self) -> int:
@@ -127,6 +130,39 @@ class ImageStack:
                 self._pixels = array
                 self._decode_issues = tuple(issues)
             return self._pixels
+
+    def versioned_pixels(self) -> tuple[int, npt.NDArray[Any]]:
+        """``(revision, pixels)`` read together: a cache computing from these pixels keys its
+        result by this revision, never by one an edit on another thread bumped meanwhile."""
+        pixels = self.pixels()
+        with self._lock:
+            if self._pixels is not None:
+                pixels = self._pixels
+            return self.revision, pixels
+
+    def replace_region(self, region: tuple[slice, ...], values: npt.ArrayLike) -> int:
+        """Write ``values`` into ``pixels()[region]`` (``[k, j, i]`` slices), copy on write: the
+        array readers already hold never changes under them; the stack then holds the new array
+        and its :attr:`revision` is bumped (returned). Raises ValueError (nothing changed) when
+        the values do not fit the region or would change the pixel type (a float into labels)."""
+        self.pixels()
+        with self._lock:
+            current = self._pixels
+            if current is None:  # released between the two calls: decode again
+                current, issues = self._checked_load()
+                self._decode_issues = tuple(issues)
+            array = np.asarray(values)
+            _check_fits(array, current.dtype)
+            updated = np.array(current, copy=True)
+            try:
+                updated[region] = array
+            except (ValueError, IndexError) as exc:
+                raise ValueError(f"the values do not fit the region {region} of a {current.shape} "
+                                 f"stack: {exc}") from exc
+            updated.setflags(write=False)
+            self._pixels = updated
+            self.revision += 1
+            return self.revision
 
     def _checked_load(self) -> tuple[npt.NDArray[Any], Sequence[LoadIssue]]:
         """The loader's array (not kept), of the shape the header declares."""
@@ -170,13 +206,28 @@ class ImageStack:
         return np.array(array[k])  # a copy: the whole decoded array is freed on return
 
     def release(self) -> None:
-        """Drop decoded pixels to free memory; the next :meth:`pixels` decodes again."""
+        """Drop decoded pixels to free memory; the next :meth:`pixels` decodes again. An edited
+        stack (``revision > 0``) keeps its pixels: they exist nowhere else."""
         with self._lock:
-            self._pixels = None
+            if self.revision == 0:
+                self._pixels = None
 
     def __repr__(self) -> str:
         k, j, i = self.geometry.shape_kji
         return f"ImageStack({self.uid!r}, {k}x{j}x{i})"
+
+
+def _check_fits(values: npt.NDArray[Any], dtype: np.dtype[Any]) -> None:
+    """ValueError unless every value is stored in ``dtype`` unchanged (integers in range for
+    integer pixels; otherwise a cast within the same kind)."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if values.dtype.kind not in "biu" or (values.size and (int(values.min()) < info.min
+                                                                 or int(values.max()) > info.max)):
+            raise ValueError(f"values of type {values.dtype} do not all fit {dtype} pixels unchanged; "
+                             f"give integers from {info.min} to {info.max}")
+    elif not np.can_cast(values.dtype, dtype, casting="same_kind"):
+        raise ValueError(f"values of type {values.dtype} cannot be written into {dtype} pixels unchanged")
 
 
 @dataclass

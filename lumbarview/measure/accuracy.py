@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lumbarview.measure.lumbar import Value
+from lumbarview.measure.results import Value
 
 #: quantity -> (truth key in the phantom's level truth, per side?)
 TRUTH_KEYS = {

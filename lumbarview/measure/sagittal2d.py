@@ -4,7 +4,7 @@ The mask is one slice: a class per pixel (vertebral body, disc, sacrum, posterio
 where the scheme has one, the canal). Every disc is one connected region of the disc class; the
 levels are counted up from the sacrum (the lowest disc above it is L5-S1), which assumes five
 lumbar vertebrae. All geometry is in LPS mm through the slice's own geometry, with the same
-definitions as the 3D engine (:mod:`lumbarview.measure.lumbar`), restricted to the slice:
+definitions as the 3D engine (:mod:`lumbarview.measure.engine`), restricted to the slice:
 
 * **disc frame**: the disc region's principal axes: its long axis is antero-posterior
   (``e_ap``, pointing posterior), the in-plane perpendicular is the disc normal (superior);
@@ -28,7 +28,9 @@ from scipy import ndimage
 
 from lumbarview.core.geometry import FloatArray, PlaneOrientation, VolumeGeometry
 from lumbarview.core.labels import LabelScheme, Role
-from lumbarview.measure.lumbar import NAN, Value, _confidence, dhi_flag, slip_flag
+from lumbarview.measure.cutoffs import dhi_flag, slip_flag
+from lumbarview.measure.results import NAN, Confidence, Value
+from lumbarview.measure.results import confidence as _confidence
 
 #: Levels from the sacrum up.
 LEVELS_FROM_SACRUM = ("L5-S1", "L4-L5", "L3-L4", "L2-L3", "L1-L2", "T12-L1", "T11-T12", "T10-T11")
@@ -160,7 +162,7 @@ def measure_sagittal_mask(labels_2d: npt.NDArray[Any], geometry: VolumeGeometry,
 
 
 def _nothing(reason: str) -> Value:
-    return Value("", "disc_height_middle", NAN, "mm", "", "none", reason, reason=reason)
+    return Value("", "disc_height_middle", NAN, "mm", "", Confidence.NONE, reason, reason=reason)
 
 
 def _frame(m: SliceMask, region: npt.NDArray[np.bool_], slice_normal: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -187,14 +189,15 @@ def _measure_disc(m: SliceMask, level: str, centre: FloatArray, region: npt.NDAr
     e_ap, normal = _frame(m, region, slice_normal)
     pixel = float(min(m.spacing_mm))
     conf, why = _confidence(pixel, "the slice")
-    conf = "medium" if conf == "high" else conf
+    conf = Confidence.MEDIUM if conf is Confidence.HIGH else conf
     why = f"{_ONE_SLICE}; {why}" + (f"; {level_note}" if level_note else "")
     post = m.exit(disc, centre, e_ap, 80.0)
     ant = m.exit(disc, centre, -e_ap, 80.0)
     heights_q = ("disc_height_anterior", "disc_height_middle", "disc_height_posterior")
     if not (math.isfinite(post) and math.isfinite(ant)):
         reason = "the disc's antero-posterior margins were not found on the slice"
-        return [Value(level, q, NAN, "mm", "", "none", reason, reason=reason) for q in (*heights_q, "dhi", "slip")]
+        return [Value(level, q, NAN, "mm", "", Confidence.NONE, reason, reason=reason)
+                for q in (*heights_q, "dhi", "slip")]
     depth = post + ant
     positions = {"disc_height_anterior": -ant + 0.1 * depth, "disc_height_middle": (post - ant) / 2,
                  "disc_height_posterior": post - 0.1 * depth}
@@ -208,7 +211,7 @@ def _measure_disc(m: SliceMask, level: str, centre: FloatArray, region: npt.NDAr
         h = m.length(disc, start, normal, (-30.0, 30.0), e_ap, 1.0)
         heights[q] = h
         missing = None if math.isfinite(h) else "the disc region is not crossed there"
-        rows.append(Value(level, q, h, "mm", method, conf if missing is None else "none", why, None, None,
+        rows.append(Value(level, q, h, "mm", method, conf if missing is None else Confidence.NONE, why, None, None,
                           reason=missing, position_lps=start.tolist()))
     mid = centre + positions["disc_height_middle"] * e_ap
     h_mid = heights["disc_height_middle"]
@@ -229,17 +232,17 @@ def _measure_disc(m: SliceMask, level: str, centre: FloatArray, region: npt.NDAr
                           conf, why, None, None, flag))
     else:
         reason = "no adjacent vertebral body crossed on the slice"
-        rows.append(Value(level, "dhi", NAN, "ratio", "", "none", reason, reason=reason))
+        rows.append(Value(level, "dhi", NAN, "ratio", "", Confidence.NONE, reason, reason=reason))
     rows.append(_slip(m, level, bone, mid, normal, e_ap, h_mid, conf, why))
     rows.append(_canal_ap(m, level, canal, centre, e_ap, post, conf, why))
     return rows
 
 
 def _slip(m: SliceMask, level: str, bone: npt.NDArray[np.float32], mid: FloatArray, normal: FloatArray,
-          e_ap: FloatArray, disc_h: float, conf: str, why: str) -> Value:
+          e_ap: FloatArray, disc_h: float, conf: Confidence, why: str) -> Value:
     reason = "the vertebral bodies above and below are not both on the slice"
     if not math.isfinite(disc_h):
-        return Value(level, "slip", NAN, "mm", "", "none", reason, reason=reason)
+        return Value(level, "slip", NAN, "mm", "", Confidence.NONE, reason, reason=reason)
     walls = []
     depth_below = NAN
     for sign in (1.0, -1.0):
@@ -248,7 +251,7 @@ def _slip(m: SliceMask, level: str, bone: npt.NDArray[np.float32], mid: FloatArr
         if sign < 0:
             depth_below = walls[-1] + m.exit(bone, inside, -e_ap, 80.0)
     if not all(math.isfinite(w) for w in walls):
-        return Value(level, "slip", NAN, "mm", "", "none", reason, reason=reason)
+        return Value(level, "slip", NAN, "mm", "", Confidence.NONE, reason, reason=reason)
     slip = walls[1] - walls[0]  # positive: the upper body sits anterior to the lower one
     percent = 100.0 * slip / depth_below if math.isfinite(depth_below) and depth_below > 0 else NAN
     flag = slip_flag(slip, percent)
@@ -259,16 +262,16 @@ def _slip(m: SliceMask, level: str, bone: npt.NDArray[np.float32], mid: FloatArr
 
 
 def _canal_ap(m: SliceMask, level: str, canal: npt.NDArray[np.float32] | None, centre: FloatArray,
-              e_ap: FloatArray, post: float, conf: str, why: str) -> Value:
+              e_ap: FloatArray, post: float, conf: Confidence, why: str) -> Value:
     if canal is None:
         reason = "the mask has no canal class (LSS-MRI-AISSLab labels bone, disc and posterior elements only)"
-        return Value(level, "canal_ap", NAN, "mm", "", "none", reason, reason=reason)
+        return Value(level, "canal_ap", NAN, "mm", "", Confidence.NONE, reason, reason=reason)
     t = np.arange(post, post + 40.0, _STEP_MM)
     rc = m.to_rc(centre[None, :] + t[:, None] * e_ap[None, :])
     inside = ndimage.map_coordinates(canal, [rc[:, 0], rc[:, 1]], order=1, mode="constant") >= 0.5
     if not inside.any():
         reason = "no canal behind the disc on the slice"
-        return Value(level, "canal_ap", NAN, "mm", "", "none", reason, reason=reason)
+        return Value(level, "canal_ap", NAN, "mm", "", Confidence.NONE, reason, reason=reason)
     first = int(np.argmax(inside))
     start = centre + t[first] * e_ap
     length = m.length(canal, start + 0.5 * e_ap, e_ap, (-5.0, 40.0))

@@ -25,14 +25,16 @@ def _hex_rgb(colour: str) -> tuple[int, int, int]:
 
 
 def label_values_of(label_map: LabelMap) -> list[int]:
-    """The values present in a label map (memoised on its stack: ``np.unique`` of a real-size
-    map takes a good fraction of a second, so the case loader warms it off the GUI thread)."""
+    """The values present in a label map (memoised on its stack for its revision: ``np.unique``
+    of a real-size map takes a good fraction of a second, so the case loader warms it off the
+    GUI thread; an edit of the map bumps the revision and the values are found again)."""
     stack = label_map.stack
-    cached: list[int] | None = stack.__dict__.get("_lv_label_values")
-    if cached is None or not stack.is_loaded:
-        cached = [int(v) for v in np.unique(stack.pixels())]
-        stack.__dict__["_lv_label_values"] = cached
-    return cached
+    memo: tuple[int, list[int]] | None = stack.__dict__.get("_lv_label_values")
+    if memo is None or memo[0] != stack.revision or not stack.is_loaded:
+        revision, pixels = stack.versioned_pixels()
+        memo = (revision, [int(v) for v in np.unique(pixels)])
+        stack.__dict__["_lv_label_values"] = memo
+    return memo[1]
 
 
 @dataclass

@@ -29,6 +29,8 @@ from lumbarview.slicing.planes import ViewPlane, standard_plane
 
 Mode = Literal["native", "reformat", "empty"]
 _SAME_MM = 1e-6
+#: Per component: origin (mm), then directions and spacings, as _same_plane compares them.
+_SAME_TOLERANCE = np.array([_SAME_MM] * 3 + [1e-9] * 8)
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,13 @@ def _extent_along(geometry: VolumeGeometry, normal_lps: FloatArray) -> tuple[flo
 def _same_plane(a: SlicePlane | None, b: SlicePlane | None) -> bool:
     if a is None or b is None:
         return a is b
-    return (a.shape_rc == b.shape_rc and np.allclose(a.origin_lps, b.origin_lps, atol=_SAME_MM, rtol=0)
-            and np.allclose(a.row_direction_lps, b.row_direction_lps, atol=1e-9, rtol=0)
-            and np.allclose(a.column_direction_lps, b.column_direction_lps, atol=1e-9, rtol=0)
-            and np.allclose(a.spacing_mm, b.spacing_mm, atol=1e-9, rtol=0))
+    if a is b:
+        return True
+    # One vectorised comparison (this runs for every view on every cursor move).
+    diff = np.abs(np.concatenate([a.origin_lps - b.origin_lps, a.row_direction_lps - b.row_direction_lps,
+                                  a.column_direction_lps - b.column_direction_lps,
+                                  np.subtract(a.spacing_mm, b.spacing_mm)]))
+    return a.shape_rc == b.shape_rc and bool(np.all(diff <= _SAME_TOLERANCE))
 
 
 class ViewState:
@@ -152,6 +157,9 @@ class ViewState:
         else:
             self._mode = "reformat"
         self._extents: dict[tuple[float, ...], tuple[float, float, float]] = {}
+        #: The last reformatted planes by their offset along the normal (see _reformat_plane);
+        #: emptied whenever what decides the plane changes (series, custom plane, orientation).
+        self._reformats: dict[float, ViewPlane] = {}
 
     @property
     def source(self) -> ImageStack | None:
@@ -229,6 +237,7 @@ class ViewState:
         if flag != self._native_orientation:
             self._native_orientation = flag
             self._native_planes.clear()
+            self._reformats.clear()
             self._update(force=True)
 
     # -- navigation: moves the shared cursor, never the view alone ---------------------------
@@ -346,7 +355,22 @@ class ViewState:
         return None, self._reformat_plane(cursor)
 
     def _reformat_plane(self, cursor: FloatArray) -> ViewPlane:
-        """The reformatted plane through ``cursor``."""
+        """The reformatted plane through ``cursor``. It depends on the cursor only through the
+        cursor's offset along the plane's normal (the plane covers the whole volume, or is the
+        custom plane moved along its normal), so a cursor moving within the plane, as when
+        another view steps, finds the plane it already has (a few planes are kept)."""
+        if self._reformats:
+            normal = next(iter(self._reformats.values())).normal_lps
+            found = self._reformats.get(round(float(cursor @ normal), 6))
+            if found is not None:
+                return found
+        plane = self._fresh_reformat_plane(cursor)
+        if len(self._reformats) >= 8:
+            self._reformats.pop(next(iter(self._reformats)))
+        self._reformats[round(float(cursor @ plane.normal_lps), 6)] = plane
+        return plane
+
+    def _fresh_reformat_plane(self, cursor: FloatArray) -> ViewPlane:
         if self._custom is not None:
             return self._custom.through(cursor)
         assert self._source is not None

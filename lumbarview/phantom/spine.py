@@ -52,12 +52,16 @@ POSTERIOR_LABELS["S1"] = LABEL_SACRUM
 
 def to_spider_labels(labels: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int16]:
     """Phantom labels in SPIDER's convention: posterior elements join their vertebra, the cord
-    joins the canal (the sac), sacrum and nerve roots are not labelled."""
+    joins the canal (the sac), nerve roots are not labelled. The sacrum keeps the phantom's
+    value (:data:`LABEL_SACRUM`, which :func:`~lumbarview.core.labels.spider_scheme` reads as
+    the sacrum): SPIDER's own masks count vertebrae from L5 up and leave the sacrum out, but the
+    demo's L5-S1 (slip, the narrowed right foramen) can only be measured against it."""
     out = labels.astype(np.int16, copy=True)
     for name, value in POSTERIOR_LABELS.items():
-        out[labels == value] = VERTEBRA_LABELS.get(name, 0)
+        if value != LABEL_SACRUM:
+            out[labels == value] = VERTEBRA_LABELS.get(name, 0)
     out[labels == LABEL_CORD] = LABEL_CANAL
-    out[(labels == LABEL_ROOT) | (labels == LABEL_SACRUM)] = 0
+    out[labels == LABEL_ROOT] = 0
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from lumbarview.core.dataset import Case, Dataset
 from lumbarview.core.types import Series
-from lumbarview.model.session import Session
+from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.services.case_loader import CaseMemory, CaseView, load_case
 
 #: ``submit(job, done, failed)``: run ``job()`` in the background, then ``done(result)`` or
@@ -60,7 +60,7 @@ class CaseBrowser:
 
     def load(self, case: Case, done: Callable[[CaseView], None], failed: Callable[[BaseException], None]) -> None:
         """Load ``case`` for viewing in the background; ``done(case_view)`` or ``failed(error)``."""
-        self._submit(lambda: load_case(case), done, failed)
+        self._submit(lambda: load_case(case, visible=LAYOUTS.get(self.session.layout)), done, failed)
 
     def shown(self, case: Case) -> None:
         """``case`` is on screen: keep it, release the least recently shown beyond the budget,
@@ -82,7 +82,7 @@ class CaseBrowser:
             self.memory.touch(ahead)
             self.memory.trim(keep=(self.session.case, ahead))
 
-        self._submit(lambda: load_case(ahead), kept, lambda _error: None)
+        self._submit(lambda: load_case(ahead, visible=LAYOUTS.get(self.session.layout)), kept, lambda _error: None)
 
     def show_series(self, view_name: str, uid: str, failed: Callable[[Series, BaseException], None]) -> None:
         """Show the series ``uid`` of the case on screen in the view ``view_name``, once it is

@@ -20,14 +20,13 @@ from lumbarview.core.errors import LumbarviewError, MeasurementError
 from lumbarview.core.geometry import PlaneOrientation
 from lumbarview.core.labels import Role
 from lumbarview.core.types import LoadIssue, Series, Severity
-from lumbarview.measure.lumbar import disc_plane
 from lumbarview.model.overlays import label_values_of
 from lumbarview.model.session import LAYOUTS
 from lumbarview.model.view_state import is_native_for
 from lumbarview.model.window_presets import default_window
 from lumbarview.services.annotations import Annotation, case_annotations, case_summary
-from lumbarview.services.dicom_overlays import bind_dicom_overlays
-from lumbarview.slicing.reformat import warm_resampler
+from lumbarview.slicing.planes import standard_plane
+from lumbarview.slicing.reformat import needs_resampler, warm_resampler
 
 _ORIENTATIONS = {"sagittal": PlaneOrientation.SAGITTAL, "axial": PlaneOrientation.AXIAL,
                  "coronal": PlaneOrientation.CORONAL}
@@ -93,6 +92,21 @@ class CaseView:
     shown_stacks: set[str] = field(default_factory=set)
 
 
+def _needs_resampler(view: str, series: Series) -> bool:
+    """Whether ``view`` showing ``series`` reformats off the volume's grid (an oblique plane
+    through the voxels: the compiled resampler); a native view or a cut along the volume's
+    axes (the slabs) does not."""
+    orientation = _ORIENTATIONS.get(view, PlaneOrientation.CORONAL)  # the oblique view starts coronal
+    if view in _ORIENTATIONS and is_native_for(series, orientation):
+        return False
+    if len(series.stacks) != 1:
+        return True
+    stack = series.stacks[0]
+    plane = standard_plane(stack.geometry, orientation, stack.geometry.centre_lps(), snap_to_slice=False,
+                           has_patient_geometry=bool(stack.meta.get("has_patient_geometry", True)))
+    return needs_resampler(stack.geometry, plane)
+
+
 def disc_planes(case: Case) -> DiscPlanes:
     """Each labelled disc's plane (the engine's own, :func:`disc_plane`), from the first 3D
     label map that has it."""
@@ -100,6 +114,8 @@ def disc_planes(case: Case) -> DiscPlanes:
     for label_map in case.label_maps:
         if not label_map.stack.is_loaded or label_map.stack.n_slices < 2:
             continue
+        from lumbarview.measure.measurer import disc_plane  # the engine (scipy): loaded on first use
+
         pixels = label_map.stack.pixels()
         present = {int(v) for v in np.unique(pixels)}
         for value in label_map.scheme.values_with_role(Role.DISC):
@@ -114,9 +130,12 @@ def disc_planes(case: Case) -> DiscPlanes:
 
 
 def load_case(case: Case, layout: str = "2x2",
-              window: Callable[[Any], Any] = default_window) -> CaseView:
+              window: Callable[[Any], Any] = default_window,
+              visible: tuple[str, ...] | None = None) -> CaseView:
     """Decode what the views will show (call off the GUI thread). A series that cannot be
-    decoded becomes an issue of the case and the next best is taken."""
+    decoded becomes an issue of the case and the next best is taken. ``visible`` names the views
+    on screen (default: the layout's): the compiled resampler is loaded ahead only when one of
+    them reformats off the volume's grid."""
     case.ensure_open()  # a lazily listed case: its headers first
     views = LAYOUTS.get(layout, LAYOUTS["2x2"])
     failed: set[str] = set()
@@ -136,6 +155,8 @@ def load_case(case: Case, layout: str = "2x2",
         if bad is None:
             break
         failed.add(bad.uid)
+    from lumbarview.services.dicom_overlays import bind_dicom_overlays  # on first use: not at launch
+
     bind_dicom_overlays(case)  # 60xx overlay planes as label layers on their slice
     for label_map in case.label_maps:
         try:
@@ -145,7 +166,10 @@ def load_case(case: Case, layout: str = "2x2",
     case.label_maps[:] = [m for m in case.label_maps if m.stack.is_loaded]
     for label_map in case.label_maps:
         label_values_of(label_map)  # warmed here, off the GUI thread
-    warm_resampler()
+    on_screen = views if visible is None else visible
+    if any(_needs_resampler(name, series) for name, series in chosen.items()
+           if series is not None and name in on_screen):
+        warm_resampler()  # VTK (45 MB) only for a case whose views need it; else on first use
     shown = {k.uid for s in chosen.values() if s is not None for k in s.stacks}
     anchor = chosen.get("axial") or chosen.get("sagittal") or next((s for s in chosen.values() if s), None)
     if anchor is not None:

@@ -24,8 +24,6 @@ from typing import Any
 
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.fs import atomic_write_text, fsync_dir
-from lumbarview.phantom.layouts import LAYOUTS, Sizes, write_all
-from lumbarview.phantom.spine import PhantomParams
 
 #: Written last, inside the staging folder, just before it becomes ``DIR``: it marks a complete
 #: demo and lists the files the demo wrote.
@@ -172,6 +170,14 @@ def _check_target(root: Path, small: bool) -> tuple[str, dict[str, Any] | None]:
     return "previous", doc
 
 
+def write_all(root: Path, params: Any, sizes: Any) -> dict[str, Path]:
+    """The phantom written in every layout under ``root`` (:func:`lumbarview.phantom.layouts.
+    write_all`, imported on first use: the phantom's writers load pydicom)."""
+    from lumbarview.phantom.layouts import write_all as write_layouts
+
+    return write_layouts(root, params, sizes)
+
+
 def ensure_demo(root: str | Path, small: bool = False) -> dict[str, Path]:
     """Write the demo under ``root`` unless a complete one of this version and size is there;
     returns the root of each layout.
@@ -182,6 +188,9 @@ def ensure_demo(root: str | Path, small: bool = False) -> dict[str, Path]:
         ``root`` is a file, or a folder holding anything the demo did not write, or cannot be
         written; nothing was changed.
     """
+    from lumbarview.phantom.layouts import LAYOUTS, Sizes  # the phantom (pydicom): not at launch
+    from lumbarview.phantom.spine import PhantomParams
+
     root = Path(root)
     state, doc = _check_target(root, small)
     layouts = {name: root / name for name in LAYOUTS}

@@ -21,8 +21,8 @@ import numpy as np
 
 from lumbarview.core.dataset import Case, LabelMap
 from lumbarview.core.labels import Role
-from lumbarview.measure.lumbar import NAN, Value
 from lumbarview.measure.primitives import polygon_area
+from lumbarview.measure.results import NAN, Confidence, Value
 from lumbarview.measure.sagittal2d import measure_sagittal_mask
 from lumbarview.model.markers import parse_marker_name
 
@@ -95,7 +95,7 @@ def dura_rows(case: Case, grades: Sequence[Any] = ()) -> list[dict[str, Any]]:
         area = polygon_area(points)
         if not area.ok or len(points) < 3:
             reason = area.reason or "the curve has fewer than three points"
-            rows.append(value_row(case.id, series, grades, Value(level, "canal_area", NAN, "mm2", "", "none",
+            rows.append(value_row(case.id, series, grades, Value(level, "canal_area", NAN, "mm2", "", Confidence.NONE,
                                                                  reason, reason=reason)))
             continue
         # Diameters on the curve's own plane: its extent along the left-right and the
@@ -103,7 +103,7 @@ def dura_rows(case: Case, grades: Sequence[Any] = ()) -> list[dict[str, Any]]:
         _u, _s, vt = np.linalg.svd(points - centre, full_matrices=False)
         normal = vt[2]
         method = "closed dura curve (Slicer markups): polygon area on the curve's best-fit plane"
-        values = [Value(level, "canal_area", area.value, "mm2", method, "medium", why,
+        values = [Value(level, "canal_area", area.value, "mm2", method, Confidence.MEDIUM, why,
                         position_lps=centre.tolist())]
         for quantity, axis in (("canal_transverse", np.array([1.0, 0.0, 0.0])),
                                ("canal_ap", np.array([0.0, 1.0, 0.0]))):
@@ -113,6 +113,6 @@ def dura_rows(case: Case, grades: Sequence[Any] = ()) -> list[dict[str, Any]]:
             values.append(Value(level, quantity, float(extent.max() - extent.min()), "mm",
                                 "closed dura curve: its extent along the "
                                 f"{'left-right' if quantity == 'canal_transverse' else 'antero-posterior'} "
-                                "direction on the curve's plane", "medium", why, position_lps=centre.tolist()))
+                                "direction on the curve's plane", Confidence.MEDIUM, why, position_lps=centre.tolist()))
         rows.extend(value_row(case.id, series, grades, v) for v in values)
     return rows

@@ -21,10 +21,12 @@ from lumbarview.core.labels import LabelScheme
 from lumbarview.core.types import ImageStack, Series
 from lumbarview.io.annotations import read_markups, read_png_mask
 from lumbarview.io.volume import open_label_volume, open_volume
+from lumbarview.measure.results import MeasuredGeometry
 from lumbarview.model.markers import parse_marker_name
 from lumbarview.services.measure_2d import is_2d_mask
 from lumbarview.services.measure_case import (
     EXTRA_KEYS,
+    GEOMETRY_KEY,
     ROW_KEYS,
     Grade,
     case_grades,
@@ -35,7 +37,7 @@ from lumbarview.services.measure_case import (
     series_name,
 )
 
-__all__ = ["EXTRA_KEYS", "ROW_KEYS", "Job", "is_failure", "jobs_for", "measure_job", "run_jobs"]
+__all__ = ["EXTRA_KEYS", "ROW_KEYS", "Job", "failed_job_rows", "is_failure", "jobs_for", "measure_job", "run_jobs"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Job:
     mask_geometry: tuple[tuple[int, ...], tuple[tuple[float, ...], ...]] | None = None
     #: Markups files of a case measured from its closed dura curves (services.measure_2d).
     curve_paths: tuple[str, ...] = ()
+    #: Each row gets ``geometry``: ``{"polylines_lps": ...}`` or None (``measure --geometry``).
+    geometry: bool = False
 
     @property
     def key(self) -> str:
@@ -59,8 +63,9 @@ class Job:
         return f"{self.case}\t{self.labels_path}"
 
 
-def jobs_for(dataset: Dataset) -> tuple[list[Job], list[str]]:
-    """The measurable label maps of every case, and why others are skipped."""
+def jobs_for(dataset: Dataset, geometry: bool = False) -> tuple[list[Job], list[str]]:
+    """The measurable label maps of every case, and why others are skipped; with ``geometry``,
+    their rows carry the lines each value was measured on."""
     jobs, skipped = [], []
     for case in dataset.cases:
         grades = tuple(case_grades(case))
@@ -74,11 +79,12 @@ def jobs_for(dataset: Dataset) -> tuple[list[Job], list[str]]:
                 g = label_map.stack.geometry
                 image_path, mask_geometry = None, (tuple(g.shape_kji), tuple(map(tuple, g.ijk_to_lps.tolist())))
             jobs.append(Job(case.id, series_name(case, label_map), label_map.source, image_path,
-                            label_map.scheme, grades, mask_geometry))
+                            label_map.scheme, grades, mask_geometry, geometry=geometry))
         if has_dura_curves(case):
             first = next(p.source for p in case.point_sets if parse_marker_name(p.name).kind == "dura")
             sources = tuple(dict.fromkeys(p.source for p in case.point_sets))
-            jobs.append(Job(case.id, "dura curves", first, None, LabelScheme("markers"), grades, None, sources))
+            jobs.append(Job(case.id, "dura curves", first, None, LabelScheme("markers"), grades, None, sources,
+                            geometry=geometry))
     return jobs, skipped
 
 
@@ -127,8 +133,12 @@ def _minimal_2d_case(job: Job, mask_geometry: tuple[tuple[int, ...], tuple[tuple
 
 
 def _measure(job: Job) -> list[dict[str, Any]]:
-    rows = measure_case(minimal_case(job), grades=job.grades)
-    return rows or _failed_rows(job, "the label map has nothing the engine can measure")
+    rows = measure_case(minimal_case(job), grades=job.grades, geometry=job.geometry)
+    if job.geometry:  # JSON-ready in the worker: only the lines cross the process boundary
+        for row in rows:
+            found = row.get(GEOMETRY_KEY)
+            row[GEOMETRY_KEY] = found.to_json() if isinstance(found, MeasuredGeometry) else None
+    return rows or failed_job_rows(job, "the label map has nothing the engine can measure")
 
 
 def measure_job(job: Job) -> list[dict[str, Any]]:
@@ -138,19 +148,21 @@ def measure_job(job: Job) -> list[dict[str, Any]]:
     try:
         return _measure(job)
     except LumbarviewError as exc:
-        return _failed_rows(job, str(exc))
+        return failed_job_rows(job, str(exc))
     except MemoryError:
-        return _failed_rows(job, "not enough memory to measure this label map; close other programs or "
+        return failed_job_rows(job, "not enough memory to measure this label map; close other programs or "
                                  "measure with fewer --jobs")
     except RecursionError:
-        return _failed_rows(job, "the label map is too complex to measure (recursion limit)")
+        return failed_job_rows(job, "the label map is too complex to measure (recursion limit)")
     except Exception as exc:  # one case's failure must not stop the others; its row says why
-        return _failed_rows(job, f"the measurement failed ({type(exc).__name__}: {exc}); please report this "
+        return failed_job_rows(job, f"the measurement failed ({type(exc).__name__}: {exc}); please report this "
                                  f"with the files of this case")
 
 
-def _failed_rows(job: Job, why: str) -> list[dict[str, Any]]:
-    return failed_rows(job.case, job.series, why)
+def failed_job_rows(job: Job, why: str) -> list[dict[str, Any]]:
+    """The one row of a job that could not be measured (with ``geometry`` None when asked for)."""
+    rows = failed_rows(job.case, job.series, why)
+    return [row | {GEOMETRY_KEY: None} for row in rows] if job.geometry else rows
 
 
 _WORKER_DIED = ("the process measuring it stopped abruptly (a crash while reading its files, or the system "
@@ -171,7 +183,7 @@ def _measure_alone(job: Job) -> list[dict[str, Any]]:
         try:
             return pool.submit(measure_job, job).result()
         except BrokenProcessPool:
-            return _failed_rows(job, _WORKER_DIED)
+            return failed_job_rows(job, _WORKER_DIED)
 
 
 def run_jobs(jobs: list[Job], workers: int | None = None,
@@ -225,7 +237,7 @@ def run_jobs(jobs: list[Job], workers: int | None = None,
                         if isinstance(error, BrokenProcessPool):
                             suspects.append(job)
                             continue
-                        rows = _failed_rows(job, str(error)) if error is not None else future.result()
+                        rows = failed_job_rows(job, str(error)) if error is not None else future.result()
                         finished(job)
                         yield job, rows
                 if suspects:

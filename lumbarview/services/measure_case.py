@@ -11,14 +11,15 @@ case's data: a label map that cannot be measured becomes one row with ``quantity
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from lumbarview.core.dataset import Case, LabelMap
 from lumbarview.core.errors import LumbarviewError
 from lumbarview.core.labels import Role
-from lumbarview.measure.lumbar import Value, measure_label_map
+from lumbarview.measure.engine import measure_label_map
+from lumbarview.measure.results import Value
 from lumbarview.services.binding import labels_on_image
 from lumbarview.services.measure_2d import dura_rows, is_2d_mask, measure_2d_rows
 
@@ -26,6 +27,10 @@ from lumbarview.services.measure_2d import dura_rows, is_2d_mask, measure_2d_row
 ROW_KEYS = ("case", "series", "level", "label", "side", "quantity", "value", "unit", "method",
             "confidence", "flag")
 EXTRA_KEYS = ("confidence_reason", "reason", "dataset_grade", "position_lps")
+#: With ``geometry=True`` each measured row also holds, under this key, the
+#: :class:`~lumbarview.measure.results.MeasuredGeometry` its value was measured on (None when
+#: it has none); ``lumbarview measure --json --geometry`` writes it as ``{"polylines_lps": ...}``.
+GEOMETRY_KEY = "geometry"
 
 #: A dataset grade: (level, side or None for both sides, text).
 Grade = tuple[str, str | None, str]
@@ -77,18 +82,22 @@ def series_name(case: Case, label_map: LabelMap) -> str:
 
 
 def value_row(case_id: str, series: str, grades: Sequence[Grade], v: Value, unit: str | None = None,
-              value: float | None = None) -> dict[str, Any]:
-    """One ``measure`` row of value ``v`` (``unit``/``value`` override v's: slip in %)."""
+              value: float | None = None, geometry: bool = False) -> dict[str, Any]:
+    """One ``measure`` row of value ``v`` (``unit``/``value`` override v's: slip in %); with
+    ``geometry``, v's geometry under :data:`GEOMETRY_KEY`."""
     val = v.value if value is None else value
     grade = "; ".join(text for level, side, text in grades
                       if level == v.level and (side is None or side == v.side))
-    return {
+    row: dict[str, Any] = {
         "case": case_id, "series": series, "level": v.level, "label": v.label, "side": v.side,
         "quantity": v.quantity, "value": None if not math.isfinite(val) else round(val, 4),
         "unit": unit or v.unit, "method": v.method, "confidence": v.confidence, "flag": v.flag,
         "confidence_reason": v.confidence_reason, "reason": v.reason, "dataset_grade": grade or None,
         "position_lps": None if v.position_lps is None else [round(c, 3) for c in v.position_lps],
     }
+    if geometry:
+        row[GEOMETRY_KEY] = v.geometry
+    return row
 
 
 def failed_rows(case_id: str, series: str, why: str) -> list[dict[str, Any]]:
@@ -104,7 +113,8 @@ def is_failure(rows: Sequence[dict[str, Any]]) -> bool:
     return len(rows) == 1 and rows[0]["quantity"] is None and rows[0]["level"] is None
 
 
-def _measure_one(case: Case, label_map: LabelMap, series: str, grades: Sequence[Grade]) -> list[dict[str, Any]]:
+def _measure_one(case: Case, label_map: LabelMap, series: str, grades: Sequence[Grade],
+                 with_geometry: bool) -> list[dict[str, Any]]:
     if is_2d_mask(label_map):
         return measure_2d_rows(case, label_map, series, grades)
     image = case.stack(label_map.bound_to or "")
@@ -114,18 +124,19 @@ def _measure_one(case: Case, label_map: LabelMap, series: str, grades: Sequence[
         labels, geometry = label_map.stack.pixels(), label_map.stack.geometry
     rows = []
     for v in measure_label_map(labels, geometry, label_map.scheme):
-        rows.append(value_row(case.id, series, grades, v))
+        rows.append(value_row(case.id, series, grades, v, geometry=with_geometry))
         if v.quantity == "slip":
             rows.append(value_row(case.id, series, grades, v, unit="%",
-                                  value=v.extra.get("slip_percent", float("nan"))))
+                                  value=v.extra.get("slip_percent", float("nan")), geometry=with_geometry))
     return rows
 
 
-def measure_one_guarded(case: Case, label_map: LabelMap, grades: Sequence[Grade]) -> list[dict[str, Any]]:
+def measure_one_guarded(case: Case, label_map: LabelMap, grades: Sequence[Grade],
+                        geometry: bool = False) -> list[dict[str, Any]]:
     """Measure one label map of ``case``; any failure of its data becomes one row saying why."""
     series = series_name(case, label_map)
     try:
-        return _measure_one(case, label_map, series, grades)
+        return _measure_one(case, label_map, series, grades, geometry)
     except LumbarviewError as exc:
         return failed_rows(case.id, series, str(exc))
     except MemoryError:
@@ -138,14 +149,23 @@ def measure_one_guarded(case: Case, label_map: LabelMap, grades: Sequence[Grade]
                                             f"report this with the files of this case")
 
 
-def measure_case(case: Case, grades: Sequence[Grade] | None = None) -> list[dict[str, Any]]:
+def measure_case(case: Case, grades: Sequence[Grade] | None = None, *, geometry: bool = False,
+                 after_each: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """The rows of every measurable label map of ``case`` (see the module). ``grades``: the
     dataset grades to put beside the values (default: those of the case's own tables and boxes;
-    a batch worker, which builds a minimal case from files, passes those of the full case)."""
+    a batch worker, which builds a minimal case from files, passes those of the full case).
+    ``geometry``: each row holds its geometry under :data:`GEOMETRY_KEY`. ``after_each(done,
+    total)`` is called before the first label map and after each (it may raise to stop)."""
     grades = case_grades(case) if grades is None else grades
     label_maps, _skipped = measurable_label_maps(case)
     rows: list[dict[str, Any]] = []
-    for label_map in label_maps:
-        rows.extend(measure_one_guarded(case, label_map, grades))
+    for n, label_map in enumerate(label_maps):
+        if after_each is not None:
+            after_each(n, len(label_maps) + 1)
+        rows.extend(measure_one_guarded(case, label_map, grades, geometry))
+    if after_each is not None:
+        after_each(len(label_maps), len(label_maps) + 1)
     rows.extend(dura_rows(case, grades))  # BIDS closed dura curves (services.measure_2d)
+    if after_each is not None:
+        after_each(len(label_maps) + 1, len(label_maps) + 1)
     return rows

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from lumbarview.core.errors import NothingToOpenError
 from lumbarview.core.types import LoadIssue, StudyCollection
 from lumbarview.io.dicom.assemble import AssemblyCache
 from lumbarview.io.dicom.dicomdir import is_dicomdir, read_dicomdir
-from lumbarview.io.dicom.scan import IndexCache, ProgressCallback, scan_paths
+from lumbarview.io.dicom.scan import FileStat, IndexCache, ProgressCallback, scan_paths
 
 
 def open_dicom(
@@ -20,9 +21,11 @@ def open_dicom(
     cache_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    listed: Sequence[FileStat] | None = None,
 ) -> StudyCollection:
     """Scan and assemble every DICOM series under ``path``; pixels stay on disk until a stack's
-    :meth:`~lumbarview.core.types.ImageStack.pixels` is called.
+    :meth:`~lumbarview.core.types.ImageStack.pixels` is called. ``listed`` is the folder's
+    :func:`~lumbarview.io.dicom.scan.walk_files` when the caller has listed it already.
 
     Raises
     ------
@@ -51,7 +54,8 @@ def open_dicom(
                 if os.path.isfile(candidate):
                     pre_issues.extend(read_dicomdir(candidate).issues)
                     break
-        scan = scan_paths(path, cache=cache, progress=progress, cancel=cancel)
+        scan = scan_paths(path, cache=cache, progress=progress, cancel=cancel,
+                          listing=listed if os.path.isdir(path) else None)
     assembly = AssemblyCache(scan, cache)
     collection = assembly.assemble(path, None, [*pre_issues, *scan.issues])
     assembly.save()

@@ -83,10 +83,7 @@ def draw_part(stack: ImageStack, part: PartGeometry) -> tuple[Image.Image, ViewP
         colour = CONTOUR_RGB if ("contour" in line.name or "outline" in line.name) else CHORD_RGB
         cr = plane.lps_to_pixel(line.points_lps)
         pts = [(float(c), float(r)) for c, r in cr]
-        if line.pairs:
-            for a, b in zip(pts[0::2], pts[1::2], strict=False):
-                draw.line([a, b], fill=colour, width=2)
-        elif len(pts) >= 2:
+        if len(pts) >= 2:
             draw.line(pts + ([pts[0]] if line.closed else []), fill=colour, width=2)
     return image, plane
 

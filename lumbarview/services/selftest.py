@@ -85,7 +85,7 @@ def write_phantom(root: Path) -> dict[str, Path]:
 def check_measurement() -> str:
     """The engine on a phantom label map at 1 mm against the phantom's truth (canal AP)."""
     from lumbarview.core.labels import spider_scheme
-    from lumbarview.measure.lumbar import measure_label_map
+    from lumbarview.measure.engine import measure_label_map
     from lumbarview.phantom.layouts import level_roi_geometry, render_labels
     from lumbarview.phantom.spine import LumbarPhantom
 

@@ -99,15 +99,24 @@ def _owned(array: npt.NDArray[Any], volume: npt.NDArray[Any]) -> npt.NDArray[Any
     return np.array(array, order="C", copy=True)
 
 
+#: One plane-cache request: the pixels of ``stack`` on ``plane``, as an image or as labels.
+Request = tuple[ImageStack, SlicePlane, Kind]
+
+
 class PlaneCache:
     """The pixels of volumes on view planes (:func:`lumbarview.slicing.reformat.reformat`),
-    least recently used first out, bounded by the bytes it owns (entries are copies, never views
-    into a decoded volume).
+    images and label maps alike (``kind``), least recently used first out, bounded by the bytes
+    it owns (entries are copies, never views into a decoded volume).
+
+    Entries are keyed by ``(stack uid, stack revision, kind, plane)``: a stack edited through
+    :meth:`~lumbarview.core.types.ImageStack.replace_region` has a new revision, so its old
+    planes are never shown again; :meth:`invalidate` frees them at once.
 
     :meth:`prefetch` computes planes a view is likely to show next (the neighbours along its
-    normal) on a background thread, as a viewer scrolling through slices does: a request for a
-    plane being prefetched waits for it instead of computing it twice. ``hits``, ``misses`` and
-    ``waits`` (a request that met its plane in flight) count the requests."""
+    normal, the image's and its label maps') on a background thread, as a viewer scrolling
+    through slices does: a request for a plane being prefetched waits for it instead of
+    computing it twice. ``hits``, ``misses`` and ``waits`` (a request that met its plane in
+    flight) count the requests."""
 
     def __init__(self, max_bytes: int = 256 * 2**20) -> None:
         if max_bytes <= 0:
@@ -125,8 +134,8 @@ class PlaneCache:
         return self._used
 
     @staticmethod
-    def _key(stack: ImageStack, plane: SlicePlane, kind: Kind) -> tuple[Any, ...]:
-        return (stack.uid, kind, plane_key(plane))
+    def _key(stack: ImageStack, plane: SlicePlane, kind: Kind, revision: int | None = None) -> tuple[Any, ...]:
+        return (stack.uid, stack.revision if revision is None else revision, kind, plane_key(plane))
 
     def get(self, stack: ImageStack, plane: SlicePlane, kind: Kind = "image") -> Reformatted:
         key = self._key(stack, plane, kind)
@@ -147,18 +156,19 @@ class PlaneCache:
                 self.misses += 1
         if pending is not None:
             return pending.result()
-        return self._compute(key, stack, plane, kind)
+        return self._compute(stack, plane, kind)
 
-    def _compute(self, key: tuple[Any, ...], stack: ImageStack, plane: SlicePlane, kind: Kind) -> Reformatted:
-        volume = stack.pixels()
+    def _compute(self, stack: ImageStack, plane: SlicePlane, kind: Kind) -> Reformatted:
+        revision, volume = stack.versioned_pixels()
         found = reformat(volume, stack.geometry, plane, kind=kind)
         pixels, inside = _owned(found.pixels, volume), _owned(found.inside, volume)
         pixels.setflags(write=False)
         inside.setflags(write=False)
         owned = Reformatted(pixels, inside, found.native_k, found.plane, found.method)
         size = pixels.nbytes + inside.nbytes
+        key = self._key(stack, plane, kind, revision)  # the revision these pixels are of
         with self._lock:
-            if key not in self._entries:
+            if key not in self._entries and revision == stack.revision:
                 self._entries[key] = owned
                 self._used += size
                 while self._used > self.max_bytes and len(self._entries) > 1:
@@ -167,11 +177,15 @@ class PlaneCache:
         return owned
 
     def prefetch(self, stack: ImageStack, planes: Iterable[SlicePlane], kind: Kind = "image") -> int:
-        """Compute ``planes`` (most wanted first) on the cache's background thread unless they
+        """:meth:`prefetch_all` of ``planes`` of one stack."""
+        return self.prefetch_all([(stack, p, kind) for p in planes])
+
+    def prefetch_all(self, requests: Iterable[Request]) -> int:
+        """Compute ``requests`` (most wanted first) on the cache's background thread unless they
         are cached or in flight; prefetches asked before and not started yet are dropped (the
         view has moved on). Returns how many were queued."""
-        wanted = [(self._key(stack, p, kind), p) for p in planes]
-        keys = {k for k, _p in wanted}
+        wanted = [(self._key(stack, plane, kind), stack, plane, kind) for stack, plane, kind in requests]
+        keys = {w[0] for w in wanted}
         queued = 0
         with self._lock:
             for key, future in list(self._inflight.items()):
@@ -179,7 +193,7 @@ class PlaneCache:
                     del self._inflight[key]
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lumbarview-prefetch")
-            for key, plane in wanted:
+            for key, stack, plane, kind in wanted:
                 if key in self._entries or key in self._inflight:
                     continue
                 future = self._executor.submit(self._prefetched, key, stack, plane, kind)
@@ -189,10 +203,23 @@ class PlaneCache:
 
     def _prefetched(self, key: tuple[Any, ...], stack: ImageStack, plane: SlicePlane, kind: Kind) -> Reformatted:
         try:
-            return self._compute(key, stack, plane, kind)
+            return self._compute(stack, plane, kind)
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
+
+    def invalidate(self, uid: str) -> int:
+        """Drop every plane of the stack ``uid`` (all revisions, queued prefetches too), as after
+        an edit; returns how many cached planes were dropped."""
+        with self._lock:
+            for key, future in list(self._inflight.items()):
+                if key[0] == uid and future.cancel():
+                    del self._inflight[key]
+            stale = [key for key in self._entries if key[0] == uid]
+            for key in stale:
+                evicted = self._entries.pop(key)
+                self._used -= evicted.pixels.nbytes + evicted.inside.nbytes
+            return len(stale)
 
     def __len__(self) -> int:
         with self._lock:

@@ -275,7 +275,7 @@ def disc_aligned_plane(centre_lps: npt.ArrayLike, normal_lps: npt.ArrayLike, pix
     """The axial view aligned to a disc: through the disc centre, normal to the disc (oriented
     superior, as a radiological axial), screen right toward the patient's left and down toward
     posterior as far as the tilt allows. ``centre_lps`` and ``normal_lps`` come from
-    :func:`lumbarview.measure.lumbar.disc_plane` (the engine's own level plane)."""
+    :func:`lumbarview.measure.measurer.disc_plane` (the engine's own level plane)."""
     n = _unit(normal_lps)
     if n[2] < 0:
         n = -n

@@ -437,6 +437,14 @@ def _vtk_modules() -> Any:
     return vtkImageData, vtkImageReslice, numpy_support
 
 
+def needs_resampler(geometry: VolumeGeometry, plane: SlicePlane, tolerance_voxels: float = 0.01) -> bool:
+    """True when :func:`reformat` of a volume on ``geometry`` takes the compiled resampler (VTK)
+    for ``plane``: neither the native path nor the slabs apply."""
+    grid = IndexGrid.of(geometry, plane)
+    return (native_mapping(grid, geometry.shape_kji, tolerance_voxels) is None
+            and slab_mapping(grid, geometry.shape_kji, tolerance_voxels) is None)
+
+
 def warm_resampler() -> None:
     """Import the compiled resampler now (call off the GUI thread: the first import takes about
     half a second), so the first reformat on screen does not pay for it."""

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.model.session import Session
-from lumbarview.services import measurement_export
 from lumbarview.slicing.planes import letters
 from lumbarview.ui.settings import Settings
 from lumbarview.ui.views.slice_view import SliceView
@@ -130,6 +129,7 @@ def sidecar(window: Shown) -> dict[str, Any]:
 def measurement_rows(window: Shown) -> list[dict[str, Any]]:
     """The measurements of the case on screen, as the sidecar lists them (the export's rows,
     :mod:`lumbarview.services.measurement_export`, with the sidecar's keys)."""
+    from lumbarview.services import measurement_export  # the engine and the SR: on first use, not at launch
     session = window.session
     case = session.case.id if session.case is not None else None
     rows = measurement_export.measurement_rows(session.measurements.of_case(case), session.case)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -49,6 +50,53 @@ def test_json_rows_carry_the_contract(spider_root: Path, capsys: pytest.CaptureF
     assert ap["value"] == pytest.approx(7.5, abs=0.6) and "< 10 mm" in ap["flag"]
     assert "SPIDER gradings" in (ap["dataset_grade"] or "")
     assert {r["unit"] for r in rows if r["quantity"] == "slip"} == {"mm", "%"}
+
+
+def _shoelace(points: list[list[float]], normal: list[float]) -> float:
+    """The area of a closed 3D polygon (first point repeated last) in its plane."""
+    pts = [tuple(p) for p in points]
+    cross = [0.0, 0.0, 0.0]
+    for (ax, ay, az), (bx, by, bz) in itertools.pairwise(pts):
+        cross[0] += ay * bz - az * by
+        cross[1] += az * bx - ax * bz
+        cross[2] += ax * by - ay * bx
+    return abs(sum(c * n for c, n in zip(cross, normal, strict=True))) / 2
+
+
+def test_geometry_adds_the_lines_each_value_was_measured_on(spider_root: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["measure", str(spider_root), "--json", "--geometry", "--jobs", "2", "--no-cache"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows and all("geometry" in r for r in rows)
+    rows = [r for r in rows if r["case"] == "1" and r["series"] == "1_t2"]
+    # Not measured: no lines. Measured: polylines of [x, y, z] points.
+    assert all(r["geometry"] is None for r in rows if r["value"] is None)
+    measured = [r for r in rows if r["value"] is not None]
+    assert measured and all(r["geometry"] is not None for r in measured)
+    for r in measured:
+        lines = r["geometry"]["polylines_lps"]
+        assert lines and all(len(p) == 3 and all(isinstance(c, float) for c in p) for line in lines for p in line)
+    by = {(r["level"], r["quantity"], r["side"], r["unit"]): r for r in measured}
+    for level in ("L3-L4", "L4-L5"):
+        area = by[(level, "canal_area", None, "mm2")]
+        outline = area["geometry"]["polylines_lps"][0]
+        assert outline[0] == outline[-1] and len(outline) > 20  # an area: its closed outline first
+        # The outline encloses the value (3-decimal points: within 0.5 %). The plane's normal is
+        # that of the outline itself (any three spread points).
+        a, b, c = (outline[i * len(outline) // 3] for i in range(3))
+        u = [b[k] - a[k] for k in range(3)]
+        v = [c[k] - a[k] for k in range(3)]
+        n = [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]]
+        norm = sum(x * x for x in n) ** 0.5
+        assert _shoelace(outline, [x / norm for x in n]) == pytest.approx(area["value"], rel=0.005)
+        ap = by[(level, "canal_ap", None, "mm")]["geometry"]["polylines_lps"]
+        assert len(ap[0]) == 2  # a length: its end points first
+        assert ap[1] == area["geometry"]["polylines_lps"][0]  # then the outline and the other chord
+        heights = by[(level, "disc_height_middle", None, "mm")]["geometry"]["polylines_lps"]
+        assert len(heights) == 3 and all(len(line) == 2 for line in heights)
+    # --geometry needs --json.
+    assert main(["measure", str(spider_root), "--geometry", "--no-cache"]) == 2
+    assert "use it with --json" in capsys.readouterr().err
 
 
 def test_csv_streams_and_resumes(spider_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -46,9 +46,11 @@ def test_levels_panel_values_equal_the_measure_command(measured, demo_small) -> 
             "position_lps")
     assert sorted(json.dumps([r[k] for k in keys]) for r in shown) == sorted(
         json.dumps([r[k] for k in keys]) for r in cli)
-    # The panel's value lines are those rows, one each, with the value text of the row.
-    items = measured.levels.panel.row_items()
-    assert len(items) == len(shown)
+    # The panel's value lines are the chosen mask's rows, one each, with the value text of the row.
+    panel = measured.levels.panel
+    items = panel.row_items()
+    chosen = panel.mask_choice.currentText()
+    assert len(items) == sum(1 for r in shown if r["series"] == chosen)
     first = next(i for i in items if i.data(0, QtCore.Qt.ItemDataRole.UserRole)["quantity"] == "canal_area")
     row = first.data(0, QtCore.Qt.ItemDataRole.UserRole)
     assert float(first.text(1)) == pytest.approx(row["value"], abs=0.1)
@@ -81,8 +83,12 @@ def test_click_on_a_canal_row_shows_the_engine_contour_on_its_plane(qtbot, measu
     custom_before = view.view_state.custom_plane
 
     panel.tree.scrollToItem(item)
+    qtbot.wait(50)
     rect = panel.tree.visualItemRect(item)
-    qtbot.mouseClick(panel.tree.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=rect.center())
+    with qtbot.waitSignal(panel.part_selected, timeout=2000) as clicked:
+        qtbot.mouseClick(panel.tree.viewport(), QtCore.Qt.MouseButton.LeftButton,
+                         pos=QtCore.QPoint(rect.left() + 20, rect.center().y()))  # on its name
+    assert clicked.args[0] == row  # the line clicked is the one aimed at
     qtbot.wait(300)
 
     plane = view.plane
@@ -120,7 +126,7 @@ def test_replace_requested_carries_the_row(qtbot, measured) -> None:  # type: ig
     with qtbot.waitSignal(panel.replace_requested, timeout=2000) as blocker:
         panel.replace_requested.emit(row)
     assert blocker.args[0] is row
-    assert measured.levels.result.rows[0] == row  # the engine's row itself is untouched
+    assert row in measured.levels.result.rows  # the engine's row itself is untouched
 
 
 def test_export_from_the_viewer_refuses_the_dataset_and_writes_elsewhere(measured, demo_small, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -132,3 +138,71 @@ def test_export_from_the_viewer_refuses_the_dataset_and_writes_elsewhere(measure
     data = json.loads(written.read_text())
     assert len(data["rows"]) == len(measured.levels.panel.shown_rows())
     assert {r["source"] for r in data["rows"]} == {"engine"}
+
+
+def _level_titles(panel) -> list[str]:  # type: ignore[no-untyped-def]
+    return [panel.tree.topLevelItem(n).text(0) for n in range(panel.tree.topLevelItemCount())]
+
+
+def test_levels_grouped_per_mask_head_to_feet_with_flags_whole(qtbot, measured) -> None:  # type: ignore[no-untyped-def]
+    panel = measured.levels.panel
+    series = sorted({r["series"] for r in panel.shown_rows()})
+    assert len(series) == 2  # the SPIDER demo case: a T1 and a T2 mask
+    assert panel.mask_choice.isVisibleTo(panel) and panel.mask_choice.count() == 2
+    for n in range(2):
+        panel.mask_choice.setCurrentIndex(n)
+        titles = _level_titles(panel)
+        # Each level once (not once per mask), head to feet.
+        assert titles == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+        rows = [i.data(0, QtCore.Qt.ItemDataRole.UserRole) for i in panel.row_items()]
+        assert {r["series"] for r in rows} == {panel.mask_choice.currentText()}
+        # Within a level: canal, foramen left, foramen right, disc.
+        level = panel.tree.topLevelItem(0)
+        assert [level.child(k).text(0) for k in range(level.childCount())] == [
+            "Canal", "Foramen left", "Foramen right", "Disc"]
+    # A flag's whole text is there: wrapped in its column and as the tooltip.
+    assert panel.tree.wordWrap()
+    flagged = [i for i in panel.row_items() if i.data(0, QtCore.Qt.ItemDataRole.UserRole)["flag"]]
+    assert flagged
+    for item in flagged:
+        flag = item.data(0, QtCore.Qt.ItemDataRole.UserRole)["flag"]
+        assert item.text(5) == flag and item.toolTip(5) == flag
+    long = max(flagged, key=lambda i: len(i.text(5)))
+    width = panel.tree.columnWidth(5)
+    text_width = panel.tree.fontMetrics().horizontalAdvance(long.text(5))
+    assert text_width > width  # the column is narrower than the text ...
+    rect = panel.tree.visualItemRect(long)
+    assert rect.height() > panel.tree.fontMetrics().height() * 1.5  # ... so the line wraps
+
+
+def test_a_manual_replacement_shows_beside_the_engine_value(qtbot, measured) -> None:  # type: ignore[no-untyped-def]
+    panel = measured.levels.panel
+    item = next(i for i in panel.row_items() if i.data(0, QtCore.Qt.ItemDataRole.UserRole)["quantity"]
+                == "foramen_height" and i.data(0, QtCore.Qt.ItemDataRole.UserRole)["side"] == "left"
+                and i.data(0, QtCore.Qt.ItemDataRole.UserRole)["level"] == "L4-L5")
+    row = item.data(0, QtCore.Qt.ItemDataRole.UserRole)
+    assert item.text(2) == ""
+    measured.levels.replace_by_manual(row)  # the view goes to the engine's plane, the distance tool is on
+    view = measured.views["sagittal"]
+    plane = view.plane
+    centre = plane.centre_lps()
+    vp = view.graphics.viewport()
+    points = []
+    for a, b in ((0.0, -6.0), (0.0, 6.0)):
+        x, y = view.to_scene(centre + a * plane.right_lps + b * plane.down_lps)
+        points.append(view.graphics.mapFromScene(view.viewbox.mapViewToScene(QtCore.QPointF(x, y))))
+    qtbot.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, pos=points[0])
+    qtbot.mouseMove(vp, points[1])
+    qtbot.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, pos=points[1])
+    manual = list(measured.session.measurements)[-1]
+    assert manual.level == "L4-L5" and manual.side == "left"
+    # The panel shows the manual value on the engine's line, beside the engine's value.
+    item = next(i for i in panel.row_items() if i.data(0, QtCore.Qt.ItemDataRole.UserRole) == row)
+    assert item.text(2) == manual.value_text() and item.text(1) != ""
+    assert float(item.text(2).split()[0]) == pytest.approx(manual.value().value, abs=0.01)
+    # Only that line: the right foramen's height has no manual value.
+    others = [i for i in panel.row_items() if i.text(2)]
+    assert others == [item]
+    # Undo removes the measurement, and the panel follows.
+    measured.session.undo.undo()
+    assert item.text(2) == ""

@@ -85,3 +85,28 @@ def test_case_navigation_and_annotation_jump(qtbot, window, demo_small) -> None:
     qtbot.wait(10)
     target = panel.shown[0].position_lps
     assert np.allclose(window.session.cursor.crosshair, target)
+
+
+def test_label_planes_of_a_reformatted_view_come_from_the_plane_cache_and_follow_edits(
+        qtbot, window, demo_small) -> None:  # type: ignore[no-untyped-def]
+    """The axial view of SPIDER (sagittal only: reformatted) cuts its mask through the plane
+    cache, prefetches the neighbouring label planes with the image's while it steps, and shows
+    an edit of the map (a new revision) on the next refresh, never the cached plane."""
+    open_and_wait(qtbot, window, demo_small["spider"])
+    view = window.views["axial"]
+    assert view.view_state.mode == "reformat"
+    layer = next(lay for lay in window.session.overlays.layers if lay.kind == "labels" and lay.visible)
+    stack = layer.source.stack
+    view.view_state.go_to(view.view_state.position()[1] // 2)
+    shown = view.overlay.cut(layer)
+    assert shown is not None and np.count_nonzero(shown) > 0
+    assert shown is window.cache.get(stack, view.plane, kind="labels").pixels  # the cache's own plane
+    view.view_state.step(1)
+    qtbot.waitUntil(window.cache.idle, timeout=10_000)
+    ahead = view.view_state.neighbour_planes(1)[0]
+    hits = window.cache.hits
+    window.cache.get(stack, ahead, kind="labels")
+    assert window.cache.hits == hits + 1  # prefetched off the GUI thread with the image's plane
+    stack.replace_region((slice(None), slice(None), slice(None)), np.zeros(stack.geometry.shape_kji, np.uint8))
+    view.overlay.refresh()
+    assert np.count_nonzero(view.overlay.cut(layer)) == 0

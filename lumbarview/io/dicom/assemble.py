@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import math
 import os
 from collections import defaultdict
@@ -713,7 +714,9 @@ def _field(doc: Any, key: str, *types: type) -> Any:
 
 
 def _list_of(values: Any, types: tuple[type, ...], what: str) -> list[Any]:
-    if type(values) is not list or not all(type(v) in types for v in values):
+    # The types of all values at once (map and set run in C: a stack of a 48,000-file tree has
+    # tens of thousands of values, checked on every re-open).
+    if type(values) is not list or not set(map(type, values)).issubset(types):
         raise _DamagedAssembly(f"{what} is not a list of the right type")
     return values
 
@@ -765,18 +768,17 @@ def _stack_from_doc(doc: Any, series_uid: str, known: Callable[[str], bool],
     meta["window"] = window
     n = geometry.shape_kji[0]
     positions = _list_of(_field(meta_doc, "positions_lps", list), (list, type(None)), "positions")
-    for p in positions:
-        if p is not None:
-            _list_of(p, (float, int), "a position")
-            if len(p) != 3:
-                raise _DamagedAssembly("a position is not three numbers")
+    given = [p for p in positions if p is not None]
+    _list_of(list(itertools.chain.from_iterable(given)), (float, int), "a position")
+    if not set(map(len, given)).issubset((3,)):
+        raise _DamagedAssembly("a position is not three numbers")
     files = _list_of(_field(meta_doc, "files", list), (str, type(None)), "files")
     frames = _list_of(_field(meta_doc, "frames", list), (int, type(None)), "frames")
     if not len(positions) == len(files) == len(frames) == n:
         raise _DamagedAssembly("a stack's slices do not match its size")
     if any((f is None) != (k is None) or (k is not None and k < 0) for f, k in zip(files, frames, strict=True)):
         raise _DamagedAssembly("a slice's frame does not match its file")
-    if not all(f is None or known(f) for f in files):
+    if not all(map(known, [f for f in files if f is not None])):
         raise _DamagedAssembly("a stack names a file that was not scanned")
     meta["positions_lps"] = positions
     meta["files"] = files
@@ -852,10 +854,10 @@ class AssemblyCache:
             self._damage = type(exc).__name__
         return self._entries
 
-    def _is_scanned(self, path: str) -> bool:
+    def _scanned(self) -> set[str]:
         if self._known is None:
             self._known = set(self.scan.paths)
-        return path in self._known
+        return self._known
 
     def assemble(self, path: str, folder: str | None = None,
                  issues: Sequence[LoadIssue] = ()) -> StudyCollection:
@@ -876,8 +878,8 @@ class AssemblyCache:
         elif type(entry) is dict and entry.get("key") == key:
             try:
                 with _gc_paused():
-                    found = _collection_from_doc(entry.get("collection"), path, self._is_scanned,
-                                                 self.scan.header_for)
+                    found = _collection_from_doc(entry.get("collection"), path,
+                                                 self._scanned().__contains__, self.scan.header_for)
                 found.issues[:0] = list(issues)
                 self.n_hits += 1
                 return found

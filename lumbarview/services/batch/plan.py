@@ -20,7 +20,11 @@ from lumbarview import __version__
 from lumbarview.core.fs import atomic_write_text
 from lumbarview.services.measure_all import Job
 
-ENGINE_MODULE = "lumbarview.measure.lumbar"
+ENGINE_MODULE = "lumbarview.measure.engine"
+#: The modules whose source is the engine (their sha256 together names it).
+ENGINE_MODULES = (ENGINE_MODULE, "lumbarview.measure.canal", "lumbarview.measure.foramen", "lumbarview.measure.disc",
+                  "lumbarview.measure.measurer", "lumbarview.measure.sampling", "lumbarview.measure.cutoffs",
+                  "lumbarview.measure.results")
 
 
 @dataclass(frozen=True)
@@ -83,15 +87,19 @@ def input_fingerprint(jobs: Sequence[Job]) -> str:
 
 
 def engine_version() -> dict[str, str]:
-    """The measurement engine's identity: its module and the sha256 of its source (it has no
-    version number of its own, and its internals change between releases)."""
-    spec = util.find_spec(ENGINE_MODULE)
-    source = getattr(spec, "origin", None) if spec is not None else None
-    try:
-        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16] if source else "unknown"
-    except OSError:
-        digest = "unknown"
-    return {"module": ENGINE_MODULE, "source_sha256": digest}
+    """The measurement engine's identity: its module and the sha256 of the source of its
+    modules (it has no version number of its own, and its internals change between releases)."""
+    digest = hashlib.sha256()
+    for name in ENGINE_MODULES:
+        spec = util.find_spec(name)
+        source = getattr(spec, "origin", None) if spec is not None else None
+        try:
+            if not source:
+                raise OSError(name)
+            digest.update(Path(source).read_bytes())
+        except OSError:
+            return {"module": ENGINE_MODULE, "source_sha256": "unknown"}
+    return {"module": ENGINE_MODULE, "source_sha256": digest.hexdigest()[:16]}
 
 
 def _now() -> str:

@@ -17,8 +17,7 @@ from typing import Any, Protocol
 
 from lumbarview import __version__
 from lumbarview.core.errors import LumbarviewError
-from lumbarview.services.measure_all import Job, measure_job, run_jobs
-from lumbarview.services.measure_case import failed_rows
+from lumbarview.services.measure_all import Job, failed_job_rows, measure_job, run_jobs
 
 Rows = list[dict[str, Any]]
 
@@ -173,13 +172,13 @@ class DaskRunner:
                 try:
                     kind, payload = future.result()
                 except KilledWorker:
-                    kind, payload = "rows", failed_rows(
-                        job.case, job.series, "the Dask workers measuring it died again and again (a crash "
+                    kind, payload = "rows", failed_job_rows(
+                        job, "the Dask workers measuring it died again and again (a crash "
                                               "while reading its files, or out of memory); check its files, or "
                                               "measure it alone with --jobs 1 to see the error")
                 except Exception as exc:  # a task that raised after its retries: the row says why
-                    kind, payload = "rows", failed_rows(job.case, job.series,
-                                                        f"the cluster task failed ({type(exc).__name__}: {exc})")
+                    why = f"the cluster task failed ({type(exc).__name__}: {exc})"
+                    kind, payload = "rows", failed_job_rows(job, why)
                 future.release()
                 if kind == "path-missing":
                     raise ClusterError(f"a Dask worker on host {payload} cannot see {self.root}: {_README_HINT}")

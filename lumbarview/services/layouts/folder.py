@@ -7,6 +7,7 @@ label map even when its name does not say so (:mod:`..label_guess`)."""
 
 from __future__ import annotations
 
+import os
 import re
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ from lumbarview.io.annotations import (
     read_markups,
     read_table,
 )
+from lumbarview.io.dicom.scan import walk_files
 from lumbarview.io.mesh import read_stl
 from lumbarview.io.volume import is_volume_file, open_label_volume, open_volume, volume_stem
 from lumbarview.services.binding import bind_label_volume, image_for_labels
@@ -29,6 +31,23 @@ from lumbarview.services.layouts.context import USER_SCHEME_FILE, OpenContext, n
 from lumbarview.services.open_study import open_dicom
 from lumbarview.services.subjects import group_by_subject
 
+#: Files this layout reads itself; with the other non-DICOM suffixes, those that never make it
+#: look for DICOM files.
+_READ_HERE = (".stl", ".json", ".csv", ".tsv", ".pdf")
+_NOT_DICOM = (*_READ_HERE, ".xml", ".png", ".txt", ".md")
+
+
+def _path_parts(path: str) -> list[str]:
+    """The sort key that orders path strings as ``Path`` objects order (part by part)."""
+    return path.split(os.sep)
+
+
+def _suffix(path: str) -> str:
+    """``Path(path).suffix.lower()`` without making the Path."""
+    name = os.path.basename(path)
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
+
 
 def detect(root: Path) -> bool:
     return True
@@ -36,17 +55,30 @@ def detect(root: Path) -> bool:
 
 def open_layout(ctx: OpenContext) -> None:
     root = ctx.root
-    files = [root] if root.is_file() else sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    volumes = [p for p in files if is_volume_file(p)]
+    # The tree is listed once (os.scandir, hidden entries left out, linked files kept) and the
+    # same listing goes to the DICOM scan, which would otherwise walk it again. Paths stay
+    # strings (sorted as paths sort: by their parts) until a file is one read here: a DICOM
+    # tree of 48,000 files makes no Path objects.
+    listing = [] if root.is_file() else walk_files(os.path.abspath(root), include_links=True)
+    names = [str(root)] if root.is_file() else sorted((st.path for st in listing), key=_path_parts)
+    volumes: list[Path] = []
+    files: list[Path] = []  # the files read here (volumes, meshes, markups, tables, documents)
+    dicom_like = False
+    for name in names:  # one pass, one suffix test per file
+        if is_volume_file(name):
+            volumes.append(Path(name))
+            files.append(volumes[-1])
+            continue
+        suffix = _suffix(name)
+        if suffix in _READ_HERE:
+            files.append(Path(name))
+        elif suffix not in _NOT_DICOM:
+            dicom_like = True
     cases: list[Case] = []
-    if any(not is_volume_file(p) and p.suffix.lower() not in (".json", ".stl", ".csv", ".tsv", ".xml",
-                                                                ".png", ".txt", ".md", ".pdf")
-           for p in files):
+    if dicom_like:
         try:
             collection = open_dicom(root, use_cache=ctx.use_cache, cache_dir=ctx.cache_dir,
-                                    progress=ctx.progress, cancel=ctx.cancel)
+                                    progress=ctx.progress, cancel=ctx.cancel, listed=listing or None)
             cases = ctx.cases_from_collection(collection)
         except NothingToOpenError as exc:
             ctx.dicom_error = exc

@@ -4,15 +4,14 @@ that lie on the view's plane (within :data:`TOLERANCE_MM`), redrawn when the pla
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from lumbarview.services.engine_view import PartGeometry, Polyline
-
 if TYPE_CHECKING:
+    from lumbarview.services.engine_view import PartGeometry, Polyline
     from lumbarview.ui.views.slice_view import SliceView
 
 TOLERANCE_MM = 1.0
@@ -61,8 +60,7 @@ class EngineOverlay:
             if line.closed:
                 x, y = np.append(x, x[0]), np.append(y, y[0])
             pen = pg.mkPen(colour_of(line), width=2, cosmetic=True)
-            kwargs: dict[str, Any] = {"connect": "pairs"} if line.pairs else {}
-            item = pg.PlotCurveItem(x, y, pen=pen, antialias=True, **kwargs)
+            item = pg.PlotCurveItem(x, y, pen=pen, antialias=True)
             item.setZValue(25)
             item.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)
             self.view.viewbox.addItem(item, ignoreBounds=True)

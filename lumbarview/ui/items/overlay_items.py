@@ -12,18 +12,19 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import BoxSet, LabelMap, Mesh, PointSet
+from lumbarview.core.types import ImageStack
 from lumbarview.model.markers import parse_marker_name, point_label
 from lumbarview.model.overlays import Layer, OverlayModel, _hex_rgb
 from lumbarview.model.view_state import step_along_mm
 from lumbarview.slicing.cache import plane_key
 from lumbarview.slicing.contours import plane_contour, segments_to_pixels, slab_projection
-from lumbarview.slicing.cut import curve_crossings, cut_labels, points_near_plane
+from lumbarview.slicing.cut import curve_crossings, points_near_plane
 
 SEVERITY_COLOURS = {0: "#6fcf6f", 1: "#e8d44d", 2: "#f09a3e", 3: "#e5534b", None: "#b0b0b0"}
-#: Bytes each view may keep of cut label slices and of their colour images (each cache apart);
-#: LUMBARVIEW_OVERLAY_CACHE_MB sets it.
 #: Point names drawn per view at most (beyond that the points are drawn without names).
 MAX_POINT_LABELS = 60
+#: Bytes each view may keep of label colour images and of mesh contours (each cache apart; the
+#: label planes themselves are in the plane cache); LUMBARVIEW_OVERLAY_CACHE_MB sets it.
 OVERLAY_CACHE_BYTES = int(os.environ.get("LUMBARVIEW_OVERLAY_CACHE_MB", "48")) * 2**20
 
 
@@ -105,7 +106,6 @@ class OverlayItems:
         self._rgba: OrderedDict[tuple[Any, ...], npt.NDArray[np.uint8]] = OrderedDict()
         self._pool: dict[str, list[Any]] = {"curve": [], "text": [], "scatter": [], "pairs": []}
         self._used: dict[str, int] = {}
-        self._cuts: OrderedDict[tuple[Any, ...], npt.NDArray[Any]] = OrderedDict()
         self._tables: dict[int, npt.NDArray[np.uint8]] = {}
         self._box_corners: dict[int, tuple[list[Any], npt.NDArray[np.float64]]] = {}
         self.shown_boxes: list[tuple[Any, npt.NDArray[np.float64]]] = []
@@ -125,7 +125,6 @@ class OverlayItems:
             self.view.viewbox.removeItem(item)
         self._label_items.clear()
         self._tables.clear()
-        self._cuts.clear()
         self._rgba.clear()
         self._box_corners.clear()
         self._mesh_cuts.clear()
@@ -170,22 +169,19 @@ class OverlayItems:
         return max(0.5, spacing / 2)
 
     def cut(self, layer: Layer) -> npt.NDArray[Any] | None:
+        """The layer's labels on the view's plane: a plane-cache request through the same
+        ``reformat(kind="labels")`` path as the image (nearest label; 0 off the map), keyed by
+        the map's revision and prefetched with the image's planes off the GUI thread."""
         plane = self.view.plane
         if plane is None or not isinstance(layer.source, LabelMap):
             return None
-        key = (id(layer), plane_key(plane))
-        found = self._cuts.get(key)
-        if found is None:
-            stack = layer.source.stack
-            half = None
-            if stack.geometry.shape_kji[0] == 1:
-                half = max(0.5, stack.geometry.slice_spacing_mm / 2)
-            found = cut_labels(stack.pixels(), stack.geometry, plane, half)
-            found = np.array(found, copy=True)  # own the bytes the cache counts
-            _bounded_put(self._cuts, key, found, OVERLAY_CACHE_BYTES)
-        else:
-            self._cuts.move_to_end(key)
-        return found
+        labels: npt.NDArray[Any] = self.view.plane_cache.get(layer.source.stack, plane, kind="labels").pixels
+        return labels
+
+    def label_stacks(self) -> list[ImageStack]:
+        """The label maps drawn now (visible label layers): the view prefetches their planes."""
+        return [layer.source.stack for layer in self.model.layers
+                if layer.kind == "labels" and layer.visible and isinstance(layer.source, LabelMap)]
 
     def refresh(self) -> None:
         self._used = {}
@@ -226,9 +222,9 @@ class OverlayItems:
                 item.setVisible(False)
             return
         labels = self.cut(layer)
-        if labels is None:
+        if labels is None or not isinstance(layer.source, LabelMap):
             return
-        key = (id(layer), plane_key(self.view.plane), layer.outline)
+        key = (id(layer), layer.source.stack.revision, plane_key(self.view.plane), layer.outline)
         rgba = self._rgba.get(key)
         if rgba is None:
             table = self._tables.get(id(layer))

@@ -1,9 +1,11 @@
 """The levels panel: the engine's values per level and side beside the images.
 
 :class:`LevelsPanel` shows an :class:`~lumbarview.services.engine_view.EngineResult` as a tree:
-level (and series when the case has several measured label maps) > part (canal, foramen left,
-foramen right, disc) > one line per ``lumbarview measure`` row (value, unit, confidence, flag
-with its source, dataset grade; the method and the confidence's reason as tooltips). A click on
+level (head to feet: T12-L1 first) > part (canal, foramen left, foramen right, disc) > one line
+per ``lumbarview measure`` row (value, a manual measurement that replaces it, unit, confidence,
+flag with its source, wrapped, and dataset grade; the method and the confidence's reason as
+tooltips). A case with several measured label maps (T1 and T2 masks) shows one at a time,
+chosen above the tree. A click on
 any line emits :attr:`LevelsPanel.part_selected` with its row; the context menu's "Replace by a
 manual measurement…" emits :attr:`LevelsPanel.replace_requested` (the measurement tools hook
 there; the engine's row is never changed).
@@ -18,33 +20,71 @@ untouched.
 
 from __future__ import annotations
 
+import itertools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lumbarview.core.dataset import Case
 from lumbarview.core.errors import LumbarviewError
+from lumbarview.core.labels import VERTEBRAE_TOP_DOWN
 from lumbarview.core.types import Series
 from lumbarview.model.session import Session
-from lumbarview.services import measurement_export, report
-from lumbarview.services.engine_view import EngineResult, PartGeometry, part_of, run_engine
-from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
 from lumbarview.services.view_planes import best_volume, plan_go_to
 from lumbarview.ui.items.engine_items import EngineOverlay
 from lumbarview.ui.shell import Shell
 from lumbarview.ui.views.slice_view import SliceView
 from lumbarview.ui.views.tools import ToolController
 
+if TYPE_CHECKING:  # the engine, the report and the SR (highdicom) load on first use, not at launch
+    from lumbarview.services.engine_view import EngineResult, PartGeometry
+
 ROLE = QtCore.Qt.ItemDataRole.UserRole
-COLUMNS = ("Level / quantity", "Value", "Unit", "Confidence", "Flag", "Dataset grade")
+COLUMNS = ("Level / quantity", "Value", "Manual", "Unit", "Confidence", "Flag", "Dataset grade")
+VALUE, MANUAL, FLAG = 1, 2, 5  # column indices
 PART_TITLES = {("canal", None): "Canal", ("foramen", "left"): "Foramen left", ("foramen", "right"): "Foramen right",
                ("disc", None): "Disc"}
+_PART_ORDER = list(PART_TITLES)
 _NAMES = {"canal_ap": "AP diameter", "canal_transverse": "transverse diameter", "canal_area": "area",
           "canal_area_min": "minimum area", "foramen_height": "height", "foramen_width": "width",
           "foramen_area": "area", "posterior_disc_height": "posterior disc height",
           "disc_height_anterior": "anterior height", "disc_height_middle": "middle height",
           "disc_height_posterior": "posterior height", "dhi": "DHI", "slip": "slip"}
+#: Disc levels head to feet (T10-T11 ... L5-S1): the panel's order.
+LEVEL_ORDER = tuple(f"{a}-{b}" for a, b in itertools.pairwise(VERTEBRAE_TOP_DOWN))
+#: How the measurement tools note a manual measurement that replaces an engine value.
+_REPLACES = re.compile(r"manual replacement of the engine's (?P<quantity>\w+)")
+
+
+def level_rank(level: object) -> tuple[int, str]:
+    """Sort key of a level: head to feet, unknown names after the known ones, none last."""
+    if not isinstance(level, str):
+        return (len(LEVEL_ORDER) + 1, "")
+    return (LEVEL_ORDER.index(level) if level in LEVEL_ORDER else len(LEVEL_ORDER), level)
+
+
+@dataclass(frozen=True)
+class ManualValue:
+    """A manual measurement shown beside the engine value it replaces."""
+
+    level: str | None
+    side: str | None
+    quantity: str
+    text: str  # its value with unit, as the measurements table shows it
+
+
+def manual_values(measurements: Iterable[Any]) -> list[ManualValue]:
+    """The session's manual measurements that replace an engine value (the tools note which)."""
+    out = []
+    for m in measurements:
+        found = _REPLACES.search(str(getattr(m, "note", "") or ""))
+        if found is not None and getattr(m, "source", "manual") == "manual":
+            out.append(ManualValue(m.level, m.side, found["quantity"], m.value_text()))
+    return out
 
 
 def _value_text(row: dict[str, Any]) -> str:
@@ -66,47 +106,98 @@ class LevelsPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.result: EngineResult | None = None
         self._rows: list[dict[str, Any]] = []
+        self._manual: list[ManualValue] = []
         self.status = QtWidgets.QLabel("Measure → Measure this case (Ctrl+M) to see the engine's values per level.")
         self.status.setWordWrap(True)
         self.button = QtWidgets.QPushButton("Measure this case")
         self.button.clicked.connect(self.measure_requested.emit)
+        # A case with several measured masks (T1 and T2) shows one at a time, levels grouped.
+        self.mask_label = QtWidgets.QLabel("Mask:")
+        self.mask_choice = QtWidgets.QComboBox()
+        self.mask_choice.setToolTip("The label map (mask) whose values are shown; each is measured on its own")
+        self.mask_choice.currentIndexChanged.connect(lambda _i: self._build())
+        masks = QtWidgets.QHBoxLayout()
+        masks.addWidget(self.mask_label)
+        masks.addWidget(self.mask_choice, 1)
         self.tree = QtWidgets.QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(list(COLUMNS))
         self.tree.setAlternatingRowColors(True)
-        self.tree.setUniformRowHeights(True)
+        self.tree.setUniformRowHeights(False)
+        self.tree.setWordWrap(True)  # flags wrap in their column rather than being cut
+        self.tree.setMinimumHeight(160)  # a few levels in view, however long the status above
         self.tree.itemClicked.connect(self._on_clicked)
+        self.tree.header().sectionResized.connect(self._on_section_resized)
         self.tree.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.status)
         layout.addWidget(self.button)
+        layout.addLayout(masks)
         layout.addWidget(self.tree, 1)
+        self._show_masks([])
 
     # -- content -----------------------------------------------------------------------------
     def clear(self, message: str = "") -> None:
         self.result = None
         self._rows = []
         self.tree.clear()
+        self._show_masks([])
         self.status.setText(message or "Measure → Measure this case (Ctrl+M) to see the engine's values per level.")
+
+    def _show_masks(self, series: list[str]) -> None:
+        self.mask_choice.blockSignals(True)
+        self.mask_choice.clear()
+        self.mask_choice.addItems(series)
+        self.mask_choice.blockSignals(False)
+        self.mask_label.setVisible(len(series) > 1)
+        self.mask_choice.setVisible(len(series) > 1)
 
     def set_result(self, result: EngineResult) -> None:
         self.result = result
+        self._rows = list(result.rows)
+        self._show_masks([str(s) for s in dict.fromkeys(r.get("series") for r in result.rows) if s is not None])
+        self._build()
+        measured = sum(1 for r in result.rows if r.get("value") is not None)
+        self.status.setText(f"Case {result.case_id}: {measured} of {len(result.rows)} values measured "
+                            f"({result.engine_version}). Click a line to see where; right-click to replace a value "
+                            "by a manual measurement." + ("".join(f"\n{n}" for n in result.notes)))
+
+    def set_manual(self, values: Iterable[ManualValue]) -> None:
+        """Show these manual measurements beside the engine values they replace."""
+        self._manual = list(values)
+        for item in self.row_items():
+            row = item.data(0, ROLE)
+            if isinstance(row, dict):
+                self._fill_manual(item, row)
+
+    def _fill_manual(self, item: QtWidgets.QTreeWidgetItem, row: dict[str, Any]) -> None:
+        found = [m.text for m in self._manual if m.quantity == row.get("quantity") and m.level == row.get("level")
+                 and m.side == row.get("side") and (row.get("unit") != "%")]
+        item.setText(MANUAL, "; ".join(found))
+        item.setToolTip(MANUAL, "Measured by hand in place of the engine's value (both are kept)" if found else "")
+
+    def _build(self) -> None:
+        """The tree of the chosen mask's rows: levels head to feet, then canal, foramina, disc."""
+        from lumbarview.services.engine_view import part_of  # the engine loads on first use
         self.tree.clear()
-        self._rows = []
-        several = len({r.get("series") for r in result.rows}) > 1
-        levels: dict[tuple[Any, Any], QtWidgets.QTreeWidgetItem] = {}
-        parts: dict[tuple[Any, Any, Any, Any], QtWidgets.QTreeWidgetItem] = {}
-        for row in result.rows:
-            self._rows.append(row)
-            level_key = (row.get("series"), row.get("level"))
-            level_item = levels.get(level_key)
+        chosen = self.mask_choice.currentText() if self.mask_choice.count() > 1 else None
+        rows = [r for r in self._rows if chosen is None or r.get("series") == chosen]
+        order = {id(r): n for n, r in enumerate(rows)}
+
+        def part_key(row: dict[str, Any]) -> tuple[int, int]:
+            part = part_of(row.get("quantity"))
+            key = (part, row.get("side") if part == "foramen" else None)
+            return (_PART_ORDER.index(key) if key in _PART_ORDER else len(_PART_ORDER), order[id(row)])
+
+        levels: dict[Any, QtWidgets.QTreeWidgetItem] = {}
+        parts: dict[tuple[Any, Any, Any], QtWidgets.QTreeWidgetItem] = {}
+        for row in sorted(rows, key=lambda r: (level_rank(r.get("level")), part_key(r))):
+            level_item = levels.get(row.get("level"))
             if level_item is None:
                 title = str(row.get("level") or "not measured")
-                if several:
-                    title += f" — {row.get('series')}"
-                level_item = levels[level_key] = QtWidgets.QTreeWidgetItem(self.tree, [title])
+                level_item = levels[row.get("level")] = QtWidgets.QTreeWidgetItem(self.tree, [title])
                 level_item.setData(0, ROLE, row)
                 level_item.setExpanded(True)
                 font = level_item.font(0)
@@ -114,11 +205,10 @@ class LevelsPanel(QtWidgets.QWidget):
                 level_item.setFont(0, font)
             part = part_of(row.get("quantity"))
             side = row.get("side") if part == "foramen" else None
-            part_key = (*level_key, part, side)
-            parent = parts.get(part_key)
+            parent = parts.get((row.get("level"), part, side))
             if parent is None and part is not None:
-                parent = parts[part_key] = QtWidgets.QTreeWidgetItem(level_item, [PART_TITLES.get((part, side),
-                                                                                                   part)])
+                parent = parts[(row.get("level"), part, side)] = QtWidgets.QTreeWidgetItem(
+                    level_item, [PART_TITLES.get((part, side), part)])
                 parent.setData(0, ROLE, row)
                 parent.setExpanded(part == "canal")
             item = QtWidgets.QTreeWidgetItem(parent or level_item, self.cells(row))
@@ -128,26 +218,45 @@ class LevelsPanel(QtWidgets.QWidget):
             for column in range(len(COLUMNS)):
                 item.setToolTip(column, tip)
             if row.get("flag"):
-                item.setForeground(4, QtGui.QBrush(QtGui.QColor("#e5534b")))
-        for column in range(len(COLUMNS) - 2):
+                item.setForeground(FLAG, QtGui.QBrush(QtGui.QColor("#e5534b")))
+                item.setToolTip(FLAG, str(row["flag"]))  # the whole text, however narrow the column
+            self._fill_manual(item, row)
+        for column in range(FLAG):
             self.tree.resizeColumnToContents(column)
-        measured = sum(1 for r in result.rows if r.get("value") is not None)
-        self.status.setText(f"Case {result.case_id}: {measured} of {len(result.rows)} values measured "
-                            f"({result.engine_version}). Click a line to see where; right-click to replace a value "
-                            "by a manual measurement." + ("".join(f"\n{n}" for n in result.notes)))
+        self.tree.setColumnWidth(FLAG, 260)  # long flags wrap (their whole text is the tooltip too)
+        self._wrap_flags()
+
+    def _on_section_resized(self, column: int, _old: int, _new: int) -> None:
+        if column == FLAG:
+            self._wrap_flags()
+
+    def _wrap_flags(self) -> None:
+        """Each line tall enough for its flag wrapped in the flag column (a tree view wraps text
+        but does not grow the row for it)."""
+        width = max(40, self.tree.columnWidth(FLAG) - 8)
+        metrics = self.tree.fontMetrics()
+        for item in self.row_items():
+            text = item.text(FLAG)
+            if text:
+                bound = metrics.boundingRect(QtCore.QRect(0, 0, width, 10_000),
+                                             int(QtCore.Qt.TextFlag.TextWordWrap), text)
+                item.setSizeHint(FLAG, QtCore.QSize(width, bound.height() + 4))
 
     @staticmethod
     def cells(row: dict[str, Any]) -> list[str]:
         quantity = str(row.get("quantity"))
-        return [_NAMES.get(quantity, quantity), _value_text(row), str(row.get("unit") or ""),
+        return [_NAMES.get(quantity, quantity), _value_text(row), "", str(row.get("unit") or ""),
                 str(row.get("confidence") or ""), str(row.get("flag") or ""), str(row.get("dataset_grade") or "")]
 
     def shown_rows(self) -> list[dict[str, Any]]:
-        """The rows the panel shows, with the keys of ``lumbarview measure`` rows."""
+        """The engine's rows (every mask's), with the keys of ``lumbarview measure`` rows."""
+        if not self._rows:
+            return []  # (the screenshot's sidecar asks before any measuring: the engine stays unloaded)
+        from lumbarview.services.measure_case import EXTRA_KEYS, ROW_KEYS
         return [{key: row.get(key) for key in (*ROW_KEYS, *EXTRA_KEYS)} for row in self._rows]
 
     def row_items(self) -> list[QtWidgets.QTreeWidgetItem]:
-        """The value lines (leaves), in order."""
+        """The value lines (leaves) of the mask shown, in order."""
         out: list[QtWidgets.QTreeWidgetItem] = []
 
         def walk(item: QtWidgets.QTreeWidgetItem | None) -> None:
@@ -198,6 +307,8 @@ class LevelsController:
         self.result: EngineResult | None = None
         self.part: PartGeometry | None = None
         session.case_changed.connect(lambda _case: self.reset())
+        # Manual measurements that replace an engine value show beside it.
+        session.measurements.changed.connect(lambda: self.panel.set_manual(manual_values(session.measurements)))
 
     def reset(self) -> None:
         self.result = None
@@ -212,6 +323,7 @@ class LevelsController:
     # -- the engine --------------------------------------------------------------------------
     def measure(self) -> None:
         """Measure the loaded case off the GUI thread (a progress dialog can cancel)."""
+        from lumbarview.services.engine_view import run_engine
         case = self.session.case
         if case is None:
             self.shell.status("Open a case first")
@@ -233,6 +345,7 @@ class LevelsController:
         self.panel.measured.emit()
 
     def _source(self, series_name: str) -> Series | None:
+        from lumbarview.services import report
         case = self.session.case
         if case is None:
             return None
@@ -270,12 +383,14 @@ class LevelsController:
     # -- exports -----------------------------------------------------------------------------
     def export_rows(self) -> list[dict[str, Any]]:
         """The rows to export: the session's measurements of the case, and the engine's when it ran."""
+        from lumbarview.services import measurement_export  # highdicom: on first use
         session = self.session
         return measurement_export.case_rows(session.measurements, session.case, self.result)
 
     def export_to(self, path: str | Path, rows: list[dict[str, Any]] | None = None) -> Path:
         """Export to ``path`` by its suffix (the service chooses the format and keeps the dataset
         untouched)."""
+        from lumbarview.services import measurement_export
         case = self.session.case
         if case is None:
             raise ValueError("open a case first")

@@ -16,12 +16,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.core.geometry import FloatArray
+from lumbarview.core.geometry import EdgeLetters, FloatArray
+from lumbarview.core.types import ImageStack
 from lumbarview.model.session import Session
 from lumbarview.model.view_state import ViewState, WindowLevel
 from lumbarview.slicing.cache import PlaneCache
 from lumbarview.slicing.planes import ViewPlane, letters
 from lumbarview.slicing.reference_lines import ReferenceLine, snap
+from lumbarview.slicing.reformat import Kind
 from lumbarview.ui import theme
 from lumbarview.ui.views.hud import Graphics, Hud
 
@@ -96,9 +98,11 @@ class SliceView(QtWidgets.QWidget):
         self._ref_items: list[tuple[pg.PlotCurveItem, ReferenceLine]] = []
         self._line_pool: list[pg.PlotCurveItem] = []
         self._frame: tuple[Any, ...] | None = None
+        self._letters: tuple[Any, EdgeLetters | None] = (None, None)  # (frame, letters) last shown
         self._pixels: Any = None
         self._along: float | None = None  # the shown reformatted plane's offset along its normal
         self._planned: pg.PlotCurveItem | None = None
+        self._stale = False  # hidden when its plane changed: drawn when shown
         self.setAcceptDrops(True)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(160, 160)
@@ -161,9 +165,21 @@ class SliceView(QtWidgets.QWidget):
         self._frame = None
 
     def _on_other_plane_changed(self, _plane: Any) -> None:
-        self.update_reference_lines()
+        if not self._stale:
+            self.update_reference_lines()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:  # what changed while the view was hidden
+            self._on_plane_changed(self.view_state.plane)
 
     def _on_plane_changed(self, plane: ViewPlane | None) -> None:
+        if not self.isVisible():
+            # A view the layout hides (the coronal of 1x2) draws nothing until it is shown: its
+            # pixels, a reformat perhaps (and the resampler's import), are for nobody.
+            self._stale = True
+            return
+        self._stale = False
         state = self.view_state
         if plane is None:
             self.image.clear()
@@ -188,7 +204,11 @@ class SliceView(QtWidgets.QWidget):
             along = float(plane.origin_lps @ plane.normal_lps)
             direction = -1 if self._along is not None and along < self._along else 1
             self._along = along
-            self.plane_cache.prefetch(source, state.neighbour_planes(direction))
+            wanted: list[tuple[ImageStack, Kind]] = [(source, "image")]
+            if self.overlay is not None:  # the label maps drawn over it, in the same pass
+                wanted += [(stack, "labels") for stack in self.overlay.label_stacks()]
+            self.plane_cache.prefetch_all([(stack, p, kind) for p in state.neighbour_planes(direction)
+                                           for stack, kind in wanted])
         sx, sy = plane.spacing_mm
         frame = (tuple(np.round(plane.row_direction_lps, 6)), tuple(np.round(plane.column_direction_lps, 6)),
                  plane.spacing_mm)
@@ -206,7 +226,9 @@ class SliceView(QtWidgets.QWidget):
             # Stepping: only the pixels change; the levels belong to the view state.
             self.image.setImage(pixels, autoLevels=False)
         self.hud.set_scale(self.viewbox.viewPixelSize()[0])
-        edge = letters(plane, state.has_patient_geometry)
+        if self._letters[0] != (frame, state.has_patient_geometry):  # they follow the directions alone
+            self._letters = ((frame, state.has_patient_geometry), letters(plane, state.has_patient_geometry))
+        edge = self._letters[1]
         for key in ("top", "bottom", "left", "right"):
             self.hud.set_text(key, getattr(edge, key) if edge is not None else "")
         self._after_draw()

@@ -9,7 +9,7 @@ import pytest
 from lumbarview.core.errors import MeasurementError
 from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.core.labels import spider_scheme
-from lumbarview.measure.lumbar import LabelMapMeasurer, disc_plane
+from lumbarview.measure.measurer import LabelMapMeasurer, disc_plane
 from lumbarview.phantom.layouts import level_roi_geometry, render_labels
 from lumbarview.phantom.spine import LumbarPhantom, PhantomParams
 from lumbarview.slicing.planes import disc_aligned_plane, letters, plane_from_sagittal_line

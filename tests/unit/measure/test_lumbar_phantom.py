@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
-from lumbarview.core.labels import spider_scheme
+from lumbarview.core.labels import SPIDER_SACRUM, spider_scheme
 from lumbarview.measure.accuracy import errors
-from lumbarview.measure.lumbar import measure_label_map
-from lumbarview.phantom.layouts import level_roi_geometry, render_labels
+from lumbarview.measure.engine import measure_label_map
+from lumbarview.phantom.layouts import level_roi_geometry, render_labels, sagittal_geometry
 from lumbarview.phantom.spine import LevelParams, LumbarPhantom, PhantomParams
 
 LEVEL = "L4-L5"
@@ -82,7 +83,7 @@ def test_what_cannot_be_measured_is_nan_with_a_reason() -> None:
     g = level_roi_geometry(phantom, LEVEL, 1.0, 1.0)
     labels = render_labels(phantom, g)
     labels[labels == 100] = 0  # no canal label
-    labels[(labels >= 1) & (labels <= 99)] = 0  # no bone
+    labels[((labels >= 1) & (labels <= 99)) | (labels == SPIDER_SACRUM)] = 0  # no bone
     values = measure_label_map(labels, g, spider_scheme(), levels=(LEVEL, "L1-L2"))
     by_q = {(v.level, v.quantity, v.side): v for v in values}
     canal = by_q[(LEVEL, "canal_area", None)]
@@ -93,3 +94,70 @@ def test_what_cannot_be_measured_is_nan_with_a_reason() -> None:
     assert math.isnan(absent.value) and "not in the mask" in (absent.reason or "")
     # Disc heights need only the disc: still measured.
     assert not math.isnan(by_q[(LEVEL, "disc_height_middle", None)].value)
+
+
+def _whole_spine(params: PhantomParams, fine: bool = True) -> tuple[list[Any], dict[str, Any]]:
+    """Every level of the phantom on a 0.7 mm isotropic sagittal stack that holds the whole
+    lumbar spine and the sacrum (SPIDER numbering, the sacrum as SPIDER_SACRUM). (At 1 mm on
+    this grid the foramen widths at L4-L5 and L5-S1 right come out 0.8 mm short.)"""
+    phantom = LumbarPhantom(params)
+    g = sagittal_geometry(phantom, 320, 0.7, 110, 0.7) if fine else sagittal_geometry(phantom, 200, 1.0, 90, 1.0)
+    labels = render_labels(phantom, g)
+    assert (labels == SPIDER_SACRUM).any()
+    return measure_label_map(labels, g, spider_scheme()), phantom.ground_truth()["levels"]
+
+
+def test_l5_s1_is_measured_against_the_sacrum() -> None:
+    values, truth = _whole_spine(PhantomParams())
+    by_q = {(v.level, v.quantity, v.side): v for v in values}
+    # The phantom's deliberately narrowed right L5-S1 foramen (16 x 5 mm) is reported (above
+    # Hasegawa's 15 mm and the compendium's 4 mm: narrower than the left, not flagged).
+    right = truth["L5-S1"]["foramen"]["right"]
+    assert (right["height_mm"], right["width_mm"]) == (16.0, 5.0)
+    height, width = by_q[("L5-S1", "foramen_height", "right")], by_q[("L5-S1", "foramen_width", "right")]
+    assert height.value == pytest.approx(16.0, abs=0.45) and height.flag is None
+    assert width.value == pytest.approx(5.0, abs=0.45) and width.flag is None
+    assert by_q[("L5-S1", "foramen_height", "left")].value == pytest.approx(20.0, abs=0.45)
+    # Slip between L5 and S1's posterior walls: the phantom has none.
+    slip = by_q[("L5-S1", "slip", None)]
+    assert slip.value == pytest.approx(0.0, abs=0.3) and slip.flag is None
+    # DHI over L5 alone (the sacrum's extent is not a body height).
+    assert "1 body/bodies" in by_q[("L5-S1", "dhi", None)].method
+
+
+def test_dhi_flags_the_narrowed_disc_only() -> None:
+    params = PhantomParams()
+    params.levels[LEVEL] = LevelParams(disc_height_mm=5.0)
+    values, _truth = _whole_spine(params, fine=False)
+    dhi = {v.level: v for v in values if v.quantity == "dhi"}
+    assert set(dhi) == {"L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"}
+    assert dhi[LEVEL].value < 0.25 and "height loss" in (dhi[LEVEL].flag or "")
+    # The normal discs (8-10.5 mm over 26 mm bodies, DHI 0.33-0.41) carry no flag.
+    for level, v in dhi.items():
+        if level != LEVEL:
+            assert 0.30 <= v.value <= 0.45 and v.flag is None, (level, v.value, v.flag)
+
+
+def test_a_body_cut_by_the_edge_of_the_image_is_not_measured_as_if_it_ended_there() -> None:
+    phantom = LumbarPhantom(PhantomParams(tilt_deg=30.0))
+    g = level_roi_geometry(phantom, LEVEL, 1.0, 1.0)  # cuts the sacrum and L3 off
+    values = measure_label_map(render_labels(phantom, g), g, spider_scheme(), levels=("L3-L4", "L5-S1"))
+    by_q = {(v.level, v.quantity): v for v in values}
+    slip = by_q[("L5-S1", "slip")]
+    assert math.isnan(slip.value) and "edge of the image" in (slip.reason or "")
+    # L3 is cut: the DHI of L3-L4 rests on L4 alone and stays a normal one.
+    dhi = by_q[("L3-L4", "dhi")]
+    assert "1 body/bodies" in dhi.method and dhi.value == pytest.approx(10.5 * 1.0 / 26.0, abs=0.04)
+
+
+def test_without_a_sacrum_l5_s1_says_so() -> None:
+    phantom = LumbarPhantom(PhantomParams())
+    g = sagittal_geometry(phantom, 200, 1.0, 90, 1.0)
+    labels = render_labels(phantom, g)
+    labels[labels == SPIDER_SACRUM] = 0  # as SPIDER's own masks
+    values = measure_label_map(labels, g, spider_scheme(), levels=("L5-S1",))
+    missing = [v for v in values if v.quantity in ("slip", "foramen_height", "foramen_area")]
+    assert len(missing) == 5
+    assert all(math.isnan(v.value) and "does not label the sacrum" in (v.reason or "") for v in missing)
+    # What needs no sacrum is still measured.
+    assert all(math.isfinite(v.value) for v in values if v.quantity.startswith("canal") or v.quantity == "dhi")

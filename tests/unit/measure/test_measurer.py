@@ -9,7 +9,7 @@ import pytest
 
 from lumbarview.core.geometry import VolumeGeometry
 from lumbarview.core.labels import spider_scheme
-from lumbarview.measure.lumbar import LabelMapMeasurer
+from lumbarview.measure.measurer import LabelMapMeasurer
 from lumbarview.measure.sampling import SoftMask
 
 
@@ -108,7 +108,7 @@ def test_a_negative_smallest_label_is_present() -> None:
 
 
 def test_the_disc_frame_is_the_disc_plane() -> None:
-    from lumbarview.measure.lumbar import disc_plane
+    from lumbarview.measure.measurer import disc_plane
 
     labels = np.zeros((30, 40, 40), dtype=np.int16)
     labels[10:20, 12:30, 8:34] = 203
@@ -123,7 +123,8 @@ def test_the_disc_frame_is_the_disc_plane() -> None:
 
 
 def test_foramen_planes_searched_together_are_each_as_alone() -> None:
-    from lumbarview.measure.lumbar import _BONE, _foramen_planes
+    from lumbarview.measure.foramen import _foramen_planes
+    from lumbarview.measure.measurer import BONE as _BONE
     from lumbarview.phantom.layouts import level_roi_geometry, render_labels
     from lumbarview.phantom.spine import LumbarPhantom
 
@@ -184,7 +185,7 @@ def test_exits_searched_a_stretch_at_a_time_are_those_of_whole_lines() -> None:
 
 
 def test_the_disc_plane_from_index_sums_is_that_of_the_voxel_centres() -> None:
-    from lumbarview.measure.lumbar import disc_plane
+    from lumbarview.measure.measurer import disc_plane
 
     rng = np.random.default_rng(12)
     labels = np.zeros((30, 40, 50), dtype=np.int16)

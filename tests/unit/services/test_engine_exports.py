@@ -44,6 +44,12 @@ def spider(demo: dict[str, Path]) -> tuple[Any, Any, EngineResult]:
     return dataset, case, result
 
 
+def _shoelace_in(part: Any, points: Any) -> float:
+    u = (points - part.centre_lps) @ part.right_lps
+    v = (points - part.centre_lps) @ part.down_lps
+    return 0.5 * abs(float(np.dot(u, np.roll(v, 1)) - np.dot(v, np.roll(u, 1))))
+
+
 def test_run_engine_rows_are_measure_case_rows_and_geometry_sits_where_they_say(spider) -> None:  # type: ignore[no-untyped-def]
     _dataset, case, result = spider
     assert result.rows == measure_case(case)
@@ -52,26 +58,30 @@ def test_run_engine_rows_are_measure_case_rows_and_geometry_sits_where_they_say(
     for row in canal_rows:
         part = result.part_for(row)
         assert part is not None and part.view == "axial"
-        contour = next(line for line in part.polylines if line.name == "canal contour").points_lps
-        # The contour lies in the plane and encloses the engine's area (shoelace, within 10 %).
-        assert np.abs((contour - part.centre_lps) @ part.normal_lps).max() < 1e-6
-        u = (contour - part.centre_lps) @ part.right_lps
-        v = (contour - part.centre_lps) @ part.down_lps
-        area = 0.5 * abs(float(np.dot(u, np.roll(v, 1)) - np.dot(v, np.roll(u, 1))))
-        assert area == pytest.approx(row["value"], rel=0.10)
-        ap = next(line for line in part.polylines if line.name == "canal ap").points_lps
-        ap_row = next(r for r in result.rows if r["series"] == row["series"] and r["level"] == row["level"]
-                      and r["quantity"] == "canal_ap")
-        assert float(np.linalg.norm(ap[1] - ap[0])) == pytest.approx(ap_row["value"], abs=1e-3)
+        contour = next(line for line in part.polylines if line.name == "canal contour")
+        # The contour is the one the engine measured: in the plane, enclosing the row's area.
+        assert contour.closed
+        assert np.abs((contour.points_lps - part.centre_lps) @ part.normal_lps).max() < 1e-6
+        assert _shoelace_in(part, contour.points_lps) == pytest.approx(row["value"], rel=0.005)
+        for quantity, name in (("canal_ap", "canal ap"), ("canal_transverse", "canal transverse")):
+            chord_row = next(r for r in result.rows if r["series"] == row["series"] and r["level"] == row["level"]
+                             and r["quantity"] == quantity)
+            own = result.geometry_for(chord_row)
+            assert own is not None and own.polylines[0].name == name  # a length's first line: its ends
+            assert any(line is own.polylines[0] for line in part.polylines)
     foramen = [r for r in result.rows if r["quantity"] == "foramen_area" and r["value"] is not None]
     assert foramen
     for row in foramen:
         part = result.part_for(row)
-        assert part is not None and part.side == row["side"]
-        edges = next(line for line in part.polylines if line.name == "foramen outline")
-        assert edges.pairs and len(edges.points_lps) >= 8
+        assert part is not None and part.side == row["side"] and part.view == "sagittal"
+        outline = next(line for line in part.polylines if line.name == "foramen outline")
+        assert outline.closed and len(outline.points_lps) >= 4
         # The outline's plane is the parasagittal one through the foramen's centroid.
-        assert np.abs((edges.points_lps - part.centre_lps) @ part.normal_lps).max() < 1e-6
+        assert np.abs((outline.points_lps - part.centre_lps) @ part.normal_lps).max() < 1e-6
+        extent = float(np.ptp((outline.points_lps - part.centre_lps) @ part.right_lps))
+        assert abs(_shoelace_in(part, outline.points_lps) - row["value"]) <= extent * 1.0  # one row of 1 mm
+    # Rows keep the contract's keys only: the geometry is beside them, not in them.
+    assert all("geometry" not in r for r in result.rows)
 
 
 def test_csv_and_json_round_trip_engine_and_manual_rows(spider, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -199,3 +209,22 @@ def test_report_is_never_written_into_the_dataset(spider) -> None:  # type: igno
     assert tree_snapshot(Path(dataset.path)) == before
     default = report.default_report_path(dataset.path, case.id, workspace="/tmp/ws")
     assert default.parent == Path("/tmp/ws/reports") and default.suffix == ".html"
+
+
+def test_run_engine_cancels_between_label_maps(spider) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from lumbarview.core.errors import Cancelled
+
+    _dataset, case, _result = spider
+    cancel = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def progress(n: int, total: int) -> None:
+        seen.append((n, total))
+        if n == 1:  # the first label map is measured: the user cancels
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        run_engine(case, progress=progress, cancel=cancel)
+    assert seen == [(0, 3), (1, 3)]  # two masks and the dura curves; stopped before the second mask

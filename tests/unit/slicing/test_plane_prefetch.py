@@ -98,3 +98,27 @@ def test_stale_prefetches_are_dropped() -> None:
         deadline.wait(0.01)
     # The waiting prefetch of the old neighbourhood was cancelled: 1 old + 2 new computed.
     assert len(cache) == 3
+
+
+def test_a_cursor_moving_within_a_reformatted_plane_keeps_the_plane() -> None:
+    """The reformatted plane depends on the cursor only along its normal: moving the crosshair
+    within the plane (another view stepping) emits nothing and keeps the plane, which is the
+    plane computed afresh; a move along the normal gives the fresh plane there."""
+    from lumbarview.slicing.planes import standard_plane
+
+    stack = _stack()
+    view, cursor = _axial_view(stack)
+    shown = view.plane
+    assert shown is not None
+    emitted: list[object] = []
+    view.plane_changed.connect(emitted.append)
+    in_plane = cursor.crosshair + 7.0 * shown.right_lps - 5.0 * shown.down_lps
+    cursor.set_crosshair(in_plane)
+    assert emitted == [] and view.plane is shown
+    fresh = standard_plane(stack.geometry, view.orientation, in_plane, snap_to_slice=False)
+    assert plane_key(fresh) == plane_key(shown)
+    moved = in_plane + 4.5 * shown.normal_lps
+    cursor.set_crosshair(moved)
+    assert len(emitted) == 1 and view.plane is not None
+    assert plane_key(view.plane) == plane_key(standard_plane(stack.geometry, view.orientation, moved,
+                                                             snap_to_slice=False)) != plane_key(shown)
