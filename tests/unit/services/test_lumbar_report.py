@@ -224,3 +224,19 @@ def test_a_small_slip_is_not_graded_and_a_reader_value_goes_to_the_part_its_note
     l45 = next(lv for lv in rep.levels if lv.level == "L4-L5")
     assert [it.value for it in l45.parts["canal"]] == ["9.5 mm"]
     assert [it.value for it in l45.parts["foramina"]] == ["4.5 mm"]
+
+
+def test_a_level_block_is_never_split_across_pages() -> None:
+    texts = {f"level {level}": " ".join([f"{level} comment line."] * 60) + f" END {level}" for level in LEVELS}
+    grades = [Grade.create("pfirrmann", level, "3", case="x") for level in LEVELS]
+    data = build_pdf(build_report(None, "x", grades, [], texts=texts))
+    pages = [page.get_textpage().get_text_range() for page in pdfium.PdfDocument(data)]
+    assert len(pages) >= 2  # long enough to need a page break
+    seen = []
+    for page in pages:
+        for level, section in _sections(page).items():
+            flat = " ".join(section.split())
+            assert all(part in flat for part in ("canal", "recesses", "foramina", "disc")), (level, flat[:200])
+            assert f"END {level}" in flat, level
+            seen.append(level)
+    assert seen == list(LEVELS)
