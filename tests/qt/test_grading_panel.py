@@ -44,3 +44,4 @@ def test_grading_dock_prefills_sets_undoes_and_points_out(qtbot, window, demo_sm
     assert "polygon" in panel.measured.text()
     panel.fields["impression"].setPlainText("Severe central stenosis")
     assert window.session.report_fields.get(case, "impression") == "Severe central stenosis"
+    window.docks.grading_dock.hide()  # the window remembers its docks: leave the next test the default
