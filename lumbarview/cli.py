@@ -1,4 +1,4 @@
-"""Command line: ``lumbarview info``, ``lumbarview demo`` (and later ``view``, ``measure``).
+"""Command line: ``lumbarview info``, ``demo``, ``view``, ``measure``, ``db`` and ``pacs``.
 
 ``main(argv) -> int`` never lets a traceback reach the user: known problems are one line on
 stderr and exit code 2; an unexpected failure is one line too, with the traceback written to a
@@ -13,6 +13,7 @@ import math
 import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
                          help="show the progress bar on stderr even when it is not a terminal")
     measure.add_argument("--no-cache", action="store_true", help="ignore the header index cache")
 
+    measure.add_argument("--labels", metavar="LABELS",
+                         help="measure this label map (e.g. from `lumbarview segment`) on the image PATH")
+
+    segment = sub.add_parser("segment", help="segment bodies, discs and the canal of an image from seeds "
+                             "(semi-automatic; no labels needed)")
+    segment.add_argument("image", help="the image (a volume file: .nii.gz, .nii, .mha, .nrrd)")
+    segment.add_argument("--seeds", metavar="SEEDS.json", required=True,
+                         help="bodies, discs and canal clicks in LPS mm (see the README)")
+    segment.add_argument("--out", metavar="LABELS.nii.gz", required=True,
+                         help="the label map to write (never the image; refused if it exists)")
+    segment.add_argument("--json", action="store_true", help="print one JSON object per structure")
+
     view = sub.add_parser("view", help="the viewer (the default command)")
     view.add_argument("path", nargs="?", help="dataset root, folder, DICOMDIR or file")
     view.add_argument("--demo", action="store_true", help="open the built-in demo dataset")
@@ -79,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("--cursor", metavar="X,Y,Z", help="start the crosshair at this LPS point (mm)")
     view.add_argument("--session", metavar="FILE",
                       help="open with this saved session (its dataset, found through its paths, unless PATH is given)")
+    view.add_argument("--study", metavar="UID", help="open this study of the study database (Study Instance UID)")
     view.add_argument("--native-orientation", action="store_true",
                       help="show acquired slices as stored instead of the radiological convention")
 
@@ -126,12 +140,157 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--case", action="append", default=[], metavar="ID", help="only this case (repeatable)")
     export.add_argument("--json", action="store_true", help="print the export report as JSON")
 
+    _add_db_and_pacs(sub)
+
     demo = sub.add_parser("demo", help="write the demo dataset (the lumbar phantom in the six "
                                        "dataset layouts) and print where")
     demo.add_argument("--out", help="folder to write to (default: the user cache folder)")
     demo.add_argument("--small", action="store_true", help="small images (fast; for trying things)")
     demo.add_argument("--info", action="store_true", help="also describe each layout as `info` does")
     return parser
+
+
+def _add_db_and_pacs(sub: Any) -> None:
+    """``db import|list`` and ``pacs echo|find|get|send`` (issue 25's contracts)."""
+    db = sub.add_parser("db", help="the local study database: import folders, list studies")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    imp = db_sub.add_parser("import", help="index the DICOM files of a folder, DICOMDIR or disc")
+    imp.add_argument("path", help="folder, DICOMDIR or file")
+    imp.add_argument("--copy", action="store_true",
+                     help="copy the files into the database's store (default: reference them where they are)")
+    listing = db_sub.add_parser("list", help="the studies in the database with their series")
+    listing.add_argument("--json", action="store_true", help="a JSON array, one object per study")
+
+    pacs = sub.add_parser("pacs", help="query, retrieve from and send to a PACS (DIMSE or DICOMweb)")
+    pacs_sub = pacs.add_subparsers(dest="pacs_command", metavar="ACTION", required=True)
+
+    def server_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("server", metavar="SERVER",
+                       help="a configured server name, dicom://AET@HOST:PORT or an http(s):// DICOMweb root")
+        p.add_argument("--aet", help="our own AE title (default: the configuration's, or LUMBARVIEW)")
+        p.add_argument("--tls-ca", metavar="FILE", help="DICOM TLS: trust the server certificates this CA signed")
+        p.add_argument("--tls-cert", metavar="FILE", help="DICOM TLS: our client certificate (PEM)")
+        p.add_argument("--tls-key", metavar="FILE", help="DICOM TLS: the key of --tls-cert (PEM)")
+
+    server_args(pacs_sub.add_parser("echo", help="check that the server answers (C-ECHO, or a QIDO-RS query)"))
+    find = pacs_sub.add_parser("find", help="search the server's studies")
+    server_args(find)
+    find.add_argument("--patient-id", default="", metavar="ID")
+    find.add_argument("--patient-name", default="", metavar="NAME", help="wildcards * and ? allowed")
+    find.add_argument("--date", default="", metavar="FROM-TO", help="study dates YYYYMMDD-YYYYMMDD (an end may be "
+                                                                     "left out)")
+    find.add_argument("--modality", default="", metavar="MR")
+    find.add_argument("--json", action="store_true", help="a JSON array, as `db list --json`")
+    get = pacs_sub.add_parser("get", help="retrieve series of a study into the study database")
+    server_args(get)
+    get.add_argument("--study", required=True, metavar="UID", help="Study Instance UID")
+    get.add_argument("--series", action="append", default=[], metavar="UID",
+                     help="a Series Instance UID to fetch (repeat for more; default: every series of the study)")
+    get.add_argument("--method", choices=("get", "move"), default="get",
+                     help="C-GET (default; C-MOVE when the server refuses it) or C-MOVE to our Storage SCP")
+    send = pacs_sub.add_parser("send", help="send DICOM files (C-STORE, or STOW-RS)")
+    server_args(send)
+    send.add_argument("files", nargs="+", metavar="FILE")
+
+
+def _print_studies(studies: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        json.dump([s.to_json() for s in studies], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    for s in studies:
+        print(f"{s.study_date or '--------'}  {s.patient_id or '(no id)'}  {s.patient_name or '(no name)'}  "
+              f"{s.description or '(no description)'}  {s.study_uid}")
+        for series in s.series:
+            print(f"    {series.modality or '??':3} {series.n_instances:5d}  {series.description or '(no description)'}"
+                  f"  {series.uid}")
+    if not studies:
+        print("no study", file=sys.stderr)
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from lumbarview.services.study_db import StudyDatabase
+
+    with StudyDatabase() as db:
+        if args.db_command == "list":
+            _print_studies(db.search(), args.json)
+            return EXIT_OK
+
+        def progress(done: int, total: int) -> None:
+            if total >= 500 and sys.stderr.isatty():
+                print(f"\rreading headers {done}/{total}", end="", file=sys.stderr, flush=True)
+
+        report = db.import_path(args.path, copy=args.copy, progress=progress)
+        for issue in report.issues:
+            print(f"lumbarview: {issue.severity.label}: {issue.message}" + (f" ({issue.path})" if issue.path else ""),
+                  file=sys.stderr)
+        print(f"imported {report.added} instance(s) of {len(report.studies)} study(ies) "
+              f"({report.already_there} already in the database) into {db.folder}")
+        if not report.added and not report.already_there:
+            print(f"lumbarview: {args.path}: no DICOM instance found to import", file=sys.stderr)
+            return EXIT_NOTHING_OPENED
+    return EXIT_OK
+
+
+def _cmd_pacs(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from lumbarview.services.pacs import dimse, web
+    from lumbarview.services.pacs.servers import load_config, resolve_server, validate_aet
+    from lumbarview.services.study_db import StudyDatabase, StudyQuery
+
+    server = resolve_server(args.server, tls_ca=args.tls_ca or "")
+    if args.tls_cert:
+        server = replace(server, tls_cert=args.tls_cert, tls_key=args.tls_key or "")
+    _, local = load_config()
+    if args.aet:
+        local = replace(local, aet=validate_aet(args.aet, "our AE title (--aet)"))
+    if args.pacs_command == "echo":
+        if server.is_web:
+            web.find_studies(server, patient_id="LUMBARVIEW-ECHO", with_series=False)
+            print(f"{server.describe()} answers (QIDO-RS)")
+        else:
+            seconds = dimse.echo(server, local)
+            print(f"{server.describe()} answers (C-ECHO, {seconds * 1000:.0f} ms)")
+        return EXIT_OK
+    if args.pacs_command == "find":
+        try:
+            date_from, date_to = StudyQuery.parse_date_range(args.date) if args.date else ("", "")
+        except ValueError as exc:
+            print(f"lumbarview: --date: {exc}", file=sys.stderr)
+            return EXIT_NOTHING_OPENED
+        keys = {"patient_id": args.patient_id, "patient_name": args.patient_name, "date_from": date_from,
+                "date_to": date_to, "modality": args.modality}
+        studies = web.find_studies(server, **keys) if server.is_web else dimse.find_studies(server, local=local,
+                                                                                            **keys)
+        _print_studies(studies, args.json)
+        return EXIT_OK
+    with StudyDatabase() as db:
+        if args.pacs_command == "send":
+            sent = web.send(server, args.files, db) if server.is_web else dimse.send(server, args.files, local, db)
+            print(f"sent {sent.sent} instance(s) to {server.describe()}")
+            return EXIT_OK
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if sys.stderr.isatty() and (now - last[0] > 0.25 or done == total):
+                last[0] = now
+                print(f"\rretrieving {done}/{total}", end="", file=sys.stderr, flush=True)
+
+        if server.is_web:
+            result = web.retrieve(server, args.study, db, args.series, progress=progress)
+        else:
+            result = dimse.retrieve(server, args.study, db, args.series, args.method, local, progress=progress)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        for message in result.messages:
+            print(f"lumbarview: {message}", file=sys.stderr)
+        for issue in result.issues:
+            print(f"lumbarview: {issue.severity.label}: {issue.message}", file=sys.stderr)
+        print(f"retrieved {result.received} instance(s) by {result.method.upper()} ({result.already_had} of "
+              f"{result.expected} already in the database); open with: lumbarview view --study {args.study}")
+    return EXIT_OK
 
 
 def _demo_root(out: str | None) -> Path:
@@ -189,7 +348,7 @@ def _log_crash() -> str:
         return "(could not write a log)"
 
 
-_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements", "report")
+_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements", "report", "db", "pacs", "segment")
 
 
 class _Tee:
@@ -229,6 +388,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print("lumbarview: --summary prints tables for people; it does not go with --json (use --csv OUT "
               "--summary to keep the rows too)", file=sys.stderr)
         return EXIT_NOTHING_OPENED
+    if args.labels:
+        return _measure_labels(args)
     if args.geometry and not args.json:
         print("lumbarview: --geometry adds each value's lines to the JSON rows; use it with --json", file=sys.stderr)
         return EXIT_NOTHING_OPENED
@@ -313,6 +474,59 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _measure_labels(args: argparse.Namespace) -> int:
+    """``measure IMAGE --labels LABELS``: the engine on one label map bound to one image."""
+    from lumbarview.services.batch.summary import SummarySink
+    from lumbarview.services.batch_sinks import NdjsonSink, TextSink
+    from lumbarview.services.segment import measure_labels
+
+    if args.csv or args.scheduler:
+        print("lumbarview: --labels measures one label map here; it goes with --json or --summary, not --csv or "
+              "--scheduler", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    rows = measure_labels(args.path, args.labels)
+    sink: Any = SummarySink(sys.stdout) if args.summary else NdjsonSink(sys.stdout) if args.json else TextSink(
+        sys.stdout)
+    sink.commit(str(rows[0]["case"]) if rows else args.path, args.labels, rows)
+    if not any(r["value"] is not None for r in rows):
+        print(f"lumbarview: {args.labels}: nothing could be measured (no disc level between two bodies, no canal "
+              f"at a disc); the rows say why", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    return EXIT_OK
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from lumbarview.services.segment import open_image, read_seeds, save_segmentation, segment
+
+    out = Path(args.out)
+    if out.exists():
+        print(f"lumbarview: {out} exists; segment never overwrites a file: choose another --out or move it "
+              f"away", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    if out.resolve() == Path(args.image).resolve():
+        print("lumbarview: --out is the image itself; the source is never written to", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    if not out.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".mha")):
+        print(f"lumbarview: --out {out.name}: the label map is written as .nii.gz, .nii, .nrrd or .mha",
+              file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    seeds = read_seeds(args.seeds)
+    image = open_image(args.image)
+    result = segment(image, seeds)
+    sidecar = save_segmentation(result, out)
+    if args.json:
+        for row in result.structures:
+            print(json.dumps({k: v for k, v in row.items() if k != "provenance"}))
+    else:
+        for row in result.structures:
+            extra = (f"  DSCA {row['dsca_mm2']:.1f} mm2, AP {row['ap_mm']:.1f} mm, transverse "
+                     f"{row['transverse_mm']:.1f} mm ({row['plane']['kind']})" if row["structure"] == "canal" else "")
+            print(f"{row['structure']:8s} {row['level']:8s} label {row['label']:3d}  {row['voxels']:7d} voxels  "
+                  f"{row['volume_mm3']:10.1f} mm3{extra}")
+        print(f"wrote {out} and {sidecar}")
+    return EXIT_OK
+
+
 def _cmd_export_measurements(args: argparse.Namespace) -> int:
     from lumbarview.services.measurement_export import export_session
 
@@ -383,6 +597,20 @@ def _cmd_view(args: argparse.Namespace) -> int:
         print(f"lumbarview: --session {args.session}: no such file; give a session file that lumbarview saved",
               file=sys.stderr)
         return EXIT_NOTHING_OPENED
+    if args.study is not None:
+        if args.path is not None or args.demo:
+            print("lumbarview: --study opens a study of the study database; give it without PATH or --demo",
+                  file=sys.stderr)
+            return EXIT_NOTHING_OPENED
+        from lumbarview.core.dataset import STUDY_PREFIX
+        from lumbarview.services.study_db import StudyDatabase
+
+        with StudyDatabase() as db:
+            if db.study(args.study) is None:
+                print(f"lumbarview: no study {args.study} in the study database ({db.folder}); see `lumbarview db "
+                      "list`", file=sys.stderr)
+                return EXIT_NOTHING_OPENED
+        args.path = STUDY_PREFIX + args.study
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from lumbarview.ui.app import ViewOptions, run
@@ -452,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOTHING_OPENED
     handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
                 "export": _cmd_export, "export-measurements": _cmd_export_measurements, "report": _cmd_report,
-                None: _cmd_self_test}
+                "db": _cmd_db, "pacs": _cmd_pacs, "segment": _cmd_segment, None: _cmd_self_test}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:

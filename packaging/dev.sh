@@ -27,6 +27,10 @@ apt_packages=(libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommo
 apt_packages+=(libxcb1 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
                libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1
                libxcb-xfixes0 libxcb-xkb1 libxcb-glx0 libxkbcommon-x11-0)
+# The PACS the network tests run against (tests/net/orthanc.py starts its own instance on free
+# loopback ports with a generated configuration; the packaged service is never used, and
+# whether its postinst could start it does not matter).
+apt_packages+=(orthanc orthanc-dicomweb)
 
 ensure_apt() {
     command -v dpkg-query >/dev/null 2>&1 || return 0

@@ -7,9 +7,12 @@ aligned: a mask on a different grid keeps its own geometry.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -19,6 +22,22 @@ from lumbarview.core.errors import Cancelled
 from lumbarview.core.geometry import FloatArray
 from lumbarview.core.labels import LabelScheme
 from lumbarview.core.types import ImageStack, LoadIssue, Series
+
+#: The ``path`` of a dataset opened from the study database: ``study:<Study Instance UID>``.
+STUDY_PREFIX = "study:"
+
+
+def storage_key(dataset_path: str) -> str:
+    """The file-name key of what lumbarview keeps about a dataset (sessions, flags).
+
+    A folder is keyed by its absolute path (its name and a digest of the path); a study from
+    the study database by its Study Instance UID, wherever its files are."""
+    if dataset_path.startswith(STUDY_PREFIX):
+        uid = dataset_path[len(STUDY_PREFIX):]
+        digest = hashlib.sha1(uid.encode("utf-8")).hexdigest()[:16]
+        return f"study-{uid}" if uid.replace(".", "").isdigit() and len(uid) <= 64 else f"study-{digest}"
+    digest = hashlib.sha1(os.path.abspath(dataset_path).encode("utf-8")).hexdigest()[:16]
+    return f"{PurePath(dataset_path).name}-{digest}"
 
 
 @dataclass

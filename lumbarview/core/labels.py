@@ -167,6 +167,40 @@ def lumbarview_phantom_scheme() -> LabelScheme:
     return LabelScheme("lumbarview phantom", base, Role.OTHER)
 
 
+#: The semi-automatic segmentation's scheme (``lumbarview segment``; README "Label map of a
+#: segmentation"): vertebral bodies 1-10 from T10 to S1 (L6 for a lumbarised S1), the canal 100,
+#: discs 201-210 by level.
+SEMI_AUTO_SCHEME_NAME = "lumbarview semi-automatic"
+SEMI_AUTO_VERTEBRAE = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "L6", "S1")
+SEMI_AUTO_DISCS = ("T10-T11", "T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1", "L5-L6",
+                   "L6-S1")
+CANAL_VALUE = 100
+
+
+def vertebra_value(level: str, where: str = "level") -> int:
+    """The semi-automatic scheme's value of a vertebral body (ValueError naming the known levels)."""
+    if level not in SEMI_AUTO_VERTEBRAE:
+        raise ValueError(f"{where}: unknown vertebra {level!r} (known: {', '.join(SEMI_AUTO_VERTEBRAE)})")
+    return 1 + SEMI_AUTO_VERTEBRAE.index(level)
+
+
+def disc_value(level: str, where: str = "level") -> int:
+    """The semi-automatic scheme's value of a disc level (ValueError naming the known levels)."""
+    if level not in SEMI_AUTO_DISCS:
+        raise ValueError(f"{where}: unknown disc level {level!r} (known: {', '.join(SEMI_AUTO_DISCS)})")
+    return 201 + SEMI_AUTO_DISCS.index(level)
+
+
+def semi_auto_scheme() -> LabelScheme:
+    """The scheme of the label maps ``lumbarview segment`` writes (see :data:`SEMI_AUTO_SCHEME_NAME`)."""
+    entries = {vertebra_value(v): _entry(vertebra_value(v), f"{v} body", Role.VERTEBRA, v)
+               for v in SEMI_AUTO_VERTEBRAE}
+    entries[CANAL_VALUE] = _entry(CANAL_VALUE, "dural sac", Role.CANAL)
+    for d in SEMI_AUTO_DISCS:
+        entries[disc_value(d)] = _entry(disc_value(d), f"{d} disc", Role.DISC, d)
+    return LabelScheme(SEMI_AUTO_SCHEME_NAME, entries, Role.OTHER)
+
+
 BUILT_IN_SCHEMES = {
     "spider": spider_scheme, "aisslab": aisslab_scheme, "sudirman-axial": sudirman_axial_scheme,
     "sct": sct_scheme, "phantom": lumbarview_phantom_scheme,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import math
@@ -15,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lumbarview.core.dataset import storage_key
 from lumbarview.core.errors import LoadError
 from lumbarview.core.events import Signal
 from lumbarview.core.fs import atomic_write_text, move_aside, sweep_temporaries
@@ -41,8 +41,7 @@ def default_flag_file(dataset_path: str, workspace: str | Path | None = None) ->
         import platformdirs
 
         workspace = platformdirs.user_data_dir("lumbarview", appauthor=False)
-    digest = hashlib.sha1(os.path.abspath(dataset_path).encode("utf-8")).hexdigest()[:16]
-    return Path(workspace) / "flags" / f"{Path(dataset_path).name}-{digest}.json"
+    return Path(workspace) / "flags" / f"{storage_key(dataset_path)}.json"
 
 
 #: Temporary files of a save younger than this are left alone at start (another lumbarview

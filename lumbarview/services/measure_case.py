@@ -17,7 +17,7 @@ from typing import Any
 
 from lumbarview.core.dataset import Case, LabelMap
 from lumbarview.core.errors import LumbarviewError
-from lumbarview.core.labels import Role
+from lumbarview.core.labels import SEMI_AUTO_SCHEME_NAME, Role
 from lumbarview.measure.engine import measure_label_map
 from lumbarview.measure.results import Value
 from lumbarview.services.binding import labels_on_image
@@ -128,6 +128,9 @@ def _measure_one(case: Case, label_map: LabelMap, series: str, grades: Sequence[
         if v.quantity == "slip":
             rows.append(value_row(case.id, series, grades, v, unit="%",
                                   value=v.extra.get("slip_percent", float("nan")), geometry=with_geometry))
+    if label_map.scheme.name == SEMI_AUTO_SCHEME_NAME:  # a map from `lumbarview segment`
+        for row in rows:
+            row["source"] = "semi-auto"
     return rows
 
 

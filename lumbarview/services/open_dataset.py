@@ -14,7 +14,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from lumbarview.core.dataset import Dataset
+from lumbarview.core.dataset import STUDY_PREFIX, Dataset
 from lumbarview.core.errors import NothingToOpenError
 from lumbarview.core.labels import load_scheme
 from lumbarview.core.types import Severity
@@ -34,7 +34,8 @@ def open_path(
     scheme_path: str | Path | None = None,
     lazy: bool = False,
 ) -> Dataset:
-    """Open a dataset root (or a single file) as downloaded.
+    """Open a dataset root (or a single file) as downloaded, or ``study:UID``, a study of the
+    study database.
 
     ``lazy``: a layout that can list its cases from file names alone (SPIDER, BIDS) leaves each case's
     files unread until :meth:`Case.ensure_open` (the viewer: the case it shows first, then the
@@ -45,6 +46,11 @@ def open_path(
     NothingToOpenError
         The path does not exist or nothing in it could be opened.
     """
+    if str(path).startswith(STUDY_PREFIX):  # a study of the study database, by its UID
+        from lumbarview.services.study_db import StudyDatabase
+
+        with StudyDatabase() as db:
+            return db.open_study(str(path)[len(STUDY_PREFIX):])
     root = Path(os.path.abspath(str(path)))
     if not root.exists():
         raise NothingToOpenError(root, "no such file or folder", "Check the path and try again")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from lumbarview.core.dataset import Dataset
+from lumbarview.core.dataset import Dataset, storage_key
 from lumbarview.core.errors import LoadError
 from lumbarview.core.fs import move_aside, sweep_temporaries
 from lumbarview.core.geometry import SlicePlane
@@ -153,9 +153,9 @@ def workspace_dir(workspace: str | Path | None = None) -> Path:
 
 
 def default_session_file(dataset_path: str, workspace: str | Path | None = None) -> Path:
-    """The autosaved session of the dataset at ``dataset_path`` (one per dataset root)."""
-    digest = hashlib.sha1(os.path.abspath(dataset_path).encode("utf-8")).hexdigest()[:16]
-    return workspace_dir(workspace) / "sessions" / f"{Path(dataset_path).name}-{digest}.json"
+    """The autosaved session of the dataset at ``dataset_path`` (one per dataset root; a study
+    of the study database, ``study:UID``, by its Study Instance UID)."""
+    return workspace_dir(workspace) / "sessions" / f"{storage_key(dataset_path)}.json"
 
 
 def fingerprint(dataset: Dataset) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lumbarview.core.dataset import Case, Dataset, LabelMap
+from lumbarview.core.dataset import STUDY_PREFIX, Case, Dataset, LabelMap
 from lumbarview.core.labels import DISC_LEVELS
 from lumbarview.core.types import LoadIssue
 from lumbarview.model.flags import FlagStore, default_flag_file
@@ -91,7 +91,7 @@ class MainWindow(QtWidgets.QMainWindow):
             view.hover_text.connect(self._on_hover_text)
             view.series_dropped.connect(lambda uid, v=view: self.show_series_in(v.name, uid))
             view.line_planned.connect(self.plan_from_line)
-        self.start_page = StartPage(self.choose_folder, self.open_demo, self.open, DEMO_LAYOUTS)
+        self.start_page = StartPage(self.choose_folder, self.open_demo, self.open, DEMO_LAYOUTS, self.show_studies)
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.grid)
@@ -180,6 +180,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file_, view, tools = "&File", "&View", "&Tools"
         entries = [
             Entry(file_, "&Open folder…", self.choose_folder, "Ctrl+O"),
+            Entry(file_, "&Studies (database, PACS)…", self.show_studies, "Ctrl+Shift+O"),
             *(Entry(f"{file_}|Open &demo", f"{name}: {text}", lambda _=False, n=name: self.open_demo(n))
               for name, text in DEMO_LAYOUTS.items()),
             Entry(f"{file_}|Open &recent", ""),
@@ -306,6 +307,17 @@ class MainWindow(QtWidgets.QMainWindow):
             raise ValueError(f"unknown demo layout {layout!r}; one of {', '.join(DEMO_LAYOUTS)}")
         self.tasks.run(lambda _p, _c: ensure_demo(default_demo_root())[layout],
                        lambda root: self.open(str(root)), f"Preparing the demo dataset ({layout})…")
+
+    def show_studies(self) -> Any:
+        """The Studies window (the study database and PACS); a study opens here on double-click."""
+        if getattr(self, "studies_window", None) is None:
+            from lumbarview.ui.studies_window import StudiesWindow
+
+            self.studies_window = StudiesWindow(parent=self)
+            self.studies_window.open_study.connect(lambda uid: self.open(STUDY_PREFIX + uid))
+        self.studies_window.show()
+        self.studies_window.raise_()
+        return self.studies_window
 
     def open(self, path: str) -> None:
         """Open a dataset off the GUI thread, with a progress bar that can cancel; its autosaved

@@ -1,5 +1,5 @@
-"""The start screen: open a folder, one of the demo's six layouts (each with a line on what it
-shows), or a recent dataset."""
+"""The start screen: open a folder, the Studies window (the study database and PACS), one of the
+demo's six layouts (each with a line on what it shows), or a recent dataset."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 class StartPage(QtWidgets.QWidget):
     def __init__(self, choose_folder: Callable[[], None], open_demo: Callable[[str], None],
                  open_path: Callable[[str], None], demos: Mapping[str, str],
+                 show_studies: Callable[[], object] | None = None,
                  parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QtWidgets.QVBoxLayout(self)
@@ -21,9 +22,13 @@ class StartPage(QtWidgets.QWidget):
         layout.addWidget(title)
         buttons = QtWidgets.QHBoxLayout()
         buttons.addStretch(1)
-        button = QtWidgets.QPushButton("Open folder…")
-        button.clicked.connect(choose_folder)
-        buttons.addWidget(button)
+        choices: list[tuple[str, Callable[[], object]]] = [("Open folder…", choose_folder)]
+        if show_studies is not None:
+            choices.append(("Studies (database, PACS)…", show_studies))
+        for text, slot in choices:
+            button = QtWidgets.QPushButton(text)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
         layout.addWidget(QtWidgets.QLabel("The demo: one phantom spine in six dataset layouts",

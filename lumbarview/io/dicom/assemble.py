@@ -942,3 +942,25 @@ def _parse_assembly_file(data: bytes, root: str) -> dict[str, Any]:
     if type(entries) is not dict:
         raise _DamagedAssembly("it has no entries")
     return entries
+
+
+def collection_to_doc(collection: StudyCollection) -> dict[str, Any] | None:
+    """The assembled structure as JSON-ready data (what :class:`AssemblyCache` keeps), or None
+    when it cannot be kept exactly. For other keepers of assemblies (the study database)."""
+    return _collection_doc(collection)
+
+
+def collection_from_doc(doc: Any, path: str, known: Callable[[str], bool],
+                        headers: Callable[[str], DicomFileHeader | None]) -> StudyCollection:
+    """The inverse of :func:`collection_to_doc`: ``known(file)`` says a file is still there,
+    ``headers(file)`` gives its header when its pixels are first read.
+
+    Raises
+    ------
+    ValueError
+        The document is damaged or names a file that is not known.
+    """
+    try:
+        return _collection_from_doc(doc, path, known, headers)
+    except _DamagedAssembly as exc:
+        raise ValueError(str(exc)) from None
