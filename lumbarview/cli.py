@@ -110,6 +110,17 @@ def _parser() -> argparse.ArgumentParser:
                      help="OUT.csv, OUT.json, OUT.dcm (DICOM SR) or OUT.html (report); never inside the dataset")
     exp.add_argument("--engine", action="store_true", help="also run the engine on the case and export its rows")
 
+    rep = sub.add_parser("report", help="write the structured lumbar report of one case (grades, measurements, "
+                                        "the reader's words) as PDF, HTML or DICOM SR")
+    rep.add_argument("path", help="dataset root, folder or file of the case")
+    rep.add_argument("--case", metavar="ID", help="the case (default: the session's, or the only one)")
+    rep.add_argument("--session", metavar="FILE",
+                     help="a session file lumbarview saved: the reader's grades, measurements and words "
+                          "(without it: the dataset's grades)")
+    rep.add_argument("--out", metavar="REPORT", required=True,
+                     help="REPORT.pdf, REPORT.html or REPORT.dcm (DICOM SR); never inside the dataset")
+    rep.add_argument("--engine", action="store_true", help="also run the engine on the case and report its values")
+
     export = sub.add_parser("export", help="copy a dataset, case, study or series into a new folder, "
                                            "de-identified with --deidentify")
     export.add_argument("path", help="dataset root, case or study folder, series folder, DICOMDIR or file")
@@ -367,7 +378,7 @@ def _log_crash() -> str:
         return "(could not write a log)"
 
 
-_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements", "db", "pacs", "segment",
+_COMMANDS = ("info", "demo", "view", "measure", "export", "export-measurements", "report", "db", "pacs", "segment",
              "compare", "labels")
 
 
@@ -569,6 +580,28 @@ def _cmd_export_measurements(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from lumbarview.services.lumbar_report import report_session
+
+    if args.session is not None and not os.path.isfile(args.session):
+        print(f"lumbarview: --session {args.session}: no such file; give a session file that lumbarview saved",
+              file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    try:
+        done = report_session(args.path, args.out, session_file=args.session, case_id=args.case, engine=args.engine)
+    except ValueError as exc:
+        print(f"lumbarview: report: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_OPENED
+    for issue in done.issues:
+        print(f"lumbarview: {issue.message}", file=sys.stderr)
+    rep = done.report
+    n_grades = sum(1 for lv in rep.levels for items in lv.parts.values() for it in items if it.is_grade)
+    n_values = sum(1 for lv in rep.levels for items in lv.parts.values() for it in items if not it.is_grade)
+    print(f"{done.path}: case {rep.case_id}, {n_grades} grades, {n_values} values, "
+          f"{len(rep.pointers)} grade(s) a measured value contradicts")
+    return EXIT_OK
+
+
 def _cmd_view(args: argparse.Namespace) -> int:
     size = None
     if args.size:
@@ -760,10 +793,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lumbarview: --self-test runs alone, not with {args.command!r}", file=sys.stderr)
         return EXIT_NOTHING_OPENED
     handlers = {"info": _cmd_info, "demo": _cmd_demo, "view": _cmd_view, "measure": _cmd_measure,
-                "export": _cmd_export, "export-measurements": _cmd_export_measurements,
+                "export": _cmd_export, "export-measurements": _cmd_export_measurements, "report": _cmd_report,
                 "db": _cmd_db, "pacs": _cmd_pacs, "segment": _cmd_segment, "compare": _cmd_compare,
-                "labels": _cmd_labels,
-                None: _cmd_self_test}
+                "labels": _cmd_labels, None: _cmd_self_test}
     try:
         return handlers[args.command](args)
     except LumbarviewError as exc:

@@ -14,12 +14,18 @@ Top level::
                     | null, custom: bool, series: uid | null, window: {center, width, invert} | null}]
     layers        [{name, visible, opacity, mode: "fill" | "outline"}]
     measurements  [{id, kind, points_lps, plane, series, level, side, note, source, case?, label?}]
+    gradings      [{grading, level, value, side?, source?, note?, case?}] (per level; side "left" |
+                   "right" for a sided grading, null otherwise; source "reader" | "dataset")
+    report        [{case, key, text}] the structured report's free text (keys:
+                   lumbarview.model.report_fields)
 
 This module checks the file's shape only: a measurement's ``kind``, ``source`` and ``side`` are
 strings and its points finite LPS triples. What the kinds are (``distance``, ``angle``, ``cobb``,
 ``ellipse``, ``rectangle``, ``polygon``, ``freehand``, ``point``: :mod:`lumbarview.model.kinds`),
 how many points each takes and whether a measurement's plane is orthonormal is checked where
-records become measurements (:mod:`lumbarview.services.session_store`). A plane's ``normal_lps``
+records become measurements (:mod:`lumbarview.services.session_store`); likewise a grade's
+``grading``, ``level``, ``side`` and ``value`` are strings here and checked against
+:mod:`lumbarview.model.gradings` there. A plane's ``normal_lps``
 may be ``right_lps x down_lps`` or its opposite (the same plane). Every key but ``format`` and
 ``version`` is optional: a file missing them opens with defaults. An entry that is not valid is
 skipped with a :class:`~lumbarview.core.types.LoadIssue` (the rest still opens); a file that is
@@ -97,6 +103,23 @@ class MeasurementRecord:
 
 
 @dataclass(frozen=True)
+class GradeRecord:
+    """One grade as stored (see the module docstring)."""
+
+    grading: str
+    level: str
+    value: str
+    side: str | None = None
+    source: str = "reader"
+    note: str = ""
+    case: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"grading": self.grading, "level": self.level, "value": self.value, "side": self.side,
+                "source": self.source, "note": self.note, "case": self.case}
+
+
+@dataclass(frozen=True)
 class WindowRecord:
     center: float
     width: float
@@ -142,6 +165,8 @@ class SessionFile:
     views: list[ViewRecord] = field(default_factory=list)
     layers: list[LayerRecord] = field(default_factory=list)
     measurements: list[MeasurementRecord] = field(default_factory=list)
+    gradings: list[GradeRecord] = field(default_factory=list)
+    report: list[tuple[str | None, str, str]] = field(default_factory=list)
     saved_at: str | None = None
     issues: list[LoadIssue] = field(default_factory=list)
 
@@ -164,6 +189,8 @@ class SessionFile:
             "views": [v.to_json() for v in self.views],
             "layers": [layer.to_json() for layer in self.layers],
             "measurements": [m.to_json() for m in self.measurements],
+            "gradings": [g.to_json() for g in self.gradings],
+            "report": [{"case": case, "key": key, "text": text} for case, key, text in self.report],
         }
 
 
@@ -270,6 +297,27 @@ def _measurement(item: Any, where: list[str | int]) -> MeasurementRecord:
         source=str(_text(item.get("source", "manual"), [*where, "source"], optional=False, max_chars=40)),
         case=_text(item.get("case"), [*where, "case"], max_chars=300),
         label=_text(item.get("label", ""), [*where, "label"], max_chars=200) or "")
+
+
+def _grade(item: Any, where: list[str | int]) -> GradeRecord:
+    if not isinstance(item, dict):
+        raise _Bad(where, f"is {type_name(item)}, not an object")
+    return GradeRecord(
+        grading=str(_text(item.get("grading"), [*where, "grading"], optional=False, max_chars=40)),
+        level=str(_text(item.get("level"), [*where, "level"], optional=False, max_chars=40)),
+        value=str(_text(item.get("value"), [*where, "value"], optional=False, max_chars=40)),
+        side=_text(item.get("side"), [*where, "side"], max_chars=20),
+        source=str(_text(item.get("source", "reader"), [*where, "source"], optional=False, max_chars=40)),
+        note=_text(item.get("note", ""), [*where, "note"]) or "",
+        case=_text(item.get("case"), [*where, "case"], max_chars=300))
+
+
+def _report_field(item: Any, where: list[str | int]) -> tuple[str | None, str, str]:
+    if not isinstance(item, dict):
+        raise _Bad(where, f"is {type_name(item)}, not an object")
+    return (_text(item.get("case"), [*where, "case"], max_chars=300),
+            str(_text(item.get("key"), [*where, "key"], optional=False, max_chars=60)),
+            str(_text(item.get("text", ""), [*where, "text"], optional=False)))
 
 
 def _view(item: Any, where: list[str | int]) -> ViewRecord:
@@ -385,6 +433,8 @@ def parse_session(doc: Any, source: str | Path) -> SessionFile:
         seen.add(m.id)
         unique.append(m)
     out.measurements = unique
+    out.gradings = _entries(doc, "gradings", _grade, issue)
+    out.report = _entries(doc, "report", _report_field, issue)
     return out
 
 

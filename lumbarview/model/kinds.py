@@ -163,6 +163,35 @@ class Cobb(MeasurementKind):
         return _row(points, 1)
 
 
+class Endplate(MeasurementKind):
+    """A vertebral endplate line drawn on a sagittal image, its measurement ``label`` naming it
+    (``"L1 upper"``, ``"L4 lower"``, ``"S1 upper"``): the alignment angles are measured between
+    such lines (:mod:`lumbarview.model.alignment`). Its value is its tilt in the patient's sagittal
+    plane: the angle (degrees) by which its anterior end lies above its posterior end."""
+
+    name, points, unit, inputs = "endplate", (2, 2), "deg", 2
+    hint = "click the endplate's posterior and anterior corners (then name it, e.g. L1 upper)"
+
+    def value(self, points: FloatArray, plane: SlicePlane | None) -> prim.Quantity:
+        return sagittal_tilt(_row(points, 0), _row(points, 1))
+
+    def label_anchor(self, points: FloatArray) -> FloatArray:
+        return _row(points, -1)
+
+
+def sagittal_tilt(a: npt.ArrayLike, b: npt.ArrayLike) -> prim.Quantity:
+    """The tilt of the line a-b in the patient's sagittal plane (LPS: y posterior, z superior): the
+    angle by which its anterior end lies above its posterior end, -90..90 degrees (its left-right
+    part ignored). NaN with a reason for a line with no sagittal extent."""
+    d = np.asarray(b, dtype=np.float64).reshape(3) - np.asarray(a, dtype=np.float64).reshape(3)
+    anterior, superior = -float(d[1]), float(d[2])
+    if math.hypot(anterior, superior) < 1e-6:
+        return prim.Quantity.missing("deg", "the line has no extent in the sagittal plane")
+    if anterior < 0:  # drawn anterior to posterior: the same line
+        anterior, superior = -anterior, -superior
+    return prim.Quantity(math.degrees(math.atan2(superior, anterior)), "deg")
+
+
 class Point(MeasurementKind):
     name, points, inputs = "point", (1, 1), 1
     hint = "click the point"
@@ -302,8 +331,8 @@ def _registry(*kinds: MeasurementKind) -> dict[str, MeasurementKind]:
 
 
 #: The drawing tools, in the Tools bar's order.
-TOOLS: dict[str, MeasurementKind] = _registry(Distance(), Angle(), Cobb(), Ellipse(), Rectangle(), Polygon(),
-                                              Freehand(), Point(), Perpendicular())
+TOOLS: dict[str, MeasurementKind] = _registry(Distance(), Angle(), Cobb(), Endplate(), Ellipse(), Rectangle(),
+                                              Polygon(), Freehand(), Point(), Perpendicular())
 #: The kinds a measurement can be.
 KINDS: dict[str, MeasurementKind] = {name: k for name, k in TOOLS.items() if k.makes is None}
 #: The kinds that are regions.

@@ -22,8 +22,10 @@ from lumbarview.core.geometry import PlaneOrientation
 from lumbarview.core.types import ImageStack, Series
 from lumbarview.model.commands import Command, Group, SetValue, UndoStack
 from lumbarview.model.cursor import CursorModel
+from lumbarview.model.gradings import GradingDocument
 from lumbarview.model.measurements import MeasurementDocument
 from lumbarview.model.overlays import Layer, OverlayModel
+from lumbarview.model.report_fields import ReportFields
 from lumbarview.model.view_state import ViewState, WindowLevel
 from lumbarview.slicing.planes import ViewPlane
 from lumbarview.slicing.reference_lines import ReferenceLine, cut
@@ -78,6 +80,8 @@ class Session:
         self.cursor = CursorModel()
         self.undo = UndoStack()
         self.measurements = MeasurementDocument(self.undo)  # the measurement tools' document
+        self.gradings = GradingDocument(self.undo)  # the reader's (and the dataset's) grades per level
+        self.report_fields = ReportFields(self.undo)  # the reader's words in the structured report
         self.overlays = OverlayModel()
         self.views: dict[str, ViewState] = {name: ViewState(name, _ORIENTATION[name], self.cursor)
                                              for name in VIEW_NAMES}
@@ -99,6 +103,8 @@ class Session:
         self.case = None
         self.undo.clear()
         self.measurements.reset([])
+        self.gradings.reset([])
+        self.report_fields.reset([])
         self.dataset_changed.emit(dataset)
 
     def show_case(self, case: Case, series: dict[str, Series | None], cursor_lps: npt.ArrayLike,

@@ -12,7 +12,7 @@ from lumbarview import __version__
 #: The distributions lumbarview runs on (``pyproject.toml``'s dependencies), in that order.
 LIBRARIES = ("numpy", "scipy", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "python-gdcm",
              "nibabel", "pynrrd", "psygnal", "platformdirs", "orjson", "threadpoolctl", "defusedxml", "Pillow",
-             "highdicom", "PySide6-Essentials", "pyqtgraph", "superqt", "vtk", "pypdfium2")
+             "highdicom", "PySide6-Essentials", "pyqtgraph", "superqt", "vtk", "pypdfium2", "fpdf2")
 _UNKNOWN = "not recorded in this build (see the library's project page)"
 
 

@@ -10,6 +10,8 @@ workspace (never into the dataset), atomically; restore one.
   folder moved together with the session, by the path relative to the session file.
 - :func:`snapshot` / :func:`apply`: session -> file -> session. What a session names that is gone
   (a case, a series, a layer) is reported as a :class:`LoadIssue`; the rest is restored.
+- :func:`to_grade` / :func:`grade_record`: the same for the reader's grades (an unknown grading,
+  level, side or value is a :class:`LoadIssue`).
 - :func:`to_measurement` / :func:`to_record`: the file's measurement records (checked for shape
   only by io) become the model's measurements here: an unknown kind, source or side, or a wrong
   number of points, is a :class:`LoadIssue`; a plane whose vectors are not orthonormal is
@@ -39,6 +41,7 @@ from lumbarview.core.limits import ResourceLimitError, limits
 from lumbarview.core.text import safe_line
 from lumbarview.core.types import LoadIssue, Severity
 from lumbarview.io.session_file import (
+    GradeRecord,
     LayerRecord,
     MeasurementRecord,
     PlaneRecord,
@@ -48,15 +51,17 @@ from lumbarview.io.session_file import (
     read_session,
     write_session,
 )
+from lumbarview.model.gradings import Grade
 from lumbarview.model.kinds import plane_through
 from lumbarview.model.measurements import Measurement, MeasurementPlane
+from lumbarview.model.report_fields import check_field
 from lumbarview.model.session import LAYOUTS, Session
 from lumbarview.model.view_state import WindowLevel
 from lumbarview.slicing.reformat import REFORMAT_BYTES_PER_PIXEL
 
 __all__ = ["Opened", "SessionFile", "SessionStore", "apply", "default_session_file", "find_by_fingerprint",
-           "fingerprint", "locate_dataset", "open_session_file", "restored_whole", "snapshot", "to_measurement",
-           "to_record"]
+           "fingerprint", "grade_record", "locate_dataset", "open_session_file", "restored_whole", "snapshot",
+           "to_grade", "to_measurement", "to_record"]
 
 #: Temporaries of a save younger than this are left alone (another lumbarview may be saving).
 TEMPORARY_GRACE_S = 10.0
@@ -74,6 +79,21 @@ def plane_record(plane: SlicePlane | MeasurementPlane) -> PlaneRecord:
 def to_record(m: Measurement) -> MeasurementRecord:
     return MeasurementRecord(m.id, m.kind, m.points_lps, None if m.plane is None else plane_record(m.plane), m.series,
                              m.level, m.side, m.note, m.source, m.case, m.label)
+
+
+def grade_record(g: Grade) -> GradeRecord:
+    return GradeRecord(g.grading, g.level, g.value, g.side, g.source, g.note, g.case)
+
+
+def to_grade(record: GradeRecord, source: str = "session") -> tuple[Grade | None, list[LoadIssue]]:
+    """The grade of a stored record, or None and why (an unknown grading, level, side, value or
+    source)."""
+    try:
+        return Grade.create(record.grading, record.level, record.value, record.side, record.source, record.note,
+                            record.case), []
+    except ValueError as exc:
+        where = f"grade {record.grading!r} at {record.level!r}"
+        return None, [LoadIssue(Severity.WARNING, "session.entry-skipped", f"skipped: {where}: {exc}", source)]
 
 
 def _v(a: npt.ArrayLike) -> tuple[float, float, float]:
@@ -179,7 +199,8 @@ def snapshot(session: Session) -> SessionFile:
         fingerprint=None if dataset is None else fingerprint(dataset),
         case=None if session.case is None else session.case.id, layout=session.layout,
         cursor_lps=(float(cursor[0]), float(cursor[1]), float(cursor[2])), views=views, layers=layers,
-        measurements=[to_record(m) for m in session.measurements])
+        measurements=[to_record(m) for m in session.measurements],
+        gradings=[grade_record(g) for g in session.gradings], report=session.report_fields.items())
 
 
 class SessionStore:
@@ -485,6 +506,26 @@ def apply(session: Session, doc: SessionFile, source: str = "session") -> list[L
                  "is gone; it is restored at its position (its region statistics cannot be computed).")
         restored.append(m)
     session.measurements.reset(restored)
+    grades: dict[tuple[str | None, str, str, str | None], Grade] = {}
+    for grade_record_ in doc.gradings:
+        grade, problems = to_grade(grade_record_, source)
+        issues.extend(problems)
+        if grade is not None:
+            if grade.slot in grades:
+                warn("session.entry-skipped", f"skipped: a second grade {grade.grading} at {grade.level}"
+                     f"{' ' + grade.side if grade.side else ''}")
+                continue
+            grades[grade.slot] = grade
+    session.gradings.reset(grades.values())
+    fields = []
+    for case_id, key, text in doc.report:
+        try:
+            check_field(key, text)
+        except ValueError as exc:
+            warn("session.entry-skipped", f"skipped: {exc}")
+            continue
+        fields.append((case_id, key, text))
+    session.report_fields.reset(fields)
     if doc.layout in LAYOUTS:
         session.layout = doc.layout
     elif doc.layout is not None:

@@ -15,6 +15,12 @@ for an area, ELLIPSE for an ellipse); elsewhere it is a measurement group of its
 the image. Where the image is not DICOM (NIfTI, MHA...) the report belongs to a new study whose
 patient ID is the case ID, and it references no image. Rows without a value (NaN: not measured) are left out
 and counted in the returned notes. :func:`read_sr` gives the measurements back.
+
+The reader's and the dataset's grades (:mod:`lumbarview.model.gradings`) are qualitative
+evaluations, one measurement group per level, side and source (tracking identifier
+``"L4-L5 left gradings [reader]"``), each grading coded in :data:`SCHEME` by
+:attr:`~lumbarview.model.gradings.Grading.code` and its value coded by the value itself;
+:func:`read_sr_grades` gives them back.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from lumbarview.core.dataset import Case
 from lumbarview.core.errors import CorruptFileError
 from lumbarview.core.fs import atomic_write_bytes, open_regular
 from lumbarview.core.types import ImageStack
+from lumbarview.model.gradings import BY_KEY, SR_CODES, Grade
 from lumbarview.services.engine_view import ENGINE_VERSION, part_of
 
 SCHEME = "99LMBV"
@@ -151,9 +158,28 @@ def _group_key(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
     return (str(row.get("series") or ""), str(row.get("level") or ""), part, side, source)
 
 
+GRADES_GROUP = "gradings"
+
+
+def _grade_groups(grades: Sequence[Grade]) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    by_group: dict[tuple[str, str, str], list[hd.sr.QualitativeEvaluation]] = {}
+    for g in grades:
+        grading = BY_KEY[g.grading]
+        evaluation = hd.sr.QualitativeEvaluation(
+            hd.sr.CodedConcept(grading.code, SCHEME, grading.name),
+            hd.sr.CodedConcept(g.value, SCHEME, g.value))
+        by_group.setdefault((g.level, g.side or "", g.source), []).append(evaluation)
+    return [hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=generate_uid(), identifier=" ".join(p for p in (level, side, GRADES_GROUP) if p) + f" [{source}]"),
+        method=hd.sr.CodedConcept(source[:16], SCHEME, f"{source} grading"), qualitative_evaluations=evaluations)
+        for (level, side, source), evaluations in by_group.items()]
+
+
 def build_sr(rows: Sequence[dict[str, Any]], case: Case | None, case_id: str,
-             engine_version: str = ENGINE_VERSION) -> tuple[hd.sr.Comprehensive3DSR, SrResult]:
-    """The SR of ``rows`` (export rows: ``lumbarview measure`` keys + ``source``)."""
+             engine_version: str = ENGINE_VERSION, grades: Sequence[Grade] = ()
+             ) -> tuple[hd.sr.Comprehensive3DSR, SrResult]:
+    """The SR of ``rows`` (export rows: ``lumbarview measure`` keys + ``source``) and ``grades``."""
     refs = _References()
     groups: dict[tuple[str, str, str, str, str], list[hd.sr.Measurement]] = {}
     regions: list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = []
@@ -200,6 +226,7 @@ def build_sr(rows: Sequence[dict[str, Any]], case: Case | None, case_id: str,
             method=hd.sr.CodedConcept(source.split()[0][:16] or "engine", SCHEME,
                                       f"{source.split()[0]} measurement"),
             measurements=measurements))
+    imaging.extend(_grade_groups(grades))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -226,9 +253,9 @@ def build_sr(rows: Sequence[dict[str, Any]], case: Case | None, case_id: str,
 
 
 def write_sr(path: str | Path, rows: Sequence[dict[str, Any]], case: Case | None, case_id: str,
-             engine_version: str = ENGINE_VERSION) -> SrResult:
+             engine_version: str = ENGINE_VERSION, grades: Sequence[Grade] = ()) -> SrResult:
     """Build the SR (see :func:`build_sr`) and write it atomically to ``path``."""
-    sr, result = build_sr(rows, case, case_id, engine_version)
+    sr, result = build_sr(rows, case, case_id, engine_version, grades)
     buffer = io.BytesIO()
     sr.save_as(buffer, enforce_file_format=True)
     atomic_write_bytes(path, buffer.getvalue())
@@ -269,4 +296,37 @@ def read_sr(path: str | Path) -> list[dict[str, Any]]:
             out.append({"group": group.tracking_identifier, "quantity": m.name.value, "value": float(m.value),
                         "unit": m.unit.value, "algorithm_version": _algorithm_version(m),
                         "referenced_sop_instance_uids": refs, "graphic_type": graphic, "points_lps": points})
+    return out
+
+
+def read_sr_grades(path: str | Path) -> list[Grade]:
+    """The grades of a report written by :func:`write_sr` (the case is the report's patient ID).
+
+    Raises
+    ------
+    CorruptFileError
+        Not a readable measurement report, or a grade it holds that lumbarview does not know.
+    """
+    grading_of = {code: key for key, code in SR_CODES.items()}
+    try:
+        sr = hd.sr.srread(path)
+        report = hd.sr.MeasurementReport.from_sequence(sr.content)
+        groups = report.get_image_measurement_groups()
+        out = []
+        for group in groups:
+            words = str(group.tracking_identifier).rsplit(" [", 1)
+            if len(words) != 2 or GRADES_GROUP not in words[0].split():
+                continue
+            source = words[1].rstrip("]")
+            where = words[0].split()
+            level, side = where[0], (where[1] if len(where) == 3 else None)
+            for evaluation in group.get_qualitative_evaluations():
+                key = grading_of.get(str(evaluation.name.value))
+                if key is None:
+                    raise ValueError(f"unknown grading code {evaluation.name.value!r}")
+                value = getattr(evaluation.value, "value", evaluation.value)  # a CodedConcept's code value
+                out.append(Grade.create(key, level, str(value), side, source, case=str(sr.PatientID)))
+    except Exception as exc:  # a damaged or foreign file is one clear error
+        raise CorruptFileError(path, f"not a readable graded report ({type(exc).__name__}: {exc})",
+                               "choose a report written by lumbarview") from exc
     return out

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: The docks :meth:`Shell.show_dock` knows, by name.
 DOCK_NAMES = ("browser", "issues", "tags", "layers", "annotations", "summary", "measurements", "levels",
-              "report", "tables")
+              "report", "grading", "tables")
 
 
 class Shell(Protocol):

@@ -47,6 +47,7 @@ class DockSet:
     def __init__(self, window: QtWidgets.QMainWindow, session: Session, submit: Submit,
                  measurement_panel: QtWidgets.QWidget, levels_panel: QtWidgets.QWidget,
                  go_to: Callable[[npt.ArrayLike], None]) -> None:
+        from lumbarview.ui.panels.grading import GradingPanel
         from lumbarview.ui.panels.report import ReportPanel
         from lumbarview.ui.panels.tables import TablesPanel
 
@@ -63,6 +64,7 @@ class DockSet:
         self.annotation_panel.jump.connect(self._on_jump)
         self.summary_panel = SummaryPanel()
         self.report_panel = ReportPanel(submit)
+        self.grading_panel = GradingPanel(session)
         self.tables_panel = TablesPanel()
         self.tables_panel.jump.connect(self._go_to)
         self._docks: list[QtWidgets.QDockWidget] = []
@@ -79,12 +81,13 @@ class DockSet:
         self.measurement_dock = self._dock("measurements", "Measurements", measurement_panel, BOTTOM, hidden=True)
         self.levels_dock = self._dock("levels", "Levels", levels_panel, RIGHT, hidden=True)
         self.report_dock = self._dock("report", "Report", self.report_panel, RIGHT, hidden=True)
+        self.grading_dock = self._dock("grading", "Grading", self.grading_panel, RIGHT, hidden=True)
         self.tables_dock = self._dock("tables", "Tables", self.tables_panel, BOTTOM, hidden=True)
         # The default arrangement gives the images most of the window: the docks of one side
         # share it as tabs (the browser and the layers in front), each side narrow.
         for first, *others in ((self.browser_dock, self.summary_dock),
                                (self.layer_dock, self.annotation_dock, self.levels_dock, self.report_dock,
-                                self.tag_dock),
+                                self.grading_dock, self.tag_dock),
                                (self.measurement_dock, self.issues_dock, self.tables_dock)):
             for other in others:
                 window.tabifyDockWidget(first, other)

@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 
 TOOLS = ("navigate", *KIND_TOOLS)
 #: The tool bindings: a key and a menu text per tool.
-SHORTCUTS = {"navigate": "N", "distance": "D", "angle": "A", "cobb": "B", "ellipse": "E", "rectangle": "Q",
-             "polygon": "G", "freehand": "H", "point": "P", "perpendicular": "T"}
+SHORTCUTS = {"navigate": "N", "distance": "D", "angle": "A", "cobb": "B", "endplate": "U", "ellipse": "E",
+             "rectangle": "Q", "polygon": "G", "freehand": "H", "point": "P", "perpendicular": "T"}
 LABELS = {"navigate": "&Navigate", "distance": "&Distance", "angle": "&Angle", "cobb": "&Cobb angle",
+          "endplate": "End&plate line",
           "ellipse": "&Ellipse area", "rectangle": "Rectan&gle area", "polygon": "&Polygon area",
           "freehand": "&Freehand area", "point": "P&oint", "perpendicular": "Pe&rpendicular (disc height)"}
 PICK_PX = 7.0

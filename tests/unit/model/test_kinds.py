@@ -34,8 +34,8 @@ def _at(u: float, v: float) -> np.ndarray:
 
 
 def test_the_registry_holds_every_tool_and_kind() -> None:
-    assert list(TOOLS) == ["distance", "angle", "cobb", "ellipse", "rectangle", "polygon", "freehand", "point",
-                           "perpendicular"]
+    assert list(TOOLS) == ["distance", "angle", "cobb", "endplate", "ellipse", "rectangle", "polygon", "freehand",
+                           "point", "perpendicular"]
     assert "perpendicular" not in KINDS and set(KINDS) == set(TOOLS) - {"perpendicular"}
     assert AREA_KINDS == ("ellipse", "rectangle", "polygon", "freehand")
     with pytest.raises(ValueError, match="unknown measurement kind 'volume'; one of distance"):
