@@ -50,7 +50,12 @@ def _special_files(root: Path, ctx: OpenContext) -> None:
     """One issue per FIFO, device or socket in the dataset (the readers never open them; the
     walk names them, so that a FIFO a layout would have passed over is not silent). Uses the
     folder entries' types (no ``stat`` per file, nothing opened); links are not followed
-    except to learn what a link to a special file points at."""
+    except to learn what a link to a special file points at. A layout that listed the whole
+    tree (the folder layout) found them already: the tree is not listed again."""
+    if ctx.specials is not None:
+        for path, found in ctx.specials:
+            ctx.special_file(special_file_error(path, found))
+        return
     stack = [str(root)]
     while stack:
         folder = stack.pop()

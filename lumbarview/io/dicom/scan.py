@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from lumbarview.core.errors import Cancelled, SpecialFileError
-from lumbarview.core.fs import atomic_write_bytes, read_regular_bytes
+from lumbarview.core.fs import atomic_write_bytes, read_regular_bytes, special_kind
 from lumbarview.core.types import LoadIssue, Severity
 from lumbarview.io.dicom.headers import (
     HEADER_FIELDS as _HEADER_FIELDS,
@@ -171,7 +171,8 @@ class FileStat:
     link: bool = False
 
 
-def walk_files(root: str | Path, include_links: bool = False) -> list[FileStat]:
+def walk_files(root: str | Path, include_links: bool = False,
+               specials: list[tuple[str, str]] | None = None) -> list[FileStat]:
     """Every regular file under ``root`` (or ``root`` itself), hidden files and folders
     excluded, linked folders not entered, in a stable order (each folder's files by name, then
     its subfolders by name, depth first); with ``include_links`` also symbolic links to files,
@@ -180,7 +181,9 @@ def walk_files(root: str | Path, include_links: bool = False) -> list[FileStat]:
     Folders are listed first (``os.scandir``: cheap, no stat), then files are stat'ed folder by
     folder in a few threads: a stat is a system call that releases the GIL, and at 48,000 files
     the stats are most of the time a re-open takes. The listing is done once per open: a layout
-    that lists the tree hands it on to :func:`scan_paths` (``listing``).
+    that lists the tree hands it on to :func:`scan_paths` (``listing``). With ``specials``, the
+    FIFOs, devices and sockets met on the way (links to them included) are appended to it as
+    ``(path, kind)``, so that nothing lists the tree again to name them.
     """
     root = str(root)
     if os.path.isfile(root):
@@ -206,8 +209,12 @@ def walk_files(root: str | Path, include_links: bool = False) -> list[FileStat]:
                     files.append((entry.path, False))
                 elif include_links and entry.is_symlink() and entry.is_file():
                     files.append((entry.path, True))
+                elif specials is not None and not entry.is_file() and not entry.is_dir():
+                    kind = special_kind(entry.stat(follow_symlinks=True).st_mode)
+                    if kind is not None:
+                        specials.append((entry.path, kind))
             except OSError:
-                continue
+                continue  # gone meanwhile, or a dangling link: nothing to open
         stack.extend(reversed(subfolders))
         if files:
             groups.append(files)

@@ -41,6 +41,9 @@ class OpenContext:
         self.user_scheme = scheme
         self.dataset = Dataset(path=str(root), layout="folder")
         self.dicom_error: NothingToOpenError | None = None
+        #: The FIFOs, devices and sockets a layout's own listing of the whole tree met, as
+        #: ``(path, kind)``; None when no layout listed the whole tree (they are then looked for).
+        self.specials: list[tuple[str, str]] | None = None
 
     def issue(self, severity: Severity, code: str, message: str, path: str | Path | None,
               case: Case | None = None) -> None:

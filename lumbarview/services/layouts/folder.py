@@ -59,7 +59,10 @@ def open_layout(ctx: OpenContext) -> None:
     # same listing goes to the DICOM scan, which would otherwise walk it again. Paths stay
     # strings (sorted as paths sort: by their parts) until a file is one read here: a DICOM
     # tree of 48,000 files makes no Path objects.
-    listing = [] if root.is_file() else walk_files(os.path.abspath(root), include_links=True)
+    specials: list[tuple[str, str]] = []
+    listing = [] if root.is_file() else walk_files(os.path.abspath(root), include_links=True, specials=specials)
+    if not root.is_file():
+        ctx.specials = specials  # named by open_path without a second walk
     names = [str(root)] if root.is_file() else sorted((st.path for st in listing), key=_path_parts)
     volumes: list[Path] = []
     files: list[Path] = []  # the files read here (volumes, meshes, markups, tables, documents)
