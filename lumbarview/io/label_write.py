@@ -10,9 +10,6 @@ is written whole to a temporary name beside it, then renamed.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lumbarview.core.fs import TMP_SUFFIX, atomic_write_bytes, fsync_dir
+from lumbarview.core.fs import atomic_write_bytes, atomic_write_parts, atomic_write_with
 from lumbarview.io.volume import check_volume_header
 from lumbarview.io.volume_headers import read_voxels
 
@@ -99,36 +96,14 @@ def _write_metaimage_like(source: Path, stored: npt.NDArray[Any], out: Path) -> 
         lines += ["CompressedData = False"]
     if out.name.lower().endswith(".mha"):
         lines += ["ElementDataFile = LOCAL"]
-        _atomic_stream(out, ("\n".join(lines) + "\n").encode("latin-1"), data)
+        atomic_write_parts(out, (("\n".join(lines) + "\n").encode("latin-1"), data))
         return
     raw_name = out.name[: -len(".mhd")] + ".raw"
     if out.with_name(raw_name).exists():
         raise ValueError(f"{raw_name} exists beside {out.name}; lumbarview never replaces a file")
-    _atomic_stream(out.with_name(raw_name), b"", data)
+    atomic_write_parts(out.with_name(raw_name), (data,))
     lines += [f"ElementDataFile = {raw_name}"]
     atomic_write_bytes(out, ("\n".join(lines) + "\n").encode("latin-1"))
-
-
-def _atomic_stream(path: Path, head: bytes, data: bytes | npt.NDArray[Any]) -> None:
-    """``head`` then ``data`` (an array written straight from its memory, no copy) to a
-    temporary file beside ``path``, flushed to disk, then renamed over it: readers see the
-    whole file or none."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(head)
-            if isinstance(data, np.ndarray):
-                data.tofile(fh)
-            else:
-                fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def _write_nrrd_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None:
@@ -138,12 +113,8 @@ def _write_nrrd_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None:
     for key in ("data file", "datafile", "line skip", "lineskip", "byte skip", "byteskip"):
         header.pop(key, None)
     header["encoding"] = "gzip"
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.lvtmp.nrrd")
-    try:
-        nrrd.write(str(tmp), stored.transpose(2, 1, 0), header, index_order="F")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_with(out, lambda tmp: nrrd.write(str(tmp), stored.transpose(2, 1, 0), header, index_order="F"),
+                      ".nrrd")
 
 
 def _write_nifti_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None:
@@ -158,12 +129,7 @@ def _write_nifti_like(source: Path, stored: npt.NDArray[Any], out: Path) -> None
     image = type(loaded)(data, None, header=header)
     image.header.set_slope_inter(*loaded.header.get_slope_inter())
     suffix = ".nii.gz" if out.name.lower().endswith(".nii.gz") else ".nii"
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.lvtmp{suffix}")
-    try:
-        nib.save(image, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_with(out, lambda tmp: nib.save(image, str(tmp)), suffix)
 
 
 def write_png_mask_like(source: str | Path, mask_ji: npt.NDArray[Any], out: str | Path) -> None:

@@ -10,7 +10,6 @@ geometry it was given.
 
 from __future__ import annotations
 
-import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lumbarview.core.fs import atomic_write_with
 from lumbarview.core.geometry import VolumeGeometry
 
 # MetaIO's element types, by numpy type (MET_LONG is 4 bytes in MetaIO: 64-bit is MET_LONG_LONG).
@@ -133,11 +133,5 @@ def write_volume(path: Path, array_kji: npt.NDArray[Any], geometry: VolumeGeomet
               else write_nifti if name.endswith((".nii", ".nii.gz")) else None)
     if writer is None:
         raise ValueError(f"{path.name}: no volume writer for this suffix (.mha, .nii, .nii.gz, .nrrd)")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.lvtmp" + (".nii.gz" if name.endswith(".nii.gz") else
-                                                                  Path(name).suffix))
-    try:
-        writer(tmp, array_kji, geometry)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_with(path, lambda tmp: writer(tmp, array_kji, geometry),
+                      ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix)

@@ -23,7 +23,6 @@ import hashlib
 import os
 import re
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,7 +37,7 @@ import orjson
 
 from lumbarview.core.dataset import STUDY_PREFIX, Case, Dataset
 from lumbarview.core.errors import Cancelled, LoadError, NothingToOpenError
-from lumbarview.core.fs import TMP_SUFFIX
+from lumbarview.core.fs import atomic_write_parts
 from lumbarview.core.types import LoadIssue, Severity
 from lumbarview.io.dicom.assemble import assemble, collection_from_doc, collection_to_doc
 from lumbarview.io.dicom.dicomdir import is_dicomdir, read_dicomdir
@@ -769,15 +768,7 @@ def _write_new(path: Path, data: bytes) -> None:
     makes everything durable at the end of an import or a retrieve. What a power cut takes
     before that is noticed when the study is opened (its size no longer matches) and fetched
     again by the next retrieve (:meth:`StudyDatabase.instances_of_series` checks the files)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_parts(path, (data,), durable=False)
 
 
 def _rehome(h: DicomFileHeader, path: str, st: os.stat_result) -> DicomFileHeader:
